@@ -1,0 +1,1 @@
+//! Dependencies: resolving imports to files of the same repository, and the dependency graph.

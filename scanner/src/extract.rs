@@ -1,0 +1,1 @@
+//! Extraction: definitions and imports from one parsed file.

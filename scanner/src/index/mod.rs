@@ -1,0 +1,1 @@
+//! The Tantivy code index: schema, tokenizers, writing and reading.

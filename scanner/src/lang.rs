@@ -1,0 +1,1 @@
+//! Languages: file detection, grammars and their tree-sitter queries.

@@ -1,0 +1,1 @@
+//! Watch mode: keep a repository's index fresh as files are saved.
