@@ -1,1 +1,25 @@
-//! placeholder crate root
+//! `dreamos-runtime`: configuration, tracing, and the sled store with everything persisted in it.
+//!
+//! A tour, in the order a process uses it:
+//! - [`config`]: the layered, validated [`Config`] (embedded defaults → file → `DREAMOS_` variables).
+//! - [`telemetry`]: the tracing subscriber and the [`telemetry::LogMirror`] hook. Only `main` installs it.
+//! - [`store`]: the one sled database per data directory, locked against a second process.
+//! - [`message`]: the envelope and its parts, persisted by the log.
+//! - [`log`]: the durable message log — group commit, recovery, history, dead letters, retention. Start here to
+//!   understand what "accepted" means.
+//! - [`audit`] and [`roster`]: who ran which command; which agents exist and what the captain last asked of them.
+//!
+//! Architecture invariant: this crate knows nothing of actors, Discord or tree-sitter. It stores and reports.
+
+pub mod audit;
+pub mod config;
+pub mod error;
+pub mod log;
+pub mod message;
+pub mod roster;
+pub mod store;
+pub mod telemetry;
+
+pub use config::Config;
+pub use error::{Error, Result};
+pub use store::Store;

@@ -1,0 +1,102 @@
+//! The audit log: every command any frontend ran, who ran it, when, and how it ended.
+
+use serde::{Deserialize, Serialize};
+use ulid::Ulid;
+
+use crate::{
+    config::Role,
+    error::Result,
+    message::Millis,
+    store::{Store, TypedTree},
+};
+
+const AUDIT_TREE: &str = "audit";
+
+/// One command, as the audit log keeps it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditEntry {
+    pub at: Millis,
+    /// The person: `console`, or a Discord user as `name (id)`.
+    pub who: String,
+    pub role: Role,
+    /// `console` or `discord`.
+    pub frontend: String,
+    /// The command as typed (or rebuilt from a slash command's options).
+    pub command: String,
+    pub outcome: AuditOutcome,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+// Externally tagged (serde's default): postcard cannot decode internally tagged enums.
+#[serde(rename_all = "snake_case")]
+pub enum AuditOutcome {
+    Ok,
+    Error { kind: String, message: String },
+}
+
+/// Append-only, keyed by ULID so that entries sort by time.
+#[derive(Clone)]
+pub struct AuditLog {
+    tree: TypedTree<AuditEntry>,
+}
+
+impl AuditLog {
+    pub fn open(store: &Store) -> Result<AuditLog> {
+        Ok(AuditLog {
+            tree: store.typed(AUDIT_TREE)?,
+        })
+    }
+
+    /// Writes one entry. It becomes durable with the next flush of the store: the message log flushes every few
+    /// milliseconds under load, and sled's background flush bounds the wait otherwise.
+    pub fn record(&self, entry: &AuditEntry) -> Result<()> {
+        self.tree.insert(&Ulid::new().0.to_be_bytes(), entry)
+    }
+
+    /// The newest entries, newest first.
+    pub fn recent(&self, limit: usize) -> Result<Vec<AuditEntry>> {
+        self.tree
+            .iter()
+            .rev()
+            .take(limit)
+            .map(|entry| entry.map(|(_, value)| value))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+
+    #[test]
+    fn entries_come_back_newest_first() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = Store::open(dir.path(), &Config::defaults().store).expect("open");
+        let audit = AuditLog::open(&store).expect("audit");
+        for (i, outcome) in [
+            AuditOutcome::Ok,
+            AuditOutcome::Error {
+                kind: "forbidden".into(),
+                message: "no".into(),
+            },
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            audit
+                .record(&AuditEntry {
+                    at: Millis(i as u64),
+                    who: "console".into(),
+                    role: Role::Viewer,
+                    frontend: "console".into(),
+                    command: format!("/cmd {i}"),
+                    outcome,
+                })
+                .expect("record");
+        }
+        let recent = audit.recent(10).expect("recent");
+        let commands: Vec<_> = recent.iter().map(|e| e.command.as_str()).collect();
+        assert_eq!(commands, ["/cmd 1", "/cmd 0"]);
+    }
+}

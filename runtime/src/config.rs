@@ -1,0 +1,606 @@
+//! Layered, validated configuration: the embedded `config/default.toml`, then a file, then `DREAMOS_` variables.
+//!
+//! Every layer is parsed into a TOML table and merged key by key, remembering which layer set each key, so an
+//! error can say where the bad value came from. The merged table is then deserialized into [`Config`] with
+//! `deny_unknown_fields` everywhere: an unknown key is an error, never silently ignored.
+
+use std::{collections::HashMap, fmt, path::Path, path::PathBuf, time::Duration};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// The defaults, compiled into the binary. It lists every setting with a comment.
+pub const DEFAULT_TOML: &str = include_str!("../../config/default.toml");
+
+/// Prefix of environment variables that override settings: `DREAMOS_SECTION__KEY`.
+pub const ENV_PREFIX: &str = "DREAMOS_";
+
+/// The whole configuration tree. Each component receives its own section; there is no global config.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub log: LogConfig,
+    pub store: StoreConfig,
+    pub messages: MessagesConfig,
+    pub retention: RetentionConfig,
+    pub supervisor: SupervisorConfig,
+    pub shutdown: ShutdownConfig,
+    pub console: ConsoleConfig,
+    pub agents: Vec<AgentConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    pub level: LogLevel,
+    pub console_level: LogLevel,
+    pub format: LogFormat,
+    pub files: bool,
+    pub mirror_level: LogLevel,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogLevel {
+    Error,
+    Warn,
+    Info,
+    Debug,
+    Trace,
+}
+
+impl LogLevel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogLevel::Error => "error",
+            LogLevel::Warn => "warn",
+            LogLevel::Info => "info",
+            LogLevel::Debug => "debug",
+            LogLevel::Trace => "trace",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Human,
+    Json,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreConfig {
+    pub max_batch: usize,
+    #[serde(with = "duration")]
+    pub background_flush: Duration,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct MessagesConfig {
+    pub max_body_bytes: usize,
+    pub max_attempts: u32,
+    pub default_kind: String,
+    #[serde(with = "duration")]
+    pub wait_timeout: Duration,
+    pub max_page: usize,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionConfig {
+    pub max_messages: u64,
+    #[serde(with = "duration")]
+    pub max_age: Duration,
+    #[serde(with = "duration")]
+    pub compact_every: Duration,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SupervisorConfig {
+    #[serde(with = "duration")]
+    pub backoff_initial: Duration,
+    #[serde(with = "duration")]
+    pub backoff_max: Duration,
+    pub max_restarts: u32,
+    #[serde(with = "duration")]
+    pub restart_window: Duration,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShutdownConfig {
+    #[serde(with = "duration")]
+    pub drain_timeout: Duration,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsoleConfig {
+    pub role: Role,
+    pub user: String,
+}
+
+/// Who may do what. The captain alone may broadcast, spawn or stop agents, and index repositories.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Viewer,
+    Operator,
+    Captain,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Viewer => "viewer",
+            Role::Operator => "operator",
+            Role::Captain => "captain",
+        }
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for Role {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Role, String> {
+        match s {
+            "viewer" => Ok(Role::Viewer),
+            "operator" => Ok(Role::Operator),
+            "captain" => Ok(Role::Captain),
+            other => Err(format!(
+                "unknown role `{other}`: use captain, operator or viewer"
+            )),
+        }
+    }
+}
+
+/// One agent of the swarm, as configured.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentConfig {
+    pub name: String,
+    #[serde(default = "star")]
+    pub skills: Vec<String>,
+    #[serde(default)]
+    pub groups: Vec<String>,
+    #[serde(default = "star")]
+    pub subscribe: Vec<String>,
+}
+
+fn star() -> Vec<String> {
+    vec!["*".to_string()]
+}
+
+/// Where a setting came from, for error messages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    Default,
+    File(PathBuf),
+    Env(String),
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Origin::Default => f.write_str("the built-in defaults"),
+            Origin::File(path) => write!(f, "{}", path.display()),
+            Origin::Env(var) => write!(f, "environment variable {var}"),
+        }
+    }
+}
+
+/// Builds a [`Config`] from layers. Later layers override earlier ones key by key.
+#[derive(Debug)]
+pub struct ConfigLoader {
+    merged: toml::Table,
+    /// Which layer last set each dotted key (`log.level`, `agents`).
+    origins: HashMap<String, Origin>,
+}
+
+impl ConfigLoader {
+    /// Starts from the embedded defaults.
+    pub fn new() -> ConfigLoader {
+        let mut loader = ConfigLoader {
+            merged: toml::Table::new(),
+            origins: HashMap::new(),
+        };
+        let defaults: toml::Table =
+            toml::from_str(DEFAULT_TOML).expect("the embedded config/default.toml is valid TOML");
+        loader.merge(defaults, &Origin::Default);
+        loader
+    }
+
+    /// Adds a TOML file. A missing file is an error: the caller decides whether a file is optional.
+    pub fn file(mut self, path: &Path) -> Result<ConfigLoader> {
+        let text = std::fs::read_to_string(path).map_err(|source| Error::ConfigRead {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let table: toml::Table = toml::from_str(&text).map_err(|e| Error::Config {
+            origin: path.display().to_string(),
+            message: format!("not valid TOML: {}", e.message()),
+        })?;
+        self.merge(table, &Origin::File(path.to_path_buf()));
+        Ok(self)
+    }
+
+    /// Adds environment variables named `DREAMOS_SECTION__KEY`. Variables without `__` (such as
+    /// `DREAMOS_DATA_DIR` or secrets) are not settings and are left to their readers.
+    pub fn env<I>(mut self, vars: I) -> Result<ConfigLoader>
+    where
+        I: IntoIterator<Item = (String, String)>,
+    {
+        let mut vars: Vec<(String, String)> = vars
+            .into_iter()
+            .filter(|(name, _)| name.starts_with(ENV_PREFIX) && name.contains("__"))
+            .collect();
+        // Sorted so that the outcome does not depend on the environment's order.
+        vars.sort();
+        for (name, raw) in vars {
+            let path: Vec<String> = name[ENV_PREFIX.len()..]
+                .split("__")
+                .map(|part| part.to_ascii_lowercase())
+                .collect();
+            if path.iter().any(|p| p.is_empty()) {
+                return Err(Error::Config {
+                    origin: format!("environment variable {name}"),
+                    message: "expected DREAMOS_SECTION__KEY, with a non-empty section and key"
+                        .to_string(),
+                });
+            }
+            let mut table = toml::Table::new();
+            let leaf = parse_env_value(&raw);
+            insert_path(&mut table, &path, leaf);
+            self.merge(table, &Origin::Env(name));
+        }
+        Ok(self)
+    }
+
+    /// Deserializes and validates the merged layers.
+    pub fn build(self) -> Result<Config> {
+        let value = toml::Value::Table(self.merged.clone());
+        let config: Config = serde_path_to_error::deserialize(value).map_err(|err| {
+            let key = err.path().to_string();
+            Error::Config {
+                origin: self.origin_of(&key),
+                message: format!("`{key}`: {}", err.inner()),
+            }
+        })?;
+        config.validate().map_err(|(key, message)| Error::Config {
+            origin: self.origin_of(&key),
+            message: format!("`{key}`: {message}"),
+        })?;
+        Ok(config)
+    }
+
+    fn merge(&mut self, layer: toml::Table, origin: &Origin) {
+        merge_table(&mut self.merged, layer, "", origin, &mut self.origins);
+    }
+
+    /// Names the layer that set `key` (or the nearest enclosing table that one layer set whole).
+    fn origin_of(&self, key: &str) -> String {
+        // Array indices (`agents[1].name`) are set together with their array.
+        let key = key.split('[').next().unwrap_or(key);
+        let mut probe = key;
+        loop {
+            if let Some(origin) = self.origins.get(probe) {
+                return origin.to_string();
+            }
+            match probe.rfind('.') {
+                Some(dot) => probe = &probe[..dot],
+                None => return Origin::Default.to_string(),
+            }
+        }
+    }
+}
+
+impl Default for ConfigLoader {
+    fn default() -> Self {
+        ConfigLoader::new()
+    }
+}
+
+impl Config {
+    /// The defaults alone: what `dreamos run` uses with no file and no environment.
+    pub fn defaults() -> Config {
+        ConfigLoader::new()
+            .build()
+            .expect("the embedded defaults are a valid configuration")
+    }
+
+    /// Checks what types alone cannot: ranges, names, uniqueness. Returns the offending key and why.
+    fn validate(&self) -> std::result::Result<(), (String, String)> {
+        let positive = [
+            ("store.max_batch", self.store.max_batch as u64),
+            (
+                "messages.max_body_bytes",
+                self.messages.max_body_bytes as u64,
+            ),
+            (
+                "messages.max_attempts",
+                u64::from(self.messages.max_attempts),
+            ),
+            ("messages.max_page", self.messages.max_page as u64),
+            ("retention.max_messages", self.retention.max_messages),
+            (
+                "supervisor.max_restarts",
+                u64::from(self.supervisor.max_restarts),
+            ),
+        ];
+        for (key, value) in positive {
+            if value == 0 {
+                return Err((key.to_string(), "must be at least 1".to_string()));
+            }
+        }
+        if self.supervisor.backoff_initial > self.supervisor.backoff_max {
+            return Err((
+                "supervisor.backoff_initial".to_string(),
+                "must not exceed supervisor.backoff_max".to_string(),
+            ));
+        }
+        if let Err(why) = crate::message::check_kind(&self.messages.default_kind) {
+            return Err(("messages.default_kind".to_string(), why));
+        }
+        if let Err(why) = crate::message::check_name(&self.console.user, "user") {
+            return Err(("console.user".to_string(), why));
+        }
+        let mut seen = std::collections::HashSet::new();
+        for (i, agent) in self.agents.iter().enumerate() {
+            let key = format!("agents[{i}]");
+            crate::message::check_name(&agent.name, "agent").map_err(|why| (key.clone(), why))?;
+            if !seen.insert(agent.name.as_str()) {
+                return Err((key, format!("agent `{}` is configured twice", agent.name)));
+            }
+            for group in &agent.groups {
+                crate::message::check_name(group, "group").map_err(|why| (key.clone(), why))?;
+            }
+            for kind in agent.subscribe.iter().filter(|k| k.as_str() != "*") {
+                crate::message::check_kind(kind).map_err(|why| (key.clone(), why))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// An environment value is read as a TOML value when it parses as one (`5`, `true`, `["a","b"]`), and as a
+/// plain string otherwise (`debug`), so users need not quote strings in their shell.
+fn parse_env_value(raw: &str) -> toml::Value {
+    let doc = format!("v = {raw}");
+    match toml::from_str::<toml::Table>(&doc) {
+        Ok(mut table) => table
+            .remove("v")
+            .unwrap_or_else(|| toml::Value::String(raw.to_string())),
+        Err(_) => toml::Value::String(raw.to_string()),
+    }
+}
+
+fn insert_path(table: &mut toml::Table, path: &[String], leaf: toml::Value) {
+    match path {
+        [] => {}
+        [last] => {
+            table.insert(last.clone(), leaf);
+        }
+        [first, rest @ ..] => {
+            let entry = table
+                .entry(first.clone())
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            if let toml::Value::Table(inner) = entry {
+                insert_path(inner, rest, leaf);
+            }
+        }
+    }
+}
+
+fn merge_table(
+    into: &mut toml::Table,
+    layer: toml::Table,
+    prefix: &str,
+    origin: &Origin,
+    origins: &mut HashMap<String, Origin>,
+) {
+    for (key, value) in layer {
+        let path = if prefix.is_empty() {
+            key.clone()
+        } else {
+            format!("{prefix}.{key}")
+        };
+        match (into.get_mut(&key), value) {
+            (Some(toml::Value::Table(existing)), toml::Value::Table(incoming)) => {
+                merge_table(existing, incoming, &path, origin, origins);
+            }
+            (_, value) => {
+                // A whole value (scalar, array, or a table where there was none) replaces what was there.
+                origins.retain(|k, _| !(k == &path || k.starts_with(&format!("{path}."))));
+                record_origins(&value, &path, origin, origins);
+                into.insert(key, value);
+            }
+        }
+    }
+}
+
+fn record_origins(
+    value: &toml::Value,
+    path: &str,
+    origin: &Origin,
+    origins: &mut HashMap<String, Origin>,
+) {
+    origins.insert(path.to_string(), origin.clone());
+    if let toml::Value::Table(table) = value {
+        for (key, inner) in table {
+            record_origins(inner, &format!("{path}.{key}"), origin, origins);
+        }
+    }
+}
+
+/// Durations written as humantime strings: "250ms", "5s", "30d".
+mod duration {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(value: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&humantime::format_duration(*value).to_string())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let text = String::deserialize(d)?;
+        humantime::parse_duration(&text).map_err(|e| {
+            serde::de::Error::custom(format!(
+                "`{text}` is not a duration ({e}); write it like \"250ms\", \"5s\" or \"2h\""
+            ))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(vars: &[(&str, &str)]) -> Vec<(String, String)> {
+        vars.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn load(file: Option<&str>, vars: &[(&str, &str)]) -> Result<Config> {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut loader = ConfigLoader::new();
+        if let Some(text) = file {
+            let path = dir.path().join("local.toml");
+            std::fs::write(&path, text).expect("write config");
+            loader = loader.file(&path)?;
+        }
+        loader.env(env(vars))?.build()
+    }
+
+    /// Loads and expects an error whose text contains every fragment.
+    fn check_err(file: Option<&str>, vars: &[(&str, &str)], fragments: &[&str]) {
+        let err = load(file, vars).expect_err("expected a configuration error");
+        let text = err.to_string();
+        for fragment in fragments {
+            assert!(text.contains(fragment), "error `{text}` lacks `{fragment}`");
+        }
+    }
+
+    #[test]
+    fn defaults_have_four_agents_with_every_skill() {
+        let config = Config::defaults();
+        let names: Vec<_> = config.agents.iter().map(|a| a.name.as_str()).collect();
+        assert_eq!(names, ["agent-1", "agent-2", "agent-3", "agent-4"]);
+        assert!(config.agents.iter().all(|a| a.skills == ["*"]));
+        assert_eq!(config.console.role, Role::Captain);
+        assert_eq!(config.messages.max_body_bytes, 65536);
+    }
+
+    #[test]
+    fn file_overrides_defaults_and_env_overrides_file() {
+        let config = load(
+            Some("[messages]\nmax_attempts = 7\n[log]\nlevel = \"debug\"\n"),
+            &[
+                ("DREAMOS_LOG__LEVEL", "trace"),
+                ("DREAMOS_DATA_DIR", "/ignored"),
+            ],
+        )
+        .expect("valid");
+        assert_eq!(config.messages.max_attempts, 7);
+        assert_eq!(config.log.level, LogLevel::Trace);
+        // Untouched keys of a touched section keep their defaults.
+        assert_eq!(config.messages.max_body_bytes, 65536);
+    }
+
+    #[test]
+    fn env_values_parse_as_toml_or_string() {
+        let config = load(
+            None,
+            &[
+                ("DREAMOS_MESSAGES__MAX_ATTEMPTS", "9"),
+                ("DREAMOS_SUPERVISOR__BACKOFF_MAX", "3s"),
+            ],
+        )
+        .expect("valid");
+        assert_eq!(config.messages.max_attempts, 9);
+        assert_eq!(config.supervisor.backoff_max, Duration::from_secs(3));
+    }
+
+    #[test]
+    fn file_can_replace_the_agent_list() {
+        let config = load(
+            Some("[[agents]]\nname = \"solo\"\nskills = [\"ping\"]\n"),
+            &[],
+        )
+        .expect("valid");
+        assert_eq!(config.agents.len(), 1);
+        assert_eq!(config.agents[0].subscribe, ["*"]);
+    }
+
+    #[test]
+    fn errors_name_the_key_and_its_origin() {
+        check_err(
+            None,
+            &[("DREAMOS_LOG__COLOUR", "red")],
+            &["log.colour", "DREAMOS_LOG__COLOUR", "unknown field"],
+        );
+        check_err(
+            Some("[log]\nfiles = \"yes\"\n"),
+            &[],
+            &["log.files", "local.toml", "expected a boolean"],
+        );
+        check_err(
+            None,
+            &[("DREAMOS_MESSAGES__MAX_ATTEMPTS", "lots")],
+            &["messages.max_attempts", "DREAMOS_MESSAGES__MAX_ATTEMPTS"],
+        );
+        check_err(
+            Some("[nonsense]\nx = 1\n"),
+            &[],
+            &["nonsense", "local.toml", "unknown field"],
+        );
+        check_err(
+            Some("[retention]\nmax_age = \"soon\"\n"),
+            &[],
+            &["retention.max_age", "not a duration"],
+        );
+        check_err(
+            None,
+            &[("DREAMOS_MESSAGES__MAX_ATTEMPTS", "0")],
+            &[
+                "messages.max_attempts",
+                "at least 1",
+                "DREAMOS_MESSAGES__MAX_ATTEMPTS",
+            ],
+        );
+        check_err(
+            Some("[[agents]]\nname = \"a\"\n[[agents]]\nname = \"a\"\n"),
+            &[],
+            &["agents[1]", "configured twice", "local.toml"],
+        );
+        check_err(
+            Some("[[agents]]\nname = \"Bad Name!\"\n"),
+            &[],
+            &["agents[0]", "Bad Name!"],
+        );
+        check_err(
+            Some("this is = = not toml"),
+            &[],
+            &["local.toml", "not valid TOML"],
+        );
+        check_err(None, &[("DREAMOS___LEVEL", "x")], &["DREAMOS___LEVEL"]);
+    }
+
+    #[test]
+    fn missing_file_is_a_clear_error() {
+        let err = ConfigLoader::new()
+            .file(Path::new("/nonexistent/dreamos.toml"))
+            .expect_err("missing file");
+        assert!(err.to_string().contains("/nonexistent/dreamos.toml"));
+    }
+}

@@ -1,0 +1,203 @@
+//! The writer thread: group commit.
+//!
+//! It blocks for the first submission, then takes whatever else is already queued (up to `max_batch` records),
+//! writes it all as one group, flushes once, and only then answers the senders. Under light load a group is one
+//! message and the answer comes a flush later; under heavy load groups grow and the flush cost is shared, which is
+//! what lets sled accept hundreds of thousands of messages a second. It runs on its own OS thread because sled's
+//! flush blocks.
+
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, oneshot};
+
+use super::{
+    state::GroupMeta, Accepted, CommitSink, Committed, DeadLetter, Group, LogInner, Outcome,
+    RecordRef, Resolution, StoredMessage, Submission,
+};
+use crate::message::{Millis, Seq};
+
+/// Senders waiting for their messages to be durable: (how many of the group's messages are theirs, reply).
+type Waiter = (usize, oneshot::Sender<Result<Vec<Accepted>, String>>);
+
+pub(super) fn run(
+    inner: Arc<LogInner>,
+    mut rx: mpsc::Receiver<Submission>,
+    sink: Arc<dyn CommitSink>,
+) {
+    let max_batch = inner.options.max_batch;
+    let mut closing: Option<oneshot::Sender<()>> = None;
+    while closing.is_none() {
+        let Some(first) = rx.blocking_recv() else {
+            break;
+        };
+        let mut records = first.records();
+        let mut batch = vec![first];
+        while records < max_batch {
+            match rx.try_recv() {
+                Ok(next) => {
+                    records += next.records();
+                    batch.push(next);
+                }
+                Err(_) => break,
+            }
+        }
+        let mut messages = Vec::with_capacity(records);
+        let mut resolutions = Vec::new();
+        let mut waiters: Vec<Waiter> = Vec::new();
+        for submission in batch {
+            match submission {
+                Submission::Append { messages: m, done } => {
+                    waiters.push((m.len(), done));
+                    messages.extend(m);
+                }
+                Submission::Resolve {
+                    resolution,
+                    outputs,
+                } => {
+                    resolutions.push(resolution);
+                    messages.extend(outputs);
+                }
+                Submission::Close { done } => {
+                    // Everything queued before the close is in this batch and gets written. What is still
+                    // queued when the loop ends is dropped unanswered: its senders get `Error::Closed`, and
+                    // dropped resolutions are simply redelivered after the restart.
+                    closing = Some(done);
+                }
+            }
+        }
+        if messages.is_empty() && resolutions.is_empty() {
+            continue;
+        }
+        commit(&inner, &*sink, messages, resolutions, waiters);
+    }
+    if let Err(err) = inner.store.flush() {
+        tracing::error!(error = %err, "final flush of the message log failed");
+    }
+    if let Some(done) = closing {
+        let _ = done.send(());
+    }
+}
+
+fn commit(
+    inner: &LogInner,
+    sink: &dyn CommitSink,
+    messages: Vec<StoredMessage>,
+    resolutions: Vec<Resolution>,
+    waiters: Vec<Waiter>,
+) {
+    let (key, first_seq) = {
+        let state = inner.state.lock();
+        (state.next_group, state.next_seq)
+    };
+    let at = Millis::now();
+    let messages: Vec<Arc<StoredMessage>> = messages
+        .into_iter()
+        .enumerate()
+        .map(|(i, mut message)| {
+            message.envelope.seq = Seq(first_seq + i as u64);
+            message.envelope.accepted_at = at;
+            Arc::new(message)
+        })
+        .collect();
+
+    let written = write_group(inner, key, first_seq, at, &messages, &resolutions);
+    if let Err(err) = written {
+        // The store is failing underneath us (disk full, I/O error). Nothing of this group is acknowledged;
+        // senders get the error, and resolutions will be retried by redelivery after a restart.
+        tracing::error!(error = %err, "message log write failed");
+        for (_, done) in waiters {
+            let _ = done.send(Err(err.to_string()));
+        }
+        return;
+    }
+
+    inner.state.lock().apply(
+        GroupMeta {
+            key,
+            first_seq,
+            messages: messages.len() as u64,
+            at,
+        },
+        &messages,
+        &resolutions,
+    );
+
+    // Answer the senders first: an accepted message is acknowledged before anyone can see its reply.
+    let mut next = 0;
+    for (count, done) in waiters {
+        let accepted = messages[next..next + count]
+            .iter()
+            .map(|m| Accepted {
+                id: m.envelope.id,
+                seq: m.envelope.seq,
+                accepted_at: at,
+            })
+            .collect();
+        next += count;
+        let _ = done.send(Ok(accepted));
+    }
+    sink.committed(&Committed {
+        messages,
+        resolutions,
+    });
+}
+
+fn write_group(
+    inner: &LogInner,
+    key: u64,
+    first_seq: u64,
+    at: Millis,
+    messages: &[Arc<StoredMessage>],
+    resolutions: &[Resolution],
+) -> crate::Result<()> {
+    let mut records: Vec<RecordRef<'_>> = Vec::with_capacity(messages.len() + resolutions.len());
+    records.extend(messages.iter().map(|m| RecordRef::Message(m)));
+    for resolution in resolutions {
+        let (seq, agent) = (resolution.seq, &resolution.agent);
+        records.push(match &resolution.outcome {
+            Outcome::Handled => RecordRef::Handled { seq, agent },
+            Outcome::Failed { attempt, error } => RecordRef::Failed {
+                seq,
+                agent,
+                attempt: *attempt,
+                error,
+            },
+            Outcome::Dead {
+                attempts,
+                error,
+                message,
+            } => {
+                // The dead-letter entry is written before the group that resolves the message, and both are
+                // flushed below: a crash in between only means the message fails and lands here once more.
+                let letter = DeadLetter {
+                    message: (**message).clone(),
+                    agent: agent.clone(),
+                    attempts: *attempts,
+                    error: error.clone(),
+                    at,
+                };
+                let mut dead_key = seq.0.to_be_bytes().to_vec();
+                dead_key.extend_from_slice(agent.as_str().as_bytes());
+                inner.dead.insert(&dead_key, &letter)?;
+                RecordRef::Dead {
+                    seq,
+                    agent,
+                    attempts: *attempts,
+                    error,
+                }
+            }
+        });
+    }
+    let group = Group {
+        first_seq,
+        at,
+        records,
+    };
+    // Roughly 300 bytes a message: one allocation for most groups.
+    let buffer = Vec::with_capacity(64 + messages.len() * 320 + resolutions.len() * 24);
+    let bytes =
+        postcard::to_extend(&group, buffer).expect("postcard encodes every serde value to a Vec");
+    inner.log_tree.insert(key.to_be_bytes(), bytes)?;
+    inner.store.flush()?;
+    Ok(())
+}

@@ -1,0 +1,294 @@
+//! The sled store: opened once per data directory, locked against a second process, versioned, with typed trees.
+//!
+//! Every persisted thing of Dream.OS lives in one sled database under `<data-dir>/db`, one tree per kind of
+//! record. Values are encoded with postcard (compact, fast, serde-driven); keys are big-endian so that sled's byte
+//! order is the logical order.
+
+use std::{
+    fs::File,
+    marker::PhantomData,
+    path::{Path, PathBuf},
+    sync::Arc,
+};
+
+use serde::{de::DeserializeOwned, Serialize};
+
+use crate::{
+    config::StoreConfig,
+    error::{Error, Result},
+};
+
+/// Version of the on-disk layout. Bump it when a tree's encoding changes incompatibly.
+pub const SCHEMA_VERSION: u32 = 1;
+
+const META_TREE: &str = "meta";
+const SCHEMA_KEY: &[u8] = b"schema_version";
+
+/// The open store. Cheap to clone; the database closes when the last clone is dropped.
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<StoreInner>,
+}
+
+struct StoreInner {
+    db: sled::Db,
+    dir: PathBuf,
+    // Held for the life of the store: the OS releases the lock when the process exits, even on `kill -9`.
+    _lock: File,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("dir", &self.inner.dir)
+            .finish()
+    }
+}
+
+impl Store {
+    /// Opens (creating if needed) the store in `data_dir`. A second process on the same directory gets
+    /// [`Error::DataDirInUse`].
+    pub fn open(data_dir: &Path, config: &StoreConfig) -> Result<Store> {
+        let io_err = |source| Error::DataDir {
+            dir: data_dir.to_path_buf(),
+            source,
+        };
+        std::fs::create_dir_all(data_dir).map_err(io_err)?;
+        let lock = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(data_dir.join("LOCK"))
+            .map_err(io_err)?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(Error::DataDirInUse {
+                    dir: data_dir.to_path_buf(),
+                })
+            }
+            Err(std::fs::TryLockError::Error(source)) => return Err(io_err(source)),
+        }
+        let db = sled::Config::new()
+            .path(data_dir.join("db"))
+            .cache_capacity(256 * 1024 * 1024)
+            .flush_every_ms(Some(config.background_flush.as_millis().max(1) as u64))
+            .open()?;
+        let store = Store {
+            inner: Arc::new(StoreInner {
+                db,
+                dir: data_dir.to_path_buf(),
+                _lock: lock,
+            }),
+        };
+        store.check_schema()?;
+        Ok(store)
+    }
+
+    /// The data directory this store lives in.
+    pub fn dir(&self) -> &Path {
+        &self.inner.dir
+    }
+
+    /// Makes every write so far durable.
+    pub fn flush(&self) -> Result<()> {
+        self.inner.db.flush()?;
+        Ok(())
+    }
+
+    /// A typed view of a tree.
+    pub fn typed<V>(&self, name: &'static str) -> Result<TypedTree<V>> {
+        Ok(TypedTree {
+            tree: self.inner.db.open_tree(name)?,
+            name,
+            _value: PhantomData,
+        })
+    }
+
+    pub(crate) fn raw_tree(&self, name: &str) -> Result<sled::Tree> {
+        Ok(self.inner.db.open_tree(name)?)
+    }
+
+    fn check_schema(&self) -> Result<()> {
+        let meta = self.raw_tree(META_TREE)?;
+        match meta.get(SCHEMA_KEY)? {
+            None => {
+                meta.insert(SCHEMA_KEY, &SCHEMA_VERSION.to_be_bytes())?;
+                self.flush()?;
+                Ok(())
+            }
+            Some(bytes) => {
+                let found = <[u8; 4]>::try_from(bytes.as_ref())
+                    .map(u32::from_be_bytes)
+                    .map_err(|_| Error::Corrupt {
+                        tree: META_TREE,
+                        message: "schema version is not 4 bytes".to_string(),
+                    })?;
+                if found == SCHEMA_VERSION {
+                    Ok(())
+                } else {
+                    Err(Error::Schema {
+                        dir: self.inner.dir.clone(),
+                        found,
+                        expected: SCHEMA_VERSION,
+                    })
+                }
+            }
+        }
+    }
+
+    #[cfg(test)]
+    pub(crate) fn set_schema_for_test(&self, version: u32) -> Result<()> {
+        self.raw_tree(META_TREE)?
+            .insert(SCHEMA_KEY, &version.to_be_bytes())?;
+        self.flush()
+    }
+}
+
+/// A sled tree whose values are `V`, encoded with postcard.
+pub struct TypedTree<V> {
+    tree: sled::Tree,
+    name: &'static str,
+    _value: PhantomData<fn() -> V>,
+}
+
+impl<V> Clone for TypedTree<V> {
+    fn clone(&self) -> Self {
+        TypedTree {
+            tree: self.tree.clone(),
+            name: self.name,
+            _value: PhantomData,
+        }
+    }
+}
+
+impl<V: Serialize + DeserializeOwned> TypedTree<V> {
+    pub fn get(&self, key: &[u8]) -> Result<Option<V>> {
+        match self.tree.get(key)? {
+            Some(bytes) => Ok(Some(self.decode(&bytes)?)),
+            None => Ok(None),
+        }
+    }
+
+    pub fn insert(&self, key: &[u8], value: &V) -> Result<()> {
+        self.tree.insert(key, encode(value))?;
+        Ok(())
+    }
+
+    pub fn remove(&self, key: &[u8]) -> Result<()> {
+        self.tree.remove(key)?;
+        Ok(())
+    }
+
+    pub fn len(&self) -> usize {
+        self.tree.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.tree.is_empty()
+    }
+
+    /// Every entry in key order.
+    pub fn iter(&self) -> impl DoubleEndedIterator<Item = Result<(sled::IVec, V)>> + '_ {
+        self.tree.iter().map(move |entry| {
+            let (key, bytes) = entry?;
+            Ok((key, self.decode(&bytes)?))
+        })
+    }
+
+    /// Entries in a key range, in key order (reverse with `.rev()`).
+    pub fn range<R: std::ops::RangeBounds<Vec<u8>>>(
+        &self,
+        range: R,
+    ) -> impl DoubleEndedIterator<Item = Result<(sled::IVec, V)>> + '_ {
+        self.tree.range(range).map(move |entry| {
+            let (key, bytes) = entry?;
+            Ok((key, self.decode(&bytes)?))
+        })
+    }
+
+    fn decode(&self, bytes: &[u8]) -> Result<V> {
+        decode(self.name, bytes)
+    }
+}
+
+pub(crate) fn encode<V: Serialize>(value: &V) -> Vec<u8> {
+    postcard::to_allocvec(value).expect("postcard encodes every serde value to a Vec")
+}
+
+pub(crate) fn decode<V: DeserializeOwned>(tree: &'static str, bytes: &[u8]) -> Result<V> {
+    postcard::from_bytes(bytes).map_err(|e| Error::Corrupt {
+        tree,
+        message: e.to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+
+    fn open(dir: &Path) -> Result<Store> {
+        Store::open(dir, &Config::defaults().store)
+    }
+
+    #[test]
+    fn second_open_of_a_data_dir_is_refused_clearly() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let _first = open(dir.path()).expect("first open");
+        let err = open(dir.path()).expect_err("second open must fail");
+        assert!(matches!(err, Error::DataDirInUse { .. }), "{err:?}");
+        assert!(err
+            .to_string()
+            .contains("in use by another dreamos process"));
+    }
+
+    #[test]
+    fn lock_is_released_when_the_store_is_dropped() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        drop(open(dir.path()).expect("first open"));
+        open(dir.path()).expect("reopen after drop");
+    }
+
+    #[test]
+    fn typed_tree_round_trips_and_survives_reopen() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        {
+            let store = open(dir.path()).expect("open");
+            let tree = store.typed::<(String, u32)>("things").expect("tree");
+            tree.insert(b"a", &("alpha".to_string(), 1))
+                .expect("insert");
+            tree.insert(b"b", &("beta".to_string(), 2)).expect("insert");
+            store.flush().expect("flush");
+        }
+        let store = open(dir.path()).expect("reopen");
+        let tree = store.typed::<(String, u32)>("things").expect("tree");
+        assert_eq!(tree.get(b"b").expect("get"), Some(("beta".to_string(), 2)));
+        let keys: Vec<_> = tree.iter().rev().map(|e| e.expect("entry").1 .1).collect();
+        assert_eq!(keys, [2, 1]);
+    }
+
+    #[test]
+    fn newer_schema_is_refused() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        open(dir.path())
+            .expect("open")
+            .set_schema_for_test(SCHEMA_VERSION + 1)
+            .expect("set");
+        let err = open(dir.path()).expect_err("newer schema");
+        assert!(err.to_string().contains("schema version"), "{err}");
+    }
+
+    #[test]
+    fn corrupt_values_are_errors_not_panics() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = open(dir.path()).expect("open");
+        store
+            .raw_tree("things")
+            .expect("tree")
+            .insert(b"k", &[0xff, 0xff, 0xff][..])
+            .expect("insert");
+        let tree = store.typed::<String>("things").expect("tree");
+        assert!(matches!(tree.get(b"k"), Err(Error::Corrupt { .. })));
+    }
+}
