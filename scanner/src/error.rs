@@ -12,6 +12,24 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// A language name (as in `lang:rust`) that the scanner does not know.
+    #[error("unknown language {0:?}; use one of: rust, python (py), javascript (js), typescript (ts), tsx, go, java, c, cpp (c++)")]
+    UnknownLanguage(String),
+    /// A language whose grammar was left out of this build by its cargo feature.
+    #[error("support for {lang} is not compiled into this build; rebuild dreamos-scanner with the feature {feature}")]
+    LanguageDisabled { lang: &'static str, feature: &'static str },
+    /// A tree-sitter query shipped with the scanner does not compile against its grammar (a bug in the scanner).
+    #[error("the {lang} query does not compile: {message}")]
+    QueryCompile { lang: &'static str, message: String },
+    /// Tree-sitter gave up parsing a file (it only does so when cancelled or out of resources).
+    #[error("tree-sitter could not parse this {lang} source")]
+    Parse { lang: &'static str },
+    /// The directory given to the walker cannot be walked.
+    #[error("cannot scan {}: {why}", path.display())]
+    WalkRoot { path: PathBuf, why: String },
+    /// A path given as relative to a repository is not one (absolute, `..`, or empty).
+    #[error("bad path {path:?}: {why}")]
+    BadPath { path: String, why: String },
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

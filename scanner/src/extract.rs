@@ -1,1 +1,796 @@
-//! Extraction: definitions and imports from one parsed file.
+//! Extraction: the definitions and imports of one source file, from its tree-sitter parse and its language query.
+//!
+//! [`extract`] is the one-call entry point; it keeps one [`Extractor`] (a parser and a query cursor) per thread,
+//! so callers on a thread pool pay for parser set-up once per thread, not once per file.
+//!
+//! What each definition gets, and where it comes from:
+//! - `name`, `kind`: the query's `@name` and `@definition.<kind>` captures. A function whose nearest enclosing
+//!   definition is a class, struct, trait, interface, enum, union or impl is a method.
+//! - `line`, `end_line`: the definition node's lines, except that `line` skips annotations, decorators and
+//!   attributes that some grammars put inside the node (Java's `@Override`), so that `line` and `signature`
+//!   point at the declaration itself, as Universal Ctags does.
+//! - `container`: an explicit scope (Go receiver, C++ `Foo::bar`), else the innermost enclosing class, struct,
+//!   trait, interface, enum, union, impl, module or namespace, found by nesting of byte ranges (no parent walks,
+//!   which tree-sitter answers by descending from the root each time).
+//! - `doc`: the comment lines right above (Rust `///`, `/** */` blocks, Go `//` runs), read from the text, or a
+//!   Python docstring, read from the body.
+
+use std::cell::RefCell;
+
+use tree_sitter::{Node, Parser, QueryCursor, StreamingIterator};
+
+use crate::error::{Error, Result};
+use crate::lang::{ImportHook, Role};
+use crate::model::{Definition, FileFacts, Import, ImportKind, Lang, SymbolKind};
+
+/// Longest signature kept, in characters: enough for a long function head, short enough for a result line.
+const MAX_SIGNATURE_CHARS: usize = 200;
+/// Longest doc comment kept, in bytes: the summary a search result shows, not the whole manual.
+const MAX_DOC_BYTES: usize = 1024;
+
+/// Reusable parsing state for one thread: a parser (re-targeted when the language changes) and a query cursor.
+pub struct Extractor {
+    parser: Parser,
+    cursor: QueryCursor,
+    lang: Option<Lang>,
+}
+
+impl Default for Extractor {
+    fn default() -> Self {
+        Extractor::new()
+    }
+}
+
+impl std::fmt::Debug for Extractor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Extractor")
+            .field("lang", &self.lang)
+            .finish()
+    }
+}
+
+thread_local! {
+    static EXTRACTOR: RefCell<Extractor> = RefCell::new(Extractor::new());
+}
+
+/// Extracts the definitions and imports of `source`, written in `lang`, with this thread's [`Extractor`].
+///
+/// Never panics on any input: syntax errors become ERROR nodes, and whatever parses around them is still found.
+pub fn extract(lang: Lang, source: &str) -> Result<FileFacts> {
+    EXTRACTOR.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut extractor) => extractor.extract(lang, source),
+        // Only reachable if a caller re-enters `extract` from inside itself; a fresh extractor keeps that correct.
+        Err(_) => Extractor::new().extract(lang, source),
+    })
+}
+
+/// A definition as the query found it, before containers, lines and text are worked out.
+struct RawDef<'tree> {
+    kind: SymbolKind,
+    node: Node<'tree>,
+    name: String,
+    /// Where the name starts: two patterns that match the same name are the same definition.
+    name_start: usize,
+    scope: Option<String>,
+    pattern: usize,
+}
+
+impl Extractor {
+    /// A new extractor; its parser is given a language on first use.
+    pub fn new() -> Extractor {
+        Extractor {
+            parser: Parser::new(),
+            cursor: QueryCursor::new(),
+            lang: None,
+        }
+    }
+
+    /// Extracts the definitions and imports of `source`, written in `lang`.
+    pub fn extract(&mut self, lang: Lang, source: &str) -> Result<FileFacts> {
+        let queries = lang.queries()?;
+        if self.lang != Some(lang) {
+            self.parser
+                .set_language(&lang.grammar()?)
+                .map_err(|e| Error::QueryCompile {
+                    lang: lang.name(),
+                    message: e.to_string(),
+                })?;
+            self.lang = Some(lang);
+        }
+        let tree = self
+            .parser
+            .parse(source, None)
+            .ok_or(Error::Parse { lang: lang.name() })?;
+
+        let mut facts = FileFacts::default();
+        let mut raws: Vec<RawDef<'_>> = Vec::new();
+        let mut matches = self
+            .cursor
+            .matches(&queries.query, tree.root_node(), source.as_bytes());
+        while let Some(m) = matches.next() {
+            let mut def = None;
+            let mut name = None;
+            let mut declarator = None;
+            let mut scope = None;
+            for capture in m.captures {
+                match queries.roles[capture.index as usize] {
+                    Role::Definition(kind) => def = Some((kind, capture.node)),
+                    Role::Name => name = Some(capture.node),
+                    Role::Declarator => declarator = Some(capture.node),
+                    Role::Scope => scope = Some(capture.node),
+                    Role::Import(kind) => {
+                        push_import(&mut facts.imports, kind, capture.node, source)
+                    }
+                    Role::ImportHook(hook) => {
+                        import_hook(&mut facts.imports, hook, capture.node, source)
+                    }
+                    Role::Ignore => {}
+                }
+            }
+            let Some((mut kind, node)) = def else {
+                continue;
+            };
+            let scope = scope.map(|n| text(source, n).to_string());
+            let raw = if let Some(decl) = declarator {
+                let Some(found) = declarator_name(decl) else {
+                    continue;
+                };
+                // A declarator without a function inside is not a function definition (a macro call that
+                // tree-sitter read as one); a field declarator with a function inside is a method prototype,
+                // which ctags counts apart and so do we.
+                let keep = match kind {
+                    SymbolKind::Function | SymbolKind::Method => found.through_function,
+                    SymbolKind::Field => !found.through_function,
+                    _ => true,
+                };
+                if !keep {
+                    continue;
+                }
+                let (name, qualifier) = split_qualified(text(source, found.node));
+                if qualifier.is_some() && kind == SymbolKind::Function {
+                    kind = SymbolKind::Method;
+                }
+                RawDef {
+                    kind,
+                    node,
+                    name,
+                    name_start: found.node.start_byte(),
+                    scope: qualifier.or(scope),
+                    pattern: m.pattern_index,
+                }
+            } else if let Some(name_node) = name {
+                let (name, qualifier) = split_qualified(text(source, name_node));
+                RawDef {
+                    kind,
+                    node,
+                    name,
+                    name_start: name_node.start_byte(),
+                    scope: qualifier.or(scope),
+                    pattern: m.pattern_index,
+                }
+            } else {
+                continue;
+            };
+            if raw.name.is_empty() {
+                continue;
+            }
+            raws.push(raw);
+        }
+
+        facts.definitions = finish_definitions(lang, raws, source);
+        facts.imports.sort_by_key(|i| i.line);
+        Ok(facts)
+    }
+}
+
+/// Deduplicates, nests and dresses the raw definitions: containers, method kinds, lines, signature and doc.
+fn finish_definitions(lang: Lang, mut raws: Vec<RawDef<'_>>, source: &str) -> Vec<Definition> {
+    // Two patterns matching the same name are the same definition; the earlier pattern is the more specific.
+    raws.sort_by_key(|r| (r.name_start, r.pattern));
+    raws.dedup_by_key(|r| r.name_start);
+    // Outer definitions before inner ones: by start, and the longer first when two start together.
+    raws.sort_by_key(|r| (r.node.start_byte(), std::cmp::Reverse(r.node.end_byte())));
+
+    let mut out = Vec::with_capacity(raws.len());
+    // Indices into `raws` of the definitions enclosing the current one, outermost first.
+    let mut stack: Vec<usize> = Vec::new();
+    for i in 0..raws.len() {
+        let (start, end) = (raws[i].node.start_byte(), raws[i].node.end_byte());
+        while let Some(&top) = stack.last() {
+            if raws[top].node.start_byte() <= start && end <= raws[top].node.end_byte() {
+                break;
+            }
+            stack.pop();
+        }
+        let raw = &raws[i];
+        let mut kind = raw.kind;
+        let parent_kind = stack.last().map(|&p| raws[p].kind);
+        let container = match &raw.scope {
+            Some(scope) => {
+                if kind == SymbolKind::Function {
+                    kind = SymbolKind::Method;
+                }
+                Some(scope.clone())
+            }
+            None => {
+                if kind == SymbolKind::Function && parent_kind.is_some_and(makes_methods) {
+                    kind = SymbolKind::Method;
+                }
+                stack
+                    .iter()
+                    .rev()
+                    .find(|&&p| is_container(raws[p].kind))
+                    .map(|&p| raws[p].name.clone())
+            }
+        };
+
+        let (decl_start, decl_row) = declaration_start(raw.node);
+        let end = raw.node.end_position();
+        // A node that ends with its line break ends at column 0 of the next line; that line is not its own.
+        let end_row = if end.column == 0 && end.row > decl_row {
+            end.row - 1
+        } else {
+            end.row
+        };
+        let doc = if lang == Lang::Python {
+            python_docstring(raw.node, source)
+        } else {
+            doc_above(lang, source, decl_start)
+        };
+        out.push(Definition {
+            name: raw.name.clone(),
+            kind,
+            line: to_line(decl_row),
+            end_line: to_line(end_row.max(decl_row)),
+            container,
+            signature: signature(source, decl_start),
+            doc,
+        });
+        stack.push(i);
+    }
+    out
+}
+
+/// Kinds whose functions are methods.
+fn makes_methods(kind: SymbolKind) -> bool {
+    matches!(
+        kind,
+        SymbolKind::Class
+            | SymbolKind::Struct
+            | SymbolKind::Interface
+            | SymbolKind::Enum
+            | SymbolKind::Union
+            | SymbolKind::Impl
+    )
+}
+
+/// Kinds that name a container for what they enclose.
+fn is_container(kind: SymbolKind) -> bool {
+    makes_methods(kind) || matches!(kind, SymbolKind::Module | SymbolKind::Namespace)
+}
+
+fn to_line(row: usize) -> u32 {
+    u32::try_from(row.saturating_add(1)).unwrap_or(u32::MAX)
+}
+
+/// The node's text; empty if tree-sitter's range does not fall on character boundaries (it always should).
+fn text<'s>(source: &'s str, node: Node<'_>) -> &'s str {
+    source.get(node.byte_range()).unwrap_or("")
+}
+
+/// Where the declaration proper starts: after annotations, decorators and attributes that the grammar puts
+/// inside the definition node. Returns the byte offset and the row.
+fn declaration_start(node: Node<'_>) -> (usize, usize) {
+    // `child(i)` walks from the first child; definitions have few leading children, so this stays cheap
+    // and, unlike a tree cursor, allocates nothing.
+    for i in 0..node.child_count() {
+        let Some(child) = node.child(i) else { break };
+        if is_decoration(child.kind()) {
+            continue;
+        }
+        if child.kind() == "modifiers" {
+            // Java keeps annotations among the modifiers: start at the first real modifier, if any.
+            for j in 0..child.child_count() {
+                let Some(modifier) = child.child(j) else {
+                    break;
+                };
+                if !is_decoration(modifier.kind()) {
+                    return (modifier.start_byte(), modifier.start_position().row);
+                }
+            }
+            continue;
+        }
+        return (child.start_byte(), child.start_position().row);
+    }
+    (node.start_byte(), node.start_position().row)
+}
+
+fn is_decoration(kind: &str) -> bool {
+    matches!(
+        kind,
+        "annotation"
+            | "marker_annotation"
+            | "decorator"
+            | "attribute_item"
+            | "attribute_declaration"
+            | "comment"
+            | "line_comment"
+            | "block_comment"
+    )
+}
+
+/// The declaration's first line from `start`, trimmed and capped at [`MAX_SIGNATURE_CHARS`] characters.
+fn signature(source: &str, start: usize) -> String {
+    let rest = source.get(start..).unwrap_or("");
+    let line = match memchr::memchr(b'\n', rest.as_bytes()) {
+        Some(end) => &rest[..end],
+        None => rest,
+    };
+    let line = line.trim();
+    match line.char_indices().nth(MAX_SIGNATURE_CHARS) {
+        Some((cut, _)) => line[..cut].to_string(),
+        None => line.to_string(),
+    }
+}
+
+/// Cuts `text` to at most `max` bytes on a character boundary.
+fn cap_bytes(mut text: String, max: usize) -> String {
+    if text.len() > max {
+        let mut cut = max;
+        while !text.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        text.truncate(cut);
+    }
+    text
+}
+
+/// The lines of `source` above the line holding byte `start`, nearest first.
+fn lines_above(source: &str, start: usize) -> impl Iterator<Item = &str> {
+    let head = source.get(..start).unwrap_or("");
+    let line_start = memchr::memrchr(b'\n', head.as_bytes()).map_or(0, |i| i + 1);
+    let above = if line_start == 0 {
+        None
+    } else {
+        Some(&head[..line_start - 1])
+    };
+    above.into_iter().flat_map(|text| text.rsplit('\n'))
+}
+
+/// The doc comment directly above a declaration, read from the source text. Lines of attributes, annotations,
+/// decorators and `template <...>` between the comment and the declaration are skipped; a blank line ends it.
+fn doc_above(lang: Lang, source: &str, start: usize) -> Option<String> {
+    let mut collected: Vec<&str> = Vec::new();
+    let mut in_block = false;
+    for raw in lines_above(source, start) {
+        let line = raw.trim();
+        if in_block {
+            collected.push(line);
+            if line.starts_with("/**") {
+                break;
+            }
+            if line.starts_with("/*") {
+                // A plain block comment, not a doc comment.
+                return None;
+            }
+            continue;
+        }
+        if line.is_empty() {
+            break;
+        }
+        if collected.is_empty() && is_decoration_line(lang, line) {
+            continue;
+        }
+        let line_doc = match lang {
+            Lang::Rust => line.starts_with("///") && !line.starts_with("////"),
+            Lang::Go => line.starts_with("//"),
+            Lang::C | Lang::Cpp => line.starts_with("///"),
+            _ => false,
+        };
+        if line_doc {
+            collected.push(line);
+            continue;
+        }
+        if collected.is_empty() && line.ends_with("*/") && lang != Lang::Go && lang != Lang::Python
+        {
+            collected.push(line);
+            if line.starts_with("/**") {
+                break;
+            }
+            if line.starts_with("/*") {
+                return None;
+            }
+            in_block = true;
+            continue;
+        }
+        break;
+    }
+    if collected.is_empty() || (in_block && !collected.last().is_some_and(|l| l.starts_with("/**")))
+    {
+        return None;
+    }
+    collected.reverse();
+    let mut doc = String::new();
+    for line in collected {
+        let cleaned = clean_comment_line(line);
+        if !doc.is_empty() {
+            doc.push('\n');
+        }
+        doc.push_str(cleaned);
+    }
+    let doc = doc.trim().to_string();
+    (!doc.is_empty()).then(|| cap_bytes(doc, MAX_DOC_BYTES))
+}
+
+fn is_decoration_line(lang: Lang, line: &str) -> bool {
+    match lang {
+        Lang::Rust => line.starts_with("#["),
+        Lang::Java | Lang::JavaScript | Lang::TypeScript | Lang::Tsx => line.starts_with('@'),
+        Lang::Cpp => line.starts_with("template") || line.starts_with("[["),
+        _ => false,
+    }
+}
+
+/// One comment line without its comment markers.
+fn clean_comment_line(line: &str) -> &str {
+    let mut s = line;
+    for prefix in ["///", "/**", "//", "/*"] {
+        if let Some(rest) = s.strip_prefix(prefix) {
+            s = rest;
+            break;
+        }
+    }
+    if let Some(rest) = s.strip_suffix("*/") {
+        s = rest;
+    }
+    let s = s.trim();
+    // Javadoc-style continuation lines start with `*`.
+    s.strip_prefix('*').map_or(s, str::trim_start)
+}
+
+/// A Python class or function's docstring: a string as the first statement of its body.
+fn python_docstring(node: Node<'_>, source: &str) -> Option<String> {
+    let body = node.child_by_field_name("body")?;
+    let first = body.named_child(0)?;
+    if first.kind() != "expression_statement" {
+        return None;
+    }
+    let string = first.named_child(0)?;
+    if string.kind() != "string" {
+        return None;
+    }
+    let raw = text(source, string);
+    let unprefixed = raw.trim_start_matches(|c: char| c.is_ascii_alphabetic());
+    let inner = ["\"\"\"", "'''", "\"", "'"]
+        .iter()
+        .find_map(|q| unprefixed.strip_prefix(q)?.strip_suffix(q))?;
+    let doc = clean_docstring(inner);
+    (!doc.is_empty()).then(|| cap_bytes(doc, MAX_DOC_BYTES))
+}
+
+/// Python's `inspect.cleandoc`: the first line trimmed, the others dedented by their common indentation.
+fn clean_docstring(inner: &str) -> String {
+    let mut lines = inner.lines();
+    let first = lines.next().unwrap_or("").trim();
+    let rest: Vec<&str> = lines.collect();
+    let indent = rest
+        .iter()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| l.len() - l.trim_start().len())
+        .min()
+        .unwrap_or(0);
+    let mut out = String::from(first);
+    for line in rest {
+        out.push('\n');
+        out.push_str(line.get(indent..).unwrap_or(line.trim_start()).trim_end());
+    }
+    out.trim().to_string()
+}
+
+/// A name found inside a C/C++ declarator.
+struct DeclaratorName<'tree> {
+    node: Node<'tree>,
+    /// Whether a function declarator was passed on the way: `int f(void)` or `int (*f)(void)`.
+    through_function: bool,
+}
+
+/// Descends through pointer, reference, array, parenthesized, attributed, init and function declarators to
+/// the declared name.
+fn declarator_name(mut node: Node<'_>) -> Option<DeclaratorName<'_>> {
+    let mut through_function = false;
+    // Declarators nest a handful deep in real code; the bound only guards against a pathological tree.
+    for _ in 0..64 {
+        match node.kind() {
+            "identifier"
+            | "field_identifier"
+            | "type_identifier"
+            | "primitive_type"
+            | "qualified_identifier"
+            | "destructor_name"
+            | "operator_name"
+            | "template_function"
+            | "operator_cast" => {
+                return Some(DeclaratorName {
+                    node,
+                    through_function,
+                })
+            }
+            "function_declarator" => {
+                through_function = true;
+                node = node.child_by_field_name("declarator")?;
+            }
+            "pointer_declarator"
+            | "reference_declarator"
+            | "array_declarator"
+            | "attributed_declarator"
+            | "init_declarator"
+            | "abstract_function_declarator" => {
+                node = match node.child_by_field_name("declarator") {
+                    Some(inner) => inner,
+                    // C++ reference declarators hold their declarator as an unnamed child.
+                    None => node.named_child(node.named_child_count().checked_sub(1)?)?,
+                };
+            }
+            "parenthesized_declarator" => node = node.named_child(0)?,
+            _ => return None,
+        }
+    }
+    None
+}
+
+/// Splits `a::b::name` into `name` and `Some("a::b")`; a plain name has no qualifier. Template arguments
+/// are dropped from the name (`Vec<T>` is `Vec`), whitespace is removed, and string names lose their quotes.
+fn split_qualified(raw: &str) -> (String, Option<String>) {
+    let trimmed = raw.trim();
+    if let Some(unquoted) = ["\"", "'", "`"]
+        .iter()
+        .find_map(|q| trimmed.strip_prefix(q)?.strip_suffix(q))
+    {
+        return (unquoted.to_string(), None);
+    }
+    let compact: String = if trimmed.contains(char::is_whitespace) {
+        // Keep the one space that `operator new` or `operator delete` needs.
+        let mut s = String::with_capacity(trimmed.len());
+        let mut last_space = false;
+        for c in trimmed.chars() {
+            if c.is_whitespace() {
+                last_space = true;
+                continue;
+            }
+            if last_space && s.ends_with("operator") && c.is_alphabetic() {
+                s.push(' ');
+            }
+            last_space = false;
+            s.push(c);
+        }
+        s
+    } else {
+        trimmed.to_string()
+    };
+    // The last `::` outside template brackets separates the qualifier.
+    let mut depth = 0i32;
+    let mut split = None;
+    let bytes = compact.as_bytes();
+    for (i, &b) in bytes.iter().enumerate() {
+        match b {
+            b'<' => depth += 1,
+            b'>' => depth -= 1,
+            b':' if depth == 0 && bytes.get(i + 1) == Some(&b':') => split = Some(i),
+            _ => {}
+        }
+    }
+    let (qualifier, name) = match split {
+        Some(i) if i > 0 => (Some(&compact[..i]), &compact[i + 2..]),
+        Some(_) => (None, &compact[2..]),
+        None => (None, compact.as_str()),
+    };
+    let name = if name.starts_with("operator") {
+        name
+    } else {
+        name.split('<').next().unwrap_or(name)
+    };
+    (name.to_string(), qualifier.map(str::to_string))
+}
+
+fn line_of(node: Node<'_>) -> u32 {
+    to_line(node.start_position().row)
+}
+
+/// Records an import captured directly: the module is the node's text without its quotes or angle brackets.
+fn push_import(out: &mut Vec<Import>, kind: ImportKind, node: Node<'_>, source: &str) {
+    let raw = text(source, node).trim();
+    let module = ["\"", "'", "`"]
+        .iter()
+        .find_map(|q| raw.strip_prefix(q)?.strip_suffix(q))
+        .or_else(|| raw.strip_prefix('<')?.strip_suffix('>'))
+        .unwrap_or(raw)
+        .trim();
+    if module.is_empty() {
+        return;
+    }
+    out.push(Import {
+        module: module.to_string(),
+        line: line_of(node),
+        kind,
+    });
+}
+
+fn import_hook(out: &mut Vec<Import>, hook: ImportHook, node: Node<'_>, source: &str) {
+    match hook {
+        ImportHook::RustUse => {
+            let line = line_of(node);
+            let mut prefix = String::new();
+            rust_use_paths(node, source, &mut prefix, &mut |module| {
+                out.push(Import {
+                    module,
+                    line,
+                    kind: ImportKind::Use,
+                })
+            });
+        }
+        ImportHook::PythonImport => {
+            let line = line_of(node);
+            let mut cursor = node.walk();
+            for name in node.children_by_field_name("name", &mut cursor) {
+                let dotted = match name.kind() {
+                    "aliased_import" => name.child_by_field_name("name"),
+                    _ => Some(name),
+                };
+                if let Some(dotted) = dotted {
+                    let module = compact_text(source, dotted);
+                    if !module.is_empty() {
+                        out.push(Import {
+                            module,
+                            line,
+                            kind: ImportKind::Use,
+                        });
+                    }
+                }
+            }
+        }
+        ImportHook::PythonFrom => python_from(out, node, source),
+        ImportHook::Java => {
+            let mut module = String::new();
+            let mut wildcard = false;
+            for i in 0..node.named_child_count() {
+                let Some(child) = node.named_child(i) else {
+                    break;
+                };
+                match child.kind() {
+                    "scoped_identifier" | "identifier" => module = compact_text(source, child),
+                    "asterisk" => wildcard = true,
+                    _ => {}
+                }
+            }
+            if module.is_empty() {
+                return;
+            }
+            if wildcard {
+                module.push_str(".*");
+            }
+            out.push(Import {
+                module,
+                line: line_of(node),
+                kind: ImportKind::Use,
+            });
+        }
+    }
+}
+
+/// The node's text without whitespace or comments in it: `a . b` and `a::\n b` name the same path.
+fn compact_text(source: &str, node: Node<'_>) -> String {
+    text(source, node)
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .collect()
+}
+
+/// Expands a Rust use tree into one path per leaf: `a::{b, c::{d as e, *}}` gives `a::b`, `a::c::d`,
+/// `a::c::*`; `a::{self}` gives `a`.
+fn rust_use_paths(
+    node: Node<'_>,
+    source: &str,
+    prefix: &mut String,
+    emit: &mut impl FnMut(String),
+) {
+    let joined = |prefix: &str, path: &str| -> String {
+        if prefix.is_empty() {
+            path.to_string()
+        } else if path == "self" {
+            prefix.trim_end_matches("::").to_string()
+        } else {
+            format!("{prefix}{path}")
+        }
+    };
+    match node.kind() {
+        "use_as_clause" => {
+            if let Some(path) = node.child_by_field_name("path") {
+                emit(joined(prefix, &compact_text(source, path)));
+            }
+        }
+        "use_wildcard" => {
+            // The wildcard's path is its first named child; `use *` alone has none.
+            let path = node
+                .named_child(0)
+                .map(|p| compact_text(source, p))
+                .unwrap_or_default();
+            let base = joined(prefix, &path);
+            emit(if base.is_empty() {
+                "*".to_string()
+            } else {
+                format!("{}::*", base.trim_end_matches("::"))
+            });
+        }
+        "scoped_use_list" => {
+            let saved = prefix.len();
+            if let Some(path) = node.child_by_field_name("path") {
+                prefix.push_str(&compact_text(source, path));
+                prefix.push_str("::");
+            }
+            if let Some(list) = node.child_by_field_name("list") {
+                rust_use_paths(list, source, prefix, emit);
+            }
+            prefix.truncate(saved);
+        }
+        "use_list" => {
+            for i in 0..node.named_child_count() {
+                if let Some(child) = node.named_child(i) {
+                    rust_use_paths(child, source, prefix, emit);
+                }
+            }
+        }
+        "line_comment" | "block_comment" => {}
+        _ => {
+            let path = compact_text(source, node);
+            if !path.is_empty() {
+                emit(joined(prefix, &path));
+            }
+        }
+    }
+}
+
+/// `from m import a, b` gives `m.a` and `m.b`: each may be a submodule (`from . import util`) or a name in
+/// `m`; resolution tries the longer module first. `from m import *` gives `m`. Relative imports keep their
+/// leading dots and are [`ImportKind::Relative`].
+fn python_from(out: &mut Vec<Import>, node: Node<'_>, source: &str) {
+    let Some(module_node) = node.child_by_field_name("module_name") else {
+        return;
+    };
+    let module = compact_text(source, module_node);
+    let kind = if module_node.kind() == "relative_import" {
+        ImportKind::Relative
+    } else {
+        ImportKind::Use
+    };
+    let line = line_of(node);
+    let mut any = false;
+    let mut cursor = node.walk();
+    for name in node.children_by_field_name("name", &mut cursor) {
+        let dotted = match name.kind() {
+            "aliased_import" => name.child_by_field_name("name"),
+            _ => Some(name),
+        };
+        let Some(dotted) = dotted else { continue };
+        let name = compact_text(source, dotted);
+        if name.is_empty() {
+            continue;
+        }
+        let full = if module.ends_with('.') {
+            format!("{module}{name}")
+        } else {
+            format!("{module}.{name}")
+        };
+        out.push(Import {
+            module: full,
+            line,
+            kind,
+        });
+        any = true;
+    }
+    if !any && !module.is_empty() {
+        out.push(Import { module, line, kind });
+    }
+}
+
+#[cfg(test)]
+mod tests;

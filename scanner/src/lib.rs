@@ -2,6 +2,11 @@
 //!
 //! Start with [`model`], the types everything else speaks in.
 //! The scanner never spawns actors, never opens sled and never names Discord: paths in, answers out.
+//!
+//! Reading a repository: [`walk::walk`] yields its text files on every core (honouring `.gitignore`, counting
+//! what it skips and why), [`walk::read_source`] reads one file by the same rules; [`extract::extract`] (or a
+//! per-thread [`extract::Extractor`]) turns a file into [`model::FileFacts`] with tree-sitter; [`lang`] holds
+//! the languages, their grammars and queries.
 
 pub mod deps;
 pub mod error;

@@ -1,0 +1,6 @@
+; Python definitions. Started from tree-sitter-python's tags.scm; functions inside a class become methods
+; in code. Module-level assignments are variables, as Universal Ctags reports them.
+
+(class_definition name: (identifier) @name) @definition.class
+(function_definition name: (identifier) @name) @definition.function
+(module (expression_statement (assignment left: (identifier) @name) @definition.variable))
