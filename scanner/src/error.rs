@@ -17,7 +17,10 @@ pub enum Error {
     UnknownLanguage(String),
     /// A language whose grammar was left out of this build by its cargo feature.
     #[error("support for {lang} is not compiled into this build; rebuild dreamos-scanner with the feature {feature}")]
-    LanguageDisabled { lang: &'static str, feature: &'static str },
+    LanguageDisabled {
+        lang: &'static str,
+        feature: &'static str,
+    },
     /// A tree-sitter query shipped with the scanner does not compile against its grammar (a bug in the scanner).
     #[error("the {lang} query does not compile: {message}")]
     QueryCompile { lang: &'static str, message: String },
