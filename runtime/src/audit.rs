@@ -1,7 +1,10 @@
 //! The audit log: every command any frontend ran, who ran it, when, and how it ended.
 
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
-use ulid::Ulid;
+use ulid::Generator;
 
 use crate::{
     config::Role,
@@ -38,19 +41,27 @@ pub enum AuditOutcome {
 #[derive(Clone)]
 pub struct AuditLog {
     tree: TypedTree<AuditEntry>,
+    // Monotonic, so that two entries in the same millisecond keep their order.
+    ids: Arc<Mutex<Generator>>,
 }
 
 impl AuditLog {
     pub fn open(store: &Store) -> Result<AuditLog> {
         Ok(AuditLog {
             tree: store.typed(AUDIT_TREE)?,
+            ids: Arc::new(Mutex::new(Generator::new())),
         })
     }
 
     /// Writes one entry. It becomes durable with the next flush of the store: the message log flushes every few
     /// milliseconds under load, and sled's background flush bounds the wait otherwise.
     pub fn record(&self, entry: &AuditEntry) -> Result<()> {
-        self.tree.insert(&Ulid::new().0.to_be_bytes(), entry)
+        let id = self
+            .ids
+            .lock()
+            .generate()
+            .unwrap_or_else(|_| ulid::Ulid::new());
+        self.tree.insert(&id.0.to_be_bytes(), entry)
     }
 
     /// The newest entries, newest first.

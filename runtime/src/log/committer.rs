@@ -44,6 +44,7 @@ pub(super) fn run(
         let mut messages = Vec::with_capacity(records);
         let mut resolutions = Vec::new();
         let mut waiters: Vec<Waiter> = Vec::new();
+        let mut barriers = Vec::new();
         for submission in batch {
             match submission {
                 Submission::Append { messages: m, done } => {
@@ -57,6 +58,7 @@ pub(super) fn run(
                     resolutions.push(resolution);
                     messages.extend(outputs);
                 }
+                Submission::Barrier { done } => barriers.push(done),
                 Submission::Close { done } => {
                     // Everything queued before the close is in this batch and gets written. What is still
                     // queued when the loop ends is dropped unanswered: its senders get `Error::Closed`, and
@@ -65,10 +67,12 @@ pub(super) fn run(
                 }
             }
         }
-        if messages.is_empty() && resolutions.is_empty() {
-            continue;
+        if !messages.is_empty() || !resolutions.is_empty() {
+            commit(&inner, &*sink, messages, resolutions, waiters);
         }
-        commit(&inner, &*sink, messages, resolutions, waiters);
+        for done in barriers {
+            let _ = done.send(());
+        }
     }
     if let Err(err) = inner.store.flush() {
         tracing::error!(error = %err, "final flush of the message log failed");
@@ -122,24 +126,25 @@ fn commit(
         &resolutions,
     );
 
-    // Answer the senders first: an accepted message is acknowledged before anyone can see its reply.
-    let mut next = 0;
-    for (count, done) in waiters {
-        let accepted = messages[next..next + count]
-            .iter()
-            .map(|m| Accepted {
-                id: m.envelope.id,
-                seq: m.envelope.seq,
-                accepted_at: at,
-            })
-            .collect();
-        next += count;
-        let _ = done.send(Ok(accepted));
-    }
+    // Route before answering: when a sender learns its message is accepted, the message is already in its
+    // recipients' mailboxes.
+    let accepted: Vec<Accepted> = messages
+        .iter()
+        .map(|m| Accepted {
+            id: m.envelope.id,
+            seq: m.envelope.seq,
+            accepted_at: at,
+        })
+        .collect();
     sink.committed(&Committed {
         messages,
         resolutions,
     });
+    let mut next = 0;
+    for (count, done) in waiters {
+        let _ = done.send(Ok(accepted[next..next + count].to_vec()));
+        next += count;
+    }
 }
 
 fn write_group(

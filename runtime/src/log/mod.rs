@@ -169,6 +169,10 @@ enum Submission {
         resolution: Resolution,
         outputs: Vec<StoredMessage>,
     },
+    /// Answered once everything queued before it is durable and the sink has heard of it.
+    Barrier {
+        done: oneshot::Sender<()>,
+    },
     Close {
         done: oneshot::Sender<()>,
     },
@@ -179,7 +183,7 @@ impl Submission {
         match self {
             Submission::Append { messages, .. } => messages.len(),
             Submission::Resolve { outputs, .. } => 1 + outputs.len(),
-            Submission::Close { .. } => 0,
+            Submission::Barrier { .. } | Submission::Close { .. } => 0,
         }
     }
 }
@@ -353,6 +357,17 @@ impl MessageLog {
             })
             .await
             .map_err(|_| Error::Closed)
+    }
+
+    /// Waits until everything submitted before this call is durable and the sink has been told.
+    pub async fn barrier(&self) -> Result<()> {
+        let (done, reached) = oneshot::channel();
+        self.inner
+            .tx
+            .send(Submission::Barrier { done })
+            .await
+            .map_err(|_| Error::Closed)?;
+        reached.await.map_err(|_| Error::Closed)
     }
 
     /// Stops accepting, writes and flushes everything queued before this call, and stops the threads.

@@ -1,0 +1,100 @@
+//! The agents crate's one error type, split into what a user may see and what is internal.
+
+/// Everything the swarm can refuse or fail at. [`Error::kind`] is a stable machine name for frontends;
+/// [`Error::is_internal`] tells which texts must not be shown to users as they are.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// No agent of that name exists.
+    #[error("unknown agent `{name}`: see /agents for the agents that exist")]
+    UnknownAgent { name: String },
+
+    /// No agent belongs to that group.
+    #[error("unknown group `{name}`: no agent belongs to it")]
+    UnknownGroup { name: String },
+
+    /// The addressed agent has no skill for the message's kind.
+    #[error("agent `{agent}` has no skill `{kind}`; its skills are: {skills}")]
+    UnknownSkill {
+        agent: String,
+        kind: String,
+        skills: String,
+    },
+
+    /// A broadcast or group message would reach nobody.
+    #[error(
+        "no agent in {to} takes messages of kind `{kind}` (check their skills and subscriptions)"
+    )]
+    NoRecipients { to: String, kind: String },
+
+    /// A message body over the configured limit.
+    #[error("message body is {size} bytes, over the limit of {max} bytes; send less or split it")]
+    BodyTooLarge { size: usize, max: usize },
+
+    /// An argument of the wrong form: the text says which and how to write it.
+    #[error("{0}")]
+    Invalid(String),
+
+    /// The caller's role does not allow this.
+    #[error("{action} needs the {needed} role; you are {role}")]
+    Forbidden {
+        action: String,
+        needed: &'static str,
+        role: String,
+    },
+
+    /// An agent of that name already exists (and is not stopped).
+    #[error("agent `{name}` already exists and is {status}")]
+    AgentExists { name: String, status: String },
+
+    /// The agent is not in a state that allows this.
+    #[error("agent `{name}` is {status}: {hint}")]
+    AgentState {
+        name: String,
+        status: String,
+        hint: &'static str,
+    },
+
+    /// The swarm is shutting down and accepts nothing new.
+    #[error("the swarm is shutting down; nothing new is accepted")]
+    ShuttingDown,
+
+    /// Something did not answer in time.
+    #[error("timed out after {millis} ms waiting for {what}")]
+    Timeout { what: String, millis: u64 },
+
+    /// The store failed underneath.
+    #[error(transparent)]
+    Runtime(#[from] dreamos_runtime::Error),
+
+    /// An actor could not be reached or failed to start.
+    #[error("actor system error: {0}")]
+    Actor(String),
+}
+
+impl Error {
+    /// A stable, machine-readable name for the error, used by `--json` answers and Discord replies.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Error::UnknownAgent { .. } => "unknown_agent",
+            Error::UnknownGroup { .. } => "unknown_group",
+            Error::UnknownSkill { .. } => "unknown_skill",
+            Error::NoRecipients { .. } => "no_recipients",
+            Error::BodyTooLarge { .. } => "body_too_large",
+            Error::Invalid(_) => "invalid_argument",
+            Error::Forbidden { .. } => "forbidden",
+            Error::AgentExists { .. } => "agent_exists",
+            Error::AgentState { .. } => "agent_state",
+            Error::ShuttingDown => "shutting_down",
+            Error::Timeout { .. } => "timeout",
+            Error::Runtime(dreamos_runtime::Error::Closed) => "shutting_down",
+            Error::Runtime(_) | Error::Actor(_) => "internal",
+        }
+    }
+
+    /// Internal errors are logged with an id; the user sees only "internal error (id …)".
+    pub fn is_internal(&self) -> bool {
+        self.kind() == "internal"
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,166 @@
+//! Phones: the handles people and agents send with.
+//!
+//! A [`CellPhone`] is for conversation: send to an agent or a group, reply. A [`CaptainPhone`] is for command:
+//! broadcasts and control verbs on the Captain channel at urgent priority. It can only be obtained by a
+//! [`Principal`] holding the captain role (see [`crate::Swarm::captain_phone`]), so holding one *is* the
+//! capability; code that has no CaptainPhone cannot give orders.
+
+use dreamos_runtime::{
+    config::Role,
+    message::{Address, Body, Channel, Envelope, Priority},
+};
+
+use crate::{
+    error::{Error, Result},
+    ums::{Sent, Ums},
+};
+
+/// A person acting through a frontend.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    /// As it appears in addresses (`user:NAME`): `console`, or a Discord user id.
+    pub name: String,
+    pub role: Role,
+}
+
+impl Principal {
+    pub fn new(name: &str, role: Role) -> Principal {
+        Principal {
+            name: name.to_string(),
+            role,
+        }
+    }
+
+    pub fn address(&self) -> Address {
+        Address::user(&self.name)
+    }
+
+    /// Refuses with [`Error::Forbidden`] unless this principal is captain.
+    pub fn require_captain(&self, action: &str) -> Result<()> {
+        if self.role == Role::Captain {
+            Ok(())
+        } else {
+            Err(Error::Forbidden {
+                action: action.to_string(),
+                needed: "captain",
+                role: self.role.to_string(),
+            })
+        }
+    }
+}
+
+/// Sends on the Cell channel as its owner.
+#[derive(Clone)]
+pub struct CellPhone {
+    ums: Ums,
+    owner: Address,
+}
+
+impl CellPhone {
+    pub(crate) fn new(ums: Ums, owner: Address) -> CellPhone {
+        CellPhone { ums, owner }
+    }
+
+    pub fn owner(&self) -> &Address {
+        &self.owner
+    }
+
+    /// Sends a message to an agent, a group or everyone; returns once it is accepted (durable).
+    pub async fn send(
+        &self,
+        to: Address,
+        kind: &str,
+        body: Body,
+        priority: Priority,
+    ) -> Result<Sent> {
+        let envelope = Envelope::new(self.owner.clone(), to, kind, body).with_priority(priority);
+        self.ums.send(envelope).await
+    }
+
+    /// Replies to a message, to its sender.
+    pub async fn reply(&self, to: &Envelope, body: Body) -> Result<Sent> {
+        let envelope = Envelope::new(self.owner.clone(), to.from.clone(), crate::REPLY_KIND, body)
+            .with_priority(to.priority)
+            .with_reply_to(to.id);
+        self.ums.send(envelope).await
+    }
+}
+
+/// A control verb every agent obeys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ControlVerb {
+    /// Take no more cell messages until resumed (captain orders still arrive).
+    Pause,
+    Resume,
+    /// Stop after the current message.
+    Stop,
+    /// Reply with status and counters.
+    Report,
+}
+
+impl ControlVerb {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ControlVerb::Pause => "pause",
+            ControlVerb::Resume => "resume",
+            ControlVerb::Stop => "stop",
+            ControlVerb::Report => "report",
+        }
+    }
+}
+
+impl std::str::FromStr for ControlVerb {
+    type Err = String;
+    fn from_str(s: &str) -> Result<ControlVerb, String> {
+        match s {
+            "pause" => Ok(ControlVerb::Pause),
+            "resume" => Ok(ControlVerb::Resume),
+            "stop" => Ok(ControlVerb::Stop),
+            "report" => Ok(ControlVerb::Report),
+            other => Err(format!(
+                "unknown control verb `{other}`: use pause, resume, stop or report"
+            )),
+        }
+    }
+}
+
+/// Sends orders on the Captain channel. Only a captain can hold one.
+#[derive(Clone)]
+pub struct CaptainPhone {
+    ums: Ums,
+    owner: Address,
+}
+
+impl CaptainPhone {
+    pub(crate) fn new(ums: Ums, owner: Address) -> CaptainPhone {
+        CaptainPhone { ums, owner }
+    }
+
+    /// Broadcasts an order to a group or to every live agent. Urgent unless told otherwise.
+    pub async fn broadcast(&self, to: Address, text: &str, priority: Priority) -> Result<Sent> {
+        if !matches!(to, Address::All | Address::Group(_)) {
+            return Err(Error::Invalid(format!(
+                "a broadcast goes to `all` or to a group, not to {to}"
+            )));
+        }
+        self.order(to, "order", Body::text(text), priority).await
+    }
+
+    /// Sends a control verb to one agent, a group or everyone, at urgent priority.
+    pub async fn control(&self, to: Address, verb: ControlVerb) -> Result<Sent> {
+        self.order(
+            to,
+            verb.as_str(),
+            Body::from_value(&serde_json::json!({ "verb": verb.as_str() })),
+            Priority::Urgent,
+        )
+        .await
+    }
+
+    async fn order(&self, to: Address, kind: &str, body: Body, priority: Priority) -> Result<Sent> {
+        let envelope = Envelope::new(self.owner.clone(), to, kind, body)
+            .with_channel(Channel::Captain)
+            .with_priority(priority);
+        self.ums.send(envelope).await
+    }
+}

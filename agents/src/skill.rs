@@ -1,0 +1,268 @@
+//! Skills: what agents can do. A message's kind picks the skill of the same name.
+//!
+//! A skill gets a [`SkillContext`]: the message, the agent's identity, a way to reply and to send, a progress
+//! reporter, the store, and a CellPhone. Replies and sends made through the context are *buffered* and written
+//! together with the agent's acknowledgement, in one commit: if the process dies mid-way, neither exists and the
+//! message is handled again, so each handled message has its effects exactly once.
+
+use std::{collections::BTreeMap, sync::Arc};
+
+use async_trait::async_trait;
+use dreamos_runtime::{
+    log::StoredMessage,
+    message::{Address, AgentName, Body, Envelope, Millis},
+    Store,
+};
+use serde_json::json;
+
+use crate::{events::SwarmEvent, phone::CellPhone, stats::AgentSnapshot, ums::Ums};
+
+/// Why a skill failed; the message is retried, then dead-lettered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SkillError(pub String);
+
+impl std::fmt::Display for SkillError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl From<String> for SkillError {
+    fn from(text: String) -> Self {
+        SkillError(text)
+    }
+}
+
+impl From<&str> for SkillError {
+    fn from(text: &str) -> Self {
+        SkillError(text.to_string())
+    }
+}
+
+impl From<crate::Error> for SkillError {
+    fn from(err: crate::Error) -> Self {
+        SkillError(err.to_string())
+    }
+}
+
+/// Something an agent can do.
+#[async_trait]
+pub trait Skill: Send + Sync + 'static {
+    /// The skill's name, which is also the message kind it handles.
+    fn name(&self) -> &'static str;
+
+    /// One line for `/help` and `/agents`.
+    fn summary(&self) -> &'static str;
+
+    /// Handles one message. A panic here crashes the agent: the supervisor restarts it and the message is
+    /// retried; an `Err` is a failed attempt without a crash.
+    async fn run(&self, cx: &mut SkillContext<'_>) -> Result<(), SkillError>;
+}
+
+/// The skills a swarm knows, by name.
+#[derive(Clone, Default)]
+pub struct SkillRegistry {
+    skills: BTreeMap<&'static str, Arc<dyn Skill>>,
+}
+
+impl SkillRegistry {
+    /// The built-in skills: `ping` and `report`.
+    pub fn builtin() -> SkillRegistry {
+        let mut registry = SkillRegistry::default();
+        registry.add(Arc::new(Ping));
+        registry.add(Arc::new(Report));
+        registry
+    }
+
+    /// Adds (or replaces) a skill.
+    pub fn add(&mut self, skill: Arc<dyn Skill>) -> &mut SkillRegistry {
+        self.skills.insert(skill.name(), skill);
+        self
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Arc<dyn Skill>> {
+        self.skills.get(name)
+    }
+
+    pub fn names(&self) -> Vec<String> {
+        self.skills.keys().map(|s| s.to_string()).collect()
+    }
+
+    /// Expands a configured skill list: `*` means every skill; unknown names are an error naming them.
+    pub fn expand(&self, agent: &str, wanted: &[String]) -> Result<Vec<String>, crate::Error> {
+        let mut out = Vec::new();
+        for name in wanted {
+            if name == "*" {
+                out.extend(self.names());
+            } else if self.skills.contains_key(name.as_str()) {
+                out.push(name.clone());
+            } else {
+                return Err(crate::Error::Invalid(format!(
+                    "agent `{agent}`: unknown skill `{name}`; known skills are {}",
+                    self.names().join(", ")
+                )));
+            }
+        }
+        out.sort();
+        out.dedup();
+        Ok(out)
+    }
+}
+
+/// What a skill sees of the world while it handles one message.
+pub struct SkillContext<'a> {
+    agent: &'a AgentName,
+    message: &'a Envelope,
+    ums: &'a Ums,
+    outputs: Vec<StoredMessage>,
+}
+
+impl<'a> SkillContext<'a> {
+    pub(crate) fn new(agent: &'a AgentName, message: &'a Envelope, ums: &'a Ums) -> Self {
+        SkillContext {
+            agent,
+            message,
+            ums,
+            outputs: Vec::new(),
+        }
+    }
+
+    /// The agent running the skill.
+    pub fn agent(&self) -> &AgentName {
+        self.agent
+    }
+
+    /// The message being handled.
+    pub fn message(&self) -> &Envelope {
+        self.message
+    }
+
+    /// The body's `text` field, or the whole body as JSON text.
+    pub fn text(&self) -> String {
+        self.message
+            .body
+            .text_field()
+            .unwrap_or_else(|| self.message.body.as_json().to_string())
+    }
+
+    /// Replies to the sender; written with this message's acknowledgement.
+    pub fn reply(&mut self, body: serde_json::Value) -> Result<(), SkillError> {
+        let envelope = Envelope::new(
+            Address::agent(self.agent),
+            self.message.from.clone(),
+            crate::REPLY_KIND,
+            Body::from_value(&body),
+        )
+        .with_priority(self.message.priority)
+        .with_reply_to(self.message.id);
+        self.push(envelope)
+    }
+
+    /// Sends a new message; written with this message's acknowledgement.
+    pub fn send(
+        &mut self,
+        to: Address,
+        kind: &str,
+        body: serde_json::Value,
+    ) -> Result<(), SkillError> {
+        let envelope = Envelope::new(
+            Address::agent(self.agent),
+            to,
+            kind,
+            Body::from_value(&body),
+        );
+        self.push(envelope)
+    }
+
+    fn push(&mut self, envelope: Envelope) -> Result<(), SkillError> {
+        let message = self.ums.prepare(envelope)?;
+        self.outputs.push(message);
+        Ok(())
+    }
+
+    /// Tells the frontends how far the skill has got. Not persisted: progress is ephemeral.
+    pub fn progress(&self, percent: Option<u8>, note: &str) {
+        self.ums.emit(SwarmEvent::Progress {
+            agent: self.agent.clone(),
+            message: self.message.id,
+            percent: percent.map(|p| p.min(100)),
+            note: note.to_string(),
+        });
+    }
+
+    /// A phone to send messages that do not wait for this one's acknowledgement (durable on their own).
+    pub fn phone(&self) -> CellPhone {
+        CellPhone::new(self.ums.clone(), Address::agent(self.agent))
+    }
+
+    /// The store, for skills that keep their own records.
+    pub fn store(&self) -> &Store {
+        self.ums.store()
+    }
+
+    /// This agent's status and counters.
+    pub fn snapshot(&self) -> Option<AgentSnapshot> {
+        self.ums.snapshot(self.agent.as_str())
+    }
+
+    pub(crate) fn into_outputs(self) -> Vec<StoredMessage> {
+        self.outputs
+    }
+}
+
+/// `ping`: echoes the text back with how long the message waited.
+pub struct Ping;
+
+#[async_trait]
+impl Skill for Ping {
+    fn name(&self) -> &'static str {
+        "ping"
+    }
+
+    fn summary(&self) -> &'static str {
+        "echo the text back, with the time from acceptance to handling"
+    }
+
+    async fn run(&self, cx: &mut SkillContext<'_>) -> Result<(), SkillError> {
+        let now = Millis::now();
+        let waited = now.0.saturating_sub(cx.message().accepted_at.0);
+        let text = cx.text();
+        let agent = cx.agent().to_string();
+        cx.reply(json!({
+            "text": format!("pong: {text}"),
+            "agent": agent,
+            "waited_ms": waited,
+            "handled_at": now.rfc3339(),
+        }))
+    }
+}
+
+/// `report`: replies with the agent's status and counters.
+pub struct Report;
+
+#[async_trait]
+impl Skill for Report {
+    fn name(&self) -> &'static str {
+        "report"
+    }
+
+    fn summary(&self) -> &'static str {
+        "reply with this agent's status, queue and counters"
+    }
+
+    async fn run(&self, cx: &mut SkillContext<'_>) -> Result<(), SkillError> {
+        let snapshot = cx
+            .snapshot()
+            .ok_or_else(|| SkillError(format!("agent {} is not registered", cx.agent())))?;
+        let text = format!(
+            "{} is {}: {} queued, {} handled, {} failed, {} restarts",
+            snapshot.name,
+            snapshot.status.as_str(),
+            snapshot.queue,
+            snapshot.handled,
+            snapshot.failed,
+            snapshot.restarts
+        );
+        cx.reply(json!({ "text": text, "report": snapshot }))
+    }
+}

@@ -1,0 +1,354 @@
+//! The `Swarm` facade: what frontends hold. It starts the whole actor system from a config and a store, and
+//! exposes phones, agent lifecycle, status, history and shutdown.
+
+use std::{
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc,
+    },
+    time::Duration,
+};
+
+use dreamos_runtime::{
+    audit::AuditLog,
+    config::{AgentConfig, Config},
+    log::{DeadLetter, HistoryPage, HistoryQuery, LogOptions, LogStats, MessageLog},
+    message::{check_name, AgentName, Millis, Seq},
+    roster::{AgentOrigin, AgentRecord, DesiredState, Roster},
+    Store,
+};
+use parking_lot::Mutex;
+use serde::Serialize;
+use tokio::{sync::broadcast, task::JoinHandle};
+
+use crate::{
+    error::{Error, Result},
+    events::SwarmEvent,
+    orchestrator::OrchestratorHandle,
+    phone::{CaptainPhone, CellPhone, Principal},
+    skill::SkillRegistry,
+    stats::{AgentSnapshot, AgentStatus},
+    ums::{AgentSpec, Ums},
+};
+
+/// How many events a slow frontend may fall behind before it misses some.
+const EVENT_CAPACITY: usize = 64 * 1024;
+
+/// The running swarm. Cheap to clone.
+#[derive(Clone)]
+pub struct Swarm {
+    inner: Arc<SwarmInner>,
+}
+
+struct SwarmInner {
+    config: Config,
+    ums: Ums,
+    orchestrator: OrchestratorHandle,
+    roster: Roster,
+    audit: AuditLog,
+    skills: Arc<SkillRegistry>,
+    started_at: Millis,
+    notice_task: Mutex<Option<JoinHandle<()>>>,
+    orchestrator_task: Mutex<Option<JoinHandle<()>>>,
+    shut_down: AtomicBool,
+}
+
+/// `/status`: the agents and the message log's counters.
+#[derive(Debug, Clone, Serialize)]
+pub struct SwarmStatus {
+    pub started_at: String,
+    pub uptime_secs: u64,
+    pub agents: Vec<AgentSnapshot>,
+    pub messages: LogStats,
+}
+
+impl Swarm {
+    /// Opens the message log, recovers what was unresolved, and starts every agent the configuration and the
+    /// roster name (except those the captain left stopped).
+    pub async fn start(config: Config, store: Store, skills: SkillRegistry) -> Result<Swarm> {
+        let skills = Arc::new(skills);
+        let roster = Roster::open(&store)?;
+        let audit = AuditLog::open(&store)?;
+        let (log, recovery) =
+            MessageLog::open(&store, LogOptions::new(&config.store, &config.retention))?;
+        let (events, _) = broadcast::channel(EVENT_CAPACITY);
+        let (ums, mut notices) =
+            Ums::new(log.clone(), store.clone(), config.messages.clone(), events);
+
+        let mut to_start = Vec::new();
+        for agent in &config.agents {
+            let desired = roster
+                .get(&agent.name)?
+                .map_or(DesiredState::Running, |r| r.desired);
+            let record = record_from_config(agent, desired);
+            register(&ums, &skills, &record)?;
+            roster.put(&record)?;
+            to_start.push(record);
+        }
+        for record in roster.all()? {
+            if record.origin == AgentOrigin::Spawned
+                && !config.agents.iter().any(|a| a.name == record.name)
+            {
+                register(&ums, &skills, &record)?;
+                to_start.push(record);
+            }
+        }
+
+        log.start(ums.router())?;
+        ums.recover(recovery).await?;
+        let notice_log = log.clone();
+        let notice_task = tokio::spawn(async move {
+            while let Some(notice) = notices.recv().await {
+                if let Err(err) = notice_log.append(vec![notice]).await {
+                    tracing::warn!(error = %err, "could not record a captain notice");
+                    return;
+                }
+            }
+        });
+
+        let (orchestrator, orchestrator_task) = OrchestratorHandle::spawn(
+            ums.clone(),
+            skills.clone(),
+            roster.clone(),
+            config.supervisor.clone(),
+        )
+        .await?;
+        for record in &to_start {
+            if record.desired != DesiredState::Stopped {
+                orchestrator.start(&agent_name(&record.name)?).await?;
+            }
+        }
+        tracing::info!(agents = to_start.len(), dir = %store.dir().display(), "swarm started");
+        Ok(Swarm {
+            inner: Arc::new(SwarmInner {
+                config,
+                ums,
+                orchestrator,
+                roster,
+                audit,
+                skills,
+                started_at: Millis::now(),
+                notice_task: Mutex::new(Some(notice_task)),
+                orchestrator_task: Mutex::new(Some(orchestrator_task)),
+                shut_down: AtomicBool::new(false),
+            }),
+        })
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.inner.config
+    }
+
+    pub fn audit(&self) -> &AuditLog {
+        &self.inner.audit
+    }
+
+    pub fn skills(&self) -> &SkillRegistry {
+        &self.inner.skills
+    }
+
+    /// Events from now on: replies and notices for people, restarts, progress.
+    pub fn subscribe(&self) -> broadcast::Receiver<SwarmEvent> {
+        self.inner.ums.subscribe()
+    }
+
+    /// A phone to talk to agents as `who`.
+    pub fn cell_phone(&self, who: &Principal) -> CellPhone {
+        CellPhone::new(self.inner.ums.clone(), who.address())
+    }
+
+    /// A phone to give orders; only a captain gets one.
+    pub fn captain_phone(&self, who: &Principal) -> Result<CaptainPhone> {
+        who.require_captain("giving orders")?;
+        Ok(CaptainPhone::new(self.inner.ums.clone(), who.address()))
+    }
+
+    pub fn agents(&self) -> Vec<AgentSnapshot> {
+        self.inner
+            .ums
+            .entries()
+            .iter()
+            .map(|e| e.snapshot())
+            .collect()
+    }
+
+    pub fn agent(&self, name: &str) -> Result<AgentSnapshot> {
+        self.inner
+            .ums
+            .snapshot(name)
+            .ok_or_else(|| Error::UnknownAgent {
+                name: name.to_string(),
+            })
+    }
+
+    pub fn status(&self) -> SwarmStatus {
+        SwarmStatus {
+            started_at: self.inner.started_at.rfc3339(),
+            uptime_secs: Millis::now().0.saturating_sub(self.inner.started_at.0) / 1000,
+            agents: self.agents(),
+            messages: self.inner.ums.log().stats(),
+        }
+    }
+
+    /// Starts a new agent (or a stopped or failed one again). Captain only.
+    pub async fn spawn_agent(
+        &self,
+        who: &Principal,
+        name: &str,
+        skills: Option<Vec<String>>,
+        groups: Option<Vec<String>>,
+    ) -> Result<AgentSnapshot> {
+        who.require_captain("spawning agents")?;
+        let agent = agent_name(name)?;
+        if let Some(existing) = self.inner.ums.entry(name) {
+            let status = existing.stats.status();
+            if status.is_live() {
+                return Err(Error::AgentExists {
+                    name: name.to_string(),
+                    status: status.as_str().to_string(),
+                });
+            }
+        }
+        let mut record = match self.inner.roster.get(name)? {
+            Some(record) => record,
+            None => AgentRecord {
+                name: name.to_string(),
+                skills: vec!["*".to_string()],
+                groups: Vec::new(),
+                subscribe: vec!["*".to_string()],
+                desired: DesiredState::Running,
+                origin: AgentOrigin::Spawned,
+            },
+        };
+        if let Some(skills) = skills {
+            record.skills = skills;
+        }
+        if let Some(groups) = groups {
+            for group in &groups {
+                check_name(group, "group").map_err(Error::Invalid)?;
+            }
+            record.groups = groups;
+        }
+        record.desired = DesiredState::Running;
+        register(&self.inner.ums, &self.inner.skills, &record)?;
+        self.inner.roster.put(&record)?;
+        self.inner.orchestrator.start(&agent).await?;
+        self.agent(name)
+    }
+
+    /// Stops an agent after its current message; its queue is kept for when it is started again. Captain only.
+    pub async fn stop_agent(&self, who: &Principal, name: &str) -> Result<AgentSnapshot> {
+        who.require_captain("stopping agents")?;
+        let agent = self.existing(name)?;
+        self.inner.orchestrator.stop(&agent).await?;
+        self.set_desired(name, DesiredState::Stopped)?;
+        self.agent(name)
+    }
+
+    /// Stops (if running) and starts an agent, clearing its failure count. Captain only.
+    pub async fn restart_agent(&self, who: &Principal, name: &str) -> Result<AgentSnapshot> {
+        who.require_captain("restarting agents")?;
+        let agent = self.existing(name)?;
+        self.inner.orchestrator.restart(&agent).await?;
+        if let Some(record) = self.inner.roster.get(name)? {
+            if record.desired == DesiredState::Stopped {
+                self.set_desired(name, DesiredState::Running)?;
+            }
+        }
+        self.agent(name)
+    }
+
+    fn existing(&self, name: &str) -> Result<AgentName> {
+        let agent = agent_name(name)?;
+        if self.inner.ums.entry(name).is_none() {
+            return Err(Error::UnknownAgent {
+                name: name.to_string(),
+            });
+        }
+        Ok(agent)
+    }
+
+    fn set_desired(&self, name: &str, desired: DesiredState) -> Result<()> {
+        if let Some(mut record) = self.inner.roster.get(name)? {
+            record.desired = desired;
+            self.inner.roster.put(&record)?;
+        }
+        Ok(())
+    }
+
+    pub fn history(&self, query: &HistoryQuery) -> Result<HistoryPage> {
+        Ok(self.inner.ums.log().history(query)?)
+    }
+
+    pub fn dead_letters(&self, limit: usize, before: Option<Seq>) -> Result<Vec<DeadLetter>> {
+        Ok(self.inner.ums.log().dead_letters(limit, before)?)
+    }
+
+    /// Waits (at most `timeout`) until running agents have handled everything queued for them.
+    pub async fn drain(&self, timeout: Duration) -> bool {
+        self.inner.ums.drain(timeout).await
+    }
+
+    /// Stops accepting, lets each agent finish its current message (at most `timeout`), writes and flushes
+    /// everything queued, and stops the actors. Messages still queued stay in the log for the next start.
+    pub async fn shutdown(&self, timeout: Duration) {
+        if self.inner.shut_down.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        self.inner.ums.stop_accepting();
+        if let Err(err) = self.inner.orchestrator.stop_all(timeout).await {
+            tracing::warn!(error = %err, "agents did not all stop in time");
+        }
+        self.inner.orchestrator.shutdown();
+        let orchestrator = self.inner.orchestrator_task.lock().take();
+        if let Some(task) = orchestrator {
+            if tokio::time::timeout(timeout, task).await.is_err() {
+                tracing::warn!("the orchestrator did not stop in time");
+            }
+        }
+        self.inner.ums.log().close().await;
+        // Notices raised during shutdown were queued before the close, or are lost with the process anyway.
+        let notices = self.inner.notice_task.lock().take();
+        if let Some(task) = notices {
+            task.abort();
+            let _ = task.await;
+        }
+        tracing::info!("swarm stopped");
+    }
+
+    /// The UMS, for tests and benchmarks that drive messages below the phones.
+    #[doc(hidden)]
+    pub fn ums(&self) -> &Ums {
+        &self.inner.ums
+    }
+}
+
+fn agent_name(name: &str) -> Result<AgentName> {
+    AgentName::new(name).map_err(Error::Invalid)
+}
+
+fn record_from_config(agent: &AgentConfig, desired: DesiredState) -> AgentRecord {
+    AgentRecord {
+        name: agent.name.clone(),
+        skills: agent.skills.clone(),
+        groups: agent.groups.clone(),
+        subscribe: agent.subscribe.clone(),
+        desired,
+        origin: AgentOrigin::Config,
+    }
+}
+
+/// Puts an agent in the UMS directory with its skills expanded; paused agents start paused.
+fn register(ums: &Ums, skills: &SkillRegistry, record: &AgentRecord) -> Result<()> {
+    let name = agent_name(&record.name)?;
+    let spec = AgentSpec {
+        skills: skills.expand(&record.name, &record.skills)?,
+        groups: record.groups.clone(),
+        subscribe: record.subscribe.clone(),
+    };
+    let entry = ums.register(name, spec, AgentStatus::Stopped);
+    entry
+        .mailbox
+        .set_paused(record.desired == DesiredState::Paused);
+    Ok(())
+}

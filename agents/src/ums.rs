@@ -1,0 +1,566 @@
+//! The UnifiedMessageSystem: validates and addresses every message, has the log accept it, routes it to mailboxes,
+//! and records what agents made of it.
+//!
+//! The path of a message: a phone calls [`Ums::send`] → [`Ums::prepare`] checks the body and resolves the address
+//! to recipient agents (groups and broadcasts filtered by subscription) → the log accepts it durably → the log's
+//! writer thread hands the commit to the [`Router`], which pushes a [`Delivery`] into each recipient's
+//! [`Mailbox`] and tells frontends about messages addressed to people. The agent handles it and calls
+//! [`Ums::complete`], which writes the acknowledgement (with the handler's replies) or counts a failure.
+
+use std::{
+    collections::BTreeMap,
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc,
+    },
+    time::Duration,
+};
+
+use dreamos_runtime::{
+    config::MessagesConfig,
+    log::{
+        Accepted, CommitSink, Committed, MessageLog, Outcome, Recovery, Resolution, StoredMessage,
+    },
+    message::{check_kind, Address, AgentName, Body, Channel, Envelope, MessageId, Priority, Seq},
+    Store,
+};
+use parking_lot::RwLock;
+use serde_json::json;
+use tokio::sync::{broadcast, mpsc, Notify};
+
+use crate::{
+    error::{Error, Result},
+    events::SwarmEvent,
+    mailbox::{Delivery, Mailbox},
+    stats::{AgentSnapshot, AgentStats, AgentStatus},
+    REPLY_KIND,
+};
+
+/// Control verbs and orders the CaptainPhone sends; every agent understands them without a skill.
+pub const CAPTAIN_KINDS: [&str; 5] = ["order", "pause", "resume", "stop", "report"];
+
+/// Who an agent is, as routing sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentSpec {
+    /// Expanded skill names (no `*`).
+    pub skills: Vec<String>,
+    pub groups: Vec<String>,
+    /// Kinds taken from group and all-agent messages: `*`, an exact kind, or a prefix such as `task.*`.
+    pub subscribe: Vec<String>,
+}
+
+impl AgentSpec {
+    fn has_skill(&self, kind: &str) -> bool {
+        kind == REPLY_KIND || self.skills.iter().any(|s| s == kind)
+    }
+
+    fn subscribes(&self, kind: &str) -> bool {
+        self.subscribe.iter().any(|pattern| {
+            pattern == "*"
+                || pattern == kind
+                || pattern
+                    .strip_suffix('*')
+                    .is_some_and(|prefix| kind.starts_with(prefix))
+        })
+    }
+}
+
+/// Everything the swarm keeps per agent, across restarts of its actor.
+#[derive(Debug)]
+pub struct AgentEntry {
+    pub name: AgentName,
+    pub mailbox: Mailbox,
+    pub stats: AgentStats,
+    pub spec: RwLock<AgentSpec>,
+}
+
+impl AgentEntry {
+    pub fn snapshot(&self) -> AgentSnapshot {
+        let spec = self.spec.read();
+        AgentSnapshot {
+            name: self.name.to_string(),
+            status: self.stats.status(),
+            skills: spec.skills.clone(),
+            groups: spec.groups.clone(),
+            subscribe: spec.subscribe.clone(),
+            queue: self.mailbox.depth(),
+            handled: self.stats.handled(),
+            failed: self.stats.failed(),
+            restarts: self.stats.restarts(),
+            last_seen: self.stats.last_seen().map(|m| m.rfc3339()),
+        }
+    }
+}
+
+/// The agents by name: the router's address book.
+pub type Directory = RwLock<BTreeMap<AgentName, Arc<AgentEntry>>>;
+
+/// What a sender gets back once its message is accepted.
+#[derive(Debug, Clone)]
+pub struct Sent {
+    pub id: MessageId,
+    pub seq: Seq,
+    pub to: Address,
+    pub recipients: Vec<AgentName>,
+    pub accepted_at: dreamos_runtime::message::Millis,
+}
+
+/// The UnifiedMessageSystem. Cheap to clone.
+#[derive(Clone)]
+pub struct Ums {
+    inner: Arc<UmsInner>,
+}
+
+struct UmsInner {
+    log: MessageLog,
+    store: Store,
+    router: Arc<Router>,
+    config: MessagesConfig,
+    accepting: AtomicBool,
+    notices: mpsc::UnboundedSender<StoredMessage>,
+}
+
+/// Turns commits into deliveries. Runs on the log's writer thread, so it only pushes and notifies.
+pub struct Router {
+    directory: Arc<Directory>,
+    events: broadcast::Sender<SwarmEvent>,
+    notices: mpsc::UnboundedSender<StoredMessage>,
+    /// Signalled whenever an agent runs out of work, for [`Ums::drain`].
+    idle: Notify,
+}
+
+impl Router {
+    pub fn new(
+        directory: Arc<Directory>,
+        events: broadcast::Sender<SwarmEvent>,
+        notices: mpsc::UnboundedSender<StoredMessage>,
+    ) -> Router {
+        Router {
+            directory,
+            events,
+            notices,
+            idle: Notify::new(),
+        }
+    }
+
+    /// Delivers accepted messages to their recipients' mailboxes, and messages for people to the frontends.
+    pub fn route(&self, messages: &[Arc<StoredMessage>]) {
+        let directory = self.directory.read();
+        for message in messages {
+            for recipient in &message.recipients {
+                match directory.get(recipient) {
+                    Some(entry) => entry.mailbox.push(Delivery::new(message.clone())),
+                    // Recipients are checked at acceptance and agents are never removed, so this is a bug.
+                    None => {
+                        tracing::error!(agent = %recipient, seq = %message.envelope.seq, "accepted message for an unknown agent")
+                    }
+                }
+            }
+            if matches!(message.envelope.to, Address::User(_)) {
+                let _ = self.events.send(SwarmEvent::Message(message.clone()));
+            }
+        }
+    }
+}
+
+impl CommitSink for Router {
+    fn committed(&self, batch: &Committed) {
+        self.route(&batch.messages);
+        for resolution in &batch.resolutions {
+            if let Outcome::Dead {
+                attempts,
+                error,
+                message,
+            } = &resolution.outcome
+            {
+                tracing::warn!(agent = %resolution.agent, seq = %resolution.seq, attempts, error = %error, "message moved to dead letters");
+                let _ = self.notices.send(notice(
+                    "notice.dead_letter",
+                    format!(
+                        "message {} (seq {}) for {} failed {attempts} times and went to dead letters: {error}",
+                        message.envelope.id, resolution.seq, resolution.agent
+                    ),
+                    json!({
+                        "agent": resolution.agent,
+                        "id": message.envelope.id,
+                        "seq": resolution.seq,
+                        "attempts": attempts,
+                        "error": error,
+                    }),
+                ));
+            }
+        }
+    }
+}
+
+/// A message from the swarm to the captain. `text` is for people; `data` for scripts.
+pub(crate) fn notice(kind: &str, text: String, data: serde_json::Value) -> StoredMessage {
+    let mut body = json!({ "text": text });
+    if let (Some(body), serde_json::Value::Object(data)) = (body.as_object_mut(), data) {
+        body.extend(data);
+    }
+    StoredMessage {
+        envelope: Envelope::new(
+            Address::System,
+            Address::user("captain"),
+            kind,
+            Body::from_value(&body),
+        )
+        .with_channel(Channel::Captain)
+        .with_priority(Priority::Urgent),
+        recipients: Vec::new(),
+    }
+}
+
+impl Ums {
+    /// Builds the UMS over an opened (not yet started) log. Returns the receiver of captain notices, which the
+    /// swarm appends from a task (they are produced on the writer thread, which must not wait on itself).
+    pub fn new(
+        log: MessageLog,
+        store: Store,
+        config: MessagesConfig,
+        events: broadcast::Sender<SwarmEvent>,
+    ) -> (Ums, mpsc::UnboundedReceiver<StoredMessage>) {
+        let (notices, notice_rx) = mpsc::unbounded_channel();
+        let directory = Arc::new(RwLock::new(BTreeMap::new()));
+        let router = Arc::new(Router::new(directory, events, notices.clone()));
+        let ums = Ums {
+            inner: Arc::new(UmsInner {
+                log,
+                store,
+                router,
+                config,
+                accepting: AtomicBool::new(true),
+                notices,
+            }),
+        };
+        (ums, notice_rx)
+    }
+
+    /// The router, to hand to [`MessageLog::start`].
+    pub fn router(&self) -> Arc<Router> {
+        self.inner.router.clone()
+    }
+
+    pub fn log(&self) -> &MessageLog {
+        &self.inner.log
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    pub fn config(&self) -> &MessagesConfig {
+        &self.inner.config
+    }
+
+    /// Adds an agent to the directory, or updates its spec if it is already there. Returns its entry.
+    pub fn register(
+        &self,
+        name: AgentName,
+        spec: AgentSpec,
+        status: AgentStatus,
+    ) -> Arc<AgentEntry> {
+        let mut directory = self.inner.router.directory.write();
+        if let Some(entry) = directory.get(&name) {
+            *entry.spec.write() = spec;
+            return entry.clone();
+        }
+        let entry = Arc::new(AgentEntry {
+            name: name.clone(),
+            mailbox: Mailbox::new(),
+            stats: AgentStats::new(status),
+            spec: RwLock::new(spec),
+        });
+        directory.insert(name, entry.clone());
+        entry
+    }
+
+    pub fn entry(&self, name: &str) -> Option<Arc<AgentEntry>> {
+        self.inner.router.directory.read().get(name).cloned()
+    }
+
+    pub fn entries(&self) -> Vec<Arc<AgentEntry>> {
+        self.inner
+            .router
+            .directory
+            .read()
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    pub fn snapshot(&self, name: &str) -> Option<AgentSnapshot> {
+        self.entry(name).map(|e| e.snapshot())
+    }
+
+    pub(crate) fn emit(&self, event: SwarmEvent) {
+        let _ = self.inner.router.events.send(event);
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<SwarmEvent> {
+        self.inner.router.events.subscribe()
+    }
+
+    /// Stops accepting new messages from phones; agents' acknowledgements still go through.
+    pub fn stop_accepting(&self) {
+        self.inner.accepting.store(false, Ordering::Release);
+    }
+
+    /// Checks a message and resolves its recipients, without accepting it.
+    pub fn prepare(&self, envelope: Envelope) -> Result<StoredMessage> {
+        let max = self.inner.config.max_body_bytes;
+        if envelope.body.len() > max {
+            return Err(Error::BodyTooLarge {
+                size: envelope.body.len(),
+                max,
+            });
+        }
+        check_kind(&envelope.kind).map_err(Error::Invalid)?;
+        if envelope.channel == Channel::Captain
+            && !CAPTAIN_KINDS.contains(&&*envelope.kind)
+            && !envelope.kind.starts_with("notice")
+        {
+            return Err(Error::Invalid(format!(
+                "`{}` is not a captain order; use one of {}",
+                envelope.kind,
+                CAPTAIN_KINDS.join(", ")
+            )));
+        }
+        let recipients = self.recipients(&envelope.to, envelope.channel, &envelope.kind)?;
+        Ok(StoredMessage {
+            envelope,
+            recipients,
+        })
+    }
+
+    fn recipients(&self, to: &Address, channel: Channel, kind: &str) -> Result<Vec<AgentName>> {
+        let directory = self.inner.router.directory.read();
+        let takes = |entry: &AgentEntry| {
+            let spec = entry.spec.read();
+            channel == Channel::Captain || (spec.has_skill(kind) && spec.subscribes(kind))
+        };
+        match to {
+            Address::Agent(name) => {
+                let entry = directory.get(name).ok_or_else(|| Error::UnknownAgent {
+                    name: name.to_string(),
+                })?;
+                let spec = entry.spec.read();
+                if channel == Channel::Cell && !spec.has_skill(kind) {
+                    return Err(Error::UnknownSkill {
+                        agent: name.to_string(),
+                        kind: kind.to_string(),
+                        skills: spec.skills.join(", "),
+                    });
+                }
+                Ok(vec![name.clone()])
+            }
+            Address::Group(group) => {
+                let members: Vec<_> = directory
+                    .values()
+                    .filter(|e| e.spec.read().groups.iter().any(|g| **g == **group))
+                    .collect();
+                if members.is_empty() {
+                    return Err(Error::UnknownGroup {
+                        name: group.to_string(),
+                    });
+                }
+                let recipients: Vec<_> = members
+                    .into_iter()
+                    .filter(|e| e.stats.status().is_live() && takes(e))
+                    .map(|e| e.name.clone())
+                    .collect();
+                if recipients.is_empty() {
+                    return Err(Error::NoRecipients {
+                        to: format!("group `{group}`"),
+                        kind: kind.to_string(),
+                    });
+                }
+                Ok(recipients)
+            }
+            Address::All => {
+                let recipients: Vec<_> = directory
+                    .values()
+                    .filter(|e| e.stats.status().is_live() && takes(e))
+                    .map(|e| e.name.clone())
+                    .collect();
+                if recipients.is_empty() {
+                    return Err(Error::NoRecipients {
+                        to: "the swarm".to_string(),
+                        kind: kind.to_string(),
+                    });
+                }
+                Ok(recipients)
+            }
+            Address::User(_) => Ok(Vec::new()),
+            Address::System => Err(Error::Invalid(
+                "messages cannot be sent to `system`".to_string(),
+            )),
+        }
+    }
+
+    /// Checks, addresses and durably accepts one message.
+    pub async fn send(&self, envelope: Envelope) -> Result<Sent> {
+        if !self.inner.accepting.load(Ordering::Acquire) {
+            return Err(Error::ShuttingDown);
+        }
+        let message = self.prepare(envelope)?;
+        let to = message.envelope.to.clone();
+        let recipients = message.recipients.clone();
+        let accepted: Vec<Accepted> = self.inner.log.append(vec![message]).await?;
+        let accepted = accepted
+            .first()
+            .ok_or_else(|| Error::Actor("the log accepted nothing".to_string()))?;
+        Ok(Sent {
+            id: accepted.id,
+            seq: accepted.seq,
+            to,
+            recipients,
+            accepted_at: accepted.accepted_at,
+        })
+    }
+
+    /// Appends a captain notice (used by the supervisor; the router queues its own).
+    pub(crate) fn notify_captain(&self, message: StoredMessage) {
+        let _ = self.inner.notices.send(message);
+    }
+
+    /// The agent handled the in-flight delivery: acknowledge it together with the handler's outputs.
+    pub(crate) async fn handled(
+        &self,
+        entry: &AgentEntry,
+        delivery: &Delivery,
+        outputs: Vec<StoredMessage>,
+    ) -> Result<()> {
+        entry.stats.handled_one();
+        self.inner
+            .log
+            .resolve(
+                Resolution {
+                    seq: delivery.message.envelope.seq,
+                    agent: entry.name.clone(),
+                    outcome: Outcome::Handled,
+                },
+                outputs,
+            )
+            .await?;
+        // Finished only once the acknowledgement is queued for the writer: `drain` relies on an idle mailbox
+        // meaning its acknowledgements are already in the writer's queue. A restart of the actor after this
+        // point does not redeliver the message, and the queued write makes it durable.
+        entry.mailbox.finish();
+        Ok(())
+    }
+
+    /// An attempt failed (a skill error, or the agent crashed while handling it): retry it or give up on it.
+    pub(crate) async fn failed(
+        &self,
+        entry: &AgentEntry,
+        mut delivery: Delivery,
+        error: String,
+    ) -> Result<()> {
+        entry.stats.failed_one();
+        delivery.attempts += 1;
+        let max = self.inner.config.max_attempts;
+        let outcome = if delivery.attempts >= max {
+            Outcome::Dead {
+                attempts: delivery.attempts,
+                error: error.clone(),
+                message: delivery.message.clone(),
+            }
+        } else {
+            Outcome::Failed {
+                attempt: delivery.attempts,
+                error: error.clone(),
+            }
+        };
+        let seq = delivery.message.envelope.seq;
+        self.inner
+            .log
+            .resolve(
+                Resolution {
+                    seq,
+                    agent: entry.name.clone(),
+                    outcome,
+                },
+                Vec::new(),
+            )
+            .await?;
+        entry.mailbox.finish();
+        if delivery.attempts < max {
+            tracing::info!(agent = %entry.name, %seq, attempt = delivery.attempts, %error, "message failed; it will be retried");
+            entry.mailbox.requeue(vec![delivery]);
+        }
+        Ok(())
+    }
+
+    /// Puts what the log found unresolved back into mailboxes. Deliveries for agents that no longer exist are
+    /// dead-lettered, so they neither vanish silently nor pin the log forever.
+    pub async fn recover(&self, recovery: Recovery) -> Result<()> {
+        for redelivery in recovery.redeliveries {
+            match self.entry(redelivery.agent.as_str()) {
+                Some(entry) => entry.mailbox.push(Delivery {
+                    message: redelivery.message,
+                    attempts: redelivery.attempts,
+                }),
+                None => {
+                    self.inner
+                        .log
+                        .resolve(
+                            Resolution {
+                                seq: redelivery.message.envelope.seq,
+                                agent: redelivery.agent.clone(),
+                                outcome: Outcome::Dead {
+                                    attempts: redelivery.attempts,
+                                    error: format!(
+                                        "agent `{}` no longer exists in the configuration",
+                                        redelivery.agent
+                                    ),
+                                    message: redelivery.message,
+                                },
+                            },
+                            Vec::new(),
+                        )
+                        .await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Wakes [`Ums::drain`] waiters; agents call it when they run out of work.
+    pub(crate) fn agent_idle(&self) {
+        self.inner.router.idle.notify_waiters();
+    }
+
+    /// Waits until every running agent has handled everything it can take and the log has written the results,
+    /// or until `timeout`. Paused, stopped and failed agents are not waited for. Returns whether it drained.
+    pub async fn drain(&self, timeout: Duration) -> bool {
+        let work = async {
+            loop {
+                let idle = self.inner.router.idle.notified();
+                tokio::pin!(idle);
+                idle.as_mut().enable();
+                if self.all_idle() {
+                    // Acknowledgements (and the replies they carry) may still be queued for the writer; once they
+                    // are written, replies may have produced new work, so look again.
+                    if self.inner.log.barrier().await.is_err() {
+                        return;
+                    }
+                    if self.all_idle() {
+                        return;
+                    }
+                    continue;
+                }
+                idle.await;
+            }
+        };
+        tokio::time::timeout(timeout, work).await.is_ok()
+    }
+
+    fn all_idle(&self) -> bool {
+        self.entries().iter().all(|e| {
+            !matches!(e.stats.status(), AgentStatus::Idle | AgentStatus::Busy)
+                || e.mailbox.is_idle()
+        })
+    }
+}

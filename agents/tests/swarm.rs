@@ -1,0 +1,389 @@
+//! The swarm end to end below the frontends: real sled store in a temp dir, real actors, real log.
+
+use std::{sync::Arc, time::Duration};
+
+use dreamos_agents::{
+    message::{Address, Body, Priority},
+    ControlVerb, Error, Principal, SkillRegistry, Swarm, SwarmEvent,
+};
+use dreamos_runtime::{
+    config::{AgentConfig, Config, Role},
+    log::{HistoryQuery, ReceiptStatus},
+    Store,
+};
+use tokio::sync::broadcast;
+
+const DEADLINE: Duration = Duration::from_secs(10);
+
+struct Harness {
+    dir: tempfile::TempDir,
+    config: Config,
+}
+
+impl Harness {
+    fn new() -> Harness {
+        Harness {
+            dir: tempfile::tempdir().expect("temp dir"),
+            config: Config::defaults(),
+        }
+    }
+
+    async fn start(&self) -> Swarm {
+        let store = Store::open(self.dir.path(), &self.config.store).expect("store");
+        Swarm::start(self.config.clone(), store, SkillRegistry::builtin())
+            .await
+            .expect("swarm starts")
+    }
+}
+
+fn captain() -> Principal {
+    Principal::new("console", Role::Captain)
+}
+
+/// Waits for the first reply to `id`, failing after the deadline.
+async fn reply_to(
+    events: &mut broadcast::Receiver<SwarmEvent>,
+    id: dreamos_agents::message::MessageId,
+) -> Arc<dreamos_runtime::log::StoredMessage> {
+    tokio::time::timeout(DEADLINE, async {
+        loop {
+            match events.recv().await {
+                Ok(SwarmEvent::Message(m)) if m.envelope.reply_to == Some(id) => return m,
+                Ok(_) => {}
+                Err(err) => panic!("event stream broke: {err}"),
+            }
+        }
+    })
+    .await
+    .expect("reply within the deadline")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ping_is_answered_and_history_shows_it_handled() {
+    let h = Harness::new();
+    let swarm = h.start().await;
+    assert_eq!(swarm.agents().len(), 4);
+    let mut events = swarm.subscribe();
+    let phone = swarm.cell_phone(&captain());
+    let sent = phone
+        .send(
+            "agent-1".parse().expect("address"),
+            "ping",
+            Body::text("hello"),
+            Priority::Normal,
+        )
+        .await
+        .expect("accepted");
+    assert_eq!(sent.seq.0, 1);
+    let reply = reply_to(&mut events, sent.id).await;
+    assert_eq!(reply.envelope.to, Address::user("console"));
+    assert_eq!(
+        reply.envelope.body.text_field().as_deref(),
+        Some("pong: hello")
+    );
+    assert!(swarm.drain(DEADLINE).await);
+    let page = swarm.history(&HistoryQuery::default()).expect("history");
+    let original = page
+        .entries
+        .iter()
+        .find(|e| e.message.envelope.id == sent.id)
+        .expect("in history");
+    assert_eq!(original.receipts.len(), 1);
+    assert_eq!(original.receipts[0].status, ReceiptStatus::Handled);
+    swarm.shutdown(DEADLINE).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_agent_takes_the_most_urgent_first_when_resumed() {
+    let h = Harness::new();
+    let swarm = h.start().await;
+    let mut events = swarm.subscribe();
+    let captain_phone = swarm.captain_phone(&captain()).expect("captain");
+    let agent: Address = "agent-2".parse().expect("address");
+    let paused = captain_phone
+        .control(agent.clone(), ControlVerb::Pause)
+        .await
+        .expect("pause");
+    reply_to(&mut events, paused.id).await;
+    let phone = swarm.cell_phone(&captain());
+    let mut sent = Vec::new();
+    for (text, priority) in [
+        ("low", Priority::Low),
+        ("normal", Priority::Normal),
+        ("urgent", Priority::Urgent),
+        ("high", Priority::High),
+    ] {
+        sent.push(
+            phone
+                .send(agent.clone(), "ping", Body::text(text), priority)
+                .await
+                .expect("accepted"),
+        );
+    }
+    assert_eq!(swarm.agent("agent-2").expect("agent").queue, 4);
+    captain_phone
+        .control(agent.clone(), ControlVerb::Resume)
+        .await
+        .expect("resume");
+    let mut order = Vec::new();
+    while order.len() < 4 {
+        match tokio::time::timeout(DEADLINE, events.recv()).await {
+            Ok(Ok(SwarmEvent::Message(m))) => {
+                if let Some(text) = m.envelope.body.text_field() {
+                    if let Some(word) = text.strip_prefix("pong: ") {
+                        order.push(word.to_string());
+                    }
+                }
+            }
+            Ok(Ok(_)) => {}
+            other => panic!("no reply: {other:?}"),
+        }
+    }
+    assert_eq!(order, ["urgent", "high", "normal", "low"]);
+    swarm.shutdown(DEADLINE).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broadcast_records_which_agents_acknowledged() {
+    let h = Harness::new();
+    let swarm = h.start().await;
+    let captain_phone = swarm.captain_phone(&captain()).expect("captain");
+    let sent = captain_phone
+        .broadcast(Address::All, "all hands", Priority::Urgent)
+        .await
+        .expect("broadcast");
+    assert_eq!(sent.recipients.len(), 4);
+    assert!(swarm.drain(DEADLINE).await);
+    let page = swarm
+        .history(&HistoryQuery {
+            kind: Some("order".into()),
+            ..Default::default()
+        })
+        .expect("history");
+    let receipts = &page.entries[0].receipts;
+    assert_eq!(receipts.len(), 4);
+    assert!(receipts.iter().all(|r| r.handled()), "{receipts:?}");
+    swarm.shutdown(DEADLINE).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn groups_and_subscriptions_choose_recipients() {
+    let mut h = Harness::new();
+    h.config.agents = vec![
+        AgentConfig {
+            name: "a".into(),
+            skills: vec!["*".into()],
+            groups: vec!["red".into()],
+            subscribe: vec!["ping".into()],
+        },
+        AgentConfig {
+            name: "b".into(),
+            skills: vec!["*".into()],
+            groups: vec!["red".into()],
+            subscribe: vec!["rep*".into()],
+        },
+        AgentConfig {
+            name: "c".into(),
+            skills: vec!["ping".into()],
+            groups: vec![],
+            subscribe: vec!["*".into()],
+        },
+    ];
+    let swarm = h.start().await;
+    let phone = swarm.cell_phone(&captain());
+    let check = |to: &str, kind: &str| {
+        let phone = phone.clone();
+        let to: Address = to.parse().expect("address");
+        let kind = kind.to_string();
+        async move {
+            phone
+                .send(to, &kind, Body::text("x"), Priority::Normal)
+                .await
+                .map(|s| {
+                    s.recipients
+                        .iter()
+                        .map(|a| a.to_string())
+                        .collect::<Vec<_>>()
+                })
+                .map_err(|e| e.kind())
+        }
+    };
+    assert_eq!(check("group:red", "ping").await, Ok(vec!["a".to_string()]));
+    assert_eq!(
+        check("group:red", "report").await,
+        Ok(vec!["b".to_string()])
+    );
+    assert_eq!(
+        check("all", "ping").await,
+        Ok(vec!["a".to_string(), "c".to_string()])
+    );
+    // Direct messages ignore subscriptions but need the skill.
+    assert_eq!(check("b", "ping").await, Ok(vec!["b".to_string()]));
+    assert_eq!(check("c", "report").await, Err("unknown_skill"));
+    assert_eq!(check("group:blue", "ping").await, Err("unknown_group"));
+    assert_eq!(check("nobody", "ping").await, Err("unknown_agent"));
+    swarm.shutdown(DEADLINE).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_sends_are_refused_and_nothing_is_stored() {
+    let h = Harness::new();
+    let swarm = h.start().await;
+    let phone = swarm.cell_phone(&captain());
+    let big = "x".repeat(70 * 1024);
+    let err = phone
+        .send(
+            "agent-1".parse().expect("address"),
+            "ping",
+            Body::text(&big),
+            Priority::Normal,
+        )
+        .await
+        .expect_err("too large");
+    assert!(matches!(err, Error::BodyTooLarge { .. }), "{err:?}");
+    let err = phone
+        .send(
+            "agent-1".parse().expect("address"),
+            "Not A Kind",
+            Body::text("x"),
+            Priority::Normal,
+        )
+        .await
+        .expect_err("bad kind");
+    assert_eq!(err.kind(), "invalid_argument");
+    let viewer = Principal::new("eve", Role::Viewer);
+    assert_eq!(
+        swarm.captain_phone(&viewer).err().map(|e| e.kind()),
+        Some("forbidden")
+    );
+    assert_eq!(
+        swarm
+            .spawn_agent(&viewer, "agent-9", None, None)
+            .await
+            .err()
+            .map(|e| e.kind()),
+        Some("forbidden")
+    );
+    assert_eq!(swarm.status().messages.last_seq, 0, "nothing was stored");
+    swarm.shutdown(DEADLINE).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_agent_keeps_its_queue_and_gets_it_when_spawned() {
+    let h = Harness::new();
+    let swarm = h.start().await;
+    let who = captain();
+    let stopped = swarm.stop_agent(&who, "agent-3").await.expect("stop");
+    assert_eq!(stopped.status.as_str(), "stopped");
+    assert_eq!(
+        swarm
+            .stop_agent(&who, "agent-3")
+            .await
+            .err()
+            .map(|e| e.kind()),
+        Some("agent_state")
+    );
+    let mut events = swarm.subscribe();
+    let sent = swarm
+        .cell_phone(&who)
+        .send(
+            "agent-3".parse().expect("address"),
+            "ping",
+            Body::text("later"),
+            Priority::Normal,
+        )
+        .await
+        .expect("accepted while stopped");
+    assert_eq!(swarm.agent("agent-3").expect("agent").queue, 1);
+    let spawned = swarm
+        .spawn_agent(&who, "agent-3", None, None)
+        .await
+        .expect("spawn");
+    assert!(spawned.status.is_live());
+    reply_to(&mut events, sent.id).await;
+    // A brand-new agent, and a duplicate.
+    let new = swarm
+        .spawn_agent(
+            &who,
+            "agent-5",
+            Some(vec!["ping".into()]),
+            Some(vec!["crew".into()]),
+        )
+        .await
+        .expect("spawn new");
+    assert_eq!(new.skills, ["ping"]);
+    assert_eq!(
+        swarm
+            .spawn_agent(&who, "agent-5", None, None)
+            .await
+            .err()
+            .map(|e| e.kind()),
+        Some("agent_exists")
+    );
+    swarm.shutdown(DEADLINE).await;
+    drop(swarm);
+
+    // The roster survives a restart: agent-5 is back, and a stopped agent stays stopped.
+    let swarm = h.start().await;
+    assert!(swarm.agent("agent-5").expect("agent-5").status.is_live());
+    swarm.stop_agent(&who, "agent-2").await.expect("stop");
+    swarm.shutdown(DEADLINE).await;
+    drop(swarm);
+    let swarm = h.start().await;
+    assert_eq!(
+        swarm.agent("agent-2").expect("agent-2").status.as_str(),
+        "stopped"
+    );
+    swarm.shutdown(DEADLINE).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queued_messages_are_handled_after_a_restart_of_the_swarm() {
+    let h = Harness::new();
+    let swarm = h.start().await;
+    let who = captain();
+    let captain_phone = swarm.captain_phone(&who).expect("captain");
+    let sent = captain_phone
+        .control("agent-4".parse().expect("address"), ControlVerb::Pause)
+        .await
+        .expect("pause");
+    drop(captain_phone);
+    let mut events = swarm.subscribe();
+    reply_to(&mut events, sent.id).await;
+    let mut ids = Vec::new();
+    for i in 0..20 {
+        ids.push(
+            swarm
+                .cell_phone(&who)
+                .send(
+                    "agent-4".parse().expect("address"),
+                    "ping",
+                    Body::text(&format!("m{i}")),
+                    Priority::Normal,
+                )
+                .await
+                .expect("accepted")
+                .id,
+        );
+    }
+    swarm.shutdown(DEADLINE).await;
+    drop(swarm);
+
+    let swarm = h.start().await;
+    assert_eq!(
+        swarm.agent("agent-4").expect("agent").status.as_str(),
+        "paused"
+    );
+    assert_eq!(swarm.agent("agent-4").expect("agent").queue, 20);
+    let mut events = swarm.subscribe();
+    swarm
+        .captain_phone(&who)
+        .expect("captain")
+        .control("agent-4".parse().expect("address"), ControlVerb::Resume)
+        .await
+        .expect("resume");
+    for id in ids {
+        reply_to(&mut events, id).await;
+    }
+    swarm.shutdown(DEADLINE).await;
+}
