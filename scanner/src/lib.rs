@@ -7,6 +7,8 @@
 //! what it skips and why), [`walk::read_source`] reads one file by the same rules; [`extract::extract`] (or a
 //! per-thread [`extract::Extractor`]) turns a file into [`model::FileFacts`] with tree-sitter; [`lang`] holds
 //! the languages, their grammars and queries.
+//! Dependencies: [`deps::Resolver`] maps each import to a file of the repository or an external package,
+//! and [`deps::DepGraph`] answers imports, importers (transitively, with distances) and cycles.
 
 pub mod deps;
 pub mod error;
