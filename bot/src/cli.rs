@@ -1,0 +1,141 @@
+//! The command line: `dreamos run [--console] [--json] [--data-dir DIR] [--config FILE] [--role ROLE]`, and
+//! `dreamos config` to print the effective configuration.
+
+use std::{
+    path::{Path, PathBuf},
+    process::ExitCode,
+};
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use dreamos_agents::{Principal, SkillRegistry, Swarm};
+use dreamos_runtime::{
+    config::{ConfigLoader, Role},
+    Config, Store,
+};
+
+use crate::{console, session::Session};
+
+/// The local override file picked up when no `--config` is given.
+const LOCAL_CONFIG: &str = "config/local.toml";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "dreamos",
+    version,
+    about = "Dream.OS: a swarm of AI agents you steer from Discord or a local console"
+)]
+pub struct Cli {
+    /// Where the store, logs and console history live.
+    #[arg(
+        long,
+        global = true,
+        env = "DREAMOS_DATA_DIR",
+        default_value = "./data"
+    )]
+    pub data_dir: PathBuf,
+
+    /// A TOML file overriding config/default.toml (default: config/local.toml when it exists).
+    #[arg(long, global = true)]
+    pub config: Option<PathBuf>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Start the swarm with the console frontend.
+    Run(RunArgs),
+    /// Print the effective configuration (defaults, file and environment merged) as TOML.
+    Config,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// Use the console frontend (the default, and the only one in this build).
+    #[arg(long)]
+    pub console: bool,
+
+    /// Print each answer and event as one JSON object per line.
+    #[arg(long)]
+    pub json: bool,
+
+    /// Role of the person at the console (captain, operator or viewer); default from [console] role.
+    #[arg(long, value_parser = parse_role)]
+    pub role: Option<Role>,
+}
+
+fn parse_role(text: &str) -> Result<Role, String> {
+    text.parse()
+}
+
+/// Runs the command line; errors are printed with their whole chain and exit non-zero.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            // One line per cause, outermost first: "error: opening ...: data directory ... is in use".
+            let _ =
+                std::io::Write::write_fmt(&mut std::io::stderr(), format_args!("error: {err:#}\n"));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    let config = load_config(cli.config.as_deref())?;
+    match cli.command {
+        Command::Config => {
+            let text = config.to_toml().context("printing the configuration")?;
+            std::io::Write::write_all(&mut std::io::stdout(), text.as_bytes())?;
+            Ok(())
+        }
+        Command::Run(args) => run_swarm(&cli.data_dir, config, args),
+    }
+}
+
+/// Defaults, then `--config` (or config/local.toml), then `DREAMOS_SECTION__KEY` variables.
+pub fn load_config(file: Option<&Path>) -> anyhow::Result<Config> {
+    let mut loader = ConfigLoader::new();
+    match file {
+        Some(path) => loader = loader.file(path)?,
+        None if Path::new(LOCAL_CONFIG).is_file() => {
+            loader = loader.file(Path::new(LOCAL_CONFIG))?
+        }
+        None => {}
+    }
+    Ok(loader.env(std::env::vars())?.build()?)
+}
+
+fn run_swarm(data_dir: &Path, config: Config, args: RunArgs) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("dreamos")
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async move {
+        // The store first: a data directory held by another process should fail before anything else starts.
+        let store = Store::open(data_dir, &config.store)?;
+        let _telemetry = dreamos_runtime::telemetry::init(&config.log, data_dir)?;
+        if std::env::var_os("DREAMOS_DISCORD_TOKEN").is_some() {
+            tracing::warn!(
+                "DREAMOS_DISCORD_TOKEN is set, but this build has no Discord frontend yet; using the console"
+            );
+        }
+        let principal = Principal::new(
+            &config.console.user,
+            args.role.unwrap_or(config.console.role),
+        );
+        let options = console::ConsoleOptions {
+            json: args.json,
+            drain_timeout: config.shutdown.drain_timeout,
+            history_file: data_dir.join("console_history"),
+        };
+        let swarm = Swarm::start(config, store, SkillRegistry::builtin())
+            .await
+            .context("starting the swarm")?;
+        console::run(Session::new(swarm, principal, "console"), options).await
+    })
+}

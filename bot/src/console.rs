@@ -1,0 +1,404 @@
+//! The console frontend: the embedded default, where the person at the keyboard is the captain.
+//!
+//! On a terminal it is a line editor (rustyline) with history and completion; events print above the prompt.
+//! When standard input is not a terminal it reads one command per line, answers each in order, prints events as
+//! they happen, and at end of input drains the agents, flushes and exits 0. Answers and events go to stdout, one
+//! line each (`--json`: one JSON object each); logs go to stderr.
+
+use std::{
+    io::{IsTerminal, Write},
+    path::PathBuf,
+    sync::Arc,
+    time::Duration,
+};
+
+use anyhow::Context as _;
+use dreamos_agents::SwarmEvent;
+use parking_lot::Mutex;
+use tokio::{
+    io::{AsyncBufReadExt, BufReader},
+    sync::{broadcast, mpsc, oneshot},
+};
+
+use crate::{
+    command::COMMANDS,
+    render,
+    session::{Answer, Session},
+};
+
+pub struct ConsoleOptions {
+    pub json: bool,
+    /// How long to let agents finish queued work at end of input.
+    pub drain_timeout: Duration,
+    /// Line-editor history, when on a terminal.
+    pub history_file: PathBuf,
+}
+
+/// Where lines go: one writer, whole lines, flushed at once (a script reading answers must see them now).
+struct Output {
+    json: bool,
+    lock: Mutex<()>,
+}
+
+impl Output {
+    fn line(&self, text: &str) {
+        let _guard = self.lock.lock();
+        let mut stdout = std::io::stdout().lock();
+        // A closed stdout (the reader went away) is not worth dying for; the swarm still shuts down cleanly.
+        let _ = writeln!(stdout, "{text}");
+        let _ = stdout.flush();
+    }
+
+    fn answer(&self, answer: &Answer) -> String {
+        if self.json {
+            render::answer_json(answer)
+        } else {
+            render::answer_text(answer)
+        }
+    }
+
+    fn event(&self, event: &SwarmEvent) -> String {
+        if self.json {
+            render::event_json(event)
+        } else {
+            render::event_text(event)
+        }
+    }
+}
+
+/// How the session ended.
+enum End {
+    /// End of input or /quit: drain, then stop.
+    Input,
+    /// SIGINT or SIGTERM: stop now (after the current messages).
+    Signal,
+}
+
+/// Runs the console until end of input, /quit or a signal, then shuts the swarm down.
+pub async fn run(session: Session, options: ConsoleOptions) -> anyhow::Result<()> {
+    let output = Arc::new(Output {
+        json: options.json,
+        lock: Mutex::new(()),
+    });
+    let interactive = std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
+    let end = if interactive {
+        interactive_loop(&session, &output, &options).await?
+    } else {
+        let (stop, printer) = print_events(session.swarm().subscribe(), output.clone());
+        let end = line_loop(&session, &output).await?;
+        finish(&session, &options, &end).await;
+        let _ = stop.send(());
+        let _ = printer.await;
+        return shutdown(&session, &options).await;
+    };
+    finish(&session, &options, &end).await;
+    shutdown(&session, &options).await
+}
+
+async fn finish(session: &Session, options: &ConsoleOptions, end: &End) {
+    if let End::Input = end {
+        if !session.swarm().drain(options.drain_timeout).await {
+            tracing::warn!(
+                timeout = %humantime::format_duration(options.drain_timeout),
+                "agents did not finish their queues in time; the rest stays queued for the next start"
+            );
+        }
+    }
+}
+
+async fn shutdown(session: &Session, options: &ConsoleOptions) -> anyhow::Result<()> {
+    session.swarm().shutdown(options.drain_timeout).await;
+    Ok(())
+}
+
+/// Prints events until told to stop; then prints what is already queued and returns.
+fn print_events(
+    mut events: broadcast::Receiver<SwarmEvent>,
+    output: Arc<Output>,
+) -> (oneshot::Sender<()>, tokio::task::JoinHandle<()>) {
+    let (stop, mut stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                biased;
+                event = events.recv() => match event {
+                    Ok(event) => output.line(&output.event(&event)),
+                    Err(broadcast::error::RecvError::Lagged(missed)) => output.line(&lagged(&output, missed)),
+                    Err(broadcast::error::RecvError::Closed) => return,
+                },
+                _ = &mut stopped => {
+                    loop {
+                        match events.try_recv() {
+                            Ok(event) => output.line(&output.event(&event)),
+                            Err(broadcast::error::TryRecvError::Lagged(missed)) => output.line(&lagged(&output, missed)),
+                            Err(_) => return,
+                        }
+                    }
+                }
+            }
+        }
+    });
+    (stop, task)
+}
+
+fn lagged(output: &Output, missed: u64) -> String {
+    if output.json {
+        serde_json::json!({ "event": "lagged", "data": { "missed": missed } }).to_string()
+    } else {
+        format!("[lagged] {missed} events were dropped because the console fell behind")
+    }
+}
+
+/// Standard input is not a terminal: one command per line, in order.
+async fn line_loop(session: &Session, output: &Output) -> anyhow::Result<End> {
+    let mut lines = BufReader::new(tokio::io::stdin()).lines();
+    let mut signal = std::pin::pin!(shutdown_signal());
+    loop {
+        tokio::select! {
+            line = lines.next_line() => {
+                let Some(line) = line.context("reading standard input")? else {
+                    return Ok(End::Input);
+                };
+                let line = line.trim();
+                if line.is_empty() || line.starts_with('#') {
+                    continue;
+                }
+                if is_quit(line) {
+                    return Ok(End::Input);
+                }
+                let answer = session.run(line).await;
+                output.line(&output.answer(&answer));
+            }
+            _ = &mut signal => return Ok(End::Signal),
+        }
+    }
+}
+
+fn is_quit(line: &str) -> bool {
+    matches!(line, "/quit" | "/exit")
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut terminate) => {
+                tokio::select! {
+                    _ = interrupt => {}
+                    _ = terminate.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = interrupt.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = interrupt.await;
+    }
+}
+
+/// A terminal: rustyline on its own thread (it blocks), commands run here, events printed above the prompt.
+async fn interactive_loop(
+    session: &Session,
+    output: &Arc<Output>,
+    options: &ConsoleOptions,
+) -> anyhow::Result<End> {
+    let names: Arc<Mutex<Vec<String>>> = Arc::new(Mutex::new(agent_names(session)));
+    let (line_tx, mut line_rx) = mpsc::channel::<String>(1);
+    let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+    let (printer_tx, printer_rx) = oneshot::channel();
+    let history = options.history_file.clone();
+    let helper_names = names.clone();
+    let editor = std::thread::Builder::new()
+        .name("dreamos-console".to_string())
+        .spawn(move || editor_thread(history, helper_names, line_tx, done_rx, printer_tx))
+        .context("starting the console thread")?;
+
+    // Events go through the editor's external printer so that they appear above the prompt, not inside it.
+    let events_task = match printer_rx.await {
+        Ok(Some(mut printer)) => {
+            let mut events = session.swarm().subscribe();
+            let json = output.json;
+            Some(tokio::spawn(async move {
+                loop {
+                    let text = match events.recv().await {
+                        Ok(event) if json => render::event_json(&event),
+                        Ok(event) => render::event_text(&event),
+                        Err(broadcast::error::RecvError::Lagged(n)) => {
+                            format!("[lagged] {n} events dropped")
+                        }
+                        Err(broadcast::error::RecvError::Closed) => return,
+                    };
+                    if printer.print(text).is_err() {
+                        return;
+                    }
+                }
+            }))
+        }
+        _ => None,
+    };
+    let greeting = format!(
+        "dreamos console — {} agents. Type /help for commands, /quit or Ctrl-D to leave.",
+        session.swarm().agents().len()
+    );
+    output.line(&greeting);
+
+    let mut signal = std::pin::pin!(shutdown_signal());
+    let end = loop {
+        tokio::select! {
+            line = line_rx.recv() => {
+                let Some(line) = line else { break End::Input };
+                let line = line.trim().to_string();
+                if is_quit(&line) {
+                    break End::Input;
+                }
+                if !line.is_empty() {
+                    let answer = session.run(&line).await;
+                    output.line(&output.answer(&answer));
+                    *names.lock() = agent_names(session);
+                }
+                if done_tx.send(()).is_err() {
+                    break End::Input;
+                }
+            }
+            _ = &mut signal => break End::Signal,
+        }
+    };
+    drop(done_tx);
+    if let Some(task) = events_task {
+        task.abort();
+    }
+    // The editor thread ends when it sees `done_tx` gone or reads end of input; it is not joined when a signal
+    // arrives while it is blocked reading the terminal, because the process is about to exit anyway.
+    if matches!(end, End::Input) {
+        let _ = tokio::task::spawn_blocking(move || editor.join()).await;
+    }
+    Ok(end)
+}
+
+fn agent_names(session: &Session) -> Vec<String> {
+    session
+        .swarm()
+        .agents()
+        .into_iter()
+        .map(|a| a.name)
+        .collect()
+}
+
+type EditorPrinter = Box<dyn rustyline::ExternalPrinter + Send>;
+
+fn editor_thread(
+    history: PathBuf,
+    names: Arc<Mutex<Vec<String>>>,
+    lines: mpsc::Sender<String>,
+    done: std::sync::mpsc::Receiver<()>,
+    printer: oneshot::Sender<Option<EditorPrinter>>,
+) {
+    let mut editor =
+        match rustyline::Editor::<ConsoleHelper, rustyline::history::DefaultHistory>::new() {
+            Ok(editor) => editor,
+            Err(err) => {
+                tracing::error!(error = %err, "cannot start the line editor");
+                let _ = printer.send(None);
+                return;
+            }
+        };
+    editor.set_helper(Some(ConsoleHelper { names }));
+    let _ = editor.load_history(&history);
+    let external = editor
+        .create_external_printer()
+        .ok()
+        .map(|p| Box::new(p) as EditorPrinter);
+    let _ = printer.send(external);
+    loop {
+        match editor.readline("dreamos> ") {
+            Ok(line) => {
+                if !line.trim().is_empty() {
+                    let _ = editor.add_history_entry(line.as_str());
+                }
+                if lines.blocking_send(line).is_err() || done.recv().is_err() {
+                    break;
+                }
+            }
+            Err(rustyline::error::ReadlineError::Interrupted) => {
+                let _ = writeln!(
+                    std::io::stdout(),
+                    "(Ctrl-C clears the line; /quit or Ctrl-D leaves)"
+                );
+            }
+            Err(_) => break,
+        }
+    }
+    if let Err(err) = editor.save_history(&history) {
+        tracing::debug!(error = %err, "could not save console history");
+    }
+}
+
+/// Completes command names, agent names and options.
+struct ConsoleHelper {
+    names: Arc<Mutex<Vec<String>>>,
+}
+
+impl rustyline::completion::Completer for ConsoleHelper {
+    type Candidate = String;
+
+    fn complete(
+        &self,
+        line: &str,
+        pos: usize,
+        _ctx: &rustyline::Context<'_>,
+    ) -> rustyline::Result<(usize, Vec<String>)> {
+        let start = line[..pos].rfind(' ').map_or(0, |i| i + 1);
+        let word = &line[start..pos];
+        let candidates: Vec<String> = if start == 0 {
+            COMMANDS.iter().map(|c| format!("/{}", c.name)).collect()
+        } else if word.starts_with("--") {
+            [
+                "--priority",
+                "--kind",
+                "--wait",
+                "--group",
+                "--agent",
+                "--channel",
+                "--since",
+                "--until",
+                "--text",
+                "--limit",
+                "--before",
+                "--skills",
+                "--groups",
+            ]
+            .iter()
+            .map(|s| s.to_string())
+            .collect()
+        } else {
+            let mut words = self.names.lock().clone();
+            if line.starts_with("/agent ") {
+                words.extend(["spawn", "stop", "restart", "pause", "resume"].map(String::from));
+            }
+            words.extend(["low", "normal", "high", "urgent", "cell", "captain"].map(String::from));
+            words
+        };
+        Ok((
+            start,
+            candidates
+                .into_iter()
+                .filter(|c| c.starts_with(word))
+                .collect(),
+        ))
+    }
+}
+
+impl rustyline::hint::Hinter for ConsoleHelper {
+    type Hint = String;
+}
+
+impl rustyline::highlight::Highlighter for ConsoleHelper {}
+
+impl rustyline::validate::Validator for ConsoleHelper {}
+
+impl rustyline::Helper for ConsoleHelper {}

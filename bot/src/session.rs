@@ -1,0 +1,495 @@
+//! Running commands for one person: role checks, execution against the swarm, audit, and the answer's data.
+//!
+//! Every frontend goes through [`Session::run`], so a command behaves the same in the console and in Discord:
+//! same checks, same errors, same JSON data. Internal errors are logged with an id; the answer shows only the id.
+
+use std::time::Duration;
+
+use dreamos_agents::{
+    message::{Address, AgentName, Body, Channel, Millis, Priority, Seq},
+    ControlVerb, Error as SwarmError, Principal, Swarm, SwarmEvent,
+};
+use dreamos_runtime::{
+    audit::{AuditEntry, AuditOutcome},
+    log::{HistoryEntry, HistoryQuery, Receipt, StoredMessage},
+};
+use serde_json::{json, Value};
+
+use crate::command::{self, AgentAction, Command, ParseError, COMMANDS};
+
+/// A failed command: `kind` is stable for scripts, `message` is for people.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommandError {
+    pub kind: String,
+    pub message: String,
+}
+
+impl CommandError {
+    fn new(kind: &str, message: impl Into<String>) -> CommandError {
+        CommandError {
+            kind: kind.to_string(),
+            message: message.into(),
+        }
+    }
+}
+
+impl From<ParseError> for CommandError {
+    fn from(e: ParseError) -> Self {
+        CommandError::new(e.kind, e.message)
+    }
+}
+
+impl From<SwarmError> for CommandError {
+    fn from(e: SwarmError) -> Self {
+        if e.is_internal() {
+            let id = ulid::Ulid::new();
+            tracing::error!(error_id = %id, error = %e, "internal error");
+            CommandError::new(
+                "internal",
+                format!("internal error (id {id}); the log has the details"),
+            )
+        } else {
+            CommandError::new(e.kind(), e.to_string())
+        }
+    }
+}
+
+impl From<dreamos_runtime::Error> for CommandError {
+    fn from(e: dreamos_runtime::Error) -> Self {
+        SwarmError::from(e).into()
+    }
+}
+
+/// The answer to one command.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    /// The command's name (`send`), or what was typed as a name when it is unknown.
+    pub command: String,
+    pub result: Result<Value, CommandError>,
+}
+
+/// One person's session on one frontend.
+#[derive(Clone)]
+pub struct Session {
+    swarm: Swarm,
+    principal: Principal,
+    frontend: &'static str,
+}
+
+impl Session {
+    pub fn new(swarm: Swarm, principal: Principal, frontend: &'static str) -> Session {
+        Session {
+            swarm,
+            principal,
+            frontend,
+        }
+    }
+
+    pub fn swarm(&self) -> &Swarm {
+        &self.swarm
+    }
+
+    pub fn principal(&self) -> &Principal {
+        &self.principal
+    }
+
+    /// Parses and runs a console line, and writes it to the audit log.
+    pub async fn run(&self, line: &str) -> Answer {
+        let answer = match command::parse(line) {
+            Ok(command) => self.execute(command).await,
+            Err(err) => Answer {
+                command: typed_name(line),
+                result: Err(err.into()),
+            },
+        };
+        self.audit(line.trim(), &answer);
+        answer
+    }
+
+    /// Runs a parsed command (the Discord frontend builds these from slash-command options).
+    pub async fn execute(&self, command: Command) -> Answer {
+        let name = command.name().to_string();
+        let result = if self.principal.role < command.role() {
+            Err(CommandError::new(
+                "forbidden",
+                format!(
+                    "/{name} needs the {} role; you are {}",
+                    command.role(),
+                    self.principal.role
+                ),
+            ))
+        } else {
+            self.dispatch(command).await
+        };
+        Answer {
+            command: name,
+            result,
+        }
+    }
+
+    fn audit(&self, line: &str, answer: &Answer) {
+        let outcome = match &answer.result {
+            Ok(_) => AuditOutcome::Ok,
+            Err(e) => AuditOutcome::Error {
+                kind: e.kind.clone(),
+                message: e.message.clone(),
+            },
+        };
+        let entry = AuditEntry {
+            at: Millis::now(),
+            who: self.principal.name.clone(),
+            role: self.principal.role,
+            frontend: self.frontend.to_string(),
+            command: line.to_string(),
+            outcome,
+        };
+        if let Err(err) = self.swarm.audit().record(&entry) {
+            tracing::error!(error = %err, "could not write the audit log");
+        }
+    }
+
+    async fn dispatch(&self, command: Command) -> Result<Value, CommandError> {
+        match command {
+            Command::Help { topic } => help(topic.as_deref()),
+            Command::Status => Ok(json!(self.swarm.status())),
+            Command::Agents => Ok(json!({ "agents": self.swarm.agents() })),
+            Command::Agent {
+                action,
+                name,
+                skills,
+                groups,
+            } => self.agent(action, &name, skills, groups).await,
+            Command::Send {
+                to,
+                text,
+                priority,
+                kind,
+                wait,
+            } => self.send(&to, &text, priority, kind, wait).await,
+            Command::Broadcast {
+                text,
+                group,
+                priority,
+            } => self.broadcast(&text, group, priority).await,
+            Command::History {
+                agent,
+                channel,
+                kind,
+                since,
+                until,
+                text,
+                limit,
+                before,
+            } => self.history(HistoryArgs {
+                agent,
+                channel,
+                kind,
+                since,
+                until,
+                text,
+                limit,
+                before,
+            }),
+            Command::DeadLetters { limit, before } => self.dead_letters(limit, before),
+        }
+    }
+
+    async fn agent(
+        &self,
+        action: AgentAction,
+        name: &str,
+        skills: Option<Vec<String>>,
+        groups: Option<Vec<String>>,
+    ) -> Result<Value, CommandError> {
+        let who = &self.principal;
+        let snapshot = match action {
+            AgentAction::Spawn => self.swarm.spawn_agent(who, name, skills, groups).await?,
+            AgentAction::Stop => self.swarm.stop_agent(who, name).await?,
+            AgentAction::Restart => self.swarm.restart_agent(who, name).await?,
+            AgentAction::Pause | AgentAction::Resume => {
+                let verb = if action == AgentAction::Pause {
+                    ControlVerb::Pause
+                } else {
+                    ControlVerb::Resume
+                };
+                self.swarm.agent(name)?;
+                let to = Address::Agent(
+                    AgentName::new(name).map_err(|m| CommandError::new("invalid_argument", m))?,
+                );
+                // The verb travels as an order; wait (bounded) for the agent's acknowledgement so that the answer
+                // shows the agent already paused or resumed.
+                let mut events = self.swarm.subscribe();
+                let sent = self.swarm.captain_phone(who)?.control(to, verb).await?;
+                let timeout = self.swarm.config().messages.wait_timeout;
+                let acknowledged = wait_reply(&mut events, sent.id, timeout).await.is_some();
+                return Ok(json!({
+                    "action": action.as_str(),
+                    "agent": self.swarm.agent(name)?,
+                    "order": { "id": sent.id, "seq": sent.seq, "acknowledged": acknowledged },
+                }));
+            }
+        };
+        Ok(json!({ "action": action.as_str(), "agent": snapshot }))
+    }
+
+    async fn send(
+        &self,
+        to: &str,
+        text: &str,
+        priority: Priority,
+        kind: Option<String>,
+        wait: bool,
+    ) -> Result<Value, CommandError> {
+        let to: Address = to
+            .parse()
+            .map_err(|m: String| CommandError::new("invalid_argument", m))?;
+        if matches!(to, Address::All | Address::User(_) | Address::System) {
+            return Err(CommandError::new(
+                "invalid_argument",
+                format!("/send goes to an agent or a group:NAME, not {to}; use /broadcast to order everyone"),
+            ));
+        }
+        if let Address::Agent(name) = &to {
+            // Checked here too so that an unknown agent is named before anything else is wrong.
+            self.swarm.agent(name.as_str())?;
+        }
+        let kind = kind.unwrap_or_else(|| self.swarm.config().messages.default_kind.clone());
+        // Subscribe before sending, so that a fast reply cannot slip past.
+        let mut events = wait.then(|| self.swarm.subscribe());
+        let sent = self
+            .swarm
+            .cell_phone(&self.principal)
+            .send(to, &kind, Body::text(text), priority)
+            .await?;
+        let mut data = json!({
+            "id": sent.id,
+            "seq": sent.seq,
+            "to": sent.to.to_string(),
+            "recipients": sent.recipients,
+            "kind": kind,
+            "priority": priority.as_str(),
+            "accepted_at": sent.accepted_at.rfc3339(),
+        });
+        if let Some(events) = events.as_mut() {
+            let timeout = self.swarm.config().messages.wait_timeout;
+            match wait_reply(events, sent.id, timeout).await {
+                Some(reply) => data["reply"] = message_json(&reply, &[]),
+                None => {
+                    data["reply"] = Value::Null;
+                    data["note"] = json!(format!(
+                        "no reply within {}; it will show as an event when it comes",
+                        humantime::format_duration(timeout)
+                    ));
+                }
+            }
+        }
+        Ok(data)
+    }
+
+    async fn broadcast(
+        &self,
+        text: &str,
+        group: Option<String>,
+        priority: Priority,
+    ) -> Result<Value, CommandError> {
+        let to = match group {
+            Some(group) => format!("group:{group}")
+                .parse()
+                .map_err(|m: String| CommandError::new("invalid_argument", m))?,
+            None => Address::All,
+        };
+        let sent = self
+            .swarm
+            .captain_phone(&self.principal)?
+            .broadcast(to, text, priority)
+            .await?;
+        Ok(json!({
+            "id": sent.id,
+            "seq": sent.seq,
+            "to": sent.to.to_string(),
+            "recipients": sent.recipients,
+            "priority": priority.as_str(),
+            "accepted_at": sent.accepted_at.rfc3339(),
+        }))
+    }
+
+    fn history(&self, args: HistoryArgs) -> Result<Value, CommandError> {
+        let max = self.swarm.config().messages.max_page;
+        let limit = args.limit.unwrap_or(50);
+        if limit == 0 || limit > max {
+            return Err(CommandError::new(
+                "invalid_argument",
+                format!("--limit must be between 1 and {max}"),
+            ));
+        }
+        let agent = match args.agent {
+            Some(name) => {
+                self.swarm.agent(&name)?;
+                Some(AgentName::new(&name).map_err(|m| CommandError::new("invalid_argument", m))?)
+            }
+            None => None,
+        };
+        let query = HistoryQuery {
+            agent,
+            channel: args.channel,
+            kind: args.kind,
+            since: args
+                .since
+                .as_deref()
+                .map(|t| parse_time("since", t))
+                .transpose()?,
+            until: args
+                .until
+                .as_deref()
+                .map(|t| parse_time("until", t))
+                .transpose()?,
+            text: args.text,
+            before: args.before.map(Seq),
+            limit,
+        };
+        let page = self.swarm.history(&query)?;
+        let messages: Vec<Value> = page.entries.iter().map(entry_json).collect();
+        Ok(json!({
+            "messages": messages,
+            "next_before": page.next_before,
+        }))
+    }
+
+    fn dead_letters(
+        &self,
+        limit: Option<usize>,
+        before: Option<u64>,
+    ) -> Result<Value, CommandError> {
+        let max = self.swarm.config().messages.max_page;
+        let limit = limit.unwrap_or(50);
+        if limit == 0 || limit > max {
+            return Err(CommandError::new(
+                "invalid_argument",
+                format!("--limit must be between 1 and {max}"),
+            ));
+        }
+        let letters = self.swarm.dead_letters(limit, before.map(Seq))?;
+        let letters: Vec<Value> = letters
+            .iter()
+            .map(|d| {
+                json!({
+                    "agent": d.agent,
+                    "attempts": d.attempts,
+                    "error": d.error,
+                    "at": d.at.rfc3339(),
+                    "message": message_json(&d.message, &[]),
+                })
+            })
+            .collect();
+        Ok(json!({ "dead_letters": letters }))
+    }
+}
+
+struct HistoryArgs {
+    agent: Option<String>,
+    channel: Option<Channel>,
+    kind: Option<String>,
+    since: Option<String>,
+    until: Option<String>,
+    text: Option<String>,
+    limit: Option<usize>,
+    before: Option<u64>,
+}
+
+fn help(topic: Option<&str>) -> Result<Value, CommandError> {
+    let list = |specs: &mut dyn Iterator<Item = &command::CommandSpec>| -> Vec<Value> {
+        specs
+            .map(|c| {
+                json!({
+                    "name": c.name,
+                    "usage": c.usage,
+                    "summary": c.summary,
+                    "role": c.role.as_str(),
+                })
+            })
+            .collect()
+    };
+    match topic {
+        None => Ok(json!({ "commands": list(&mut COMMANDS.iter()) })),
+        Some(name) => {
+            let name = name.trim_start_matches('/');
+            match command::spec(name) {
+                Some(spec) => Ok(json!({ "commands": list(&mut std::iter::once(spec)) })),
+                None => Err(CommandError::new(
+                    "unknown_command",
+                    format!("no command /{name}; /help lists them"),
+                )),
+            }
+        }
+    }
+}
+
+/// `RFC 3339` (`2026-11-22T10:00:00Z`) or a duration ago (`90s`, `10m`, `2h`, `1d`).
+fn parse_time(option: &str, text: &str) -> Result<Millis, CommandError> {
+    if let Ok(ago) = humantime::parse_duration(text) {
+        return Ok(Millis::now().saturating_sub(ago));
+    }
+    match humantime::parse_rfc3339_weak(text) {
+        Ok(time) => Ok(Millis(
+            time.duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or(Duration::ZERO)
+                .as_millis() as u64,
+        )),
+        Err(_) => Err(CommandError::new(
+            "invalid_argument",
+            format!("--{option} `{text}` is neither a time (2026-11-22T10:00:00Z) nor a duration ago (10m, 2h)"),
+        )),
+    }
+}
+
+async fn wait_reply(
+    events: &mut tokio::sync::broadcast::Receiver<SwarmEvent>,
+    id: dreamos_agents::message::MessageId,
+    timeout: Duration,
+) -> Option<std::sync::Arc<StoredMessage>> {
+    let wait = async {
+        loop {
+            match events.recv().await {
+                Ok(SwarmEvent::Message(m)) if m.envelope.reply_to == Some(id) => return Some(m),
+                Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+            }
+        }
+    };
+    tokio::time::timeout(timeout, wait).await.ok().flatten()
+}
+
+/// A message as every JSON answer and event shows it.
+pub fn message_json(message: &StoredMessage, receipts: &[Receipt]) -> Value {
+    let env = &message.envelope;
+    let mut value = json!({
+        "id": env.id,
+        "seq": env.seq,
+        "from": env.from.to_string(),
+        "to": env.to.to_string(),
+        "channel": env.channel.as_str(),
+        "priority": env.priority.as_str(),
+        "kind": &*env.kind,
+        "body": env.body.to_value(),
+        "reply_to": env.reply_to,
+        "created_at": env.created_at.rfc3339(),
+        "accepted_at": env.accepted_at.rfc3339(),
+    });
+    if !receipts.is_empty() || !message.recipients.is_empty() {
+        value["recipients"] = json!(receipts);
+    }
+    value
+}
+
+fn entry_json(entry: &HistoryEntry) -> Value {
+    message_json(&entry.message, &entry.receipts)
+}
+
+/// The name a line tried to run, for answers to lines that did not parse.
+fn typed_name(line: &str) -> String {
+    line.trim()
+        .strip_prefix('/')
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or("")
+        .to_string()
+}
