@@ -115,7 +115,7 @@ fn run_swarm(data_dir: &Path, config: Config, args: RunArgs) -> anyhow::Result<(
         .thread_name("dreamos")
         .build()
         .context("starting the async runtime")?;
-    runtime.block_on(async move {
+    let result = runtime.block_on(async move {
         // The store first: a data directory held by another process should fail before anything else starts.
         let store = Store::open(data_dir, &config.store)?;
         let _telemetry = dreamos_runtime::telemetry::init(&config.log, data_dir)?;
@@ -137,5 +137,9 @@ fn run_swarm(data_dir: &Path, config: Config, args: RunArgs) -> anyhow::Result<(
             .await
             .context("starting the swarm")?;
         console::run(Session::new(swarm, principal, "console"), options).await
-    })
+    });
+    // tokio reads stdin on a blocking thread that cannot be interrupted; after a signal it may still be waiting
+    // for a line that will never come. Everything that matters is flushed by now, so do not wait for it.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(100));
+    result
 }

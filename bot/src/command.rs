@@ -422,23 +422,24 @@ pub fn parse(line: &str) -> Result<Command, ParseError> {
         "status" => Command::Status,
         "agents" => Command::Agents,
         "agent" => {
-            let action =
-                match args
-                    .positional("an action (spawn, stop, restart, pause or resume)")?
-                    .as_str()
-                {
-                    "spawn" => AgentAction::Spawn,
-                    "stop" => AgentAction::Stop,
-                    "restart" => AgentAction::Restart,
-                    "pause" => AgentAction::Pause,
-                    "resume" => AgentAction::Resume,
-                    other => return Err(err(
+            let action = match args
+                .positional("an action (spawn, stop, restart, pause or resume)")?
+                .as_str()
+            {
+                "spawn" => AgentAction::Spawn,
+                "stop" => AgentAction::Stop,
+                "restart" => AgentAction::Restart,
+                "pause" => AgentAction::Pause,
+                "resume" => AgentAction::Resume,
+                other => {
+                    return Err(err(
                         "invalid_argument",
                         format!(
                             "unknown action `{other}`: use spawn, stop, restart, pause or resume"
                         ),
-                    )),
-                };
+                    ))
+                }
+            };
             let name = args.positional("an agent NAME")?;
             let (skills, groups) = if action == AgentAction::Spawn {
                 (args.list("skills")?, args.list("groups")?)

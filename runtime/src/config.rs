@@ -319,7 +319,8 @@ impl Config {
 
     /// The configuration as TOML, in the shape of config/default.toml.
     pub fn to_toml(&self) -> Result<String> {
-        toml::to_string(self).map_err(|e| Error::Internal(format!("cannot print the configuration: {e}")))
+        toml::to_string(self)
+            .map_err(|e| Error::Internal(format!("cannot print the configuration: {e}")))
     }
 
     /// Checks what types alone cannot: ranges, names, uniqueness. Returns the offending key and why.

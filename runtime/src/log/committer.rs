@@ -16,8 +16,13 @@ use super::{
 };
 use crate::message::{Millis, Seq};
 
-/// Senders waiting for their messages to be durable: (how many of the group's messages are theirs, reply).
-type Waiter = (usize, oneshot::Sender<Result<Vec<Accepted>, String>>);
+/// A sender waiting for its messages to be durable: where they start in the group, how many, and the reply.
+/// Messages of different submissions (appends and handlers' outputs) interleave in a group, so each waiter
+/// remembers its own range.
+type Waiter = (
+    std::ops::Range<usize>,
+    oneshot::Sender<Result<Vec<Accepted>, String>>,
+);
 
 pub(super) fn run(
     inner: Arc<LogInner>,
@@ -48,7 +53,7 @@ pub(super) fn run(
         for submission in batch {
             match submission {
                 Submission::Append { messages: m, done } => {
-                    waiters.push((m.len(), done));
+                    waiters.push((messages.len()..messages.len() + m.len(), done));
                     messages.extend(m);
                 }
                 Submission::Resolve {
@@ -140,10 +145,8 @@ fn commit(
         messages,
         resolutions,
     });
-    let mut next = 0;
-    for (count, done) in waiters {
-        let _ = done.send(Ok(accepted[next..next + count].to_vec()));
-        next += count;
+    for (range, done) in waiters {
+        let _ = done.send(Ok(accepted[range].to_vec()));
     }
 }
 

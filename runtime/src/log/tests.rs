@@ -428,3 +428,48 @@ async fn appends_after_close_are_refused() {
         .expect_err("closed");
     assert!(matches!(err, Error::Closed), "{err:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_sender_gets_its_own_messages_back_when_groups_mix_appends_and_replies() {
+    let h = Harness::new();
+    let (log, _, _) = h.open();
+    let first = log
+        .append(vec![to_agent("agent-1", "seed")])
+        .await
+        .expect("append");
+    let mut tasks = Vec::new();
+    for sender in 0..16 {
+        let log = log.clone();
+        let seed = first[0].seq;
+        tasks.push(tokio::spawn(async move {
+            for i in 0..100 {
+                // Handlers' outputs land in the same groups as appends.
+                let mut reply = to_agent("agent-2", "reply");
+                reply.recipients.clear();
+                log.resolve(
+                    Resolution {
+                        seq: seed,
+                        agent: agent("agent-9"),
+                        outcome: Outcome::Handled,
+                    },
+                    vec![reply],
+                )
+                .await
+                .expect("resolve");
+                let messages = vec![
+                    to_agent("agent-1", &format!("{sender}-{i}-a")),
+                    to_agent("agent-1", &format!("{sender}-{i}-b")),
+                ];
+                let ids: Vec<_> = messages.iter().map(|m| m.envelope.id).collect();
+                let accepted = log.append(messages).await.expect("append");
+                let got: Vec<_> = accepted.iter().map(|a| a.id).collect();
+                assert_eq!(got, ids, "a sender must get back the ids it sent");
+                assert_eq!(accepted[1].seq.0, accepted[0].seq.0 + 1);
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.expect("task");
+    }
+    log.close().await;
+}
