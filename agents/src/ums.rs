@@ -532,8 +532,9 @@ impl Ums {
         self.inner.router.idle.notify_waiters();
     }
 
-    /// Waits until every running agent has handled everything it can take and the log has written the results,
-    /// or until `timeout`. Paused, stopped and failed agents are not waited for. Returns whether it drained.
+    /// Waits until every running (or restarting) agent has handled everything it can take and the log has
+    /// written the results, or until `timeout`. Paused, stopped and failed agents are not waited for. Returns
+    /// whether it drained.
     pub async fn drain(&self, timeout: Duration) -> bool {
         let work = async {
             loop {
@@ -559,8 +560,12 @@ impl Ums {
 
     fn all_idle(&self) -> bool {
         self.entries().iter().all(|e| {
-            !matches!(e.stats.status(), AgentStatus::Idle | AgentStatus::Busy)
-                || e.mailbox.is_idle()
+            // A restarting agent will be back after its backoff, so its queue counts; paused, stopped and failed
+            // agents will not move without the captain, so theirs does not.
+            !matches!(
+                e.stats.status(),
+                AgentStatus::Idle | AgentStatus::Busy | AgentStatus::Restarting
+            ) || e.mailbox.is_idle()
         })
     }
 }
