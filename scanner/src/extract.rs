@@ -97,16 +97,23 @@ impl Extractor {
                 })?;
             self.lang = Some(lang);
         }
+        // C and C++ are parsed with their implementation macros blanked out (see `blank_macros`); offsets are
+        // unchanged, so lines and signatures still come from the source as written.
+        let blanked = match lang {
+            Lang::C | Lang::Cpp => blank_macros(source),
+            _ => None,
+        };
+        let code: &str = blanked.as_deref().unwrap_or(source);
         let tree = self
             .parser
-            .parse(source, None)
+            .parse(code, None)
             .ok_or(Error::Parse { lang: lang.name() })?;
 
         let mut facts = FileFacts::default();
         let mut raws: Vec<RawDef<'_>> = Vec::new();
         let mut matches = self
             .cursor
-            .matches(&queries.query, tree.root_node(), source.as_bytes());
+            .matches(&queries.query, tree.root_node(), code.as_bytes());
         while let Some(m) = matches.next() {
             let mut def = None;
             let mut name = None;
@@ -118,11 +125,9 @@ impl Extractor {
                     Role::Name => name = Some(capture.node),
                     Role::Declarator => declarator = Some(capture.node),
                     Role::Scope => scope = Some(capture.node),
-                    Role::Import(kind) => {
-                        push_import(&mut facts.imports, kind, capture.node, source)
-                    }
+                    Role::Import(kind) => push_import(&mut facts.imports, kind, capture.node, code),
                     Role::ImportHook(hook) => {
-                        import_hook(&mut facts.imports, hook, capture.node, source)
+                        import_hook(&mut facts.imports, hook, capture.node, code)
                     }
                     Role::Ignore => {}
                 }
@@ -130,7 +135,7 @@ impl Extractor {
             let Some((mut kind, node)) = def else {
                 continue;
             };
-            let scope = scope.map(|n| text(source, n).to_string());
+            let scope = scope.map(|n| text(code, n).to_string());
             let raw = if let Some(decl) = declarator {
                 let Some(found) = declarator_name(decl) else {
                     continue;
@@ -146,7 +151,7 @@ impl Extractor {
                 if !keep {
                     continue;
                 }
-                let (name, qualifier) = split_qualified(text(source, found.node));
+                let (name, qualifier) = split_qualified(text(code, found.node));
                 if qualifier.is_some() && kind == SymbolKind::Function {
                     kind = SymbolKind::Method;
                 }
@@ -159,7 +164,7 @@ impl Extractor {
                     pattern: m.pattern_index,
                 }
             } else if let Some(name_node) = name {
-                let (name, qualifier) = split_qualified(text(source, name_node));
+                let (name, qualifier) = split_qualified(text(code, name_node));
                 RawDef {
                     kind,
                     node,
@@ -181,6 +186,135 @@ impl Extractor {
         facts.imports.sort_by_key(|i| i.line);
         Ok(facts)
     }
+}
+
+/// Blanks, with spaces, the C/C++ macros that tree-sitter would misread, since it parses without a preprocessor:
+/// - a line that is only a macro invocation at column 0, such as `__BEGIN_DECLS` or
+///   `DECLARE_ASN1_FUNCTIONS(ASRange)` (no semicolon follows, so the grammar glues it to the next declaration);
+/// - reserved-looking upper-case identifiers (`_GLIBCXX_NOEXCEPT`, `__THROW`, `_GLIBCXX_VISIBILITY(default)`),
+///   with their argument list if one follows, wherever they sit in a line: implementations use them for
+///   attributes and specifiers that make `int f() const _GLIBCXX_NOEXCEPT {` unparsable.
+///
+/// Preprocessor lines are left alone (their macro names are definitions), as are names ending in `__`
+/// (`__FILE__`, `__cplusplus`), which are values. Returns `None` when nothing was blanked.
+fn blank_macros(source: &str) -> Option<String> {
+    let bytes = source.as_bytes();
+    let mut out: Option<Vec<u8>> = None;
+    let blank = |from: usize, to: usize, out: &mut Option<Vec<u8>>| {
+        let buf = out.get_or_insert_with(|| bytes.to_vec());
+        for b in &mut buf[from..to] {
+            // Keep line breaks so that rows stay put.
+            if *b != b'\n' {
+                *b = b' ';
+            }
+        }
+    };
+    let mut line_start = 0;
+    let mut in_directive = false;
+    while line_start < bytes.len() {
+        let line_end =
+            memchr::memchr(b'\n', &bytes[line_start..]).map_or(bytes.len(), |i| line_start + i);
+        let line = &bytes[line_start..line_end];
+        let continued = line.ends_with(b"\\") || line.ends_with(b"\\\r");
+        let trimmed_start = line
+            .iter()
+            .position(|b| !b.is_ascii_whitespace())
+            .unwrap_or(line.len());
+        if in_directive || line.get(trimmed_start) == Some(&b'#') {
+            in_directive = continued;
+            line_start = line_end + 1;
+            continue;
+        }
+        if let Some(end) = whole_line_macro(line) {
+            blank(line_start, line_start + end, &mut out);
+        } else {
+            let mut i = 0;
+            while i < line.len() {
+                let starts_word = i == 0 || !is_ident_byte(line[i - 1]);
+                if starts_word && line[i] == b'_' {
+                    let word_end = i + line[i..].iter().take_while(|b| is_ident_byte(**b)).count();
+                    let word = &line[i..word_end];
+                    if is_reserved_macro(word) {
+                        let end = skip_arguments(line, word_end);
+                        blank(line_start + i, line_start + end, &mut out);
+                        i = end;
+                        continue;
+                    }
+                    i = word_end;
+                    continue;
+                }
+                i += 1;
+            }
+        }
+        line_start = line_end + 1;
+    }
+    // Only ASCII bytes were replaced by spaces, so the text is still UTF-8.
+    out.and_then(|buf| String::from_utf8(buf).ok())
+}
+
+fn is_ident_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'_'
+}
+
+/// `_GLIBCXX_NOEXCEPT`, `__THROW`: an underscore, then upper case, digits and underscores, not ending in `__`.
+fn is_reserved_macro(word: &[u8]) -> bool {
+    let rest = word.strip_prefix(b"__").or_else(|| word.strip_prefix(b"_"));
+    rest.is_some_and(|r| {
+        r.first().is_some_and(u8::is_ascii_uppercase)
+            && r.iter()
+                .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || *b == b'_')
+            && !word.ends_with(b"__")
+            && word.len() > 3
+    })
+}
+
+/// The end of a balanced `( ... )` right after `at` (spaces allowed before it), or `at` if none follows on
+/// this line.
+fn skip_arguments(line: &[u8], at: usize) -> usize {
+    let open = at
+        + line[at..]
+            .iter()
+            .take_while(|b| **b == b' ' || **b == b'\t')
+            .count();
+    if line.get(open) != Some(&b'(') {
+        return at;
+    }
+    let mut depth = 0usize;
+    for (i, &b) in line.iter().enumerate().skip(open) {
+        match b {
+            b'(' => depth += 1,
+            b')' => {
+                depth -= 1;
+                if depth == 0 {
+                    return i + 1;
+                }
+            }
+            _ => {}
+        }
+    }
+    at
+}
+
+/// If the line is only an upper-case macro invocation starting at column 0 (`NAME` or `NAME(args)`, then
+/// nothing but spaces or a comment), the length to blank.
+fn whole_line_macro(line: &[u8]) -> Option<usize> {
+    let word_len = line.iter().take_while(|b| is_ident_byte(**b)).count();
+    let word = &line[..word_len];
+    if word_len < 2
+        || !word.iter().any(u8::is_ascii_uppercase)
+        || word.iter().any(u8::is_ascii_lowercase)
+        || word[0].is_ascii_digit()
+    {
+        return None;
+    }
+    let end = skip_arguments(line, word_len);
+    let rest = &line[end..];
+    let rest_trimmed = rest
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .map_or(&rest[rest.len()..], |p| &rest[p..]);
+    (rest_trimmed.is_empty() || rest_trimmed.starts_with(b"//") || rest_trimmed.starts_with(b"/*"))
+        .then_some(end)
 }
 
 /// Deduplicates, nests and dresses the raw definitions: containers, method kinds, lines, signature and doc.

@@ -2,7 +2,8 @@
 ; declarations included) are left out, and names are found in code through declarators. A function
 ; whose declarator is qualified (`void Foo::bar() {}`) is a method of `Foo`, defined out of line.
 
-(function_definition declarator: (_) @declarator) @definition.function
+; `= default` and `= delete` have no body: they are declarations, as ctags counts them.
+(function_definition declarator: (_) @declarator body: (_)) @definition.function
 (class_specifier name: (_) @name body: (_)) @definition.class
 (struct_specifier name: (_) @name body: (_)) @definition.struct
 (union_specifier name: (_) @name body: (_)) @definition.union

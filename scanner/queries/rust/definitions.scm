@@ -18,7 +18,8 @@
 (field_declaration name: (field_identifier) @name) @definition.field
 (associated_type name: (type_identifier) @name) @definition.type
 
-; `impl Trait for Type` and `impl Type` are both named after Type, the thing a reader looks for.
+; `impl Trait for Type` and `impl Type` are both named after Type, the thing a reader looks for; impls for
+; primitives, slices, pointers and tuples are named after their (last) element type, as Universal Ctags does.
 (impl_item
   type: [
     (type_identifier) @name
@@ -27,4 +28,10 @@
     (generic_type type: (scoped_type_identifier name: (type_identifier) @name))
     (reference_type type: (type_identifier) @name)
     (reference_type type: (generic_type type: (type_identifier) @name))
+    (primitive_type) @name
+    (reference_type type: (primitive_type) @name)
+    (array_type element: [(primitive_type) (type_identifier)] @name)
+    (reference_type type: (array_type element: [(primitive_type) (type_identifier)] @name))
+    (pointer_type type: (type_identifier) @name)
+    (tuple_type (_) @name .)
   ]) @definition.impl

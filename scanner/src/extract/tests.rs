@@ -651,3 +651,72 @@ fn qualified_names_split_at_the_last_scope() {
     check_split("::global", "global", None);
     check_split("\"quoted\"", "quoted", None);
 }
+
+fn check_blanked(input: &str, expected: Option<&str>) {
+    let got = blank_macros(input);
+    assert_eq!(got.as_deref(), expected, "{input:?}");
+    if let Some(got) = got {
+        assert_eq!(got.len(), input.len(), "offsets are kept");
+    }
+}
+
+#[test]
+fn implementation_macros_are_blanked_before_parsing_c() {
+    check_blanked("int f(void);\n", None);
+    check_blanked(
+        "__BEGIN_DECLS\nstruct a { int x; };\n",
+        Some("             \nstruct a { int x; };\n"),
+    );
+    check_blanked("DECLARE_ASN1(ASRange)\n", Some("                     \n"));
+    check_blanked("FOO(x);\n", None);
+    check_blanked("  INDENTED\n", None);
+    check_blanked(
+        "bool empty() const _GLIBCXX_NOEXCEPT {",
+        Some("bool empty() const                   {"),
+    );
+    check_blanked(
+        "namespace std _GLIBCXX_VISIBILITY(default)\n",
+        Some("namespace std                             \n"),
+    );
+    check_blanked(
+        "extern int f (int) __THROW __wur;\n",
+        Some("extern int f (int)         __wur;\n"),
+    );
+    check_blanked("log(__FILE__, __LINE__);\n", None);
+    check_blanked(
+        "#define _GLIBCXX_NOEXCEPT noexcept\n#if __BEGIN\\\n _X_Y\n#endif\n",
+        None,
+    );
+    check_blanked("x = _Y;\n", None);
+}
+
+#[test]
+fn definitions_behind_macros_are_found() {
+    let source = "__BEGIN_DECLS\n\nstruct mntent\n  {\n    char *dir;\n  };\n\nDECLARE_FUNCS(Range)\n\ntypedef struct range_st {\n    int min;\n} Range;\n\nsize_t size() const _GLIBCXX_NOEXCEPT { return 0; }\n";
+    let facts = extract(Lang::Cpp, source).expect("extraction succeeds");
+    let names: Vec<(&str, u32)> = facts
+        .definitions
+        .iter()
+        .map(|d| (d.name.as_str(), d.line))
+        .collect();
+    assert_eq!(
+        names,
+        vec![
+            ("mntent", 3),
+            ("dir", 5),
+            ("Range", 10),
+            ("range_st", 10),
+            ("min", 11),
+            ("size", 14)
+        ]
+    );
+    let size = facts
+        .definitions
+        .iter()
+        .find(|d| d.name == "size")
+        .expect("size is found");
+    assert_eq!(
+        size.signature,
+        "size_t size() const _GLIBCXX_NOEXCEPT { return 0; }"
+    );
+}
