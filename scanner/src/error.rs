@@ -12,6 +12,38 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// A search query is malformed; the message says what is wrong and how to write it.
+    #[error("bad query: {0}")]
+    Query(String),
+    /// A repository name is not usable; the message says which characters are allowed.
+    #[error("bad repository name {name:?}: {why}")]
+    RepoName { name: String, why: String },
+    /// A query named a repository the index does not hold.
+    #[error("the code index has no repository named {0:?}; index it first (index_repo) or pick one of repos()")]
+    UnknownRepo(String),
+    /// A path given to outline/deps is not a file of any indexed repository.
+    #[error("{0}")]
+    UnknownFile(String),
+    /// Another process holds the index's writer lock.
+    #[error("the code index at {} is being written by another process; wait for it to finish, or stop it", dir.display())]
+    IndexLocked { dir: PathBuf },
+    /// Tantivy failed while opening, writing or reading the index.
+    #[error("code index error ({context}): {source}")]
+    Index {
+        context: String,
+        #[source]
+        source: tantivy::TantivyError,
+    },
+    /// The index holds data this version cannot read (a stored field is missing or malformed).
+    #[error("the code index is damaged or from another version ({0}); delete its directory and index again")]
+    Corrupt(String),
+    /// Watching a repository for changes failed.
+    #[error("cannot watch {}: {source}", root.display())]
+    Watch {
+        root: PathBuf,
+        #[source]
+        source: notify::Error,
+    },
     /// A language name (as in `lang:rust`) that the scanner does not know.
     #[error("unknown language {0:?}; use one of: rust, python (py), javascript (js), typescript (ts), tsx, go, java, c, cpp (c++)")]
     UnknownLanguage(String),

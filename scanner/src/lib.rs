@@ -21,3 +21,8 @@ pub mod walk;
 pub mod watch;
 
 pub use error::{Error, Result};
+pub use index::{
+    CodeIndex, DepEdge, Deps, IndexOptions, IndexProgress, IndexReport, MatchKind, RepoInfo,
+    SearchHit, SearchOptions, SymbolEntry, SymbolHit, SymbolOptions, WatchUpdate,
+};
+pub use watch::{WatchEvent, WatchHandle};

@@ -1,1 +1,287 @@
-//! The Tantivy code index: schema, tokenizers, writing and reading.
+//! The Tantivy code index: one index directory holding many named repositories, and every question asked of it.
+//!
+//! [`CodeIndex`] is the public face. Reading order: [`schema`] (what is stored and why), [`tokenizer`] (how code
+//! is cut into terms), [`writer`] (incremental indexing in one commit), [`search`] (candidates from the index,
+//! verified against stored content), [`trigram`] (what a regex requires), [`symbols`] and [`graph`].
+
+mod graph;
+pub(crate) mod schema;
+mod search;
+mod symbols;
+pub(crate) mod tokenizer;
+pub(crate) mod trigram;
+mod types;
+mod writer;
+
+#[cfg(test)]
+mod tests;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+use tantivy::directory::error::LockError;
+use tantivy::schema::Value;
+use tantivy::store::{Compressor, ZstdCompressor};
+use tantivy::{
+    Index, IndexReader, IndexSettings, IndexWriter, ReloadPolicy, TantivyDocument, TantivyError,
+};
+
+pub use types::{
+    DepEdge, Deps, IndexOptions, IndexProgress, IndexReport, MatchKind, RepoInfo, SearchHit,
+    SearchOptions, SymbolEntry, SymbolHit, SymbolOptions,
+};
+pub use writer::{WatchUpdate, WriterSettings};
+
+use crate::error::{Error, Result};
+use crate::model::Definition;
+use schema::Fields;
+use tokenizer::{CodeTokenizer, TrigramTokenizer, CODE_TOKENIZER, TRIGRAM_TOKENIZER};
+
+/// A code index on disk, shared by clones: open it once, index repositories into it, ask it questions.
+///
+/// Reading never blocks on writing. Writing takes Tantivy's writer lock the first time this process writes and
+/// keeps it until the last clone is dropped, so another process can search the same directory at any time but
+/// cannot write to it meanwhile (it gets [`Error::IndexLocked`]).
+#[derive(Clone)]
+pub struct CodeIndex {
+    inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    dir: PathBuf,
+    index: Index,
+    reader: IndexReader,
+    fields: Fields,
+    /// The one Tantivy writer, created on first write. Holding this mutex also serialises whole indexing runs, so
+    /// a watch update and an `index_repo` never interleave their deletes and commits.
+    writer: Mutex<Option<IndexWriter>>,
+}
+
+impl std::fmt::Debug for CodeIndex {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CodeIndex")
+            .field("dir", &self.inner.dir)
+            .finish()
+    }
+}
+
+/// Wraps a Tantivy error with what the index was doing.
+pub(crate) fn tantivy_err(context: &str) -> impl FnOnce(TantivyError) -> Error + '_ {
+    move |source| Error::Index {
+        context: context.to_string(),
+        source,
+    }
+}
+
+/// Checks a repository name: 1 to 64 characters among `A-Z a-z 0-9 . _ -`, not `.` or `..`.
+pub fn check_repo_name(name: &str) -> Result<()> {
+    let why = if name.is_empty() {
+        Some("it is empty")
+    } else if name.len() > 64 {
+        Some("it is longer than 64 characters")
+    } else if name == "." || name == ".." {
+        Some("it cannot be . or ..")
+    } else if !name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+    {
+        Some("use only letters, digits, '.', '_' and '-' (at most 64)")
+    } else {
+        None
+    };
+    match why {
+        None => Ok(()),
+        Some(why) => Err(Error::RepoName {
+            name: name.to_string(),
+            why: why.to_string(),
+        }),
+    }
+}
+
+/// Reads the first text value of `field` in a stored document.
+pub(crate) fn stored_str(doc: &TantivyDocument, field: tantivy::schema::Field) -> Option<&str> {
+    doc.get_first(field).and_then(|v| v.as_str())
+}
+
+/// Reads and parses a stored JSON field, failing with [`Error::Corrupt`] when it is missing or malformed.
+pub(crate) fn stored_json<T: serde::de::DeserializeOwned>(
+    doc: &TantivyDocument,
+    field: tantivy::schema::Field,
+    what: &str,
+) -> Result<T> {
+    let text = stored_str(doc, field)
+        .ok_or_else(|| Error::Corrupt(format!("{what} has no stored JSON")))?;
+    serde_json::from_str(text).map_err(|e| Error::Corrupt(format!("{what}: {e}")))
+}
+
+impl CodeIndex {
+    /// Opens the code index in `dir`, creating the directory and an empty index when there is none.
+    pub fn open(dir: &Path) -> Result<CodeIndex> {
+        std::fs::create_dir_all(dir).map_err(|source| Error::Io {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        let (schema, fields) = Fields::build();
+        let index = if dir.join("meta.json").exists() {
+            let index = Index::open_in_dir(dir).map_err(tantivy_err("opening the index"))?;
+            Fields::from_schema(&index.schema()).map_err(Error::Corrupt)?;
+            index
+        } else {
+            let settings = IndexSettings {
+                // Level 3 is zstd's default: a third smaller than lz4 on source code, and decompressing the few
+                // documents a query verifies costs microseconds.
+                docstore_compression: Compressor::Zstd(ZstdCompressor {
+                    compression_level: Some(3),
+                }),
+                // Larger blocks compress better; most files are a block of their own anyway.
+                docstore_blocksize: 16 * 1024,
+                ..IndexSettings::default()
+            };
+            Index::builder()
+                .schema(schema)
+                .settings(settings)
+                .create_in_dir(dir)
+                .map_err(tantivy_err("creating the index"))?
+        };
+        index
+            .tokenizers()
+            .register(CODE_TOKENIZER, CodeTokenizer::default());
+        index
+            .tokenizers()
+            .register(TRIGRAM_TOKENIZER, TrigramTokenizer::default());
+        let reader = index
+            .reader_builder()
+            // Commits made by this process reload the reader at once (see `reload`); this policy picks up commits
+            // made by another process.
+            .reload_policy(ReloadPolicy::OnCommitWithDelay)
+            .try_into()
+            .map_err(tantivy_err("opening a reader"))?;
+        Ok(CodeIndex {
+            inner: Arc::new(Inner {
+                dir: dir.to_path_buf(),
+                index,
+                reader,
+                fields,
+                writer: Mutex::new(None),
+            }),
+        })
+    }
+
+    /// The directory this index lives in.
+    pub fn dir(&self) -> &Path {
+        &self.inner.dir
+    }
+
+    /// Indexes (or re-indexes) the repository at `root` under `name`; see [`writer`] for what is incremental.
+    /// An empty `name` means the root directory's name.
+    pub fn index_repo(
+        &self,
+        name: &str,
+        root: &Path,
+        opts: &IndexOptions,
+        progress: &(dyn Fn(IndexProgress) + Sync),
+    ) -> Result<IndexReport> {
+        writer::index_repo(&self.inner, name, root, opts, progress)
+    }
+
+    /// Re-reads the given files of an indexed repository (relative or absolute paths; a file that is gone is
+    /// removed) and commits, so the change is searchable when this returns. This is what watch mode calls.
+    pub fn update_files(&self, name: &str, paths: &[PathBuf]) -> Result<WatchUpdate> {
+        writer::update_files(&self.inner, name, paths)
+    }
+
+    /// Removes a repository and everything indexed for it.
+    pub fn remove_repo(&self, name: &str) -> Result<()> {
+        writer::remove_repo(&self.inner, name)
+    }
+
+    /// Searches code with the query language of [`crate::query`]; hits are lines, best first.
+    pub fn search(&self, query: &str, opts: &SearchOptions) -> Result<Vec<SearchHit>> {
+        search::search(&self.inner, query, opts)
+    }
+
+    /// Finds definitions by name: exact matches, then prefix matches, then names one or two edits away.
+    pub fn symbol(&self, name: &str, opts: &SymbolOptions) -> Result<Vec<SymbolHit>> {
+        symbols::symbol(&self.inner, name, opts)
+    }
+
+    /// The definitions of one file, in source order. `path` is relative to a repository root (then `repo` may be
+    /// needed when several repositories have that path) or an absolute path inside an indexed repository.
+    pub fn outline(&self, repo: Option<&str>, path: &str) -> Result<Vec<Definition>> {
+        symbols::outline(&self.inner, repo, path)
+    }
+
+    /// Every definition of one repository (or all of them), file by file, like a tags file. `visit` is called once
+    /// per definition, so a caller can stream them out without holding the whole list.
+    pub fn symbols(&self, repo: Option<&str>, visit: &mut dyn FnMut(SymbolEntry)) -> Result<u64> {
+        symbols::symbols(&self.inner, repo, visit)
+    }
+
+    /// Maps an absolute path inside an indexed repository's root to that repository and the relative path.
+    pub fn resolve_path(&self, abs: &Path) -> Option<(String, String)> {
+        writer::resolve_path(&self.inner, abs)
+    }
+
+    /// A file's imports and importers inside its repository, following edges up to `depth` steps (at least 1).
+    pub fn deps(&self, repo: Option<&str>, path: &str, depth: u32) -> Result<Deps> {
+        graph::deps(&self.inner, repo, path, depth)
+    }
+
+    /// The import cycles of a repository, each as the list of files around it.
+    pub fn cycles(&self, repo: &str) -> Result<Vec<Vec<String>>> {
+        graph::cycles(&self.inner, repo)
+    }
+
+    /// Every repository the index holds, by name.
+    pub fn repos(&self) -> Result<Vec<RepoInfo>> {
+        writer::repos(&self.inner)
+    }
+
+    /// Keeps repository `name` (already indexed) fresh as its files change; see [`crate::watch`].
+    pub fn watch(
+        &self,
+        name: &str,
+        on_event: impl Fn(crate::watch::WatchEvent) + Send + 'static,
+    ) -> Result<crate::watch::WatchHandle> {
+        crate::watch::watch(self.clone(), name, Box::new(on_event))
+    }
+}
+
+impl Inner {
+    /// Takes the writer lock of this process, creating Tantivy's writer on first use.
+    fn writer(
+        &self,
+        settings: WriterSettings,
+    ) -> Result<parking_lot::MutexGuard<'_, Option<IndexWriter>>> {
+        let mut guard = self.writer.lock();
+        if guard.is_none() {
+            let options = tantivy::indexer::IndexWriterOptions::builder()
+                .num_worker_threads(settings.threads)
+                .memory_budget_per_thread(settings.memory_per_thread())
+                .num_merge_threads(1)
+                .build();
+            let writer = self
+                .index
+                .writer_with_options(options)
+                .map_err(|e| match e {
+                    TantivyError::LockFailure(LockError::LockBusy, _) => Error::IndexLocked {
+                        dir: self.dir.clone(),
+                    },
+                    other => Error::Index {
+                        context: "opening the writer".to_string(),
+                        source: other,
+                    },
+                })?;
+            *guard = Some(writer);
+        }
+        Ok(guard)
+    }
+
+    /// Makes this process's latest commit visible to searches now rather than after the reload policy's delay.
+    fn reload(&self) -> Result<()> {
+        self.reader
+            .reload()
+            .map_err(tantivy_err("reloading the reader"))
+    }
+}

@@ -1,0 +1,526 @@
+//! Search benchmark: cold indexing, incremental updates and query latency of the code index, with ripgrep over
+//! the same files measured in the same run as the baseline.
+//!
+//! Run with `cargo bench -p dreamos-scanner --bench search`. The corpus is a fixed, deterministic copy of real code
+//! from this machine: crates from the cargo registry's sources (Rust plus the C they vendor), then Python's standard
+//! library, in sorted order, until at least `DREAMOS_BENCH_LINES` (default 600,000) lines are copied into a temporary
+//! directory. Everything is printed; nothing is written outside the temporary directory.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use dreamos_scanner::{CodeIndex, IndexOptions, SearchOptions};
+
+/// Extensions copied into the corpus: languages the scanner parses.
+const EXTENSIONS: &[&str] = &["rs", "c", "h", "cc", "cpp", "hpp", "go", "java", "py", "ts"];
+/// Files above this size are left out of the corpus (the walker skips files over 1 MiB anyway; leaving them out
+/// here keeps ripgrep and the index on exactly the same files).
+const MAX_FILE: u64 = 512 * 1024;
+/// Hits asked of each query, as a person or an agent would page results.
+const LIMIT: usize = 20;
+
+fn main() {
+    if let Err(e) = run() {
+        eprintln!("search benchmark failed: {e}");
+        std::process::exit(1);
+    }
+}
+
+type Res<T> = Result<T, String>;
+
+fn run() -> Res<()> {
+    let rg_version = Command::new("rg")
+        .arg("--version")
+        .output()
+        .map_err(|e| {
+            format!("ripgrep (rg) is the baseline and is not installed ({e}); install it with `apt-get install -y ripgrep`")
+        })?;
+    let rg_version = String::from_utf8_lossy(&rg_version.stdout)
+        .lines()
+        .next()
+        .unwrap_or("rg")
+        .to_string();
+    let want_lines: u64 = std::env::var("DREAMOS_BENCH_LINES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(600_000);
+    let tmp = tempfile::tempdir().map_err(|e| format!("temp dir: {e}"))?;
+    let corpus = tmp.path().join("corpus");
+    let (files, lines, bytes) = build_corpus(&corpus, want_lines)?;
+    println!("== Scanner: index and search ==");
+    println!(
+        "corpus: {files} files, {lines} lines, {:.1} MB (cargo registry sources, then Python's stdlib; sorted, first {want_lines}+ lines)",
+        bytes as f64 / 1e6
+    );
+    println!(
+        "machine: {} cores; baseline: {rg_version}",
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
+
+    // Cold index: an empty index directory, every file walked, parsed (tree-sitter) and indexed, one commit.
+    let index_dir = tmp.path().join("index");
+    let index = CodeIndex::open(&index_dir).map_err(|e| e.to_string())?;
+    let t = Instant::now();
+    let report = index
+        .index_repo("corpus", &corpus, &IndexOptions::default(), &|_| {})
+        .map_err(|e| e.to_string())?;
+    let cold = t.elapsed().as_secs_f64();
+    println!(
+        "cold index: {:.2} s, {:.2} MB/s, {:.0} files/s ({} files, {} symbols, skipped {:?}, extract failures {})",
+        cold,
+        report.bytes as f64 / 1e6 / cold,
+        report.files as f64 / cold,
+        report.files,
+        report.symbols,
+        report.skipped,
+        report.extract_failed
+    );
+    let index_bytes = dir_size(&index_dir);
+    println!(
+        "index size: {:.1} MB = {:.2}x the source ({:.1} MB)",
+        index_bytes as f64 / 1e6,
+        index_bytes as f64 / report.bytes as f64,
+        report.bytes as f64 / 1e6
+    );
+
+    if std::env::var_os("DREAMOS_BENCH_ONLY_INDEX").is_some() {
+        // For profiling the indexing path alone.
+        return Ok(());
+    }
+    let (idents, texts) = pick_queries(&corpus)?;
+    println!(
+        "queries: {} identifiers (half frequent, half rare, picked by frequency rank), {} substring/regex",
+        idents.len(),
+        texts.len()
+    );
+
+    // Warm both sides once so neither pays for a cold page cache, then measure.
+    let our = |q: &str| -> Res<(Duration, usize)> {
+        let t = Instant::now();
+        let hits = index
+            .search(
+                q,
+                &SearchOptions {
+                    limit: LIMIT,
+                    ..SearchOptions::default()
+                },
+            )
+            .map_err(|e| format!("{q}: {e}"))?;
+        Ok((t.elapsed(), hits.len()))
+    };
+    for (q, _) in idents.iter().chain(texts.iter()) {
+        our(q)?;
+    }
+    let _ = rg_full(
+        &corpus,
+        &RgQuery::Fixed("warmup_no_such_identifier_xyz".into()),
+    )?;
+
+    let mut ours_ident = Vec::new();
+    let mut rg_ident = Vec::new();
+    let mut rg_first_ident = Vec::new();
+    let mut empty = 0;
+    for (q, rgq) in &idents {
+        let (d, n) = our(q)?;
+        if n == 0 {
+            empty += 1;
+            println!("no hit for identifier query {q:?}");
+        }
+        ours_ident.push(d);
+        rg_ident.push(rg_full(&corpus, rgq)?);
+        rg_first_ident.push(rg_first(&corpus, rgq, LIMIT)?);
+    }
+    let mut ours_text = Vec::new();
+    let mut rg_text = Vec::new();
+    let mut rg_first_text = Vec::new();
+    for (q, rgq) in &texts {
+        let (d, n) = our(q)?;
+        if n == 0 {
+            empty += 1;
+            println!("no hit for text query {q:?}");
+        }
+        ours_text.push(d);
+        rg_text.push(rg_full(&corpus, rgq)?);
+        rg_first_text.push(rg_first(&corpus, rgq, LIMIT)?);
+    }
+    println!(
+        "queries with no hit: {empty} (every query is taken from the corpus, so this should be 0)"
+    );
+    println!("latency (limit {LIMIT}), p50 / p99:");
+    print_row("identifier  index", &ours_ident);
+    print_row("identifier  rg (full scan)", &rg_ident);
+    print_row("identifier  rg (first 20 lines)", &rg_first_ident);
+    print_row("substr/regex index", &ours_text);
+    print_row("substr/regex rg (full scan)", &rg_text);
+    print_row("substr/regex rg (first 20 lines)", &rg_first_text);
+    println!(
+        "speed-up at p50: identifiers {:.0}x vs full rg scan, {:.0}x vs rg's first 20 lines; substring/regex {:.0}x / {:.0}x",
+        ratio(&rg_ident, &ours_ident),
+        ratio(&rg_first_ident, &ours_ident),
+        ratio(&rg_text, &ours_text),
+        ratio(&rg_first_text, &ours_text)
+    );
+    println!(
+        "  rg runs as `rg --no-config -n -i [-F] --max-count 20 -- QUERY DIR` over the corpus directory (the same files,\n  no ignore files in it), on every core, with a warm page cache. 'full scan' waits for rg to finish: a ranked top 20\n  (definitions first) needs every match, which is what the index answers. 'first 20 lines' stops rg after 20 output\n  lines, the best case for an unranked grep. Identifier queries run in rg as case-insensitive fixed strings, a superset\n  of the index's identifier match."
+    );
+
+    // One-file update: edit a file, update, and wait until the new text is searchable.
+    let target = first_rs_file(&corpus).ok_or("the corpus has no .rs file")?;
+    let marker = "zzq_bench_marker_identifier";
+    let mut text = std::fs::read_to_string(&target).map_err(|e| e.to_string())?;
+    text.push_str(&format!("\nfn {marker}() {{}}\n"));
+    std::fs::write(&target, &text).map_err(|e| e.to_string())?;
+    let t = Instant::now();
+    index
+        .update_files("corpus", std::slice::from_ref(&target))
+        .map_err(|e| e.to_string())?;
+    let searchable = wait_searchable(&index, marker)?;
+    let watch_path = t.elapsed();
+    println!(
+        "one-file update (watch path, update_files + commit + reload) until searchable: {:.1} ms (search saw it {})",
+        watch_path.as_secs_f64() * 1e3,
+        if searchable { "at once" } else { "only after polling" }
+    );
+    let marker2 = "zzq_bench_marker_second";
+    text.push_str(&format!("\nfn {marker2}() {{}}\n"));
+    std::fs::write(&target, &text).map_err(|e| e.to_string())?;
+    let t = Instant::now();
+    let rerun = index
+        .index_repo("corpus", &corpus, &IndexOptions::default(), &|_| {})
+        .map_err(|e| e.to_string())?;
+    wait_searchable(&index, marker2)?;
+    println!(
+        "one-file update (full incremental run: walk + hash {} files, re-index {}) until searchable: {:.1} ms",
+        rerun.files,
+        rerun.changed + rerun.added,
+        t.elapsed().as_secs_f64() * 1e3
+    );
+    Ok(())
+}
+
+fn ratio(base: &[Duration], ours: &[Duration]) -> f64 {
+    pct(base, 50).as_secs_f64() / pct(ours, 50).as_secs_f64().max(1e-9)
+}
+
+fn pct(values: &[Duration], p: usize) -> Duration {
+    let mut v = values.to_vec();
+    v.sort();
+    if v.is_empty() {
+        return Duration::ZERO;
+    }
+    let i = ((v.len() - 1) * p + 50) / 100;
+    v[i.min(v.len() - 1)]
+}
+
+fn print_row(label: &str, values: &[Duration]) {
+    println!(
+        "  {label:<34} p50 {:>9.3} ms   p99 {:>9.3} ms",
+        pct(values, 50).as_secs_f64() * 1e3,
+        pct(values, 99).as_secs_f64() * 1e3
+    );
+}
+
+/// Polls the index until `marker` is found, for at most a second.
+fn wait_searchable(index: &CodeIndex, marker: &str) -> Res<bool> {
+    let start = Instant::now();
+    let mut first = true;
+    loop {
+        let hits = index
+            .search(marker, &SearchOptions::default())
+            .map_err(|e| e.to_string())?;
+        if !hits.is_empty() {
+            return Ok(first);
+        }
+        first = false;
+        if start.elapsed() > Duration::from_secs(5) {
+            return Err(format!("{marker} not searchable 5 s after the update"));
+        }
+        std::thread::yield_now();
+    }
+}
+
+/// A query in the index's language, and the same query for ripgrep.
+type Pair = (String, RgQuery);
+
+enum RgQuery {
+    Fixed(String),
+    Regex(String),
+}
+
+fn rg_command(dir: &Path, q: &RgQuery) -> Command {
+    let mut cmd = Command::new("rg");
+    cmd.args(["--no-config", "-n", "-i", "--max-count", "20"]);
+    match q {
+        RgQuery::Fixed(s) => cmd.args(["-F", "--", s]),
+        RgQuery::Regex(s) => cmd.args(["--", s]),
+    };
+    cmd.arg(dir).stdout(Stdio::piped()).stderr(Stdio::null());
+    cmd
+}
+
+/// Time for rg to print every match (it has to read every file).
+fn rg_full(dir: &Path, q: &RgQuery) -> Res<Duration> {
+    let t = Instant::now();
+    let mut child = rg_command(dir, q).spawn().map_err(|e| format!("rg: {e}"))?;
+    let mut sink = Vec::new();
+    if let Some(mut out) = child.stdout.take() {
+        out.read_to_end(&mut sink)
+            .map_err(|e| format!("rg output: {e}"))?;
+    }
+    child.wait().map_err(|e| format!("rg: {e}"))?;
+    Ok(t.elapsed())
+}
+
+/// Time for rg to print its first `n` lines (or finish, when it has fewer).
+fn rg_first(dir: &Path, q: &RgQuery, n: usize) -> Res<Duration> {
+    let t = Instant::now();
+    let mut child = rg_command(dir, q).spawn().map_err(|e| format!("rg: {e}"))?;
+    if let Some(out) = child.stdout.take() {
+        let mut reader = BufReader::new(out);
+        let mut line = Vec::new();
+        for _ in 0..n {
+            line.clear();
+            if reader
+                .read_until(b'\n', &mut line)
+                .map_err(|e| e.to_string())?
+                == 0
+            {
+                break;
+            }
+        }
+    }
+    let elapsed = t.elapsed();
+    let _ = child.kill();
+    let _ = child.wait();
+    Ok(elapsed)
+}
+
+fn dir_size(dir: &Path) -> u64 {
+    let mut total = 0;
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            match e.metadata() {
+                Ok(m) if m.is_dir() => total += dir_size(&e.path()),
+                Ok(m) => total += m.len(),
+                Err(_) => {}
+            }
+        }
+    }
+    total
+}
+
+/// Every source file under `dir`, sorted, skipping hidden entries and `test` data directories of Python.
+fn sorted_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let mut entries: Vec<_> = entries.flatten().collect();
+    entries.sort_by_key(|e| e.file_name());
+    for e in entries {
+        let name = e.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with('.') {
+            continue;
+        }
+        let path = e.path();
+        let Ok(kind) = e.file_type() else { continue };
+        if kind.is_dir() {
+            sorted_files(&path, out);
+        } else if kind.is_file()
+            && path
+                .extension()
+                .and_then(|x| x.to_str())
+                .is_some_and(|x| EXTENSIONS.contains(&x))
+        {
+            out.push(path);
+        }
+    }
+}
+
+fn build_corpus(dest: &Path, want_lines: u64) -> Res<(u64, u64, u64)> {
+    let home = std::env::var("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|_| std::env::var("HOME").map(|h| Path::new(&h).join(".cargo")))
+        .map_err(|_| "neither CARGO_HOME nor HOME is set".to_string())?;
+    let mut sources: Vec<(String, PathBuf)> = Vec::new();
+    let registry = home.join("registry").join("src");
+    if let Ok(entries) = std::fs::read_dir(&registry) {
+        let mut mirrors: Vec<_> = entries.flatten().map(|e| e.path()).collect();
+        mirrors.sort();
+        for mirror in mirrors {
+            let mut crates: Vec<_> = std::fs::read_dir(&mirror)
+                .map_err(|e| e.to_string())?
+                .flatten()
+                .map(|e| e.path())
+                .collect();
+            crates.sort();
+            for c in crates {
+                let name = c
+                    .file_name()
+                    .map(|n| n.to_string_lossy().to_string())
+                    .unwrap_or_default();
+                sources.push((format!("crates/{name}"), c));
+            }
+        }
+    }
+    let mut pythons: Vec<PathBuf> = std::fs::read_dir("/usr/lib")
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.path())
+                .filter(|p| {
+                    p.file_name()
+                        .and_then(|n| n.to_str())
+                        .is_some_and(|n| n.starts_with("python3.") && p.join("os.py").exists())
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    pythons.sort();
+    // Rust and C first (up to 70% of the target), then Python for a mixed corpus.
+    let rust_budget = want_lines * 7 / 10;
+    let (mut files, mut lines, mut bytes) = (0u64, 0u64, 0u64);
+    let copy =
+        |src: &Path, rel: &Path, files: &mut u64, lines: &mut u64, bytes: &mut u64| -> Res<()> {
+            let Ok(meta) = std::fs::metadata(src) else {
+                return Ok(());
+            };
+            if meta.len() > MAX_FILE || meta.len() == 0 {
+                return Ok(());
+            }
+            let Ok(text) = std::fs::read_to_string(src) else {
+                return Ok(());
+            };
+            if text.as_bytes().contains(&0) {
+                return Ok(());
+            }
+            let to = dest.join(rel);
+            if let Some(parent) = to.parent() {
+                std::fs::create_dir_all(parent).map_err(|e| e.to_string())?;
+            }
+            std::fs::write(&to, &text).map_err(|e| e.to_string())?;
+            *files += 1;
+            *lines += text.lines().count() as u64;
+            *bytes += text.len() as u64;
+            Ok(())
+        };
+    for (name, dir) in &sources {
+        if lines >= rust_budget {
+            break;
+        }
+        let mut list = Vec::new();
+        sorted_files(dir, &mut list);
+        for f in list {
+            let rel = Path::new(name).join(f.strip_prefix(dir).map_err(|e| e.to_string())?);
+            copy(&f, &rel, &mut files, &mut lines, &mut bytes)?;
+        }
+    }
+    for py in &pythons {
+        let mut list = Vec::new();
+        sorted_files(py, &mut list);
+        for f in list {
+            if lines >= want_lines {
+                break;
+            }
+            let rel = Path::new("python").join(f.strip_prefix(py).map_err(|e| e.to_string())?);
+            copy(&f, &rel, &mut files, &mut lines, &mut bytes)?;
+        }
+    }
+    if lines < want_lines {
+        return Err(format!(
+            "only {lines} lines of source found (cargo registry sources under {} and /usr/lib/python3.*); build the workspace once so the registry is populated",
+            registry.display()
+        ));
+    }
+    Ok((files, lines, bytes))
+}
+
+fn first_rs_file(dir: &Path) -> Option<PathBuf> {
+    let mut list = Vec::new();
+    sorted_files(dir, &mut list);
+    list.into_iter()
+        .find(|p| p.extension().is_some_and(|e| e == "rs"))
+}
+
+/// Picks the queries deterministically from the corpus: identifiers by frequency rank (frequent ones from the top
+/// of the list, rare ones seen 2 to 5 times), and literal snippets and regexes from fixed positions.
+fn pick_queries(dir: &Path) -> Res<(Vec<Pair>, Vec<Pair>)> {
+    let mut list = Vec::new();
+    sorted_files(dir, &mut list);
+    let mut counts: BTreeMap<String, u64> = BTreeMap::new();
+    let mut texts_src: Vec<String> = Vec::new();
+    for (i, path) in list.iter().enumerate() {
+        let Ok(text) = std::fs::read_to_string(path) else {
+            continue;
+        };
+        let mut word = String::new();
+        for c in text.chars().chain(std::iter::once(' ')) {
+            if c.is_alphanumeric() || c == '_' {
+                word.push(c);
+            } else {
+                if word.len() >= 4 && word.is_ascii() && !word.as_bytes()[0].is_ascii_digit() {
+                    *counts.entry(std::mem::take(&mut word)).or_default() += 1;
+                }
+                word.clear();
+            }
+        }
+        if i % 97 == 0 {
+            // A line with some punctuation, from a fixed place in every 97th file, for the literal queries.
+            if let Some(line) = text
+                .lines()
+                .filter(|l| {
+                    let t = l.trim();
+                    t.len() >= 16
+                        && t.is_ascii()
+                        && t.contains(['(', '.', ':', '='])
+                        && !t.contains(['"', '\\', '/'])
+                })
+                .nth(3)
+            {
+                let t = line.trim();
+                texts_src.push(t[..t.len().min(14)].trim().to_string());
+            }
+        }
+    }
+    let mut by_freq: Vec<(u64, String)> = counts.into_iter().map(|(w, n)| (n, w)).collect();
+    by_freq.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
+    let frequent: Vec<&String> = by_freq
+        .iter()
+        .take(600)
+        .map(|(_, w)| w)
+        .step_by(10)
+        .collect();
+    let rare_all: Vec<&String> = by_freq
+        .iter()
+        .filter(|(n, _)| (2..=5).contains(n))
+        .map(|(_, w)| w)
+        .collect();
+    let step = (rare_all.len() / 60).max(1);
+    let rare: Vec<&String> = rare_all.into_iter().step_by(step).take(60).collect();
+    let idents: Vec<Pair> = frequent
+        .into_iter()
+        .chain(rare)
+        .map(|w| (w.clone(), RgQuery::Fixed(w.clone())))
+        .collect();
+    let mut texts: Vec<Pair> = texts_src
+        .into_iter()
+        .filter(|t| t.len() >= 6)
+        .take(16)
+        .map(|t| (format!("\"{t}\""), RgQuery::Fixed(t)))
+        .collect();
+    for re in [
+        r"fn\s+new\s*\(",
+        r"impl\s+\w+\s+for\s+Vec",
+        r"#include\s+<std\w+\.h>",
+        r"def\s+test_\w+\(self",
+        r"unsafe\s*\{",
+        r"Result<\w+,\s*\w+Error>",
+        r"raise\s+ValueError\(",
+        r"pub\s+struct\s+\w+Builder",
+    ] {
+        texts.push((format!("/{re}/"), RgQuery::Regex(re.to_string())));
+    }
+    Ok((idents, texts))
+}

@@ -1,0 +1,153 @@
+//! The index schema: four kinds of documents in one Tantivy index, and the fields each uses.
+//!
+//! - `file`: one per source file. Its content is stored (zstd doc store) and indexed twice: as code tokens (for
+//!   identifier search, ranked by BM25) and as distinct lowercase trigrams (candidates for substring and regex
+//!   search). Definition names and the path are indexed as code tokens too, so they can boost the ranking.
+//! - `symbol`: one per definition, for exact / prefix / fuzzy name lookup, outlines and tags listings.
+//! - `info`: one per file, small: content hash (the incremental manifest), counts, raw imports and resolved
+//!   dependency targets. Kept apart from `file` so reading a repository's manifest never decompresses file contents,
+//!   and so dependency targets can be rewritten without re-indexing content.
+//! - `repo`: one per repository: its root, totals and when it was last indexed.
+//!
+//! Every fact of a run lives in the index itself, so one Tantivy commit makes the whole run visible at once.
+
+use serde::{Deserialize, Serialize};
+use tantivy::schema::{
+    Field, IndexRecordOption, Schema, TextFieldIndexing, TextOptions, FAST, STORED, STRING,
+};
+
+use super::tokenizer::{CODE_TOKENIZER, TRIGRAM_TOKENIZER};
+
+/// Values of the `kind` field.
+pub const KIND_FILE: &str = "file";
+pub const KIND_SYMBOL: &str = "symbol";
+pub const KIND_INFO: &str = "info";
+pub const KIND_REPO: &str = "repo";
+
+/// Handles to every field of the schema.
+#[derive(Clone, Copy, Debug)]
+pub struct Fields {
+    /// Which kind of document this is (`file`, `symbol`, `info`, `repo`).
+    pub kind: Field,
+    /// Repository name (all kinds).
+    pub repo: Field,
+    /// Path relative to the repository root, `/`-separated (file, symbol, info).
+    pub path: Field,
+    /// `repo` NUL `path`: deleting this term removes a file's `file` and `symbol` documents together.
+    pub key: Field,
+    /// `repo` NUL `path` on `info` documents only, so they can be rewritten alone.
+    pub info_key: Field,
+    /// Language name as serde writes it (`rust`, ...), or empty (file, symbol, info).
+    pub lang: Field,
+    /// File text: stored, and indexed with the code tokenizer.
+    pub content: Field,
+    /// File text indexed as trigrams (not stored).
+    pub trigrams: Field,
+    /// The path indexed with the code tokenizer (not stored).
+    pub path_tokens: Field,
+    /// The file's definition names indexed with the code tokenizer (not stored).
+    pub def_tokens: Field,
+    /// The file's definitions as compact JSON ([`FileDef`] list, stored), so a search hit on a definition line
+    /// can say what it defines without another lookup.
+    pub file_defs: Field,
+    /// Symbol name as written (stored, indexed raw).
+    pub sym_name: Field,
+    /// Symbol name lowercased (indexed raw) for case-insensitive exact, prefix and fuzzy matching.
+    pub sym_lower: Field,
+    /// Symbol kind as serde writes it (stored, indexed raw).
+    pub sym_kind: Field,
+    /// The definition (JSON of `model::Definition`) plus its snippet, stored.
+    pub sym_json: Field,
+    /// File content hash, hex blake3 (info).
+    pub hash: Field,
+    /// JSON of the info document's details (counts, imports, external imports).
+    pub info_json: Field,
+    /// Resolved in-repository dependency targets (relative paths), indexed raw so importers are one lookup.
+    pub dep_target: Field,
+    /// Repository root and totals as JSON (repo).
+    pub repo_json: Field,
+}
+
+impl Fields {
+    /// Builds the schema and returns it with its field handles.
+    pub fn build() -> (Schema, Fields) {
+        let mut b = Schema::builder();
+        let code = |stored: bool| {
+            let indexing = TextFieldIndexing::default()
+                .set_tokenizer(CODE_TOKENIZER)
+                // Frequencies feed BM25; positions are left out because phrases are matched as literal text
+                // through trigrams, and positions would roughly double the size of this field.
+                .set_index_option(IndexRecordOption::WithFreqs);
+            let opts = TextOptions::default().set_indexing_options(indexing);
+            if stored {
+                opts.set_stored()
+            } else {
+                opts
+            }
+        };
+        let trigram = TextOptions::default().set_indexing_options(
+            TextFieldIndexing::default()
+                .set_tokenizer(TRIGRAM_TOKENIZER)
+                // Trigrams only select candidate files, so document ids are all they need.
+                .set_index_option(IndexRecordOption::Basic)
+                .set_fieldnorms(false),
+        );
+        let fields = Fields {
+            kind: b.add_text_field("kind", STRING),
+            repo: b.add_text_field("repo", STRING | STORED),
+            path: b.add_text_field("path", STRING | STORED | FAST),
+            key: b.add_text_field("key", STRING),
+            info_key: b.add_text_field("info_key", STRING),
+            lang: b.add_text_field("lang", STRING | STORED),
+            content: b.add_text_field("content", code(true)),
+            trigrams: b.add_text_field("trigrams", trigram),
+            path_tokens: b.add_text_field("path_tokens", code(false)),
+            def_tokens: b.add_text_field("def_tokens", code(false)),
+            file_defs: b.add_text_field("file_defs", STORED),
+            sym_name: b.add_text_field("sym_name", STRING | STORED),
+            sym_lower: b.add_text_field("sym_lower", STRING),
+            sym_kind: b.add_text_field("sym_kind", STRING),
+            sym_json: b.add_text_field("sym_json", STORED),
+            hash: b.add_text_field("hash", STORED),
+            info_json: b.add_text_field("info_json", STORED),
+            dep_target: b.add_text_field("dep_target", STRING | STORED),
+            repo_json: b.add_text_field("repo_json", STORED),
+        };
+        (b.build(), fields)
+    }
+
+    /// Looks the fields up in an existing index's schema, failing clearly when it was built by another version.
+    pub fn from_schema(schema: &Schema) -> Result<Fields, String> {
+        let (expected, fields) = Fields::build();
+        for (field, entry) in expected.fields() {
+            let found = schema
+                .get_field(entry.name())
+                .map_err(|_| format!("field {} is missing", entry.name()))?;
+            if found != field || schema.get_field_entry(found) != entry {
+                return Err(format!("field {} has another definition", entry.name()));
+            }
+        }
+        if schema.num_fields() != expected.num_fields() {
+            return Err("the schema has extra fields".to_string());
+        }
+        Ok(fields)
+    }
+}
+
+/// The value of the `key` and `info_key` fields for a file.
+pub fn file_key(repo: &str, path: &str) -> String {
+    format!("{repo}\u{0}{path}")
+}
+
+/// One definition as a file document remembers it: enough to label a search hit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileDef {
+    #[serde(rename = "n")]
+    pub name: String,
+    #[serde(rename = "k")]
+    pub kind: crate::model::SymbolKind,
+    #[serde(rename = "l")]
+    pub line: u32,
+    #[serde(rename = "e")]
+    pub end_line: u32,
+}

@@ -1,0 +1,587 @@
+//! Search: turn a parsed query into a Tantivy query that selects candidate files, then verify every candidate
+//! against its stored content and report the matching lines.
+//!
+//! The index only ever narrows the search. Identifier terms are exact at the term level, and literal and regex
+//! terms are answered by trigrams, which over-approximate; either way a line is reported only after the real text
+//! was checked, so a hit is never a guess. Queries with identifiers are ranked (BM25 with boosts for files that
+//! define the identifier or whose path contains it); pure text queries stream candidates in index order and stop as
+//! soon as enough verified lines are found.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use memchr::memmem;
+use tantivy::collector::TopDocs;
+use tantivy::query::{
+    BooleanQuery, BoostQuery, ConstScoreQuery, EmptyQuery, EnableScoring, Occur, Query, TermQuery,
+    TermSetQuery,
+};
+use tantivy::schema::{Field, IndexRecordOption};
+use tantivy::{DocAddress, DocSet, Searcher, TantivyDocument, Term, TERMINATED};
+
+use super::schema::{Fields, FileDef, KIND_FILE};
+use super::tokenizer::{for_each_code_token, has_code_token, lowercase, MAX_IDENTIFIER_BYTES};
+use super::trigram::TrigramQuery;
+use super::{stored_str, tantivy_err, Inner, SearchHit, SearchOptions};
+use crate::error::{Error, Result};
+use crate::model::Lang;
+use crate::query::{self, PathPattern, Term as QTerm};
+
+/// How much a file that defines a searched identifier outranks one that only mentions it.
+const DEF_BOOST: f32 = 4.0;
+/// How much a file whose path contains a searched identifier outranks one that does not.
+const PATH_BOOST: f32 = 2.0;
+/// Ranked search reads at least this many of the best files before it may stop at `limit` lines.
+const MIN_RANKED_FILES: usize = 4;
+/// Added to a line's score when it is the definition of a searched name, so definitions come before mentions.
+const DEF_LINE_BONUS: f32 = 100.0;
+
+/// One term, ready to check against text.
+enum Matcher {
+    Ident(String),
+    Symbol(String),
+    Literal { needle: String, lower: String },
+    Regex(regex::Regex),
+}
+
+/// What the filters of a query (and the search options) allow; each inner list is a set of alternatives.
+struct Filters {
+    repos: Vec<Vec<String>>,
+    langs: Vec<Vec<Lang>>,
+    paths: Vec<Vec<PathPattern>>,
+}
+
+pub(crate) fn search(inner: &Inner, text: &str, opts: &SearchOptions) -> Result<Vec<SearchHit>> {
+    let q = query::parse(text)?;
+    let mut filters = Filters {
+        repos: vec![],
+        langs: vec![],
+        paths: vec![],
+    };
+    if !q.repos.is_empty() {
+        filters.repos.push(q.repos.clone());
+    }
+    if !q.langs.is_empty() {
+        filters.langs.push(q.langs.clone());
+    }
+    if !q.paths.is_empty() {
+        filters.paths.push(q.paths.clone());
+    }
+    if let Some(repo) = &opts.repo {
+        super::check_repo_name(repo)?;
+        filters.repos.push(vec![repo.clone()]);
+    }
+    if let Some(lang) = opts.lang {
+        filters.langs.push(vec![lang]);
+    }
+    if let Some(path) = &opts.path {
+        filters.paths.push(vec![PathPattern::new(path)?]);
+    }
+    if opts.limit == 0 {
+        return Ok(Vec::new());
+    }
+    let searcher = inner.reader.searcher();
+    let f = &inner.fields;
+    for group in &filters.repos {
+        for repo in group {
+            if searcher
+                .doc_freq(&Term::from_field_text(f.repo, repo))
+                .map_err(tantivy_err("looking up a repository"))?
+                == 0
+            {
+                return Err(Error::UnknownRepo(repo.clone()));
+            }
+        }
+    }
+
+    let mut clauses: Vec<(Occur, Box<dyn Query>)> =
+        vec![(Occur::Must, filter_term(f.kind, KIND_FILE))];
+    for group in &filters.repos {
+        clauses.push((
+            Occur::Must,
+            any_of(f.repo, group.iter().map(String::as_str)),
+        ));
+    }
+    for group in &filters.langs {
+        clauses.push((Occur::Must, any_of(f.lang, group.iter().map(|l| l.name()))));
+    }
+    if !filters.paths.is_empty() {
+        let paths = matching_paths(&searcher, f.path, &filters.paths)?;
+        if paths.is_empty() {
+            return Ok(Vec::new());
+        }
+        let terms: Vec<Term> = paths
+            .iter()
+            .map(|p| Term::from_field_text(f.path, p))
+            .collect();
+        clauses.push((
+            Occur::Must,
+            Box::new(ConstScoreQuery::new(
+                Box::new(TermSetQuery::new(terms)),
+                0.0,
+            )),
+        ));
+    }
+
+    let mut matchers = Vec::new();
+    let mut scored = false;
+    for term in &q.terms {
+        match term {
+            QTerm::Ident(t) if t.len() <= MAX_IDENTIFIER_BYTES => {
+                scored = true;
+                clauses.push((Occur::Must, ident_query(f, t)));
+                matchers.push(Matcher::Ident(t.clone()));
+            }
+            // Overlong identifiers are not indexed as tokens (see the tokenizer), so they are searched as text.
+            QTerm::Ident(t) => {
+                clauses.push((
+                    Occur::Must,
+                    trigram_query(f.trigrams, &TrigramQuery::for_literal(t)),
+                ));
+                matchers.push(Matcher::Literal {
+                    needle: t.clone(),
+                    lower: lowercase(t),
+                });
+            }
+            QTerm::Symbol(t) => {
+                scored = true;
+                clauses.push((Occur::Must, scored_term(f.def_tokens, t)));
+                matchers.push(Matcher::Symbol(t.clone()));
+            }
+            QTerm::Literal(s) => {
+                clauses.push((
+                    Occur::Must,
+                    trigram_query(f.trigrams, &TrigramQuery::for_literal(s)),
+                ));
+                matchers.push(Matcher::Literal {
+                    needle: s.clone(),
+                    lower: lowercase(s),
+                });
+            }
+            QTerm::Regex(re) => {
+                let tq = TrigramQuery::for_regex(re, q.case_sensitive)?;
+                clauses.push((Occur::Must, trigram_query(f.trigrams, &tq)));
+                matchers.push(Matcher::Regex(query::build_regex(re, q.case_sensitive)?));
+            }
+        }
+    }
+    let tquery = BooleanQuery::new(clauses);
+    let verifier = Verifier {
+        fields: f,
+        matchers: &matchers,
+        case_sensitive: q.case_sensitive,
+    };
+    let mut hits = Vec::new();
+    if scored {
+        ranked(&searcher, &tquery, &verifier, opts.limit, &mut hits)?;
+        hits.sort_by(|a: &SearchHit, b: &SearchHit| {
+            b.score
+                .total_cmp(&a.score)
+                .then_with(|| (&a.repo, &a.path, a.line).cmp(&(&b.repo, &b.path, b.line)))
+        });
+    } else {
+        streamed(&searcher, &tquery, &verifier, opts.limit, &mut hits)?;
+        hits.sort_by(|a, b| (&a.repo, &a.path, a.line).cmp(&(&b.repo, &b.path, b.line)));
+    }
+    hits.truncate(opts.limit);
+    Ok(hits)
+}
+
+/// A filter clause: the term must be there, and it adds nothing to the score.
+fn filter_term(field: Field, value: &str) -> Box<dyn Query> {
+    Box::new(ConstScoreQuery::new(
+        Box::new(TermQuery::new(
+            Term::from_field_text(field, value),
+            IndexRecordOption::Basic,
+        )),
+        0.0,
+    ))
+}
+
+/// A filter clause accepting any of `values`.
+fn any_of<'a>(field: Field, values: impl Iterator<Item = &'a str>) -> Box<dyn Query> {
+    let terms: Vec<Term> = values.map(|v| Term::from_field_text(field, v)).collect();
+    Box::new(ConstScoreQuery::new(
+        Box::new(TermSetQuery::new(terms)),
+        0.0,
+    ))
+}
+
+fn scored_term(field: Field, value: &str) -> Box<dyn Query> {
+    Box::new(TermQuery::new(
+        Term::from_field_text(field, value),
+        IndexRecordOption::WithFreqs,
+    ))
+}
+
+/// An identifier must be among the content's tokens; defining it or having it in the path ranks a file higher.
+fn ident_query(f: &Fields, t: &str) -> Box<dyn Query> {
+    Box::new(BooleanQuery::new(vec![
+        (Occur::Must, scored_term(f.content, t)),
+        (
+            Occur::Should,
+            Box::new(BoostQuery::new(scored_term(f.def_tokens, t), DEF_BOOST)),
+        ),
+        (
+            Occur::Should,
+            Box::new(BoostQuery::new(scored_term(f.path_tokens, t), PATH_BOOST)),
+        ),
+    ]))
+}
+
+/// Turns a trigram requirement into a Tantivy query that does not affect scores.
+fn trigram_query(field: Field, tq: &TrigramQuery) -> Box<dyn Query> {
+    fn build(field: Field, tq: &TrigramQuery) -> Option<Box<dyn Query>> {
+        match tq {
+            TrigramQuery::All => None,
+            TrigramQuery::Nothing => Some(Box::new(EmptyQuery)),
+            TrigramQuery::Trigram(t) => Some(Box::new(TermQuery::new(
+                Term::from_field_text(field, t),
+                IndexRecordOption::Basic,
+            ))),
+            TrigramQuery::And(items) => {
+                let clauses: Vec<(Occur, Box<dyn Query>)> = items
+                    .iter()
+                    .filter_map(|i| build(field, i))
+                    .map(|q| (Occur::Must, q))
+                    .collect();
+                (!clauses.is_empty())
+                    .then(|| Box::new(BooleanQuery::new(clauses)) as Box<dyn Query>)
+            }
+            TrigramQuery::Or(items) => {
+                let mut clauses = Vec::new();
+                for item in items {
+                    // An alternative without requirement makes the whole disjunction unconstrained.
+                    clauses.push((Occur::Should, build(field, item)?));
+                }
+                Some(Box::new(BooleanQuery::new(clauses)))
+            }
+        }
+    }
+    match build(field, tq) {
+        Some(q) => Box::new(ConstScoreQuery::new(q, 0.0)),
+        // No trigram can be required (a short needle, `\w+`): every file that passes the filters is a candidate.
+        None => Box::new(tantivy::query::AllQuery),
+    }
+}
+
+/// The paths in the index that pass every path filter group.
+fn matching_paths(
+    searcher: &Searcher,
+    field: Field,
+    groups: &[Vec<PathPattern>],
+) -> Result<BTreeSet<String>> {
+    let mut out = BTreeSet::new();
+    for segment in searcher.segment_readers() {
+        let inverted = segment
+            .inverted_index(field)
+            .map_err(tantivy_err("reading paths"))?;
+        let mut stream = inverted
+            .terms()
+            .stream()
+            .map_err(|e| Error::Corrupt(format!("cannot read the path dictionary: {e}")))?;
+        while stream.advance() {
+            let Ok(path) = std::str::from_utf8(stream.key()) else {
+                continue;
+            };
+            if groups.iter().all(|g| g.iter().any(|p| p.matches(path))) {
+                out.insert(path.to_string());
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Scored search: verify the best files in score order until enough lines are found or files run out.
+///
+/// Files that define a searched name score highest (see [`ident_query`]), so the first few files hold the
+/// definitions; after [`MIN_RANKED_FILES`] files, reading stops as soon as `limit` lines are in hand, because
+/// every file read costs a document-store decompression.
+fn ranked(
+    searcher: &Searcher,
+    query: &BooleanQuery,
+    verifier: &Verifier<'_>,
+    limit: usize,
+    hits: &mut Vec<SearchHit>,
+) -> Result<()> {
+    let mut offset = 0;
+    let mut batch = limit + 16;
+    let mut files = 0;
+    loop {
+        let top = searcher
+            .search(
+                query,
+                &TopDocs::with_limit(batch)
+                    .and_offset(offset)
+                    .order_by_score(),
+            )
+            .map_err(tantivy_err("searching"))?;
+        for (score, addr) in &top {
+            if hits.len() >= limit && files >= MIN_RANKED_FILES {
+                return Ok(());
+            }
+            verifier.file(searcher, *addr, *score, hits)?;
+            files += 1;
+        }
+        if top.len() < batch {
+            return Ok(());
+        }
+        offset += batch;
+        batch *= 4;
+    }
+}
+
+/// Unscored search: walk candidates in index order and stop at `limit` verified lines.
+fn streamed(
+    searcher: &Searcher,
+    query: &BooleanQuery,
+    verifier: &Verifier<'_>,
+    limit: usize,
+    hits: &mut Vec<SearchHit>,
+) -> Result<()> {
+    let weight = query
+        .weight(EnableScoring::disabled_from_searcher(searcher))
+        .map_err(tantivy_err("preparing a search"))?;
+    for (ord, segment) in searcher.segment_readers().iter().enumerate() {
+        let mut scorer = weight
+            .scorer(segment, 1.0)
+            .map_err(tantivy_err("searching"))?;
+        let alive = segment.alive_bitset();
+        let mut doc = scorer.doc();
+        while doc != TERMINATED {
+            if alive.is_none_or(|a| a.is_alive(doc)) {
+                let ord = u32::try_from(ord)
+                    .map_err(|_| Error::Corrupt("too many segments".to_string()))?;
+                verifier.file(searcher, DocAddress::new(ord, doc), 0.0, hits)?;
+                if hits.len() >= limit {
+                    return Ok(());
+                }
+            }
+            doc = scorer.advance();
+        }
+    }
+    Ok(())
+}
+
+/// Checks candidate files against the real text.
+struct Verifier<'a> {
+    fields: &'a Fields,
+    matchers: &'a [Matcher],
+    case_sensitive: bool,
+}
+
+impl Verifier<'_> {
+    /// Loads one candidate file and appends its matching lines to `hits`, if every term matches it.
+    fn file(
+        &self,
+        searcher: &Searcher,
+        addr: DocAddress,
+        score: f32,
+        hits: &mut Vec<SearchHit>,
+    ) -> Result<()> {
+        let f = self.fields;
+        let doc: TantivyDocument = searcher
+            .doc(addr)
+            .map_err(tantivy_err("reading a stored file"))?;
+        let content = stored_str(&doc, f.content).unwrap_or("");
+        let defs: Vec<FileDef> = match stored_str(&doc, f.file_defs) {
+            Some(json) => serde_json::from_str(json)
+                .map_err(|e| Error::Corrupt(format!("file definitions: {e}")))?,
+            None => Vec::new(),
+        };
+        let Some(lines) = matching_lines(content, &defs, self.matchers, self.case_sensitive) else {
+            return Ok(());
+        };
+        let repo = stored_str(&doc, f.repo).unwrap_or("").to_string();
+        let path = stored_str(&doc, f.path).unwrap_or("").to_string();
+        let lang = stored_str(&doc, f.lang).and_then(|l| l.parse::<Lang>().ok());
+        let index = LineIndex::new(content);
+        for (line, m) in lines {
+            let mut hit = SearchHit {
+                repo: repo.clone(),
+                path: path.clone(),
+                line: line_number(line),
+                end_line: line_number(line),
+                kind: None,
+                name: None,
+                lang,
+                snippet: index.snippet(content, line),
+                score: score + m.terms as f32,
+            };
+            if let Some(def) = m.definition {
+                hit.kind = Some(def.kind);
+                hit.end_line = def.end_line.max(hit.line);
+                hit.name = Some(def.name);
+                hit.score += DEF_LINE_BONUS;
+            }
+            hits.push(hit);
+        }
+        Ok(())
+    }
+}
+
+fn line_number(index: usize) -> u32 {
+    u32::try_from(index + 1).unwrap_or(u32::MAX)
+}
+
+/// What matched on one line.
+#[derive(Debug, Default)]
+struct LineMatch {
+    /// How many of the query's terms matched this line.
+    terms: u32,
+    /// The definition on this line whose name a term asked for.
+    definition: Option<FileDef>,
+}
+
+/// Start offsets of the lines of a text.
+struct LineIndex {
+    starts: Vec<usize>,
+}
+
+impl LineIndex {
+    fn new(text: &str) -> LineIndex {
+        let mut starts = vec![0];
+        starts.extend(memchr::memchr_iter(b'\n', text.as_bytes()).map(|i| i + 1));
+        LineIndex { starts }
+    }
+
+    /// The 0-based line holding byte `offset`.
+    fn line_of(&self, offset: usize) -> usize {
+        self.starts
+            .partition_point(|&s| s <= offset)
+            .saturating_sub(1)
+    }
+
+    /// Number of lines as `str::lines` counts them (a final newline does not start another line).
+    fn count(&self, text: &str) -> usize {
+        if text.is_empty() {
+            0
+        } else if text.ends_with('\n') {
+            self.starts.len() - 1
+        } else {
+            self.starts.len()
+        }
+    }
+
+    /// Line `i` without its line break.
+    fn line<'t>(&self, text: &'t str, i: usize) -> &'t str {
+        let start = self.starts[i];
+        let end = self.starts.get(i + 1).map_or(text.len(), |&s| s - 1);
+        let line = &text[start..end];
+        line.strip_suffix('\r').unwrap_or(line)
+    }
+
+    /// Line `i` with one line of context on each side.
+    fn snippet(&self, text: &str, i: usize) -> String {
+        let last = self.count(text).saturating_sub(1);
+        let from = i.saturating_sub(1);
+        let to = (i + 1).min(last);
+        (from..=to.max(from))
+            .filter(|&k| k <= last)
+            .map(|k| self.line(text, k))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
+/// The 0-based lines of `content` where some term matches, or `None` when a term matches no line at all.
+fn matching_lines(
+    content: &str,
+    defs: &[FileDef],
+    matchers: &[Matcher],
+    case_sensitive: bool,
+) -> Option<BTreeMap<usize, LineMatch>> {
+    let index = LineIndex::new(content);
+    // Lowercasing keeps line breaks, so line numbers found in the lowercase copy are the content's line numbers;
+    // only the offsets differ when non-ASCII characters change length, hence its own line index.
+    let lower = lowercase(content);
+    let lower_index = if content.is_ascii() {
+        None
+    } else {
+        Some(LineIndex::new(&lower))
+    };
+    let lower_line_of = |off: usize| lower_index.as_ref().unwrap_or(&index).line_of(off);
+    let mut out: BTreeMap<usize, LineMatch> = BTreeMap::new();
+    for matcher in matchers {
+        let mut found: BTreeSet<usize> = BTreeSet::new();
+        let mut def_lines: Vec<(usize, &FileDef)> = Vec::new();
+        match matcher {
+            Matcher::Ident(t) => {
+                let mut candidates = BTreeSet::new();
+                for off in memmem::find_iter(lower.as_bytes(), t.as_bytes()) {
+                    candidates.insert(lower_line_of(off));
+                }
+                for line in candidates {
+                    if has_code_token(index.line(content, line), t) {
+                        found.insert(line);
+                    }
+                }
+                def_lines.extend(defs_named(defs, t));
+            }
+            Matcher::Symbol(t) => {
+                for (line, def) in defs_named(defs, t) {
+                    if line < index.count(content) {
+                        found.insert(line);
+                        def_lines.push((line, def));
+                    }
+                }
+            }
+            Matcher::Literal {
+                needle,
+                lower: lower_needle,
+            } => {
+                // Lines are matched without their line break, so a needle holding one can never match.
+                if needle.contains(['\n', '\r']) {
+                    return None;
+                }
+                if case_sensitive {
+                    for off in memmem::find_iter(content.as_bytes(), needle.as_bytes()) {
+                        found.insert(index.line_of(off));
+                    }
+                } else {
+                    for off in memmem::find_iter(lower.as_bytes(), lower_needle.as_bytes()) {
+                        found.insert(lower_line_of(off));
+                    }
+                }
+            }
+            Matcher::Regex(re) => {
+                // A line that matches on its own also matches inside the whole text (`multi_line` keeps `^`/`$`
+                // at line edges), so one pass over the whole text rules most candidates out cheaply.
+                if re.is_match(content) {
+                    for line in 0..index.count(content) {
+                        if re.is_match(index.line(content, line)) {
+                            found.insert(line);
+                        }
+                    }
+                }
+            }
+        }
+        if found.is_empty() {
+            return None;
+        }
+        for line in found {
+            let entry = out.entry(line).or_default();
+            entry.terms += 1;
+            if entry.definition.is_none() {
+                if let Some((_, def)) = def_lines.iter().find(|(l, _)| *l == line) {
+                    entry.definition = Some((*def).clone());
+                }
+            }
+        }
+    }
+    Some(out)
+}
+
+/// The definitions whose name has `t` among its code tokens, with their 0-based first line.
+fn defs_named<'d>(defs: &'d [FileDef], t: &str) -> Vec<(usize, &'d FileDef)> {
+    defs.iter()
+        .filter(|d| {
+            let mut hit = false;
+            for_each_code_token(&d.name, |tok| hit |= tok == t);
+            hit
+        })
+        .map(|d| ((d.line as usize).saturating_sub(1), d))
+        .collect()
+}
+
+#[cfg(test)]
+pub(crate) mod tests;

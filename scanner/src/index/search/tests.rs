@@ -1,0 +1,435 @@
+//! Search correctness against a real Tantivy index in a temporary directory.
+
+use std::path::Path;
+
+use super::super::tokenizer::lowercase;
+use crate::index::{CodeIndex, IndexOptions, SearchHit, SearchOptions};
+
+const LIB_RS: &str = r#"//! A small library.
+use std::collections::HashMap;
+
+/// Parses a response.
+pub fn parseHTTPResponse2(input: &str) -> usize {
+    let foo_bar = input.len();
+    foo_bar + 1
+}
+
+pub struct FooBar {
+    count: usize,
+}
+
+pub fn parse_query(q: &str) -> FooBar {
+    let _ = parseHTTPResponse2(q);
+    FooBar { count: 0 }
+}
+"#;
+
+const UTIL_PY: &str = r#"import os
+
+def parse_query(text):
+    """Parse a query string."""
+    return text.split()
+
+class Runner:
+    def run(self):
+        return parse_query("a b")
+"#;
+
+const NOTES_MD: &str = "Notes\nlet x = 1 is not code here\nFOOBAR in capitals\n";
+
+/// Writes `files` under a fresh directory.
+pub(crate) fn write_repo(files: &[(&str, &str)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("temp dir");
+    for (path, text) in files {
+        let p = dir.path().join(path);
+        std::fs::create_dir_all(p.parent().expect("file has a parent")).expect("mkdir");
+        std::fs::write(&p, text).expect("write file");
+    }
+    dir
+}
+
+struct Fixture {
+    _repo: tempfile::TempDir,
+    _other: tempfile::TempDir,
+    _dir: tempfile::TempDir,
+    index: CodeIndex,
+}
+
+fn fixture() -> Fixture {
+    let repo = write_repo(&[
+        ("src/lib.rs", LIB_RS),
+        ("tools/util.py", UTIL_PY),
+        ("notes.md", NOTES_MD),
+    ]);
+    let other = write_repo(&[(
+        "main.go",
+        "package main\n\nfunc fooBarGo() int {\n\treturn 1\n}\n",
+    )]);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let index = CodeIndex::open(dir.path()).expect("open index");
+    index
+        .index_repo("demo", repo.path(), &IndexOptions::default(), &|_| {})
+        .expect("index demo");
+    index
+        .index_repo("other", other.path(), &IndexOptions::default(), &|_| {})
+        .expect("index other");
+    Fixture {
+        _repo: repo,
+        _other: other,
+        _dir: dir,
+        index,
+    }
+}
+
+fn render(hits: &[SearchHit]) -> Vec<String> {
+    hits.iter()
+        .map(|h| format!("{}:{}:{}", h.repo, h.path, h.line))
+        .collect()
+}
+
+/// Runs `query` and compares the hits (as `repo:path:line`, in ranking order when `ordered`, else sorted).
+fn check(fx: &Fixture, query: &str, ordered: bool, expected: &[&str]) {
+    let hits = fx
+        .index
+        .search(
+            query,
+            &SearchOptions {
+                limit: 100,
+                ..SearchOptions::default()
+            },
+        )
+        .unwrap_or_else(|e| panic!("search {query:?} failed: {e}"));
+    let mut got = render(&hits);
+    let mut want: Vec<String> = expected.iter().map(|s| s.to_string()).collect();
+    if !ordered {
+        got.sort();
+        want.sort();
+    }
+    assert_eq!(got, want, "hits of {query:?}");
+}
+
+#[test]
+fn identifier_matches_parts() {
+    let fx = fixture();
+    // `FOOBAR` in notes.md is one word with no parts, so `foo` does not match it; `fooBarGo` has the part `foo`.
+    check(
+        &fx,
+        "foo",
+        false,
+        &[
+            "demo:src/lib.rs:6",
+            "demo:src/lib.rs:7",
+            "demo:src/lib.rs:10",
+            "demo:src/lib.rs:14",
+            "demo:src/lib.rs:16",
+            "other:main.go:3",
+        ],
+    );
+}
+
+#[test]
+fn identifier_whole_and_acronym_part() {
+    let fx = fixture();
+    check(
+        &fx,
+        "http",
+        false,
+        &["demo:src/lib.rs:5", "demo:src/lib.rs:15"],
+    );
+    check(
+        &fx,
+        "parseHTTPResponse2",
+        false,
+        &["demo:src/lib.rs:5", "demo:src/lib.rs:15"],
+    );
+}
+
+#[test]
+fn definitions_rank_first() {
+    let fx = fixture();
+    let hits = fx
+        .index
+        .search("parse_query", &SearchOptions::default())
+        .expect("search");
+    let defs: Vec<_> = hits
+        .iter()
+        .take(2)
+        .map(|h| (h.path.as_str(), h.line, h.kind.is_some()))
+        .collect();
+    assert!(
+        defs.contains(&("src/lib.rs", 14, true)),
+        "{:?}",
+        render(&hits)
+    );
+    assert!(
+        defs.contains(&("tools/util.py", 3, true)),
+        "{:?}",
+        render(&hits)
+    );
+    assert_eq!(hits.len(), 3, "{:?}", render(&hits));
+}
+
+#[test]
+fn substring_across_token_boundary() {
+    let fx = fixture();
+    check(&fx, r#""o_bar +""#, false, &["demo:src/lib.rs:7"]);
+    check(&fx, "input.len()", false, &["demo:src/lib.rs:6"]);
+}
+
+#[test]
+fn phrase_with_spaces() {
+    let fx = fixture();
+    check(&fx, r#""let x = 1""#, false, &["demo:notes.md:2"]);
+}
+
+#[test]
+fn short_needle_scans_all_files() {
+    let fx = fixture();
+    check(&fx, r#""{ c""#, false, &["demo:src/lib.rs:16"]);
+}
+
+#[test]
+fn regex_search() {
+    let fx = fixture();
+    check(
+        &fx,
+        r"/fn\s+parse\w*\(/",
+        false,
+        &["demo:src/lib.rs:5", "demo:src/lib.rs:14"],
+    );
+    check(&fx, r"/^def /", false, &["demo:tools/util.py:3"]);
+    check(&fx, r"/\d+\)$/", false, &[]);
+}
+
+#[test]
+fn case_sensitivity() {
+    let fx = fixture();
+    check(
+        &fx,
+        r#""FOOBAR""#,
+        false,
+        &[
+            "demo:src/lib.rs:10",
+            "demo:src/lib.rs:14",
+            "demo:src/lib.rs:16",
+            "demo:notes.md:3",
+            "other:main.go:3",
+        ],
+    );
+    check(&fx, r#""FOOBAR" case:yes"#, false, &["demo:notes.md:3"]);
+    check(&fx, r"/foobar/ case:yes", false, &[]);
+}
+
+#[test]
+fn filters() {
+    let fx = fixture();
+    check(
+        &fx,
+        "parse_query lang:python",
+        false,
+        &["demo:tools/util.py:3", "demo:tools/util.py:9"],
+    );
+    check(&fx, "foo path:*.go", false, &["other:main.go:3"]);
+    check(
+        &fx,
+        "foo path:src/*.rs repo:demo",
+        false,
+        &[
+            "demo:src/lib.rs:6",
+            "demo:src/lib.rs:7",
+            "demo:src/lib.rs:10",
+            "demo:src/lib.rs:14",
+            "demo:src/lib.rs:16",
+        ],
+    );
+    check(&fx, "foo repo:other", false, &["other:main.go:3"]);
+    check(&fx, "foo path:nothing/here", false, &[]);
+    let only_go = fx
+        .index
+        .search(
+            "foo",
+            &SearchOptions {
+                lang: Some(crate::model::Lang::Go),
+                ..SearchOptions::default()
+            },
+        )
+        .expect("search");
+    assert_eq!(render(&only_go), ["other:main.go:3"]);
+}
+
+#[test]
+fn terms_are_anded_per_file() {
+    let fx = fixture();
+    // Both terms occur in util.py only; the hits are the lines where either does.
+    check(
+        &fx,
+        "parse_query runner",
+        false,
+        &[
+            "demo:tools/util.py:3",
+            "demo:tools/util.py:7",
+            "demo:tools/util.py:9",
+        ],
+    );
+}
+
+#[test]
+fn sym_filter_finds_definitions() {
+    let fx = fixture();
+    check(&fx, "sym:FooBar", false, &["demo:src/lib.rs:10"]);
+}
+
+#[test]
+fn snippet_has_context() {
+    let fx = fixture();
+    let hits = fx
+        .index
+        .search(r#""struct FooBar""#, &SearchOptions::default())
+        .expect("search");
+    assert_eq!(hits.len(), 1);
+    assert_eq!(hits[0].snippet, "\npub struct FooBar {\n    count: usize,");
+}
+
+#[test]
+fn errors_are_clear() {
+    let fx = fixture();
+    for (query, want) in [
+        ("/unclosed", "unclosed regex"),
+        ("foo lang:", "lang: needs a value"),
+        ("foo lang:cobol", "lang:cobol"),
+        ("/a(/", "not a valid regular expression"),
+        ("foo repo:nope", "no repository named \"nope\""),
+    ] {
+        let err = fx
+            .index
+            .search(query, &SearchOptions::default())
+            .expect_err(query);
+        assert!(err.to_string().contains(want), "{query:?} gave {err}");
+    }
+}
+
+/// A tiny deterministic generator, so the property test is the same on every run.
+struct XorShift(u64);
+
+impl XorShift {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
+
+/// Every substring hit must be a real line containing the needle, and with a large limit the set of hits must be
+/// exactly what a naive scan of the files finds — for literal and for regex-escaped needles.
+#[test]
+fn substring_hits_equal_naive_scan() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files: Vec<(String, String)> = Vec::new();
+    for entry in std::fs::read_dir(&src).expect("read src") {
+        let path = entry.expect("entry").path();
+        if path.extension().is_some_and(|e| e == "rs") {
+            let name = path
+                .file_name()
+                .expect("name")
+                .to_string_lossy()
+                .to_string();
+            files.push((name, std::fs::read_to_string(&path).expect("read")));
+        }
+    }
+    files.sort();
+    let refs: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(p, t)| (p.as_str(), t.as_str()))
+        .collect();
+    let repo = write_repo(&refs);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let index = CodeIndex::open(dir.path()).expect("open");
+    index
+        .index_repo("p", repo.path(), &IndexOptions::default(), &|_| {})
+        .expect("index");
+    let lines: Vec<(&str, usize, &str)> = files
+        .iter()
+        .flat_map(|(p, t)| {
+            t.lines()
+                .enumerate()
+                .map(move |(i, l)| (p.as_str(), i + 1, l))
+        })
+        .filter(|(_, _, l)| !l.trim().is_empty())
+        .collect();
+    let mut rng = XorShift(0x9E37_79B9_7F4A_7C15);
+    for round in 0..60 {
+        let (_, _, line) = lines[rng.below(lines.len())];
+        let chars: Vec<char> = line.chars().collect();
+        let len = 1 + rng.below(12.min(chars.len()));
+        let start = rng.below(chars.len() - len + 1);
+        let needle: String = chars[start..start + len].iter().collect();
+        let lower = lowercase(&needle);
+        let mut naive: Vec<String> = files
+            .iter()
+            .flat_map(|(p, t)| {
+                let lower = &lower;
+                t.lines()
+                    .enumerate()
+                    .filter(move |(_, l)| lowercase(l).contains(lower.as_str()))
+                    .map(move |(i, _)| format!("p:{p}:{}", i + 1))
+            })
+            .collect();
+        naive.sort();
+        let quoted = format!("\"{}\"", needle.replace('\\', "\\\\").replace('"', "\\\""));
+        let regex = format!("/{}/", regex::escape(&needle).replace('/', "\\/"));
+        for query in [quoted, regex] {
+            let hits = index
+                .search(
+                    &query,
+                    &SearchOptions {
+                        limit: 1_000_000,
+                        ..SearchOptions::default()
+                    },
+                )
+                .unwrap_or_else(|e| panic!("round {round}: {query:?} failed: {e}"));
+            for h in &hits {
+                let text = &files
+                    .iter()
+                    .find(|(p, _)| *p == h.path)
+                    .expect("hit file exists")
+                    .1;
+                let line = text
+                    .lines()
+                    .nth(h.line as usize - 1)
+                    .expect("hit line exists");
+                assert!(
+                    lowercase(line).contains(&lower),
+                    "round {round}: {query:?} hit {}:{} {line:?}",
+                    h.path,
+                    h.line
+                );
+            }
+            let mut got = render(&hits);
+            got.sort();
+            assert_eq!(got, naive, "round {round}: {query:?}");
+        }
+    }
+}
+
+#[test]
+fn limit_stops_early_and_is_respected() {
+    let fx = fixture();
+    for limit in [1, 2, 3] {
+        let hits = fx
+            .index
+            .search(
+                r#""e""#,
+                &SearchOptions {
+                    limit,
+                    ..SearchOptions::default()
+                },
+            )
+            .expect("search");
+        assert_eq!(hits.len(), limit);
+    }
+}

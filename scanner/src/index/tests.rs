@@ -1,0 +1,373 @@
+//! Indexing, symbols, dependencies and locking against a real Tantivy index in a temporary directory.
+
+use std::path::Path;
+
+use super::search::tests::write_repo;
+use super::{CodeIndex, IndexOptions, IndexReport, MatchKind, SearchOptions, SymbolOptions};
+use crate::error::Error;
+use crate::model::SymbolKind;
+
+fn index_dir() -> (tempfile::TempDir, CodeIndex) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let index = CodeIndex::open(dir.path()).expect("open index");
+    (dir, index)
+}
+
+fn run(index: &CodeIndex, name: &str, root: &Path) -> IndexReport {
+    index
+        .index_repo(name, root, &IndexOptions::default(), &|_| {})
+        .expect("index_repo")
+}
+
+/// Compares (added, changed, deleted, unchanged, files).
+fn check_counts(report: &IndexReport, expected: (u64, u64, u64, u64, u64)) {
+    assert_eq!(
+        (
+            report.added,
+            report.changed,
+            report.deleted,
+            report.unchanged,
+            report.files
+        ),
+        expected,
+        "report {report:?}"
+    );
+}
+
+fn count(index: &CodeIndex, query: &str) -> usize {
+    index
+        .search(
+            query,
+            &SearchOptions {
+                limit: 1000,
+                ..SearchOptions::default()
+            },
+        )
+        .expect("search")
+        .len()
+}
+
+#[test]
+fn incremental_runs_touch_only_what_changed() {
+    let repo = write_repo(&[
+        ("a.rs", "fn alpha() {}\n"),
+        ("b.rs", "fn beta() {}\n"),
+        ("c.py", "def gamma():\n    pass\n"),
+    ]);
+    let (_dir, index) = index_dir();
+    let first = run(&index, "inc", repo.path());
+    check_counts(&first, (3, 0, 0, 0, 3));
+    assert_eq!(first.symbols, 3);
+    assert_eq!(first.lines, 4);
+
+    check_counts(&run(&index, "inc", repo.path()), (0, 0, 0, 3, 3));
+
+    std::fs::write(repo.path().join("b.rs"), "fn beta_two() {}\n").expect("write");
+    std::fs::write(repo.path().join("d.rs"), "fn delta() {}\n").expect("write");
+    std::fs::remove_file(repo.path().join("c.py")).expect("remove");
+    check_counts(&run(&index, "inc", repo.path()), (1, 1, 1, 1, 3));
+    assert_eq!(count(&index, "beta"), 1);
+    assert_eq!(count(&index, "beta_two"), 1);
+    assert_eq!(count(&index, "gamma"), 0);
+    assert_eq!(count(&index, "delta"), 1);
+    // Old symbols of the changed file are gone too.
+    let hits = index
+        .symbol("beta", &SymbolOptions::default())
+        .expect("symbol");
+    assert_eq!(
+        hits.iter().map(|h| h.name.as_str()).collect::<Vec<_>>(),
+        ["beta_two"]
+    );
+
+    // Reopening the index (a new process) sees the same manifest.
+    drop(index);
+    let index = CodeIndex::open(_dir.path()).expect("reopen");
+    check_counts(&run(&index, "inc", repo.path()), (0, 0, 0, 3, 3));
+}
+
+#[test]
+fn two_repositories_in_one_index() {
+    let one = write_repo(&[("x.rs", "fn shared_name() {}\n")]);
+    let two = write_repo(&[("y.go", "package y\n\nfunc shared_name() {}\n")]);
+    let (_dir, index) = index_dir();
+    run(&index, "one", one.path());
+    run(&index, "two", two.path());
+    assert_eq!(count(&index, "shared_name"), 2);
+    assert_eq!(count(&index, "shared_name repo:two"), 1);
+    let repos = index.repos().expect("repos");
+    let names: Vec<_> = repos.iter().map(|r| (r.name.as_str(), r.files)).collect();
+    assert_eq!(names, [("one", 1), ("two", 1)]);
+    assert_eq!(repos[0].root, one.path().canonicalize().expect("canonical"));
+    assert!(repos[0].last_indexed > 0);
+    // Re-indexing one repository leaves the other alone.
+    std::fs::remove_file(one.path().join("x.rs")).expect("remove");
+    check_counts(&run(&index, "one", one.path()), (0, 0, 1, 0, 0));
+    assert_eq!(count(&index, "shared_name"), 1);
+    index.remove_repo("two").expect("remove repo");
+    assert_eq!(count(&index, "shared_name"), 0);
+    assert_eq!(index.repos().expect("repos").len(), 1);
+}
+
+#[test]
+fn repository_names() {
+    let repo = write_repo(&[("a.rs", "fn a() {}\n")]);
+    let (_dir, index) = index_dir();
+    for bad in ["a/b", "", "x".repeat(65).as_str(), "..", "sp ace"] {
+        if bad.is_empty() {
+            continue;
+        }
+        let err = index
+            .index_repo(bad, repo.path(), &IndexOptions::default(), &|_| {})
+            .expect_err(bad);
+        assert!(matches!(err, Error::RepoName { .. }), "{bad:?}: {err}");
+    }
+    // An empty name means the root directory's name.
+    let report = index
+        .index_repo("", repo.path(), &IndexOptions::default(), &|_| {})
+        .expect("default name");
+    let expected = repo
+        .path()
+        .file_name()
+        .expect("name")
+        .to_string_lossy()
+        .to_string();
+    assert_eq!(report.repo, expected);
+}
+
+#[test]
+fn second_writer_gets_a_clear_error() {
+    let repo = write_repo(&[("a.rs", "fn a() {}\n")]);
+    let (dir, first) = index_dir();
+    run(&first, "r", repo.path());
+    let second = CodeIndex::open(dir.path()).expect("a second reader opens fine");
+    assert_eq!(
+        count(&second, "a"),
+        1,
+        "readers work while another holds the writer"
+    );
+    let err = second
+        .index_repo("r", repo.path(), &IndexOptions::default(), &|_| {})
+        .expect_err("the writer lock is held");
+    assert!(matches!(err, Error::IndexLocked { .. }), "{err}");
+    assert!(
+        err.to_string()
+            .contains("is being written by another process"),
+        "{err}"
+    );
+    drop(first);
+    second
+        .index_repo("r", repo.path(), &IndexOptions::default(), &|_| {})
+        .expect("the lock is free once the first index is dropped");
+}
+
+const SYMBOLS_RS: &str = "pub struct Parser {}\n\
+impl Parser {\n    pub fn parse(&self) {}\n    pub fn parse_all(&self) {}\n}\n\
+fn Parse() {}\nfn prase() {}\nfn parser_state() {}\nconst PARSE_LIMIT: u32 = 3;\n";
+
+#[test]
+fn symbol_lookup_ranks_exact_prefix_fuzzy() {
+    let repo = write_repo(&[("s.rs", SYMBOLS_RS)]);
+    let (_dir, index) = index_dir();
+    run(&index, "sym", repo.path());
+    let hits = index
+        .symbol(
+            "parse",
+            &SymbolOptions {
+                limit: 50,
+                ..SymbolOptions::default()
+            },
+        )
+        .expect("symbol");
+    let got: Vec<(&str, MatchKind)> = hits.iter().map(|h| (h.name.as_str(), h.matched)).collect();
+    assert_eq!(
+        got,
+        [
+            ("parse", MatchKind::Exact),
+            ("Parse", MatchKind::Exact),
+            // The struct and its impl block: shortest completions first.
+            ("Parser", MatchKind::Prefix),
+            ("Parser", MatchKind::Prefix),
+            ("parse_all", MatchKind::Prefix),
+            ("PARSE_LIMIT", MatchKind::Prefix),
+            ("parser_state", MatchKind::Prefix),
+            ("prase", MatchKind::Fuzzy),
+        ]
+    );
+    let parse = &hits[0];
+    assert_eq!(
+        (parse.path.as_str(), parse.line, parse.kind),
+        ("s.rs", 3, SymbolKind::Method)
+    );
+    assert_eq!(parse.container.as_deref(), Some("Parser"));
+    assert!(
+        parse.snippet.contains("pub fn parse(&self) {}"),
+        "{}",
+        parse.snippet
+    );
+    // Filters by kind and limit.
+    let structs = index
+        .symbol(
+            "parse",
+            &SymbolOptions {
+                kind: Some(SymbolKind::Struct),
+                ..SymbolOptions::default()
+            },
+        )
+        .expect("symbol");
+    assert_eq!(
+        structs.iter().map(|h| h.name.as_str()).collect::<Vec<_>>(),
+        ["Parser"]
+    );
+    let one = index
+        .symbol(
+            "parse",
+            &SymbolOptions {
+                limit: 1,
+                ..SymbolOptions::default()
+            },
+        )
+        .expect("symbol");
+    assert_eq!(one.len(), 1);
+    assert!(index.symbol("  ", &SymbolOptions::default()).is_err());
+    let missing = index
+        .symbol(
+            "parse",
+            &SymbolOptions {
+                repo: Some("nope".into()),
+                ..SymbolOptions::default()
+            },
+        )
+        .expect_err("unknown repo");
+    assert!(matches!(missing, Error::UnknownRepo(_)));
+}
+
+#[test]
+fn outline_symbols_and_paths() {
+    let repo = write_repo(&[
+        ("src/s.rs", SYMBOLS_RS),
+        ("other.py", "def f():\n    pass\n"),
+    ]);
+    let (_dir, index) = index_dir();
+    run(&index, "out", repo.path());
+    let outline = index.outline(Some("out"), "src/s.rs").expect("outline");
+    let names: Vec<_> = outline.iter().map(|d| (d.name.as_str(), d.line)).collect();
+    assert_eq!(
+        names,
+        [
+            ("Parser", 1),
+            ("Parser", 2),
+            ("parse", 3),
+            ("parse_all", 4),
+            ("Parse", 6),
+            ("prase", 7),
+            ("parser_state", 8),
+            ("PARSE_LIMIT", 9)
+        ]
+    );
+    // The repository can be left out, and an absolute path works too.
+    assert_eq!(
+        index.outline(None, "src/s.rs").expect("outline").len(),
+        outline.len()
+    );
+    let abs = repo.path().join("src/s.rs");
+    assert_eq!(
+        index
+            .outline(None, abs.to_str().expect("utf-8"))
+            .expect("outline")
+            .len(),
+        outline.len()
+    );
+    assert_eq!(
+        index.resolve_path(&abs),
+        Some(("out".to_string(), "src/s.rs".to_string()))
+    );
+    assert_eq!(
+        index.resolve_path(Path::new("/definitely/not/indexed")),
+        None
+    );
+    let err = index
+        .outline(None, "src/none.rs")
+        .expect_err("unknown file");
+    assert!(
+        err.to_string()
+            .contains("no indexed repository has a file src/none.rs"),
+        "{err}"
+    );
+
+    let mut all = Vec::new();
+    let n = index
+        .symbols(Some("out"), &mut |e| all.push((e.path, e.definition.name)))
+        .expect("symbols");
+    assert_eq!(n as usize, all.len());
+    assert_eq!(
+        all.first().map(|(p, n)| (p.as_str(), n.as_str())),
+        Some(("other.py", "f"))
+    );
+    assert_eq!(all.len(), 9);
+}
+
+#[test]
+fn deps_imports_importers_and_cycles() {
+    let repo = write_repo(&[
+        (
+            "Cargo.toml",
+            "[package]\nname = \"demo\"\nversion = \"0.1.0\"\n",
+        ),
+        ("src/lib.rs", "mod a;\nmod b;\nmod c;\n"),
+        ("src/a.rs", "use crate::b::Bee;\npub struct Ay;\n"),
+        ("src/b.rs", "use crate::a::Ay;\npub struct Bee;\n"),
+        ("src/c.rs", "use std::fmt;\nuse crate::y::Why;\n"),
+    ]);
+    let (_dir, index) = index_dir();
+    run(&index, "deps", repo.path());
+    let d = index.deps(Some("deps"), "src/a.rs", 1).expect("deps");
+    let paths = |edges: &[super::DepEdge]| {
+        edges
+            .iter()
+            .map(|e| (e.path.clone(), e.depth))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(paths(&d.imports), [("src/b.rs".to_string(), 1)]);
+    assert_eq!(
+        paths(&d.importers),
+        [("src/b.rs".to_string(), 1), ("src/lib.rs".to_string(), 1)]
+    );
+    let c = index.deps(None, "src/c.rs", 1).expect("deps");
+    assert_eq!(c.external, ["std"]);
+    // `crate::y` has no file yet, so it resolves to the deepest module reached: the crate root.
+    assert_eq!(paths(&c.imports), [("src/lib.rs".to_string(), 1)]);
+    let deep = index.deps(Some("deps"), "src/lib.rs", 2).expect("deps");
+    assert_eq!(
+        paths(&deep.imports),
+        [
+            ("src/a.rs".to_string(), 1),
+            ("src/b.rs".to_string(), 1),
+            ("src/c.rs".to_string(), 1)
+        ]
+    );
+    assert_eq!(
+        index.cycles("deps").expect("cycles"),
+        [["src/a.rs", "src/b.rs"], ["src/c.rs", "src/lib.rs"]]
+    );
+
+    // Break the cycle, and add the file c.rs was waiting for: c.rs itself is unchanged, but its target moves.
+    std::fs::write(repo.path().join("src/b.rs"), "pub struct Bee;\n").expect("write");
+    std::fs::write(repo.path().join("src/y.rs"), "pub struct Why;\n").expect("write");
+    std::fs::write(
+        repo.path().join("src/lib.rs"),
+        "mod a;\nmod b;\nmod c;\nmod y;\n",
+    )
+    .expect("write");
+    let report = run(&index, "deps", repo.path());
+    check_counts(&report, (1, 2, 0, 3, 6));
+    assert!(index.cycles("deps").expect("cycles").is_empty());
+    let y = index.deps(Some("deps"), "src/y.rs", 1).expect("deps");
+    assert_eq!(
+        paths(&y.importers),
+        [("src/c.rs".to_string(), 1), ("src/lib.rs".to_string(), 1)]
+    );
+    let c = index.deps(None, "src/c.rs", 1).expect("deps");
+    assert_eq!(paths(&c.imports), [("src/y.rs".to_string(), 1)]);
+    assert!(index.deps(Some("deps"), "src/a.rs", 0).is_err());
+    assert!(index.cycles("nope").is_err());
+}

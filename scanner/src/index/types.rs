@@ -1,0 +1,220 @@
+//! The index's public vocabulary: options callers pass in, and the reports and hits they get back.
+//!
+//! Everything a caller receives is `Serialize`, so a frontend can print it as JSON lines as is.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::{Lang, SymbolKind};
+
+/// How `index_repo` works.
+#[derive(Debug, Clone)]
+pub struct IndexOptions {
+    /// Which files the walker visits.
+    pub walk: crate::walk::WalkOptions,
+    /// Threads that parse files (0: one per core).
+    pub parse_threads: usize,
+    /// Tantivy indexing threads (0: chosen from the core count).
+    pub index_threads: usize,
+    /// Memory the Tantivy writer may buffer before it writes a segment, in bytes (split between its threads).
+    pub writer_memory: usize,
+}
+
+impl Default for IndexOptions {
+    fn default() -> Self {
+        IndexOptions {
+            walk: crate::walk::WalkOptions::default(),
+            parse_threads: 0,
+            index_threads: 0,
+            writer_memory: 256 << 20,
+        }
+    }
+}
+
+/// What `index_repo` is doing, reported through its progress callback.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "phase")]
+pub enum IndexProgress {
+    /// The walker has looked at `files` files so far.
+    Walking { files: u64 },
+    /// `done` of `total` new or changed files are parsed and queued for the index.
+    Indexing { done: u64, total: u64 },
+    /// Everything is queued; Tantivy is writing and committing the segments.
+    Committing,
+}
+
+/// What one `index_repo` run did.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct IndexReport {
+    /// The repository's name in the index.
+    pub repo: String,
+    /// Files the repository has in the index after the run.
+    pub files: u64,
+    /// Lines of those files.
+    pub lines: u64,
+    /// Bytes of those files.
+    pub bytes: u64,
+    /// Definitions of those files.
+    pub symbols: u64,
+    /// Files new since the last run.
+    pub added: u64,
+    /// Files whose content changed since the last run.
+    pub changed: u64,
+    /// Files gone since the last run.
+    pub deleted: u64,
+    /// Files whose content was the same as in the last run (not re-indexed).
+    pub unchanged: u64,
+    /// Files the walker left out, by reason.
+    pub skipped: BTreeMap<String, u64>,
+    /// Files indexed for text search whose definitions could not be extracted (they have no symbols).
+    pub extract_failed: u64,
+    /// Wall time of the run.
+    pub seconds: f64,
+    /// Megabytes (10^6 bytes) of re-indexed files per second of wall time.
+    pub mb_per_s: f64,
+}
+
+/// Narrows a `search`.
+#[derive(Debug, Clone)]
+pub struct SearchOptions {
+    /// Most hits (lines) returned.
+    pub limit: usize,
+    /// Only this repository (besides any `repo:` in the query).
+    pub repo: Option<String>,
+    /// Only this language (besides any `lang:` in the query).
+    pub lang: Option<Lang>,
+    /// Only paths matching this glob or containing this text (besides any `path:` in the query).
+    pub path: Option<String>,
+}
+
+impl Default for SearchOptions {
+    fn default() -> Self {
+        SearchOptions {
+            limit: 20,
+            repo: None,
+            lang: None,
+            path: None,
+        }
+    }
+}
+
+/// One line found by `search`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SearchHit {
+    pub repo: String,
+    /// Relative to the repository root, `/`-separated.
+    pub path: String,
+    /// 1-based.
+    pub line: u32,
+    /// The same as `line`, or the definition's last line when the hit is a definition.
+    pub end_line: u32,
+    /// Set when the line defines a symbol named by the query.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kind: Option<SymbolKind>,
+    /// The defined symbol's name, when `kind` is set.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    pub lang: Option<Lang>,
+    /// The matching line with one line of context on each side, joined with `\n`.
+    pub snippet: String,
+    /// Higher is better; only comparable within one answer.
+    pub score: f32,
+}
+
+/// Narrows a `symbol` lookup.
+#[derive(Debug, Clone)]
+pub struct SymbolOptions {
+    pub kind: Option<SymbolKind>,
+    pub repo: Option<String>,
+    pub limit: usize,
+}
+
+impl Default for SymbolOptions {
+    fn default() -> Self {
+        SymbolOptions {
+            kind: None,
+            repo: None,
+            limit: 20,
+        }
+    }
+}
+
+/// How a symbol hit matched the name asked for, best first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MatchKind {
+    /// The name is the one asked for (ignoring case; exact case ranks first).
+    Exact,
+    /// The name starts with the one asked for (ignoring case).
+    Prefix,
+    /// The name is one or two edits away from the one asked for.
+    Fuzzy,
+}
+
+/// One definition found by `symbol`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SymbolHit {
+    pub repo: String,
+    pub path: String,
+    pub line: u32,
+    pub end_line: u32,
+    pub kind: SymbolKind,
+    pub name: String,
+    pub lang: Option<Lang>,
+    pub snippet: String,
+    pub score: f32,
+    /// How the name matched.
+    pub matched: MatchKind,
+    /// Edit distance between the name and the one asked for, ignoring case (0 for exact).
+    pub distance: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub container: Option<String>,
+    pub signature: String,
+}
+
+/// One definition of a `symbols` listing (like a line of a tags file).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SymbolEntry {
+    pub repo: String,
+    pub path: String,
+    pub lang: Option<Lang>,
+    #[serde(flatten)]
+    pub definition: crate::model::Definition,
+}
+
+/// A file reached by following imports, and how many steps away it is.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct DepEdge {
+    pub path: String,
+    /// 1 for a direct import or importer.
+    pub depth: u32,
+}
+
+/// A file's dependencies inside its repository.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Deps {
+    pub repo: String,
+    pub path: String,
+    /// Files this file imports, directly (depth 1) or through others.
+    pub imports: Vec<DepEdge>,
+    /// Files that import this file, directly (depth 1) or through others.
+    pub importers: Vec<DepEdge>,
+    /// Modules this file imports that are not files of the repository (standard library, packages).
+    pub external: Vec<String>,
+}
+
+/// One repository held by the index.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RepoInfo {
+    pub name: String,
+    /// The root directory it was indexed from.
+    pub root: PathBuf,
+    pub files: u64,
+    pub lines: u64,
+    pub bytes: u64,
+    pub symbols: u64,
+    /// When it was last indexed, in seconds since the Unix epoch.
+    pub last_indexed: u64,
+}
