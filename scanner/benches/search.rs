@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use dreamos_scanner::{CodeIndex, IndexOptions, SearchOptions};
+use dreamos_scanner::{CodeIndex, IndexOptions, IndexProgress, SearchOptions};
 
 /// Extensions copied into the corpus: languages the scanner parses.
 const EXTENSIONS: &[&str] = &["rs", "c", "h", "cc", "cpp", "hpp", "go", "java", "py", "ts"];
@@ -63,20 +63,44 @@ fn run() -> Res<()> {
     // Cold index: an empty index directory, every file walked, parsed (tree-sitter) and indexed, one commit.
     let index_dir = tmp.path().join("index");
     let index = CodeIndex::open(&index_dir).map_err(|e| e.to_string())?;
+    let cpu_before = process_cpu_seconds();
     let t = Instant::now();
+    let commit_started = std::sync::Mutex::new(None);
     let report = index
-        .index_repo("corpus", &corpus, &IndexOptions::default(), &|_| {})
+        .index_repo("corpus", &corpus, &IndexOptions::default(), &|p| {
+            if p == IndexProgress::Committing {
+                if let Ok(mut at) = commit_started.lock() {
+                    *at = Some(Instant::now());
+                }
+            }
+        })
         .map_err(|e| e.to_string())?;
     let cold = t.elapsed().as_secs_f64();
+    let cpu = process_cpu_seconds() - cpu_before;
+    let commit = commit_started
+        .lock()
+        .ok()
+        .and_then(|at| *at)
+        .map_or(0.0, |at| at.elapsed().as_secs_f64());
     println!(
-        "cold index: {:.2} s, {:.2} MB/s, {:.0} files/s ({} files, {} symbols, skipped {:?}, extract failures {})",
+        "cold index: {:.2} s (walk + parse + index {:.2} s, then commit {:.2} s), {:.2} MB/s, {:.0} files/s ({} files, {} symbols, skipped {:?}, extract failures {})",
         cold,
+        cold - commit,
+        commit,
         report.bytes as f64 / 1e6 / cold,
         report.files as f64 / cold,
         report.files,
         report.symbols,
         report.skipped,
         report.extract_failed
+    );
+    println!(
+        "cold index CPU: {cpu:.2} s of process CPU time (all threads) = {:.2} MB per CPU-second; the machine's load average was {} (other work shares these cores)",
+        report.bytes as f64 / 1e6 / cpu.max(1e-9),
+        std::fs::read_to_string("/proc/loadavg")
+            .ok()
+            .and_then(|l| l.split_whitespace().next().map(str::to_string))
+            .unwrap_or_else(|| "unknown".to_string())
     );
     let index_bytes = dir_size(&index_dir);
     println!(
@@ -149,6 +173,28 @@ fn run() -> Res<()> {
     println!(
         "queries with no hit: {empty} (every query is taken from the corpus, so this should be 0)"
     );
+    let slowest = |queries: &[Pair], times: &[Duration]| {
+        let mut v: Vec<(Duration, &str)> = times
+            .iter()
+            .copied()
+            .zip(queries.iter().map(|(q, _)| q.as_str()))
+            .collect();
+        v.sort();
+        v.iter()
+            .rev()
+            .take(3)
+            .map(|(d, q)| format!("{q} {:.1} ms", d.as_secs_f64() * 1e3))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    println!(
+        "slowest identifier queries: {}",
+        slowest(&idents, &ours_ident)
+    );
+    println!(
+        "slowest substring/regex queries: {}",
+        slowest(&texts, &ours_text)
+    );
     println!("latency (limit {LIMIT}), p50 / p99:");
     print_row("identifier  index", &ours_ident);
     print_row("identifier  rg (full scan)", &rg_ident);
@@ -199,6 +245,22 @@ fn run() -> Res<()> {
         t.elapsed().as_secs_f64() * 1e3
     );
     Ok(())
+}
+
+/// User plus system CPU time of this process so far, from /proc (0 where it is not available).
+fn process_cpu_seconds() -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return 0.0;
+    };
+    // Fields after the command name (which may contain spaces) start after the last ')'.
+    let rest = stat.rsplit(')').next().unwrap_or("");
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = [11usize, 12]
+        .iter()
+        .filter_map(|&i| fields.get(i).and_then(|v| v.parse::<f64>().ok()))
+        .sum();
+    // The kernel reports in clock ticks; USER_HZ is 100 on every Linux this runs on.
+    ticks / 100.0
 }
 
 fn ratio(base: &[Duration], ours: &[Duration]) -> f64 {

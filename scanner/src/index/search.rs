@@ -388,13 +388,15 @@ impl Verifier<'_> {
                 .map_err(|e| Error::Corrupt(format!("file definitions: {e}")))?,
             None => Vec::new(),
         };
-        let Some(lines) = matching_lines(content, &defs, self.matchers, self.case_sensitive) else {
+        let index = LineIndex::new(content);
+        let Some(lines) =
+            matching_lines(content, &index, &defs, self.matchers, self.case_sensitive)
+        else {
             return Ok(());
         };
         let repo = stored_str(&doc, f.repo).unwrap_or("").to_string();
         let path = stored_str(&doc, f.path).unwrap_or("").to_string();
         let lang = stored_str(&doc, f.lang).and_then(|l| l.parse::<Lang>().ok());
-        let index = LineIndex::new(content);
         for (line, m) in lines {
             let mut hit = SearchHit {
                 repo: repo.clone(),
@@ -486,20 +488,30 @@ impl LineIndex {
 /// The 0-based lines of `content` where some term matches, or `None` when a term matches no line at all.
 fn matching_lines(
     content: &str,
+    index: &LineIndex,
     defs: &[FileDef],
     matchers: &[Matcher],
     case_sensitive: bool,
 ) -> Option<BTreeMap<usize, LineMatch>> {
-    let index = LineIndex::new(content);
     // Lowercasing keeps line breaks, so line numbers found in the lowercase copy are the content's line numbers;
-    // only the offsets differ when non-ASCII characters change length, hence its own line index.
-    let lower = lowercase(content);
-    let lower_index = if content.is_ascii() {
+    // only the offsets differ when non-ASCII characters change length, hence its own line index. Regex and
+    // case-sensitive terms never look at the copy, so it is only made when a term needs it.
+    let needs_lower = matchers.iter().any(|m| match m {
+        Matcher::Ident(_) => true,
+        Matcher::Literal { .. } => !case_sensitive,
+        Matcher::Symbol(_) | Matcher::Regex(_) => false,
+    });
+    let lower = if needs_lower {
+        lowercase(content)
+    } else {
+        String::new()
+    };
+    let lower_index = if !needs_lower || content.is_ascii() {
         None
     } else {
         Some(LineIndex::new(&lower))
     };
-    let lower_line_of = |off: usize| lower_index.as_ref().unwrap_or(&index).line_of(off);
+    let lower_line_of = |off: usize| lower_index.as_ref().unwrap_or(index).line_of(off);
     let mut out: BTreeMap<usize, LineMatch> = BTreeMap::new();
     for matcher in matchers {
         let mut found: BTreeSet<usize> = BTreeSet::new();

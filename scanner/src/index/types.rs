@@ -14,7 +14,8 @@ use crate::model::{Lang, SymbolKind};
 pub struct IndexOptions {
     /// Which files the walker visits.
     pub walk: crate::walk::WalkOptions,
-    /// Threads that parse files (0: one per core).
+    /// Threads that read, hash and parse files (0: `walk.threads`, and when that is 0 too, one per core). Files are
+    /// parsed on the walker's threads as they are read.
     pub parse_threads: usize,
     /// Tantivy indexing threads (0: chosen from the core count).
     pub index_threads: usize,
