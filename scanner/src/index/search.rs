@@ -32,6 +32,8 @@ const DEF_BOOST: f32 = 4.0;
 const PATH_BOOST: f32 = 2.0;
 /// Ranked search reads at least this many of the best files before it may stop at `limit` lines.
 const MIN_RANKED_FILES: usize = 4;
+/// The most files one round of ranked search asks Tantivy for.
+const MAX_BATCH: usize = 1 << 14;
 /// Added to a line's score when it is the definition of a searched name, so definitions come before mentions.
 const DEF_LINE_BONUS: f32 = 100.0;
 
@@ -304,7 +306,8 @@ fn ranked(
     hits: &mut Vec<SearchHit>,
 ) -> Result<()> {
     let mut offset = 0;
-    let mut batch = limit + 16;
+    // Tantivy allocates a buffer of twice the batch size, so a huge `limit` must not become a huge batch.
+    let mut batch = limit.saturating_add(16).min(MAX_BATCH);
     let mut files = 0;
     loop {
         let top = searcher
@@ -326,7 +329,7 @@ fn ranked(
             return Ok(());
         }
         offset += batch;
-        batch *= 4;
+        batch = batch.saturating_mul(4).min(MAX_BATCH);
     }
 }
 

@@ -97,7 +97,11 @@ pub(crate) fn symbol(inner: &Inner, name: &str, opts: &SymbolOptions) -> Result<
         filters.push((Occur::Must, term(f.sym_kind, &kind_name(kind))));
     }
     let lower = lowercase(name);
-    let cap = opts.limit.saturating_mul(CANDIDATES_PER_HIT).max(64);
+    // Tantivy allocates twice the requested count up front, so the cap is bounded whatever the limit.
+    let cap = opts
+        .limit
+        .saturating_mul(CANDIDATES_PER_HIT)
+        .clamp(64, 1 << 16);
     let mut seen: BTreeSet<DocAddress> = BTreeSet::new();
     let mut hits: Vec<SymbolHit> = Vec::new();
 

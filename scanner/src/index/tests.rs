@@ -3,7 +3,9 @@
 use std::path::Path;
 
 use super::search::tests::write_repo;
-use super::{CodeIndex, IndexOptions, IndexReport, MatchKind, SearchOptions, SymbolOptions};
+use super::{
+    CodeIndex, IndexOptions, IndexProgress, IndexReport, MatchKind, SearchOptions, SymbolOptions,
+};
 use crate::error::Error;
 use crate::model::SymbolKind;
 
@@ -45,6 +47,52 @@ fn count(index: &CodeIndex, query: &str) -> usize {
         )
         .expect("search")
         .len()
+}
+
+#[test]
+fn code_index_is_shareable_between_threads() {
+    fn assert_send_sync<T: Send + Sync + Clone>() {}
+    assert_send_sync::<CodeIndex>();
+}
+
+#[test]
+fn huge_limits_do_not_panic() {
+    let repo = write_repo(&[("a.rs", "fn alpha() {}\nfn alphabet() {}\n")]);
+    let (_dir, index) = index_dir();
+    run(&index, "big", repo.path());
+    let all = SearchOptions {
+        limit: usize::MAX,
+        ..SearchOptions::default()
+    };
+    assert_eq!(index.search("alpha", &all).expect("search").len(), 1);
+    assert_eq!(index.search("\"alpha\"", &all).expect("search").len(), 2);
+    let sym = SymbolOptions {
+        limit: usize::MAX,
+        ..SymbolOptions::default()
+    };
+    assert_eq!(index.symbol("alpha", &sym).expect("symbol").len(), 2);
+}
+
+#[test]
+fn progress_is_reported() {
+    let repo = write_repo(&[("a.rs", "fn a() {}\n"), ("b.rs", "fn b() {}\n")]);
+    let (_dir, index) = index_dir();
+    let seen = std::sync::Mutex::new(Vec::new());
+    index
+        .index_repo("p", repo.path(), &IndexOptions::default(), &|p| {
+            seen.lock().expect("not poisoned").push(p)
+        })
+        .expect("index");
+    let seen = seen.into_inner().expect("not poisoned");
+    assert!(
+        seen.contains(&IndexProgress::Walking { files: 2 }),
+        "{seen:?}"
+    );
+    assert!(
+        seen.contains(&IndexProgress::Indexing { done: 2 }),
+        "{seen:?}"
+    );
+    assert_eq!(seen.last(), Some(&IndexProgress::Committing), "{seen:?}");
 }
 
 #[test]

@@ -34,14 +34,15 @@ impl Default for IndexOptions {
     }
 }
 
-/// What `index_repo` is doing, reported through its progress callback.
+/// What `index_repo` is doing, reported through its progress callback. Files are parsed and indexed while the walk
+/// goes on, so the two counters grow together.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case", tag = "phase")]
 pub enum IndexProgress {
-    /// The walker has looked at `files` files so far.
+    /// The walker has read `files` files so far (changed or not).
     Walking { files: u64 },
-    /// `done` of `total` new or changed files are parsed and queued for the index.
-    Indexing { done: u64, total: u64 },
+    /// `done` new or changed files have been parsed and queued for the index so far.
+    Indexing { done: u64 },
     /// Everything is queued; Tantivy is writing and committing the segments.
     Committing,
 }

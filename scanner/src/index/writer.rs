@@ -221,6 +221,7 @@ pub(crate) fn index_repo(
     let unchanged = AtomicU64::new(0);
     let walked = AtomicU64::new(0);
     let new_bytes = AtomicU64::new(0);
+    let indexed = AtomicU64::new(0);
     let first_error: Mutex<Option<Error>> = Mutex::new(None);
     let mut walk_opts = opts.walk.clone();
     if walk_opts.threads == 0 && opts.parse_threads > 0 {
@@ -240,8 +241,16 @@ pub(crate) fn index_repo(
             return;
         }
         new_bytes.fetch_add(file.text.len() as u64, Ordering::Relaxed);
-        if let Err(e) = run.index_file(file, hash) {
-            first_error.lock().get_or_insert(e);
+        match run.index_file(file, hash) {
+            Ok(()) => {
+                let done = indexed.fetch_add(1, Ordering::Relaxed) + 1;
+                if done.is_multiple_of(64) {
+                    progress(IndexProgress::Indexing { done });
+                }
+            }
+            Err(e) => {
+                first_error.lock().get_or_insert(e);
+            }
         }
     });
     let walk_report = match (walked_report, first_error.into_inner()) {
@@ -253,6 +262,9 @@ pub(crate) fn index_repo(
     };
     progress(IndexProgress::Walking {
         files: walked.load(Ordering::Relaxed),
+    });
+    progress(IndexProgress::Indexing {
+        done: indexed.load(Ordering::Relaxed),
     });
     let seen = seen.into_inner();
     let deleted: Vec<String> = known
