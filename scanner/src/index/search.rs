@@ -386,7 +386,12 @@ impl Verifier<'_> {
             .doc(addr)
             .map_err(tantivy_err("reading a stored file"))?;
         let content = stored_str(&doc, f.content).unwrap_or("");
-        let defs: Vec<FileDef> = match stored_str(&doc, f.file_defs) {
+        // Only identifier and symbol terms look at definitions; text-only queries skip decoding them.
+        let needs_defs = self
+            .matchers
+            .iter()
+            .any(|m| matches!(m, Matcher::Ident(_) | Matcher::Symbol(_)));
+        let defs: Vec<FileDef> = match stored_str(&doc, f.file_defs).filter(|_| needs_defs) {
             Some(json) => serde_json::from_str(json)
                 .map_err(|e| Error::Corrupt(format!("file definitions: {e}")))?,
             None => Vec::new(),
