@@ -157,6 +157,7 @@ class Store(Base):
 
 def free():
     '''Free function.'''
+square = lambda x: x * x
 "#;
 
 #[test]
@@ -171,6 +172,7 @@ fn python() {
             ("put", Method, 19, Some("Store")),
             ("inner", Function, 20, Some("Store")),
             ("free", Function, 23, None),
+            ("square", Function, 25, None),
         ],
         &[
             ("os.path", 1, Use),
