@@ -110,6 +110,7 @@ fn run() -> Res<()> {
         report.bytes as f64 / 1e6
     );
 
+    println!("index size by part: {}", size_by_extension(&index_dir));
     if std::env::var_os("DREAMOS_BENCH_ONLY_INDEX").is_some() {
         // For profiling the indexing path alone.
         return Ok(());
@@ -245,6 +246,25 @@ fn run() -> Res<()> {
         t.elapsed().as_secs_f64() * 1e3
     );
     Ok(())
+}
+
+/// Megabytes per kind of index file (`store`: stored contents; `idx`: postings; `term`: term dictionaries; ...).
+fn size_by_extension(dir: &Path) -> String {
+    let mut sizes: BTreeMap<String, u64> = BTreeMap::new();
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            let path = e.path();
+            let ext = path
+                .extension()
+                .map_or("other".to_string(), |x| x.to_string_lossy().to_string());
+            *sizes.entry(ext).or_default() += e.metadata().map_or(0, |m| m.len());
+        }
+    }
+    sizes
+        .iter()
+        .map(|(ext, n)| format!("{ext} {:.1} MB", *n as f64 / 1e6))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// User plus system CPU time of this process so far, from /proc (0 where it is not available).

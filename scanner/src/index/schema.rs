@@ -12,9 +12,7 @@
 //! Every fact of a run lives in the index itself, so one Tantivy commit makes the whole run visible at once.
 
 use serde::{Deserialize, Serialize};
-use tantivy::schema::{
-    Field, IndexRecordOption, Schema, TextFieldIndexing, TextOptions, FAST, STORED, STRING,
-};
+use tantivy::schema::{Field, IndexRecordOption, Schema, TextFieldIndexing, TextOptions, STORED};
 
 use super::tokenizer::{CODE_TOKENIZER, TRIGRAM_TOKENIZER};
 
@@ -50,19 +48,20 @@ pub struct Fields {
     /// The file's definitions as compact JSON ([`FileDef`] list, stored), so a search hit on a definition line
     /// can say what it defines without another lookup.
     pub file_defs: Field,
-    /// Symbol name as written (stored, indexed raw).
+    /// Symbol name as written (indexed raw).
     pub sym_name: Field,
     /// Symbol name lowercased (indexed raw) for case-insensitive exact, prefix and fuzzy matching.
     pub sym_lower: Field,
     /// Symbol kind as serde writes it (stored, indexed raw).
     pub sym_kind: Field,
-    /// The definition (JSON of `model::Definition`) plus its snippet, stored.
+    /// The definition (JSON of `model::Definition`), stored.
     pub sym_json: Field,
     /// File content hash, hex blake3 (info).
     pub hash: Field,
     /// JSON of the info document's details (counts, imports, external imports).
     pub info_json: Field,
-    /// Resolved in-repository dependency targets (relative paths), indexed raw so importers are one lookup.
+    /// Resolved in-repository dependency targets (relative paths), indexed raw so importers are one lookup (the
+    /// stored copy is in `info_json`).
     pub dep_target: Field,
     /// Repository root and totals as JSON (repo).
     pub repo_json: Field,
@@ -92,25 +91,42 @@ impl Fields {
                 .set_index_option(IndexRecordOption::Basic)
                 .set_fieldnorms(false),
         );
+        // Raw fields are only ever filters or exact lookups, never scored, so they need no field norms (a byte per
+        // document per field otherwise).
+        let raw = |stored: bool, fast: bool| {
+            let mut opts = TextOptions::default().set_indexing_options(
+                TextFieldIndexing::default()
+                    .set_tokenizer("raw")
+                    .set_index_option(IndexRecordOption::Basic)
+                    .set_fieldnorms(false),
+            );
+            if stored {
+                opts = opts.set_stored();
+            }
+            if fast {
+                opts = opts.set_fast("raw");
+            }
+            opts
+        };
         let fields = Fields {
-            kind: b.add_text_field("kind", STRING),
-            repo: b.add_text_field("repo", STRING | STORED),
-            path: b.add_text_field("path", STRING | STORED | FAST),
-            key: b.add_text_field("key", STRING),
-            info_key: b.add_text_field("info_key", STRING),
-            lang: b.add_text_field("lang", STRING | STORED),
+            kind: b.add_text_field("kind", raw(false, false)),
+            repo: b.add_text_field("repo", raw(true, false)),
+            path: b.add_text_field("path", raw(true, true)),
+            key: b.add_text_field("key", raw(false, false)),
+            info_key: b.add_text_field("info_key", raw(false, false)),
+            lang: b.add_text_field("lang", raw(true, false)),
             content: b.add_text_field("content", code(true)),
             trigrams: b.add_text_field("trigrams", trigram),
             path_tokens: b.add_text_field("path_tokens", code(false)),
             def_tokens: b.add_text_field("def_tokens", code(false)),
             file_defs: b.add_text_field("file_defs", STORED),
-            sym_name: b.add_text_field("sym_name", STRING | STORED),
-            sym_lower: b.add_text_field("sym_lower", STRING),
-            sym_kind: b.add_text_field("sym_kind", STRING),
+            sym_name: b.add_text_field("sym_name", raw(false, false)),
+            sym_lower: b.add_text_field("sym_lower", raw(false, false)),
+            sym_kind: b.add_text_field("sym_kind", raw(false, false)),
             sym_json: b.add_text_field("sym_json", STORED),
             hash: b.add_text_field("hash", STORED),
             info_json: b.add_text_field("info_json", STORED),
-            dep_target: b.add_text_field("dep_target", STRING | STORED),
+            dep_target: b.add_text_field("dep_target", raw(false, false)),
             repo_json: b.add_text_field("repo_json", STORED),
         };
         (b.build(), fields)

@@ -433,6 +433,16 @@ fn line_number(index: usize) -> u32 {
     u32::try_from(index + 1).unwrap_or(u32::MAX)
 }
 
+/// Line `line` (1-based) of `text` with one line of context on each side; empty when there is no such line.
+pub(crate) fn snippet_at(text: &str, line: u32) -> String {
+    let index = LineIndex::new(text);
+    let i = (line as usize).saturating_sub(1);
+    if i >= index.count(text) {
+        return String::new();
+    }
+    index.snippet(text, i)
+}
+
 /// What matched on one line.
 #[derive(Debug, Default)]
 struct LineMatch {

@@ -8,8 +8,9 @@ use tantivy::schema::IndexRecordOption;
 use tantivy::{DocAddress, Searcher, TantivyDocument, Term};
 
 use super::schema::{file_key, Fields, KIND_INFO, KIND_SYMBOL};
+use super::search::snippet_at;
 use super::tokenizer::lowercase;
-use super::writer::{kind_name, StoredSymbol};
+use super::writer::kind_name;
 use super::{
     check_repo_name, stored_json, stored_str, tantivy_err, Inner, MatchKind, SymbolEntry,
     SymbolHit, SymbolOptions,
@@ -103,6 +104,8 @@ pub(crate) fn symbol(inner: &Inner, name: &str, opts: &SymbolOptions) -> Result<
         .saturating_mul(CANDIDATES_PER_HIT)
         .clamp(64, 1 << 16);
     let mut seen: BTreeSet<DocAddress> = BTreeSet::new();
+    // File contents already read for snippets, by (repo, path): hits often share files.
+    let mut contents: BTreeMap<(String, String), String> = BTreeMap::new();
     let mut hits: Vec<SymbolHit> = Vec::new();
 
     let with_filters = |q: Box<dyn Query>| {
@@ -142,8 +145,18 @@ pub(crate) fn symbol(inner: &Inner, name: &str, opts: &SymbolOptions) -> Result<
             let doc: TantivyDocument = searcher
                 .doc(addr)
                 .map_err(tantivy_err("reading a symbol"))?;
-            let stored: StoredSymbol = stored_json(&doc, f.sym_json, "symbol")?;
-            let def = stored.def;
+            let def: Definition = stored_json(&doc, f.sym_json, "symbol")?;
+            let repo = stored_str(&doc, f.repo).unwrap_or("").to_string();
+            let path = stored_str(&doc, f.path).unwrap_or("").to_string();
+            let snippet = match contents.get(&(repo.clone(), path.clone())) {
+                Some(text) => snippet_at(text, def.line),
+                None => {
+                    let text = file_content(&searcher, f, &repo, &path)?;
+                    let snippet = snippet_at(&text, def.line);
+                    contents.insert((repo.clone(), path.clone()), text);
+                    snippet
+                }
+            };
             let distance = edit_distance(&lowercase(&def.name), &lower);
             let exact_case = def.name == name;
             let score = match matched {
@@ -153,14 +166,14 @@ pub(crate) fn symbol(inner: &Inner, name: &str, opts: &SymbolOptions) -> Result<
                 MatchKind::Fuzzy => 1.0 + 0.5 / (1.0 + distance as f32),
             };
             phase_hits.push(SymbolHit {
-                repo: stored_str(&doc, f.repo).unwrap_or("").to_string(),
-                path: stored_str(&doc, f.path).unwrap_or("").to_string(),
+                repo,
+                path,
                 line: def.line,
                 end_line: def.end_line,
                 kind: def.kind,
                 name: def.name,
                 lang: stored_str(&doc, f.lang).and_then(|l| l.parse::<Lang>().ok()),
-                snippet: stored.snippet,
+                snippet,
                 score,
                 matched,
                 distance,
@@ -177,6 +190,22 @@ pub(crate) fn symbol(inner: &Inner, name: &str, opts: &SymbolOptions) -> Result<
     }
     hits.truncate(opts.limit);
     Ok(hits)
+}
+
+/// The stored content of one file (empty when the file document is missing, which a concurrent commit can cause).
+fn file_content(searcher: &Searcher, f: &Fields, repo: &str, path: &str) -> Result<String> {
+    let q = BooleanQuery::new(vec![
+        (Occur::Must, term(f.kind, super::schema::KIND_FILE)),
+        (Occur::Must, term(f.key, &file_key(repo, path))),
+    ]);
+    let found = searcher
+        .search(&q, &TopDocs::with_limit(1).order_by_score())
+        .map_err(tantivy_err("reading a file"))?;
+    let Some((_, addr)) = found.first() else {
+        return Ok(String::new());
+    };
+    let doc: TantivyDocument = searcher.doc(*addr).map_err(tantivy_err("reading a file"))?;
+    Ok(stored_str(&doc, f.content).unwrap_or("").to_string())
 }
 
 /// Finds which repository holds `path`: an absolute path is mapped through the repository roots; a relative one
@@ -271,13 +300,12 @@ pub(crate) fn outline(inner: &Inner, repo: Option<&str>, path: &str) -> Result<V
     let addrs = searcher
         .search(&q, &DocSetCollector)
         .map_err(tantivy_err("reading an outline"))?;
-    let mut defs = Vec::with_capacity(addrs.len());
+    let mut defs: Vec<Definition> = Vec::with_capacity(addrs.len());
     for addr in addrs {
         let doc: TantivyDocument = searcher
             .doc(addr)
             .map_err(tantivy_err("reading a symbol"))?;
-        let stored: StoredSymbol = stored_json(&doc, f.sym_json, "symbol")?;
-        defs.push(stored.def);
+        defs.push(stored_json(&doc, f.sym_json, "symbol")?);
     }
     defs.sort_by(|a, b| {
         (a.line, std::cmp::Reverse(a.end_line), &a.name).cmp(&(
@@ -335,12 +363,12 @@ pub(crate) fn symbols(
             let doc: TantivyDocument = searcher
                 .doc(addr)
                 .map_err(tantivy_err("reading a symbol"))?;
-            let stored: StoredSymbol = stored_json(&doc, f.sym_json, "symbol")?;
+            let definition: Definition = stored_json(&doc, f.sym_json, "symbol")?;
             entries.push(SymbolEntry {
                 repo: stored_str(&doc, f.repo).unwrap_or("").to_string(),
                 path: stored_str(&doc, f.path).unwrap_or("").to_string(),
                 lang: stored_str(&doc, f.lang).and_then(|l| l.parse::<Lang>().ok()),
-                definition: stored.def,
+                definition,
             });
         }
         entries.sort_by(|a, b| (&a.repo, a.definition.line).cmp(&(&b.repo, b.definition.line)));

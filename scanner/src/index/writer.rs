@@ -525,7 +525,6 @@ fn file_docs(
         serde_json::to_string(&compact).unwrap_or_default(),
     );
     docs.push(file);
-    let lines: Vec<&str> = text.lines().collect();
     for def in defs {
         let mut doc = TantivyDocument::new();
         doc.add_text(f.kind, KIND_SYMBOL);
@@ -536,32 +535,12 @@ fn file_docs(
         doc.add_text(f.sym_name, &def.name);
         doc.add_text(f.sym_lower, super::tokenizer::lowercase(&def.name));
         doc.add_text(f.sym_kind, kind_name(def.kind));
-        let i = (def.line as usize).saturating_sub(1);
-        let from = i.saturating_sub(1);
-        let to = (i + 1).min(lines.len().saturating_sub(1));
-        let snippet = if lines.is_empty() || from > to {
-            String::new()
-        } else {
-            lines[from..=to].join("\n")
-        };
-        let stored = StoredSymbol {
-            def: def.clone(),
-            snippet,
-        };
-        doc.add_text(
-            f.sym_json,
-            serde_json::to_string(&stored).unwrap_or_default(),
-        );
+        // Snippets are cut from the file's stored content when a symbol is asked for, rather than stored with
+        // each of the many symbols: they would repeat a large share of every file.
+        doc.add_text(f.sym_json, serde_json::to_string(def).unwrap_or_default());
         docs.push(doc);
     }
     docs
-}
-
-/// What a `symbol` document stores.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub(crate) struct StoredSymbol {
-    pub def: Definition,
-    pub snippet: String,
 }
 
 /// A symbol kind as serde names it (`function`, `type_alias`, ...), for the raw `sym_kind` field.
