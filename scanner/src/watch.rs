@@ -147,6 +147,7 @@ fn run(
 ) {
     let mut pending: BTreeSet<PathBuf> = BTreeSet::new();
     let mut first: Option<Instant> = None;
+    let own_dir = index.dir().canonicalize().ok();
     loop {
         let msg = if pending.is_empty() {
             match receiver.recv() {
@@ -167,7 +168,10 @@ fn run(
             Some(Msg::Failed(message)) => on_event(WatchEvent::Error { message }),
             Some(Msg::Paths(paths)) => {
                 for path in paths {
-                    if is_inside_git_dir(&path, root) {
+                    // The index's own files change on every commit; following them would loop forever.
+                    if is_inside_git_dir(&path, root)
+                        || own_dir.as_ref().is_some_and(|d| path.starts_with(d))
+                    {
                         continue;
                     }
                     pending.insert(path);

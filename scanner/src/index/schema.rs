@@ -48,8 +48,6 @@ pub struct Fields {
     /// The file's definitions as compact JSON ([`FileDef`] list, stored), so a search hit on a definition line
     /// can say what it defines without another lookup.
     pub file_defs: Field,
-    /// Symbol name as written (indexed raw).
-    pub sym_name: Field,
     /// Symbol name lowercased (indexed raw) for case-insensitive exact, prefix and fuzzy matching.
     pub sym_lower: Field,
     /// Symbol kind as serde writes it (stored, indexed raw).
@@ -120,7 +118,6 @@ impl Fields {
             path_tokens: b.add_text_field("path_tokens", code(false)),
             def_tokens: b.add_text_field("def_tokens", code(false)),
             file_defs: b.add_text_field("file_defs", STORED),
-            sym_name: b.add_text_field("sym_name", raw(false, false)),
             sym_lower: b.add_text_field("sym_lower", raw(false, false)),
             sym_kind: b.add_text_field("sym_kind", raw(false, false)),
             sym_json: b.add_text_field("sym_json", STORED),

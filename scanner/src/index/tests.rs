@@ -419,3 +419,20 @@ fn deps_imports_importers_and_cycles() {
     assert!(index.deps(Some("deps"), "src/a.rs", 0).is_err());
     assert!(index.cycles("nope").is_err());
 }
+
+#[test]
+fn index_directory_inside_the_repository_is_left_out() {
+    let repo = write_repo(&[("a.rs", "fn a() {}\n")]);
+    let dir = repo.path().join("data").join("index");
+    let index = CodeIndex::open(&dir).expect("open");
+    check_counts(&run(&index, "self", repo.path()), (1, 0, 0, 0, 1));
+    // A second run sees the committed index files on disk, and still leaves them out.
+    check_counts(&run(&index, "self", repo.path()), (0, 0, 0, 1, 1));
+    let meta = dir.join("meta.json");
+    let update = index.update_files("self", &[meta]).expect("update");
+    assert!(
+        update.added.is_empty() && update.changed.is_empty(),
+        "{update:?}"
+    );
+    assert_eq!(count(&index, "\"index_settings\""), 0);
+}

@@ -17,7 +17,8 @@ pub struct IndexOptions {
     /// Threads that read, hash and parse files (0: `walk.threads`, and when that is 0 too, one per core). Files are
     /// parsed on the walker's threads as they are read.
     pub parse_threads: usize,
-    /// Tantivy indexing threads (0: chosen from the core count).
+    /// Tantivy indexing threads (0: chosen from the core count). Like `writer_memory`, this takes effect when the
+    /// process first writes to the index: the writer is created once and kept.
     pub index_threads: usize,
     /// Memory the Tantivy writer may buffer before it writes a segment, in bytes (split between its threads).
     pub writer_memory: usize,

@@ -209,6 +209,7 @@ pub(crate) fn index_repo(
     inner.reload()?;
     let searcher = inner.reader.searcher();
     let known = manifest(&searcher, &inner.fields, &name)?;
+    let own_dir = own_dir_prefix(inner, &root);
     let run = Run {
         fields: &inner.fields,
         writer,
@@ -233,6 +234,12 @@ pub(crate) fn index_repo(
         let n = walked.fetch_add(1, Ordering::Relaxed) + 1;
         if n.is_multiple_of(256) {
             progress(IndexProgress::Walking { files: n });
+        }
+        if own_dir
+            .as_ref()
+            .is_some_and(|d| is_under(&file.rel_path, d))
+        {
+            return;
         }
         let hash = hash_text(&file.text);
         seen.lock().insert(file.rel_path.clone());
@@ -313,6 +320,19 @@ pub(crate) fn index_repo(
             0.0
         },
     })
+}
+
+/// Where the index's own directory lies inside `root`, as a relative path, when it does. Its files must never be
+/// indexed: they change on every commit, so watch mode would otherwise re-index itself forever.
+pub(crate) fn own_dir_prefix(inner: &Inner, root: &Path) -> Option<String> {
+    let dir = inner.dir.canonicalize().ok()?;
+    let rel = dir.strip_prefix(root).ok()?;
+    Some(rel_string(rel))
+}
+
+/// True when `rel` is `dir` or lies below it (`dir` empty means the whole root).
+fn is_under(rel: &str, dir: &str) -> bool {
+    dir.is_empty() || rel == dir || rel.strip_prefix(dir).is_some_and(|r| r.starts_with('/'))
 }
 
 /// Drops everything added since the last commit, so a failed run leaves the index as it was; the next commit
@@ -532,7 +552,6 @@ fn file_docs(
         doc.add_text(f.path, path);
         doc.add_text(f.key, &key);
         doc.add_text(f.lang, lang_name);
-        doc.add_text(f.sym_name, &def.name);
         doc.add_text(f.sym_lower, super::tokenizer::lowercase(&def.name));
         doc.add_text(f.sym_kind, kind_name(def.kind));
         // Snippets are cut from the file's stored content when a symbol is asked for, rather than stored with
@@ -620,8 +639,12 @@ pub(crate) fn update_files(inner: &Inner, name: &str, paths: &[PathBuf]) -> Resu
         }
     }
     let opts = IndexOptions::default();
+    let own_dir = own_dir_prefix(inner, &root);
     let mut sources = Vec::new();
     for rel in rels {
+        if own_dir.as_ref().is_some_and(|d| is_under(&rel, d)) {
+            continue;
+        }
         match walk::read_source(&root, &rel, &opts.walk)? {
             ReadOutcome::Source(file) => {
                 let hash = hash_text(&file.text);
