@@ -9,6 +9,9 @@
 //! the languages, their grammars and queries.
 //! Dependencies: [`deps::Resolver`] maps each import to a file of the repository or an external package,
 //! and [`deps::DepGraph`] answers imports, importers (transitively, with distances) and cycles.
+//! Asking questions: [`CodeIndex`] is the public face of the Tantivy index ([`index`]): `index_repo` (incremental,
+//! one commit per run), `search` in the query language of [`query`], `symbol`, `outline`, `deps`, `cycles`,
+//! `symbols`, `repos`, and `watch` ([`watch`]) to keep a repository fresh as files are saved.
 
 pub mod deps;
 pub mod error;

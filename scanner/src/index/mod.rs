@@ -1,8 +1,8 @@
 //! The Tantivy code index: one index directory holding many named repositories, and every question asked of it.
 //!
-//! [`CodeIndex`] is the public face. Reading order: [`schema`] (what is stored and why), [`tokenizer`] (how code
-//! is cut into terms), [`writer`] (incremental indexing in one commit), [`search`] (candidates from the index,
-//! verified against stored content), [`trigram`] (what a regex requires), [`symbols`] and [`graph`].
+//! [`CodeIndex`] is the public face. Reading order for the private modules: `schema` (what is stored and why),
+//! `tokenizer` (how code is cut into terms), `writer` (incremental indexing in one commit), `search` (candidates
+//! from the index, verified against stored content), `trigram` (what a regex requires), `symbols` and `graph`.
 
 mod graph;
 pub(crate) mod schema;
@@ -173,7 +173,9 @@ impl CodeIndex {
         &self.inner.dir
     }
 
-    /// Indexes (or re-indexes) the repository at `root` under `name`; see [`writer`] for what is incremental.
+    /// Indexes (or re-indexes) the repository at `root` under `name`. Incremental: only files whose content hash
+    /// changed since the last run are parsed and indexed again, deleted files are removed, and the whole run lands in
+    /// one commit (a failure or crash before it leaves the previous state).
     /// An empty `name` means the root directory's name.
     pub fn index_repo(
         &self,
