@@ -416,6 +416,117 @@ fn substring_hits_equal_naive_scan() {
     }
 }
 
+/// Builds a random regex from a piece of `line`: some characters become `.`, classes, optional or repeated pieces,
+/// and sometimes an alternation with another piece, so the trigram analysis sees every kind of node.
+fn random_regex(rng: &mut XorShift, line: &str, other: &str) -> String {
+    let pick = |rng: &mut XorShift, text: &str| -> Vec<char> {
+        let chars: Vec<char> = text.chars().collect();
+        let len = 1 + rng.below(10.min(chars.len()));
+        let start = rng.below(chars.len() - len + 1);
+        chars[start..start + len].to_vec()
+    };
+    let piece = |rng: &mut XorShift, chars: &[char]| -> String {
+        let mut out = String::new();
+        for &c in chars {
+            let lit = regex::escape(&c.to_string());
+            out.push_str(&match rng.below(12) {
+                0 => ".".to_string(),
+                1 => format!("[{}x]", lit),
+                2 => format!("{lit}?"),
+                3 => format!("{lit}+"),
+                4 if c.is_alphanumeric() => "\\w".to_string(),
+                5 if c == ' ' => "\\s+".to_string(),
+                6 => format!("(?:{lit})*"),
+                _ => lit,
+            });
+        }
+        out
+    };
+    let first = pick(rng, line);
+    let mut re = piece(rng, &first);
+    if rng.below(4) == 0 {
+        let second = pick(rng, other);
+        re = format!("(?:{re}|{})", piece(rng, &second));
+    }
+    re
+}
+
+/// Regex search must find exactly the lines a plain per-line regex scan finds, whatever trigrams the analysis keeps.
+#[test]
+fn regex_hits_equal_naive_scan() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files: Vec<(String, String)> = Vec::new();
+    for entry in std::fs::read_dir(&src).expect("read src") {
+        let path = entry.expect("entry").path();
+        if path.extension().is_some_and(|e| e == "rs") {
+            let name = path
+                .file_name()
+                .expect("name")
+                .to_string_lossy()
+                .to_string();
+            files.push((name, std::fs::read_to_string(&path).expect("read")));
+        }
+    }
+    files.sort();
+    let refs: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(p, t)| (p.as_str(), t.as_str()))
+        .collect();
+    let repo = write_repo(&refs);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let index = CodeIndex::open(dir.path()).expect("open");
+    index
+        .index_repo("r", repo.path(), &IndexOptions::default(), &|_| {})
+        .expect("index");
+    let lines: Vec<&str> = files
+        .iter()
+        .flat_map(|(_, t)| t.lines())
+        .filter(|l| !l.trim().is_empty())
+        .collect();
+    let mut rng = XorShift(0xD1B5_4A32_D192_ED03);
+    for round in 0..60 {
+        let line = lines[rng.below(lines.len())];
+        let other = lines[rng.below(lines.len())];
+        let pattern = random_regex(&mut rng, line, other);
+        for case_sensitive in [false, true] {
+            let re = regex::RegexBuilder::new(&pattern)
+                .case_insensitive(!case_sensitive)
+                .build()
+                .unwrap_or_else(|e| {
+                    panic!("round {round}: generated an invalid regex {pattern:?}: {e}")
+                });
+            let mut naive: Vec<String> = files
+                .iter()
+                .flat_map(|(p, t)| {
+                    let re = &re;
+                    t.lines()
+                        .enumerate()
+                        .filter(move |(_, l)| re.is_match(l))
+                        .map(move |(i, _)| format!("r:{p}:{}", i + 1))
+                })
+                .collect();
+            naive.sort();
+            let query = format!(
+                "/{}/{}",
+                pattern.replace('/', "\\/"),
+                if case_sensitive { " case:yes" } else { "" }
+            );
+            let hits = index
+                .search(
+                    &query,
+                    &SearchOptions {
+                        limit: 1_000_000,
+                        ..SearchOptions::default()
+                    },
+                )
+                .unwrap_or_else(|e| panic!("round {round}: {query:?} failed: {e}"));
+            let mut got = render(&hits);
+            got.sort();
+            assert_eq!(got, naive, "round {round}: {query:?}");
+        }
+    }
+}
+
 #[test]
 fn limit_stops_early_and_is_respected() {
     let fx = fixture();
