@@ -102,7 +102,7 @@ fn incremental_runs_touch_only_what_changed() {
         ("b.rs", "fn beta() {}\n"),
         ("c.py", "def gamma():\n    pass\n"),
     ]);
-    let (_dir, index) = index_dir();
+    let (dir, index) = index_dir();
     let first = run(&index, "inc", repo.path());
     check_counts(&first, (3, 0, 0, 0, 3));
     assert_eq!(first.symbols, 3);
@@ -129,7 +129,7 @@ fn incremental_runs_touch_only_what_changed() {
 
     // Reopening the index (a new process) sees the same manifest.
     drop(index);
-    let index = CodeIndex::open(_dir.path()).expect("reopen");
+    let index = CodeIndex::open(dir.path()).expect("reopen");
     check_counts(&run(&index, "inc", repo.path()), (0, 0, 0, 3, 3));
 }
 
