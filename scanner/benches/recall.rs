@@ -653,6 +653,7 @@ fn throughput(files: &[PathBuf], work: &Path) -> Result<(), String> {
         std::fs::copy(path, sub.join(format!("{i}.rs"))).map_err(|e| e.to_string())?;
     }
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let load_before = load_average();
     let ways = [
         "walk() visiting, 1 thread",
         "walk() visiting, all cores",
@@ -721,7 +722,19 @@ fn throughput(files: &[PathBuf], work: &Path) -> Result<(), String> {
             mb / best[way]
         );
     }
-    println!("({definitions} definitions per pass)");
+    println!(
+        "({definitions} definitions per pass; load average before: {load_before}, after: {})",
+        load_average()
+    );
     std::fs::remove_dir_all(&dir).ok();
     Ok(())
+}
+
+/// The 1-minute load average, to read parallel figures by: on a machine whose cores are busy with other work,
+/// more threads cannot go faster.
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().map(str::to_string))
+        .unwrap_or_else(|| "unknown".to_string())
 }
