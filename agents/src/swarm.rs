@@ -10,7 +10,7 @@ use std::{
 };
 
 use dreamos_runtime::{
-    audit::AuditLog,
+    audit::{AuditEntry, AuditLog},
     config::{AgentConfig, Config},
     log::{DeadLetter, HistoryPage, HistoryQuery, LogOptions, LogStats, MessageLog},
     message::{check_name, AgentName, Millis, Seq},
@@ -141,6 +141,13 @@ impl Swarm {
 
     pub fn audit(&self) -> &AuditLog {
         &self.inner.audit
+    }
+
+    /// Writes an audit entry and has the log's writer flush it within milliseconds.
+    pub fn record_audit(&self, entry: &AuditEntry) -> Result<()> {
+        self.inner.audit.record(entry)?;
+        self.inner.ums.log().request_flush();
+        Ok(())
     }
 
     pub fn skills(&self) -> &SkillRegistry {

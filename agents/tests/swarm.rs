@@ -29,7 +29,7 @@ impl Harness {
     }
 
     async fn start(&self) -> Swarm {
-        let store = Store::open(self.dir.path(), &self.config.store).expect("store");
+        let store = Store::open(self.dir.path()).expect("store");
         Swarm::start(self.config.clone(), store, SkillRegistry::builtin())
             .await
             .expect("swarm starts")

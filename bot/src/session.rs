@@ -143,7 +143,7 @@ impl Session {
             command: line.to_string(),
             outcome,
         };
-        if let Err(err) = self.swarm.audit().record(&entry) {
+        if let Err(err) = self.swarm.record_audit(&entry) {
             tracing::error!(error = %err, "could not write the audit log");
         }
     }

@@ -53,8 +53,8 @@ impl AuditLog {
         })
     }
 
-    /// Writes one entry. It becomes durable with the next flush of the store: the message log flushes every few
-    /// milliseconds under load, and sled's background flush bounds the wait otherwise.
+    /// Writes one entry. It becomes durable with the next flush of the store; callers with a running message log
+    /// ask for one with `MessageLog::request_flush` (the swarm's sessions do).
     pub fn record(&self, entry: &AuditEntry) -> Result<()> {
         let id = self
             .ids
@@ -78,12 +78,11 @@ impl AuditLog {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Config;
 
     #[test]
     fn entries_come_back_newest_first() {
         let dir = tempfile::tempdir().expect("temp dir");
-        let store = Store::open(dir.path(), &Config::defaults().store).expect("open");
+        let store = Store::open(dir.path()).expect("open");
         let audit = AuditLog::open(&store).expect("audit");
         for (i, outcome) in [
             AuditOutcome::Ok,

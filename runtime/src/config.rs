@@ -73,8 +73,6 @@ pub enum LogFormat {
 #[serde(deny_unknown_fields)]
 pub struct StoreConfig {
     pub max_batch: usize,
-    #[serde(with = "duration")]
-    pub background_flush: Duration,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

@@ -70,7 +70,6 @@ impl Roster {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Config;
 
     #[test]
     fn records_survive_reopen() {
@@ -84,13 +83,13 @@ mod tests {
             origin: AgentOrigin::Spawned,
         };
         {
-            let store = Store::open(dir.path(), &Config::defaults().store).expect("open");
+            let store = Store::open(dir.path()).expect("open");
             Roster::open(&store)
                 .expect("roster")
                 .put(&record)
                 .expect("put");
         }
-        let store = Store::open(dir.path(), &Config::defaults().store).expect("reopen");
+        let store = Store::open(dir.path()).expect("reopen");
         let roster = Roster::open(&store).expect("roster");
         assert_eq!(roster.get("agent-9").expect("get"), Some(record.clone()));
         assert_eq!(roster.all().expect("all"), vec![record]);

@@ -13,15 +13,15 @@ use std::{
 
 use serde::{de::DeserializeOwned, Serialize};
 
-use crate::{
-    config::StoreConfig,
-    error::{Error, Result},
-};
+use crate::error::{Error, Result};
 
 /// Version of the on-disk layout. Bump it when a tree's encoding changes incompatibly.
 pub const SCHEMA_VERSION: u32 = 1;
 
 const META_TREE: &str = "meta";
+
+/// sled's segment size; see [`Store::open`]. Fixed at creation: sled refuses to open a database with another.
+pub const SEGMENT_SIZE: usize = 8 * 1024 * 1024;
 const SCHEMA_KEY: &[u8] = b"schema_version";
 
 /// The open store. Cheap to clone; the database closes when the last clone is dropped.
@@ -48,7 +48,7 @@ impl std::fmt::Debug for Store {
 impl Store {
     /// Opens (creating if needed) the store in `data_dir`. A second process on the same directory gets
     /// [`Error::DataDirInUse`].
-    pub fn open(data_dir: &Path, config: &StoreConfig) -> Result<Store> {
+    pub fn open(data_dir: &Path) -> Result<Store> {
         let io_err = |source| Error::DataDir {
             dir: data_dir.to_path_buf(),
             source,
@@ -72,7 +72,14 @@ impl Store {
         let db = sled::Config::new()
             .path(data_dir.join("db"))
             .cache_capacity(256 * 1024 * 1024)
-            .flush_every_ms(Some(config.background_flush.as_millis().max(1) as u64))
+            // sled writes any value over a quarter of a segment to a file of its own (one file created per
+            // write). A log group is one value of up to `store.max_batch` records, so segments are sized to
+            // keep groups inline in the log: 8 MiB segments put the limit near 2 MiB.
+            .segment_size(SEGMENT_SIZE)
+            // No background flusher: the message log's writer flushes after every group, and everything else
+            // asks it to (see `MessageLog::request_flush`). A second flusher only competed with it for the disk
+            // and lengthened the tail of acceptance latency.
+            .flush_every_ms(None)
             .open()?;
         let store = Store {
             inner: Arc::new(StoreInner {
@@ -226,10 +233,9 @@ pub(crate) fn decode<V: DeserializeOwned>(tree: &'static str, bytes: &[u8]) -> R
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Config;
 
     fn open(dir: &Path) -> Result<Store> {
-        Store::open(dir, &Config::defaults().store)
+        Store::open(dir)
     }
 
     #[test]

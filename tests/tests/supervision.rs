@@ -45,7 +45,7 @@ impl Skill for Work {
 }
 
 async fn start(dir: &std::path::Path, config: Config) -> Swarm {
-    let store = Store::open(dir, &config.store).expect("store");
+    let store = Store::open(dir).expect("store");
     let mut skills = SkillRegistry::builtin();
     skills.add(Arc::new(Work));
     Swarm::start(config, store, skills).await.expect("swarm")

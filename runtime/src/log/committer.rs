@@ -50,6 +50,7 @@ pub(super) fn run(
         let mut resolutions = Vec::new();
         let mut waiters: Vec<Waiter> = Vec::new();
         let mut barriers = Vec::new();
+        let mut flush = false;
         for submission in batch {
             match submission {
                 Submission::Append { messages: m, done } => {
@@ -63,6 +64,7 @@ pub(super) fn run(
                     resolutions.push(resolution);
                     messages.extend(outputs);
                 }
+                Submission::Flush => flush = true,
                 Submission::Barrier { done } => barriers.push(done),
                 Submission::Close { done } => {
                     // Everything queued before the close is in this batch and gets written. What is still
@@ -74,6 +76,10 @@ pub(super) fn run(
         }
         if !messages.is_empty() || !resolutions.is_empty() {
             commit(&inner, &*sink, messages, resolutions, waiters);
+        } else if flush {
+            if let Err(err) = inner.store.flush() {
+                tracing::error!(error = %err, "flushing the store failed");
+            }
         }
         for done in barriers {
             let _ = done.send(());

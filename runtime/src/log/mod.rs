@@ -169,6 +169,8 @@ enum Submission {
         resolution: Resolution,
         outputs: Vec<StoredMessage>,
     },
+    /// Flush the store soon, for writes made outside the log (the audit log).
+    Flush,
     /// Answered once everything queued before it is durable and the sink has heard of it.
     Barrier {
         done: oneshot::Sender<()>,
@@ -183,7 +185,7 @@ impl Submission {
         match self {
             Submission::Append { messages, .. } => messages.len(),
             Submission::Resolve { outputs, .. } => 1 + outputs.len(),
-            Submission::Barrier { .. } | Submission::Close { .. } => 0,
+            Submission::Flush | Submission::Barrier { .. } | Submission::Close { .. } => 0,
         }
     }
 }
@@ -357,6 +359,13 @@ impl MessageLog {
             })
             .await
             .map_err(|_| Error::Closed)
+    }
+
+    /// Asks the writer to flush the store soon, without waiting. Other trees of the store (the audit log) use it
+    /// to become durable within milliseconds without a flush of their own on the caller's path.
+    pub fn request_flush(&self) {
+        // A full queue means the writer is busy and will flush after its next group anyway.
+        let _ = self.inner.tx.try_send(Submission::Flush);
     }
 
     /// Waits until everything submitted before this call is durable and the sink has been told.

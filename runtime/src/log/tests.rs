@@ -40,7 +40,7 @@ impl Harness {
     }
 
     fn open_with(&self, options: LogOptions) -> (MessageLog, Recovery, Arc<Collect>) {
-        let store = Store::open(&self.path, &Config::defaults().store).expect("open store");
+        let store = Store::open(&self.path).expect("open store");
         let (log, recovery) = MessageLog::open(&store, options).expect("open log");
         let sink = Arc::new(Collect::default());
         log.start(sink.clone()).expect("start");
