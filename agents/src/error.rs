@@ -62,6 +62,18 @@ pub enum Error {
     #[error("timed out after {millis} ms waiting for {what}")]
     Timeout { what: String, millis: u64 },
 
+    /// A directory to index lies outside the configured allowed roots.
+    #[error("`{path}` resolves to {resolved}, which is outside the directories dreamos may index ({roots}); add it to [scanner] allowed_roots")]
+    PathNotAllowed {
+        path: String,
+        resolved: String,
+        roots: String,
+    },
+
+    /// The code scanner refused or failed.
+    #[error(transparent)]
+    Scanner(#[from] dreamos_scanner::Error),
+
     /// The store failed underneath.
     #[error(transparent)]
     Runtime(#[from] dreamos_runtime::Error),
@@ -86,6 +98,8 @@ impl Error {
             Error::AgentState { .. } => "agent_state",
             Error::ShuttingDown => "shutting_down",
             Error::Timeout { .. } => "timeout",
+            Error::PathNotAllowed { .. } => "path_not_allowed",
+            Error::Scanner(e) => scanner_kind(e),
             Error::Runtime(dreamos_runtime::Error::Closed) => "shutting_down",
             Error::Runtime(_) | Error::Actor(_) => "internal",
         }
@@ -94,6 +108,21 @@ impl Error {
     /// Internal errors are logged with an id; the user sees only "internal error (id …)".
     pub fn is_internal(&self) -> bool {
         self.kind() == "internal"
+    }
+}
+
+/// Scanner errors a user caused get their own kind; the index failing underneath is internal.
+fn scanner_kind(e: &dreamos_scanner::Error) -> &'static str {
+    use dreamos_scanner::Error as S;
+    match e {
+        S::Query(_) => "invalid_query",
+        S::UnknownLanguage(_) | S::LanguageDisabled { .. } => "unknown_language",
+        S::RepoName { .. } | S::BadPath { .. } => "invalid_argument",
+        S::UnknownRepo(_) => "unknown_repo",
+        S::UnknownFile(_) => "unknown_file",
+        S::WalkRoot { .. } | S::Io { .. } => "not_found",
+        S::IndexLocked { .. } => "index_busy",
+        _ => "internal",
     }
 }
 

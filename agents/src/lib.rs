@@ -8,11 +8,14 @@
 //! - [`mailbox`]: priority lanes per agent, surviving actor restarts.
 //! - [`agent`] and [`orchestrator`]: the two actors; the orchestrator's restart policy is written out there.
 //! - [`skill`]: the `Skill` trait and the built-in skills; [`phone`]: CellPhone and CaptainPhone.
+//! - [`code`]: the scanner's code index behind async calls, shared by commands and the code skills.
 //!
 //! Architecture invariant: this crate never names serenity or poise, and actors never call a frontend —
 //! they emit [`events::SwarmEvent`]s.
 
 pub mod agent;
+pub mod code;
+pub mod code_skills;
 pub mod error;
 pub mod events;
 pub mod mailbox;

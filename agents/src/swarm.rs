@@ -22,6 +22,7 @@ use serde::Serialize;
 use tokio::{sync::broadcast, task::JoinHandle};
 
 use crate::{
+    code::Code,
     error::{Error, Result},
     events::SwarmEvent,
     orchestrator::OrchestratorHandle,
@@ -30,6 +31,9 @@ use crate::{
     stats::{AgentSnapshot, AgentStatus},
     ums::{AgentSpec, Ums},
 };
+
+/// The code index's directory inside the data directory.
+pub const CODE_INDEX_DIR: &str = "index";
 
 /// How many events a slow frontend may fall behind before it misses some.
 const EVENT_CAPACITY: usize = 64 * 1024;
@@ -43,6 +47,7 @@ pub struct Swarm {
 struct SwarmInner {
     config: Config,
     ums: Ums,
+    code: Code,
     orchestrator: OrchestratorHandle,
     roster: Roster,
     audit: AuditLog,
@@ -65,7 +70,12 @@ pub struct SwarmStatus {
 impl Swarm {
     /// Opens the message log, recovers what was unresolved, and starts every agent the configuration and the
     /// roster name (except those the captain left stopped).
-    pub async fn start(config: Config, store: Store, skills: SkillRegistry) -> Result<Swarm> {
+    ///
+    /// `skills` are the swarm's skills besides the code skills, which it adds over its code index in
+    /// `<data-dir>/index` (see [`crate::code`]).
+    pub async fn start(config: Config, store: Store, mut skills: SkillRegistry) -> Result<Swarm> {
+        let code = Code::open(&store.dir().join(CODE_INDEX_DIR), &config.scanner)?;
+        crate::code_skills::register(&mut skills, &code);
         let skills = Arc::new(skills);
         let roster = Roster::open(&store)?;
         let audit = AuditLog::open(&store)?;
@@ -123,6 +133,7 @@ impl Swarm {
             inner: Arc::new(SwarmInner {
                 config,
                 ums,
+                code,
                 orchestrator,
                 roster,
                 audit,
@@ -148,6 +159,11 @@ impl Swarm {
         self.inner.audit.record(entry)?;
         self.inner.ums.log().request_flush();
         Ok(())
+    }
+
+    /// The code index: `/index`, `/search`, `/symbol`, `/outline` and `/deps` run through it.
+    pub fn code(&self) -> &Code {
+        &self.inner.code
     }
 
     pub fn skills(&self) -> &SkillRegistry {

@@ -1,5 +1,6 @@
-//! The command line: `dreamos run [--console] [--json] [--data-dir DIR] [--config FILE] [--role ROLE]`, and
-//! `dreamos config` to print the effective configuration.
+//! The command line: `dreamos run [--console] [--json] [--data-dir DIR] [--config FILE] [--role ROLE]`,
+//! `dreamos config` to print the effective configuration, and the scanner's tools (`index`, `search`, `symbol`,
+//! `outline`, `deps`, `symbols`, `repos`, `watch`; see [`crate::code_cli`]).
 
 use std::{
     path::{Path, PathBuf},
@@ -14,7 +15,7 @@ use dreamos_runtime::{
     Config, Store,
 };
 
-use crate::{console, session::Session};
+use crate::{code_cli, console, session::Session};
 
 /// The local override file picked up when no `--config` is given.
 const LOCAL_CONFIG: &str = "config/local.toml";
@@ -49,6 +50,22 @@ pub enum Command {
     Run(RunArgs),
     /// Print the effective configuration (defaults, file and environment merged) as TOML.
     Config,
+    /// Index a repository (incrementally) into <data-dir>/index.
+    Index(code_cli::IndexArgs),
+    /// Search indexed code: `foo lang:rust path:src/*.rs repo:name sym:Foo "exact phrase" /regex/ case:yes`.
+    Search(code_cli::SearchArgs),
+    /// Find definitions by name: exact, then prefix, then fuzzy.
+    Symbol(code_cli::SymbolArgs),
+    /// The definitions of one file.
+    Outline(code_cli::FileArgs),
+    /// What a file imports, and what imports it.
+    Deps(code_cli::FileArgs),
+    /// Every definition, one per line, like a tags file.
+    Symbols(code_cli::ListArgs),
+    /// The indexed repositories.
+    Repos(code_cli::ListArgs),
+    /// Index a repository, then keep it fresh as files change (until Ctrl-C).
+    Watch(code_cli::WatchArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -93,6 +110,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Run(args) => run_swarm(&cli.data_dir, config, args),
+        Command::Index(args) => code_cli::index(&cli.data_dir, args),
+        Command::Search(args) => code_cli::search(&cli.data_dir, args),
+        Command::Symbol(args) => code_cli::symbol(&cli.data_dir, args),
+        Command::Outline(args) => code_cli::outline(&cli.data_dir, args),
+        Command::Deps(args) => code_cli::deps(&cli.data_dir, args),
+        Command::Symbols(args) => code_cli::symbols(&cli.data_dir, args),
+        Command::Repos(args) => code_cli::repos(&cli.data_dir, args),
+        Command::Watch(args) => code_cli::watch(&cli.data_dir, args),
     }
 }
 

@@ -64,6 +64,42 @@ pub const COMMANDS: &[CommandSpec] = &[
         role: Role::Viewer,
     },
     CommandSpec {
+        name: "index",
+        usage: "/index PATH [--name NAME]",
+        summary: "index (incrementally) the repository at PATH, which must be under [scanner] allowed_roots",
+        role: Role::Captain,
+    },
+    CommandSpec {
+        name: "search",
+        usage: "/search QUERY [--lang L] [--path GLOB] [--repo R] [--limit N]",
+        summary: "search indexed code: foo lang:rust path:src/*.rs repo:name sym:Foo \"exact phrase\" /regex/ case:yes",
+        role: Role::Viewer,
+    },
+    CommandSpec {
+        name: "symbol",
+        usage: "/symbol NAME [--kind K] [--repo R] [--limit N]",
+        summary: "find definitions by name: exact, then prefix, then fuzzy",
+        role: Role::Viewer,
+    },
+    CommandSpec {
+        name: "outline",
+        usage: "/outline FILE [--repo R]",
+        summary: "the definitions of a file (a path on disk, or relative to its repository)",
+        role: Role::Viewer,
+    },
+    CommandSpec {
+        name: "deps",
+        usage: "/deps FILE [--repo R] [--depth N]",
+        summary: "what a file imports and what imports it, N steps deep",
+        role: Role::Viewer,
+    },
+    CommandSpec {
+        name: "repos",
+        usage: "/repos",
+        summary: "the repositories in the code index",
+        role: Role::Viewer,
+    },
+    CommandSpec {
         name: "deadletters",
         usage: "/deadletters [--limit N] [--before SEQ]",
         summary: "messages that failed too often, newest first",
@@ -137,6 +173,33 @@ pub enum Command {
         limit: Option<usize>,
         before: Option<u64>,
     },
+    Index {
+        path: String,
+        name: Option<String>,
+    },
+    Search {
+        query: String,
+        lang: Option<String>,
+        path: Option<String>,
+        repo: Option<String>,
+        limit: Option<usize>,
+    },
+    Symbol {
+        name: String,
+        kind: Option<String>,
+        repo: Option<String>,
+        limit: Option<usize>,
+    },
+    Outline {
+        file: String,
+        repo: Option<String>,
+    },
+    Deps {
+        file: String,
+        repo: Option<String>,
+        depth: Option<u32>,
+    },
+    Repos,
 }
 
 impl Command {
@@ -150,6 +213,12 @@ impl Command {
             Command::Broadcast { .. } => "broadcast",
             Command::History { .. } => "history",
             Command::DeadLetters { .. } => "deadletters",
+            Command::Index { .. } => "index",
+            Command::Search { .. } => "search",
+            Command::Symbol { .. } => "symbol",
+            Command::Outline { .. } => "outline",
+            Command::Deps { .. } => "deps",
+            Command::Repos => "repos",
         }
     }
 
@@ -176,10 +245,11 @@ fn err(kind: &'static str, message: String) -> ParseError {
     ParseError { kind, message }
 }
 
-/// A word of the line; quoted words are never options.
+/// A word of the line; quoted words are never options. `raw` is the word as typed, quotes included.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Token {
     text: String,
+    raw: String,
     quoted: bool,
 }
 
@@ -195,6 +265,7 @@ fn tokenize(line: &str) -> Result<Vec<Token>, ParseError> {
             return Ok(tokens);
         };
         let mut text = String::new();
+        let mut raw = String::new();
         let mut quoted = false;
         let _ = first;
         while let Some(&c) = chars.peek() {
@@ -202,15 +273,23 @@ fn tokenize(line: &str) -> Result<Vec<Token>, ParseError> {
                 break;
             }
             chars.next();
+            raw.push(c);
             match c {
                 '"' | '\'' => {
                     quoted = true;
                     let close = c;
                     loop {
-                        match chars.next() {
+                        let next = chars.next();
+                        if let Some(ch) = next {
+                            raw.push(ch);
+                        }
+                        match next {
                             Some(ch) if ch == close => break,
                             Some('\\') if close == '"' => match chars.next() {
-                                Some(escaped) => text.push(escaped),
+                                Some(escaped) => {
+                                    raw.push(escaped);
+                                    text.push(escaped)
+                                }
                                 None => break,
                             },
                             Some(ch) => text.push(ch),
@@ -226,7 +305,7 @@ fn tokenize(line: &str) -> Result<Vec<Token>, ParseError> {
                 c => text.push(c),
             }
         }
-        tokens.push(Token { text, quoted });
+        tokens.push(Token { text, raw, quoted });
     }
 }
 
@@ -234,6 +313,8 @@ fn tokenize(line: &str) -> Result<Vec<Token>, ParseError> {
 struct Args {
     command: &'static str,
     positionals: Vec<String>,
+    /// The positionals as typed (quotes kept), for commands whose argument is a query.
+    raw: Vec<String>,
     options: Vec<(String, Option<String>)>,
 }
 
@@ -241,12 +322,14 @@ impl Args {
     /// Separates `--name value`, `--name=value` and `--flag` from positionals. `flags` take no value.
     fn new(command: &'static str, tokens: Vec<Token>, flags: &[&str]) -> Result<Args, ParseError> {
         let mut positionals = Vec::new();
+        let mut raw = Vec::new();
         let mut options = Vec::new();
         let mut tokens = tokens.into_iter();
         let mut literal = false;
         while let Some(token) = tokens.next() {
             if literal || token.quoted || !token.text.starts_with("--") {
                 positionals.push(token.text);
+                raw.push(token.raw);
                 continue;
             }
             if token.text == "--" {
@@ -267,6 +350,7 @@ impl Args {
         Ok(Args {
             command,
             positionals,
+            raw,
             options,
         })
     }
@@ -282,7 +366,20 @@ impl Args {
                 format!("/{} needs {what}; usage: {}", self.command, self.usage()),
             ));
         }
+        self.raw.remove(0);
         Ok(self.positionals.remove(0))
+    }
+
+    /// Every remaining positional word as typed, quotes kept, joined by spaces: a query's own syntax.
+    fn rest_raw(&mut self, what: &str) -> Result<String, ParseError> {
+        if self.raw.is_empty() {
+            return Err(err(
+                "missing_argument",
+                format!("/{} needs {what}; usage: {}", self.command, self.usage()),
+            ));
+        }
+        self.positionals.clear();
+        Ok(std::mem::take(&mut self.raw).join(" "))
     }
 
     /// Every remaining positional word, joined by spaces.
@@ -293,6 +390,7 @@ impl Args {
                 format!("/{} needs {what}; usage: {}", self.command, self.usage()),
             ));
         }
+        self.raw.clear();
         Ok(std::mem::take(&mut self.positionals).join(" "))
     }
 
@@ -415,9 +513,11 @@ pub fn parse(line: &str) -> Result<Command, ParseError> {
     let mut args = Args::new(command, tokens, &["wait"])?;
     let parsed = match command {
         "help" => Command::Help {
-            topic: args.positionals.first().cloned().inspect(|_| {
-                args.positionals.remove(0);
-            }),
+            topic: if args.positionals.is_empty() {
+                None
+            } else {
+                Some(args.positional("a COMMAND")?)
+            },
         },
         "status" => Command::Status,
         "agents" => Command::Agents,
@@ -494,6 +594,33 @@ pub fn parse(line: &str) -> Result<Command, ParseError> {
             limit: args.parsed("limit", "a positive number")?,
             before: args.parsed("before", "a sequence number")?,
         },
+        "index" => Command::Index {
+            name: args.option("name")?,
+            path: args.positional("a PATH to index")?,
+        },
+        "search" => Command::Search {
+            lang: args.option("lang")?,
+            path: args.option("path")?,
+            repo: args.option("repo")?,
+            limit: args.parsed("limit", "a positive number")?,
+            query: args.rest_raw("a QUERY")?,
+        },
+        "symbol" => Command::Symbol {
+            kind: args.option("kind")?,
+            repo: args.option("repo")?,
+            limit: args.parsed("limit", "a positive number")?,
+            name: args.positional("a symbol NAME")?,
+        },
+        "outline" => Command::Outline {
+            repo: args.option("repo")?,
+            file: args.positional("a FILE")?,
+        },
+        "deps" => Command::Deps {
+            repo: args.option("repo")?,
+            depth: args.parsed("depth", "a number of steps")?,
+            file: args.positional("a FILE")?,
+        },
+        "repos" => Command::Repos,
         other => {
             return Err(err(
                 "unknown_command",
@@ -634,6 +761,10 @@ mod tests {
         check("/history --limit lots", Err("invalid_argument"));
         check("/history --channel radio", Err("invalid_argument"));
         check("/send agent-1 \"unclosed", Err("invalid_argument"));
+        check("/search", Err("missing_argument"));
+        check("/index", Err("missing_argument"));
+        check("/outline a.rs b.rs", Err("unexpected_argument"));
+        check("/deps a.rs --depth deep", Err("invalid_argument"));
     }
 
     #[test]

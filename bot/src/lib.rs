@@ -4,12 +4,14 @@
 //! - [`session`]: runs a command for one person (role check, execution, audit) and builds the answer's data.
 //! - [`render`]: answers and events as JSON lines or text.
 //! - [`console`]: the console frontend (terminal line editor, or one command per line from a pipe).
-//! - [`cli`]: the command line (`dreamos run ...`) and what `main` does with it.
+//! - [`cli`]: the command line (`dreamos run ...`) and what `main` does with it; [`code_cli`]: the scanner's
+//!   command-line tools (`dreamos index`, `search`, ...).
 //!
 //! Architecture invariant: this is the only crate that may know Discord (serenity, poise); it reaches the
 //! swarm only through `dreamos_agents::Swarm`.
 
 pub mod cli;
+pub mod code_cli;
 pub mod command;
 pub mod console;
 pub mod render;

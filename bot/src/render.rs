@@ -216,8 +216,141 @@ pub fn answer_text(answer: &Answer) -> String {
                 lines.join("\n")
             }
         }
+        "index" => index_text(data),
+        "search" => lines_or(data["hits"].as_array(), hit_text, "no matches"),
+        "symbol" => lines_or(data["symbols"].as_array(), symbol_text, "no such symbol"),
+        "outline" => lines_or(
+            data["definitions"].as_array(),
+            definition_text,
+            "no definitions",
+        ),
+        "deps" => deps_text(data),
+        "repos" => lines_or(
+            data["repos"].as_array(),
+            repo_text,
+            "no repositories indexed",
+        ),
         _ => serde_json::to_string_pretty(data).unwrap_or_default(),
     }
+}
+
+fn str_of(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Null => "-".to_string(),
+        other => other.to_string(),
+    }
+}
+
+fn lines_or(items: Option<&Vec<Value>>, line: fn(&Value) -> String, empty: &str) -> String {
+    let lines: Vec<String> = items.into_iter().flatten().map(line).collect();
+    if lines.is_empty() {
+        empty.to_string()
+    } else {
+        lines.join("\n")
+    }
+}
+
+/// The summary after indexing a repository.
+pub fn index_text(r: &Value) -> String {
+    let skipped: Vec<String> = r["skipped"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(reason, n)| format!("{reason} {n}"))
+        .collect();
+    format!(
+        "indexed {}: {} files, {} lines, {} symbols ({} added, {} changed, {} deleted, {} unchanged); skipped: {}; {:.2} s, {:.1} MB/s",
+        str_of(&r["repo"]),
+        str_of(&r["files"]),
+        str_of(&r["lines"]),
+        str_of(&r["symbols"]),
+        str_of(&r["added"]),
+        str_of(&r["changed"]),
+        str_of(&r["deleted"]),
+        str_of(&r["unchanged"]),
+        if skipped.is_empty() {
+            "none".to_string()
+        } else {
+            skipped.join(", ")
+        },
+        r["seconds"].as_f64().unwrap_or(0.0),
+        r["mb_per_s"].as_f64().unwrap_or(0.0),
+    )
+}
+
+/// A search hit, grep-like: `repo/path:line:` and the snippet indented below.
+pub fn hit_text(h: &Value) -> String {
+    let mut text = format!(
+        "{}/{}:{}:",
+        str_of(&h["repo"]),
+        str_of(&h["path"]),
+        str_of(&h["line"])
+    );
+    for line in h["snippet"].as_str().unwrap_or("").lines() {
+        text.push_str("\n    ");
+        text.push_str(line);
+    }
+    text
+}
+
+pub fn symbol_text(h: &Value) -> String {
+    format!(
+        "{:<10} {:<30} {}/{}:{}  {}",
+        str_of(&h["kind"]),
+        str_of(&h["name"]),
+        str_of(&h["repo"]),
+        str_of(&h["path"]),
+        str_of(&h["line"]),
+        h["signature"].as_str().unwrap_or("")
+    )
+}
+
+pub fn definition_text(d: &Value) -> String {
+    let name = match d["container"].as_str() {
+        Some(container) => format!("{container}::{}", str_of(&d["name"])),
+        None => str_of(&d["name"]),
+    };
+    format!(
+        "{:>5}-{:<5} {:<10} {:<40} {}",
+        str_of(&d["line"]),
+        str_of(&d["end_line"]),
+        str_of(&d["kind"]),
+        name,
+        d["signature"].as_str().unwrap_or("")
+    )
+}
+
+pub fn deps_text(d: &Value) -> String {
+    let mut lines = Vec::new();
+    for (key, label) in [("imports", "imports"), ("importers", "imported_by")] {
+        for edge in d[key].as_array().into_iter().flatten() {
+            lines.push(format!(
+                "{label:<12} {} (depth {})",
+                str_of(&edge["path"]),
+                str_of(&edge["depth"])
+            ));
+        }
+    }
+    for module in d["external"].as_array().into_iter().flatten() {
+        lines.push(format!("{:<12} {}", "external", str_of(module)));
+    }
+    if lines.is_empty() {
+        format!("{} has no imports and no importers", str_of(&d["path"]))
+    } else {
+        lines.join("\n")
+    }
+}
+
+pub fn repo_text(r: &Value) -> String {
+    format!(
+        "{:<24} {:>7} files {:>9} lines {:>8} symbols  {}",
+        str_of(&r["name"]),
+        str_of(&r["files"]),
+        str_of(&r["lines"]),
+        str_of(&r["symbols"]),
+        str_of(&r["root"])
+    )
 }
 
 fn agent_table(agents: &Value) -> String {

@@ -16,6 +16,7 @@ use dreamos_runtime::{
 use serde_json::{json, Value};
 
 use crate::command::{self, AgentAction, Command, ParseError, COMMANDS};
+use dreamos_agents::code::SearchRequest;
 
 /// A failed command: `kind` is stable for scripts, `message` is for people.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -191,6 +192,56 @@ impl Session {
                 before,
             }),
             Command::DeadLetters { limit, before } => self.dead_letters(limit, before),
+            Command::Index { path, name } => {
+                let report = self.swarm.code().index(&path, name.as_deref()).await?;
+                Ok(json!(report))
+            }
+            Command::Search {
+                query,
+                lang,
+                path,
+                repo,
+                limit,
+            } => {
+                let hits = self
+                    .swarm
+                    .code()
+                    .search(SearchRequest {
+                        query,
+                        lang,
+                        path,
+                        repo,
+                        limit,
+                    })
+                    .await?;
+                Ok(json!({ "hits": hits }))
+            }
+            Command::Symbol {
+                name,
+                kind,
+                repo,
+                limit,
+            } => {
+                let hits = self
+                    .swarm
+                    .code()
+                    .symbol(&name, kind.as_deref(), repo, limit)
+                    .await?;
+                Ok(json!({ "symbols": hits }))
+            }
+            Command::Outline { file, repo } => {
+                let (repo, path, definitions) = self.swarm.code().outline(repo, &file).await?;
+                Ok(json!({ "repo": repo, "path": path, "definitions": definitions }))
+            }
+            Command::Deps { file, repo, depth } => {
+                let deps = self
+                    .swarm
+                    .code()
+                    .deps(repo, &file, depth.unwrap_or(1))
+                    .await?;
+                Ok(json!(deps))
+            }
+            Command::Repos => Ok(json!({ "repos": self.swarm.code().repos().await? })),
         }
     }
 
@@ -254,6 +305,11 @@ impl Session {
             self.swarm.agent(name.as_str())?;
         }
         let kind = kind.unwrap_or_else(|| self.swarm.config().messages.default_kind.clone());
+        // Asking an agent to index is indexing: the same role as /index.
+        if kind == "scan" {
+            self.principal
+                .require_captain("sending a scan order (indexing a repository)")?;
+        }
         // Subscribe before sending, so that a fast reply cannot slip past.
         let mut events = wait.then(|| self.swarm.subscribe());
         let sent = self

@@ -24,6 +24,7 @@ pub struct Config {
     pub store: StoreConfig,
     pub messages: MessagesConfig,
     pub retention: RetentionConfig,
+    pub scanner: ScannerConfig,
     pub supervisor: SupervisorConfig,
     pub shutdown: ShutdownConfig,
     pub console: ConsoleConfig,
@@ -94,6 +95,15 @@ pub struct RetentionConfig {
     pub max_age: Duration,
     #[serde(with = "duration")]
     pub compact_every: Duration,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScannerConfig {
+    pub allowed_roots: Vec<std::path::PathBuf>,
+    pub max_file_bytes: u64,
+    pub default_limit: usize,
+    pub max_limit: usize,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -219,9 +229,9 @@ impl ConfigLoader {
 
     /// Adds a TOML file. A missing file is an error: the caller decides whether a file is optional.
     pub fn file(mut self, path: &Path) -> Result<ConfigLoader> {
-        let text = std::fs::read_to_string(path).map_err(|source| Error::ConfigRead {
+        let text = std::fs::read_to_string(path).map_err(|cause| Error::ConfigRead {
             path: path.to_path_buf(),
-            source,
+            cause,
         })?;
         let table: toml::Table = toml::from_str(&text).map_err(|e| Error::Config {
             origin: path.display().to_string(),
@@ -344,6 +354,12 @@ impl Config {
             if value == 0 {
                 return Err((key.to_string(), "must be at least 1".to_string()));
             }
+        }
+        if self.scanner.default_limit > self.scanner.max_limit {
+            return Err((
+                "scanner.default_limit".to_string(),
+                "must not exceed scanner.max_limit".to_string(),
+            ));
         }
         if self.supervisor.backoff_initial > self.supervisor.backoff_max {
             return Err((

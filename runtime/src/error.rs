@@ -10,11 +10,10 @@ pub enum Error {
     Config { origin: String, message: String },
 
     /// A configuration file could not be read.
-    #[error("cannot read configuration file {path}: {source}")]
+    #[error("cannot read configuration file {path}: {cause}")]
     ConfigRead {
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        cause: std::io::Error,
     },
 
     /// Another process already holds the data directory.
@@ -24,12 +23,8 @@ pub enum Error {
     DataDirInUse { dir: PathBuf },
 
     /// The data directory could not be created, locked or read.
-    #[error("cannot use data directory {dir}: {source}")]
-    DataDir {
-        dir: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error("cannot use data directory {dir}: {cause}")]
+    DataDir { dir: PathBuf, cause: std::io::Error },
 
     /// The store was written by a newer (or unknown) version of dreamos.
     #[error(

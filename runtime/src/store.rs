@@ -49,9 +49,9 @@ impl Store {
     /// Opens (creating if needed) the store in `data_dir`. A second process on the same directory gets
     /// [`Error::DataDirInUse`].
     pub fn open(data_dir: &Path) -> Result<Store> {
-        let io_err = |source| Error::DataDir {
+        let io_err = |cause| Error::DataDir {
             dir: data_dir.to_path_buf(),
-            source,
+            cause,
         };
         std::fs::create_dir_all(data_dir).map_err(io_err)?;
         let lock = File::options()

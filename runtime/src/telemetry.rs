@@ -189,7 +189,7 @@ pub fn init(config: &LogConfig, data_dir: &Path) -> Result<Telemetry> {
         let dir = data_dir.join("logs");
         std::fs::create_dir_all(&dir).map_err(|e| Error::DataDir {
             dir: dir.clone(),
-            source: e,
+            cause: e,
         })?;
         let appender = tracing_appender::rolling::Builder::new()
             .rotation(tracing_appender::rolling::Rotation::DAILY)

@@ -6,11 +6,10 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// A file or directory could not be read.
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {path}: {cause}")]
     Io {
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     /// A search query is malformed; the message says what is wrong and how to write it.
     #[error("bad query: {0}")]
@@ -19,7 +18,7 @@ pub enum Error {
     #[error("bad repository name {name:?}: {why}")]
     RepoName { name: String, why: String },
     /// A query named a repository the index does not hold.
-    #[error("the code index has no repository named {0:?}; index it first (index_repo) or pick one of repos()")]
+    #[error("the code index has no repository named {0:?}; index it first (dreamos index, or /index), or list the indexed ones (dreamos repos, or /repos)")]
     UnknownRepo(String),
     /// A path given to outline/deps is not a file of any indexed repository.
     #[error("{0}")]
@@ -28,22 +27,17 @@ pub enum Error {
     #[error("the code index at {} is being written by another process; wait for it to finish, or stop it", dir.display())]
     IndexLocked { dir: PathBuf },
     /// Tantivy failed while opening, writing or reading the index.
-    #[error("code index error ({context}): {source}")]
+    #[error("code index error ({context}): {cause}")]
     Index {
         context: String,
-        #[source]
-        source: tantivy::TantivyError,
+        cause: tantivy::TantivyError,
     },
     /// The index holds data this version cannot read (a stored field is missing or malformed).
     #[error("the code index is damaged or from another version ({0}); delete its directory and index again")]
     Corrupt(String),
     /// Watching a repository for changes failed.
-    #[error("cannot watch {}: {source}", root.display())]
-    Watch {
-        root: PathBuf,
-        #[source]
-        source: notify::Error,
-    },
+    #[error("cannot watch {}: {cause}", root.display())]
+    Watch { root: PathBuf, cause: notify::Error },
     /// A language name (as in `lang:rust`) that the scanner does not know.
     #[error("unknown language {0:?}; use one of: rust, python (py), javascript (js), typescript (ts), tsx, go, java, c, cpp (c++)")]
     UnknownLanguage(String),

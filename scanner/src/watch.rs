@@ -110,24 +110,24 @@ pub(crate) fn watch(
         // The receiver is gone only while the handle is shutting down.
         let _ = events.send(msg);
     })
-    .map_err(|source| Error::Watch {
+    .map_err(|cause| Error::Watch {
         root: root.clone(),
-        source,
+        cause,
     })?;
     watcher
         .watch(&root, RecursiveMode::Recursive)
-        .map_err(|source| Error::Watch {
+        .map_err(|cause| Error::Watch {
             root: root.clone(),
-            source,
+            cause,
         })?;
     let repo = name.to_string();
     let thread_root = root.clone();
     let thread = std::thread::Builder::new()
         .name(format!("dreamos-watch-{repo}"))
         .spawn(move || run(&index, &repo, &thread_root, &receiver, &*on_event))
-        .map_err(|source| Error::Io {
+        .map_err(|cause| Error::Io {
             path: root.clone(),
-            source,
+            cause,
         })?;
     Ok(WatchHandle {
         sender,

@@ -31,7 +31,11 @@ fn a_session_sends_broadcasts_reads_history_and_manages_agents() {
         .as_array()
         .expect("agents")
         .iter()
-        .all(|a| a["status"] == "idle" && a["skills"] == serde_json::json!(["ping", "report"])));
+        .all(|a| a["status"] == "idle"
+            && a["skills"]
+                == serde_json::json!([
+                    "deps", "outline", "ping", "report", "scan", "search", "symbol"
+                ])));
 
     // /send answers once accepted, with id and seq; the reply comes as an event.
     let sent = console.ok("/send agent-1 hello");
@@ -139,7 +143,7 @@ fn a_session_sends_broadcasts_reads_history_and_manages_agents() {
         serde_json::json!([])
     );
     let help = console.ok("/help");
-    assert_eq!(help["commands"].as_array().map(Vec::len), Some(8));
+    assert_eq!(help["commands"].as_array().map(Vec::len), Some(14));
     console.finish();
 }
 

@@ -316,7 +316,7 @@ impl MessageLog {
             .spawn(move || committer::run(inner, rx, sink))
             .map_err(|e| Error::DataDir {
                 dir: self.inner.store.dir().to_path_buf(),
-                source: e,
+                cause: e,
             })?;
         let inner = self.inner.clone();
         let compactor = std::thread::Builder::new()
@@ -324,7 +324,7 @@ impl MessageLog {
             .spawn(move || compactor_loop(inner))
             .map_err(|e| Error::DataDir {
                 dir: self.inner.store.dir().to_path_buf(),
-                source: e,
+                cause: e,
             })?;
         self.inner.threads.lock().extend([writer, compactor]);
         Ok(())

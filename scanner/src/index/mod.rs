@@ -68,9 +68,9 @@ impl std::fmt::Debug for CodeIndex {
 
 /// Wraps a Tantivy error with what the index was doing.
 pub(crate) fn tantivy_err(context: &str) -> impl FnOnce(TantivyError) -> Error + '_ {
-    move |source| Error::Index {
+    move |cause| Error::Index {
         context: context.to_string(),
-        source,
+        cause,
     }
 }
 
@@ -118,9 +118,9 @@ pub(crate) fn stored_json<T: serde::de::DeserializeOwned>(
 impl CodeIndex {
     /// Opens the code index in `dir`, creating the directory and an empty index when there is none.
     pub fn open(dir: &Path) -> Result<CodeIndex> {
-        std::fs::create_dir_all(dir).map_err(|source| Error::Io {
+        std::fs::create_dir_all(dir).map_err(|cause| Error::Io {
             path: dir.to_path_buf(),
-            source,
+            cause,
         })?;
         let (schema, fields) = Fields::build();
         let index = if dir.join("meta.json").exists() {
@@ -225,6 +225,20 @@ impl CodeIndex {
         writer::resolve_path(&self.inner, abs)
     }
 
+    /// Interprets a file argument as people give it: a path on disk inside an indexed repository becomes that
+    /// repository and the relative path (unless `repo` names another); anything else is taken as relative to a
+    /// repository's root, with `repo` as given.
+    pub fn locate(&self, repo: Option<&str>, file: &str) -> (Option<String>, String) {
+        if let Ok(abs) = Path::new(file).canonicalize() {
+            if let Some((found, rel)) = self.resolve_path(&abs) {
+                if repo.is_none_or(|r| r == found) {
+                    return (Some(found), rel);
+                }
+            }
+        }
+        (repo.map(str::to_string), file.to_string())
+    }
+
     /// A file's imports and importers inside its repository, following edges up to `depth` steps (at least 1).
     pub fn deps(&self, repo: Option<&str>, path: &str, depth: u32) -> Result<Deps> {
         graph::deps(&self.inner, repo, path, depth)
@@ -272,7 +286,7 @@ impl Inner {
                     },
                     other => Error::Index {
                         context: "opening the writer".to_string(),
-                        source: other,
+                        cause: other,
                     },
                 })?;
             *guard = Some(writer);

@@ -196,9 +196,9 @@ pub(crate) fn index_repo(
     progress: &(dyn Fn(IndexProgress) + Sync),
 ) -> Result<IndexReport> {
     let started = Instant::now();
-    let root = root.canonicalize().map_err(|source| Error::Io {
+    let root = root.canonicalize().map_err(|cause| Error::Io {
         path: root.to_path_buf(),
-        source,
+        cause,
     })?;
     let name = repo_name(name, &root)?;
     let mut guard = inner.writer(WriterSettings::from_options(opts))?;

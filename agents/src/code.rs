@@ -1,0 +1,244 @@
+//! Code intelligence for the swarm: the scanner's index behind async calls, with the allowed-roots rule.
+//!
+//! Commands (`/index`, `/search`, ...) and agent skills (`scan`, `search`, ...) both go through [`Code`], so the
+//! rules — which directories may be indexed, how many hits a query may ask for — hold everywhere. Scanner work is
+//! CPU-bound and blocking, so every call runs on tokio's blocking pool, never on an async worker.
+
+use std::{
+    path::{Path, PathBuf},
+    sync::Arc,
+};
+
+use dreamos_runtime::config::ScannerConfig;
+use dreamos_scanner::{
+    model::{Definition, Lang, SymbolKind},
+    CodeIndex, Deps, IndexOptions, IndexReport, RepoInfo, SearchHit, SearchOptions, SymbolHit,
+    SymbolOptions,
+};
+
+use crate::error::{Error, Result};
+
+/// The swarm's code index and its rules. Cheap to clone.
+#[derive(Clone)]
+pub struct Code {
+    inner: Arc<CodeInner>,
+}
+
+struct CodeInner {
+    index: CodeIndex,
+    /// Canonical forms of the configured roots that exist.
+    allowed: Vec<PathBuf>,
+    config: ScannerConfig,
+}
+
+/// Options of a search, as frontends receive them.
+#[derive(Debug, Clone, Default)]
+pub struct SearchRequest {
+    pub query: String,
+    pub lang: Option<String>,
+    pub path: Option<String>,
+    pub repo: Option<String>,
+    pub limit: Option<usize>,
+}
+
+impl Code {
+    /// Opens (or creates) the index in `dir`. Configured roots that do not exist are left out with a warning.
+    pub fn open(dir: &Path, config: &ScannerConfig) -> Result<Code> {
+        let index = CodeIndex::open(dir)?;
+        let mut allowed = Vec::new();
+        for root in &config.allowed_roots {
+            match root.canonicalize() {
+                Ok(root) => allowed.push(root),
+                Err(err) => {
+                    tracing::warn!(root = %root.display(), error = %err, "an allowed root of [scanner] does not exist; ignoring it")
+                }
+            }
+        }
+        Ok(Code {
+            inner: Arc::new(CodeInner {
+                index,
+                allowed,
+                config: config.clone(),
+            }),
+        })
+    }
+
+    pub fn index_handle(&self) -> &CodeIndex {
+        &self.inner.index
+    }
+
+    /// Checks that `path` is a directory under an allowed root and returns its canonical form.
+    ///
+    /// The root check comes first, on the canonical path when it exists and on the lexically normalized path
+    /// when it does not, so that the error for a path outside the roots never tells whether it exists.
+    pub fn check_root(&self, path: &str) -> Result<PathBuf> {
+        let given = Path::new(path);
+        let canonical = given.canonicalize();
+        let resolved = match &canonical {
+            Ok(canonical) => canonical.clone(),
+            Err(_) => normalize(&std::env::current_dir().unwrap_or_default().join(given)),
+        };
+        if !self
+            .inner
+            .allowed
+            .iter()
+            .any(|root| resolved.starts_with(root))
+        {
+            let roots: Vec<String> = self
+                .inner
+                .allowed
+                .iter()
+                .map(|r| r.display().to_string())
+                .collect();
+            return Err(Error::PathNotAllowed {
+                path: path.to_string(),
+                resolved: resolved.display().to_string(),
+                roots: if roots.is_empty() {
+                    "none exist".to_string()
+                } else {
+                    roots.join(", ")
+                },
+            });
+        }
+        let canonical = canonical.map_err(|e| {
+            Error::Invalid(format!(
+                "cannot index `{path}`: {e}; give an existing directory"
+            ))
+        })?;
+        if !canonical.is_dir() {
+            return Err(Error::Invalid(format!(
+                "cannot index `{path}`: it is a file; give the repository's directory"
+            )));
+        }
+        Ok(canonical)
+    }
+
+    /// Indexes (incrementally) the repository at `path`, named `name` or after its directory.
+    pub async fn index(&self, path: &str, name: Option<&str>) -> Result<IndexReport> {
+        let root = self.check_root(path)?;
+        let name = name.unwrap_or("").to_string();
+        let code = self.clone();
+        self.blocking(move || {
+            let mut options = IndexOptions::default();
+            options.walk.max_file_size = code.inner.config.max_file_bytes;
+            Ok(code
+                .inner
+                .index
+                .index_repo(&name, &root, &options, &|_| {})?)
+        })
+        .await
+    }
+
+    pub async fn search(&self, request: SearchRequest) -> Result<Vec<SearchHit>> {
+        let limit = self.limit(request.limit)?;
+        let lang = request.lang.as_deref().map(parse_lang).transpose()?;
+        let options = SearchOptions {
+            limit,
+            repo: request.repo,
+            lang,
+            path: request.path,
+        };
+        let code = self.clone();
+        self.blocking(move || Ok(code.inner.index.search(&request.query, &options)?))
+            .await
+    }
+
+    pub async fn symbol(
+        &self,
+        name: &str,
+        kind: Option<&str>,
+        repo: Option<String>,
+        limit: Option<usize>,
+    ) -> Result<Vec<SymbolHit>> {
+        let options = SymbolOptions {
+            kind: kind.map(parse_kind).transpose()?,
+            repo,
+            limit: self.limit(limit)?,
+        };
+        let (code, name) = (self.clone(), name.to_string());
+        self.blocking(move || Ok(code.inner.index.symbol(&name, &options)?))
+            .await
+    }
+
+    /// Definitions of a file, by path relative to its repository or by a path on disk inside an indexed one.
+    pub async fn outline(
+        &self,
+        repo: Option<String>,
+        path: &str,
+    ) -> Result<(String, String, Vec<Definition>)> {
+        let (code, path) = (self.clone(), path.to_string());
+        self.blocking(move || {
+            let (repo, rel) = code.inner.index.locate(repo.as_deref(), &path);
+            let definitions = code.inner.index.outline(repo.as_deref(), &rel)?;
+            Ok((repo.unwrap_or_default(), rel, definitions))
+        })
+        .await
+    }
+
+    pub async fn deps(&self, repo: Option<String>, path: &str, depth: u32) -> Result<Deps> {
+        if depth == 0 || depth > 32 {
+            return Err(Error::Invalid(
+                "--depth must be between 1 and 32".to_string(),
+            ));
+        }
+        let (code, path) = (self.clone(), path.to_string());
+        self.blocking(move || {
+            let (repo, rel) = code.inner.index.locate(repo.as_deref(), &path);
+            Ok(code.inner.index.deps(repo.as_deref(), &rel, depth)?)
+        })
+        .await
+    }
+
+    pub async fn repos(&self) -> Result<Vec<RepoInfo>> {
+        let code = self.clone();
+        self.blocking(move || Ok(code.inner.index.repos()?)).await
+    }
+
+    fn limit(&self, limit: Option<usize>) -> Result<usize> {
+        let max = self.inner.config.max_limit;
+        match limit {
+            None => Ok(self.inner.config.default_limit),
+            Some(n) if n >= 1 && n <= max => Ok(n),
+            Some(_) => Err(Error::Invalid(format!(
+                "--limit must be between 1 and {max}"
+            ))),
+        }
+    }
+
+    async fn blocking<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        tokio::task::spawn_blocking(work)
+            .await
+            .map_err(|e| Error::Actor(format!("scanner task failed: {e}")))?
+    }
+}
+
+/// Resolves `.` and `..` without touching the file system.
+fn normalize(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for part in path.components() {
+        match part {
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            std::path::Component::CurDir => {}
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+fn parse_lang(text: &str) -> Result<Lang> {
+    text.parse::<Lang>().map_err(Error::Scanner)
+}
+
+/// Kinds as the scanner serializes them: `function`, `method`, `struct`, `type_alias`, ...
+fn parse_kind(text: &str) -> Result<SymbolKind> {
+    serde_json::from_value(serde_json::Value::String(text.to_string())).map_err(|_| {
+        Error::Invalid(format!(
+            "unknown kind `{text}`: use function, method, class, struct, enum, interface, type_alias, constant, variable, macro, module, field, enum_variant, union, namespace or impl"
+        ))
+    })
+}

@@ -1,0 +1,195 @@
+//! The code skills: `scan`, `search`, `symbol`, `outline` and `deps`, each a thin layer over [`Code`].
+//!
+//! A message's body text is the skill's main argument (a path, a query, a name); other options come as body
+//! fields (`{"text": "parse_config", "kind": "function", "limit": 5}`). Bad input from the sender (a malformed
+//! query, an unknown file) is answered with an error reply and the message counts as handled: retrying it would
+//! fail the same way. Failures of the index itself are skill errors, retried and then dead-lettered.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use serde_json::{json, Value};
+
+use crate::{
+    code::{Code, SearchRequest},
+    skill::{Skill, SkillContext, SkillError, SkillRegistry},
+};
+
+/// Registers every code skill over `code`.
+pub fn register(registry: &mut SkillRegistry, code: &Code) {
+    for skill in [
+        CodeSkill::Scan,
+        CodeSkill::Search,
+        CodeSkill::Symbol,
+        CodeSkill::Outline,
+        CodeSkill::Deps,
+    ] {
+        registry.add(Arc::new(CodeSkillImpl {
+            skill,
+            code: code.clone(),
+        }));
+    }
+}
+
+#[derive(Clone, Copy)]
+enum CodeSkill {
+    Scan,
+    Search,
+    Symbol,
+    Outline,
+    Deps,
+}
+
+struct CodeSkillImpl {
+    skill: CodeSkill,
+    code: Code,
+}
+
+/// The body's options beside its text.
+struct Options(Value);
+
+impl Options {
+    fn str(&self, key: &str) -> Option<String> {
+        self.0.get(key).and_then(Value::as_str).map(str::to_string)
+    }
+
+    fn usize(&self, key: &str) -> Option<usize> {
+        self.0.get(key).and_then(Value::as_u64).map(|n| n as usize)
+    }
+}
+
+#[async_trait]
+impl Skill for CodeSkillImpl {
+    fn name(&self) -> &'static str {
+        match self.skill {
+            CodeSkill::Scan => "scan",
+            CodeSkill::Search => "search",
+            CodeSkill::Symbol => "symbol",
+            CodeSkill::Outline => "outline",
+            CodeSkill::Deps => "deps",
+        }
+    }
+
+    fn summary(&self) -> &'static str {
+        match self.skill {
+            CodeSkill::Scan => "index the repository at PATH (under the allowed roots)",
+            CodeSkill::Search => {
+                "search indexed code: foo lang:rust path:src/*.rs /regex/ \"phrase\""
+            }
+            CodeSkill::Symbol => "find definitions by name (exact, then prefix, then fuzzy)",
+            CodeSkill::Outline => "list the definitions of a file",
+            CodeSkill::Deps => "what a file imports and what imports it",
+        }
+    }
+
+    async fn run(&self, cx: &mut SkillContext<'_>) -> Result<(), SkillError> {
+        let text = cx.text().trim().to_string();
+        let options = Options(cx.message().body.to_value());
+        let answer = match self.skill {
+            CodeSkill::Scan => self
+                .code
+                .index(&text, options.str("name").as_deref())
+                .await
+                .map(|r| {
+                    json!({
+                        "text": format!(
+                            "indexed {}: {} files ({} changed, {} added, {} deleted), {} symbols in {:.2}s",
+                            r.repo, r.files, r.changed, r.added, r.deleted, r.symbols, r.seconds
+                        ),
+                        "report": r,
+                    })
+                }),
+            CodeSkill::Search => self
+                .code
+                .search(SearchRequest {
+                    query: text,
+                    lang: options.str("lang"),
+                    path: options.str("path"),
+                    repo: options.str("repo"),
+                    limit: options.usize("limit"),
+                })
+                .await
+                .map(|hits| {
+                    let lines: Vec<String> = hits
+                        .iter()
+                        .map(|h| format!("{}/{}:{}", h.repo, h.path, h.line))
+                        .collect();
+                    json!({ "text": summary(hits.len(), "hit", &lines), "hits": hits })
+                }),
+            CodeSkill::Symbol => self
+                .code
+                .symbol(
+                    &text,
+                    options.str("kind").as_deref(),
+                    options.str("repo"),
+                    options.usize("limit"),
+                )
+                .await
+                .map(|hits| {
+                    let lines: Vec<String> = hits
+                        .iter()
+                        .map(|h| format!("{:?} {} at {}/{}:{}", h.kind, h.name, h.repo, h.path, h.line))
+                        .collect();
+                    json!({ "text": summary(hits.len(), "definition", &lines), "symbols": hits })
+                }),
+            CodeSkill::Outline => self
+                .code
+                .outline(options.str("repo"), &text)
+                .await
+                .map(|(repo, path, definitions)| {
+                    let lines: Vec<String> = definitions
+                        .iter()
+                        .map(|d| format!("{}: {:?} {}", d.line, d.kind, d.name))
+                        .collect();
+                    json!({
+                        "text": summary(definitions.len(), "definition", &lines),
+                        "repo": repo,
+                        "path": path,
+                        "definitions": definitions,
+                    })
+                }),
+            CodeSkill::Deps => self
+                .code
+                .deps(
+                    options.str("repo"),
+                    &text,
+                    options.usize("depth").unwrap_or(1) as u32,
+                )
+                .await
+                .map(|deps| {
+                    json!({
+                        "text": format!(
+                            "{} imports {} files and {} external modules; {} files import it",
+                            deps.path,
+                            deps.imports.len(),
+                            deps.external.len(),
+                            deps.importers.len()
+                        ),
+                        "deps": deps,
+                    })
+                }),
+        };
+        match answer {
+            Ok(body) => cx.reply(body),
+            // The sender's mistake: answer it, and do not retry what will fail the same way.
+            Err(err) if !err.is_internal() => cx.reply(json!({
+                "text": format!("error: {err}"),
+                "error": { "kind": err.kind(), "message": err.to_string() },
+            })),
+            Err(err) => Err(SkillError::from(err)),
+        }
+    }
+}
+
+fn summary(count: usize, what: &str, lines: &[String]) -> String {
+    const SHOWN: usize = 10;
+    let mut text = format!("{count} {what}{}", if count == 1 { "" } else { "s" });
+    for line in lines.iter().take(SHOWN) {
+        text.push_str("\n  ");
+        text.push_str(line);
+    }
+    if lines.len() > SHOWN {
+        text.push_str(&format!("\n  … and {} more", lines.len() - SHOWN));
+    }
+    text
+}

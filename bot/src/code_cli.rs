@@ -1,0 +1,389 @@
+//! The scanner's command-line tools: `dreamos index|search|symbol|outline|deps|symbols|repos|watch`.
+//!
+//! They open the code index in `<data-dir>/index` directly, without starting the swarm, so they work beside a
+//! running `dreamos run` (reads always; writes when the swarm is not writing the index at the same moment).
+//! `--json` prints one JSON object per hit per line; otherwise output is meant for people, grep-like.
+
+use std::{
+    io::{IsTerminal, Write},
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use anyhow::Context as _;
+use clap::Args;
+use dreamos_scanner::{
+    CodeIndex, IndexOptions, IndexProgress, SearchOptions, SymbolOptions, WatchEvent,
+};
+
+use crate::render;
+use serde::Serialize;
+
+/// The code index's directory inside a data directory (the swarm uses the same).
+pub fn index_dir(data_dir: &Path) -> PathBuf {
+    data_dir.join(dreamos_agents::swarm::CODE_INDEX_DIR)
+}
+
+#[derive(Debug, Args)]
+pub struct IndexArgs {
+    /// The repository's root directory.
+    pub path: PathBuf,
+    /// Its name in the index (default: the directory's name).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Skip files larger than this many bytes.
+    #[arg(long, default_value_t = 1024 * 1024)]
+    pub max_file_bytes: u64,
+    /// Print the summary as one JSON object.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SearchArgs {
+    /// `foo lang:rust path:src/*.rs repo:name sym:Foo "exact phrase" /regex/ case:yes`
+    pub query: String,
+    #[arg(long)]
+    pub lang: Option<String>,
+    /// Only paths matching this glob (or containing this text).
+    #[arg(long)]
+    pub path: Option<String>,
+    #[arg(long)]
+    pub repo: Option<String>,
+    #[arg(long, default_value_t = 20)]
+    pub limit: usize,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SymbolArgs {
+    pub name: String,
+    /// function, method, class, struct, enum, interface, type_alias, constant, macro, module, ...
+    #[arg(long)]
+    pub kind: Option<String>,
+    #[arg(long)]
+    pub repo: Option<String>,
+    #[arg(long, default_value_t = 20)]
+    pub limit: usize,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct FileArgs {
+    /// A file on disk inside an indexed repository, or a path relative to a repository's root.
+    pub file: String,
+    #[arg(long)]
+    pub repo: Option<String>,
+    /// For deps: follow imports this many steps.
+    #[arg(long, default_value_t = 1)]
+    pub depth: u32,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    #[arg(long)]
+    pub repo: Option<String>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct WatchArgs {
+    pub path: PathBuf,
+    #[arg(long)]
+    pub name: Option<String>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn open(data_dir: &Path) -> anyhow::Result<CodeIndex> {
+    let dir = index_dir(data_dir);
+    CodeIndex::open(&dir).with_context(|| format!("opening the code index in {}", dir.display()))
+}
+
+/// Writes lines to stdout, stopping quietly when the reader goes away (`dreamos symbols | head`).
+struct Out {
+    stdout: std::io::StdoutLock<'static>,
+}
+
+impl Out {
+    fn new() -> Out {
+        Out {
+            stdout: std::io::stdout().lock(),
+        }
+    }
+
+    fn line(&mut self, text: &str) -> anyhow::Result<()> {
+        match writeln!(self.stdout, "{text}") {
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+            other => other.context("writing to stdout"),
+        }
+    }
+
+    fn json<T: Serialize>(&mut self, value: &T) -> anyhow::Result<()> {
+        self.line(&serde_json::to_string(value).context("encoding JSON")?)
+    }
+}
+
+pub fn index(data_dir: &Path, args: IndexArgs) -> anyhow::Result<()> {
+    let index = open(data_dir)?;
+    let mut options = IndexOptions::default();
+    options.walk.max_file_size = args.max_file_bytes;
+    let bar = (std::io::stderr().is_terminal() && !args.json).then(|| {
+        let bar = indicatif::ProgressBar::new_spinner();
+        bar.enable_steady_tick(Duration::from_millis(120));
+        bar
+    });
+    let progress = |p: IndexProgress| {
+        if let Some(bar) = &bar {
+            bar.set_message(match p {
+                IndexProgress::Walking { files } => format!("reading: {files} files"),
+                IndexProgress::Indexing { done } => format!("parsing and indexing: {done} files"),
+                IndexProgress::Committing => "committing".to_string(),
+            });
+        }
+    };
+    let report = index
+        .index_repo(
+            args.name.as_deref().unwrap_or(""),
+            &args.path,
+            &options,
+            &progress,
+        )
+        .with_context(|| format!("indexing {}", args.path.display()))?;
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    let mut out = Out::new();
+    if args.json {
+        out.json(&report)
+    } else {
+        out.line(&render::index_text(&to_value(&report)?))
+    }
+}
+
+pub fn search(data_dir: &Path, args: SearchArgs) -> anyhow::Result<()> {
+    let index = open(data_dir)?;
+    let options = SearchOptions {
+        limit: args.limit.max(1),
+        repo: args.repo,
+        lang: args.lang.as_deref().map(str::parse).transpose()?,
+        path: args.path,
+    };
+    let hits = index.search(&args.query, &options)?;
+    let mut out = Out::new();
+    for hit in &hits {
+        if args.json {
+            out.json(hit)?;
+        } else {
+            out.line(&render::hit_text(&to_value(hit)?))?;
+        }
+    }
+    if hits.is_empty() && !args.json {
+        eprintln_quiet("no matches");
+    }
+    Ok(())
+}
+
+pub fn symbol(data_dir: &Path, args: SymbolArgs) -> anyhow::Result<()> {
+    let index = open(data_dir)?;
+    let options = SymbolOptions {
+        kind: args
+            .kind
+            .as_deref()
+            .map(|k| serde_json::from_value(serde_json::Value::String(k.to_string())))
+            .transpose()
+            .map_err(|_| anyhow::anyhow!("unknown --kind; use function, method, class, struct, enum, interface, type_alias, constant, macro, module, ..."))?,
+        repo: args.repo,
+        limit: args.limit.max(1),
+    };
+    let hits = index.symbol(&args.name, &options)?;
+    let mut out = Out::new();
+    for hit in &hits {
+        if args.json {
+            out.json(hit)?;
+        } else {
+            out.line(&render::symbol_text(&to_value(hit)?))?;
+        }
+    }
+    if hits.is_empty() && !args.json {
+        eprintln_quiet("no such symbol");
+    }
+    Ok(())
+}
+
+pub fn outline(data_dir: &Path, args: FileArgs) -> anyhow::Result<()> {
+    let index = open(data_dir)?;
+    let (repo, path) = index.locate(args.repo.as_deref(), &args.file);
+    let definitions = index.outline(repo.as_deref(), &path)?;
+    let mut out = Out::new();
+    for d in &definitions {
+        if args.json {
+            out.json(d)?;
+        } else {
+            out.line(&render::definition_text(&to_value(d)?))?;
+        }
+    }
+    Ok(())
+}
+
+pub fn deps(data_dir: &Path, args: FileArgs) -> anyhow::Result<()> {
+    let index = open(data_dir)?;
+    let (repo, path) = index.locate(args.repo.as_deref(), &args.file);
+    let deps = index.deps(repo.as_deref(), &path, args.depth.clamp(1, 32))?;
+    let mut out = Out::new();
+    #[derive(Serialize)]
+    struct Edge<'a> {
+        repo: &'a str,
+        path: &'a str,
+        direction: &'static str,
+        target: &'a str,
+        depth: u32,
+    }
+    let edges = deps
+        .imports
+        .iter()
+        .map(|e| ("imports", e.path.as_str(), e.depth))
+        .chain(
+            deps.importers
+                .iter()
+                .map(|e| ("imported_by", e.path.as_str(), e.depth)),
+        )
+        .chain(deps.external.iter().map(|m| ("external", m.as_str(), 1)));
+    for (direction, target, depth) in edges {
+        if args.json {
+            out.json(&Edge {
+                repo: &deps.repo,
+                path: &deps.path,
+                direction,
+                target,
+                depth,
+            })?;
+        } else {
+            out.line(&format!("{direction:<12} {target} (depth {depth})"))?;
+        }
+    }
+    Ok(())
+}
+
+pub fn symbols(data_dir: &Path, args: ListArgs) -> anyhow::Result<()> {
+    let index = open(data_dir)?;
+    let mut out = Out::new();
+    let mut failed = None;
+    index.symbols(args.repo.as_deref(), &mut |entry| {
+        if failed.is_some() {
+            return;
+        }
+        let written = if args.json {
+            out.json(&entry)
+        } else {
+            // Like a tags file: name, file, line, kind.
+            out.line(&format!(
+                "{}\t{}/{}\t{}\t{}",
+                entry.definition.name,
+                entry.repo,
+                entry.path,
+                entry.definition.line,
+                kind_name(&entry.definition.kind)
+            ))
+        };
+        if let Err(err) = written {
+            failed = Some(err);
+        }
+    })?;
+    failed.map_or(Ok(()), Err)
+}
+
+pub fn repos(data_dir: &Path, args: ListArgs) -> anyhow::Result<()> {
+    let index = open(data_dir)?;
+    let mut out = Out::new();
+    for repo in index.repos()? {
+        if args.json {
+            out.json(&repo)?;
+        } else {
+            out.line(&render::repo_text(&to_value(&repo)?))?;
+        }
+    }
+    Ok(())
+}
+
+/// Indexes PATH, then keeps it fresh until Ctrl-C, printing each update.
+pub fn watch(data_dir: &Path, args: WatchArgs) -> anyhow::Result<()> {
+    let index = open(data_dir)?;
+    let report = index
+        .index_repo(
+            args.name.as_deref().unwrap_or(""),
+            &args.path,
+            &IndexOptions::default(),
+            &|_| {},
+        )
+        .with_context(|| format!("indexing {}", args.path.display()))?;
+    let json = args.json;
+    // Watch first, report second: whoever reads the report may save a file at once, and that change must be seen.
+    let (tx, rx) = std::sync::mpsc::channel::<WatchEvent>();
+    let handle = index.watch(&report.repo, move |event| {
+        let _ = tx.send(event);
+    })?;
+    let mut out = Out::new();
+    if json {
+        out.json(&report)?;
+    } else {
+        out.line(&render::index_text(&to_value(&report)?))?;
+        out.line("watching for changes; Ctrl-C stops")?;
+    }
+    drop(out);
+    let printer = std::thread::spawn(move || {
+        let mut out = Out::new();
+        for event in rx {
+            let line = match (&event, json) {
+                (WatchEvent::Updated(update), true) => {
+                    serde_json::to_string(update).unwrap_or_default()
+                }
+                (WatchEvent::Error { message }, true) => {
+                    serde_json::json!({ "error": message }).to_string()
+                }
+                (WatchEvent::Updated(u), false) => format!(
+                    "updated {}: {} added, {} changed, {} deleted",
+                    u.repo,
+                    u.added.len(),
+                    u.changed.len(),
+                    u.deleted.len()
+                ),
+                (WatchEvent::Error { message }, false) => format!("error: {message}"),
+            };
+            if out.line(&line).is_err() {
+                break;
+            }
+        }
+    });
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the signal handler")?;
+    runtime.block_on(async {
+        let _ = tokio::signal::ctrl_c().await;
+    });
+    handle.stop();
+    drop(index);
+    let _ = printer.join();
+    Ok(())
+}
+
+fn to_value<T: Serialize>(value: &T) -> anyhow::Result<serde_json::Value> {
+    serde_json::to_value(value).context("encoding JSON")
+}
+
+fn kind_name<T: Serialize>(kind: &T) -> String {
+    serde_json::to_value(kind)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
+}
+
+fn eprintln_quiet(text: &str) {
+    let _ = writeln!(std::io::stderr(), "{text}");
+}

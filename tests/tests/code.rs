@@ -1,0 +1,376 @@
+//! End-to-end: the scanner through the built binary — the console commands, the code skills, the CLI tools,
+//! watch mode, and the bad inputs of indexing.
+
+use std::{
+    io::{BufRead, BufReader},
+    path::Path,
+    process::{Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use dreamos_tests::{dreamos_bin, run_dreamos, Console};
+use serde_json::Value;
+
+/// A small repository: Rust and Python files with definitions and imports between them.
+fn fixture_repo(root: &Path) {
+    let write = |rel: &str, text: &str| {
+        let path = root.join(rel);
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+        std::fs::write(path, text).expect("write");
+    };
+    write(
+        "src/lib.rs",
+        "//! The crate.\nmod parser;\n\n/// Parses a config file.\npub fn load_config(path: &str) -> parser::Config {\n    parser::parse_config(path)\n}\n",
+    );
+    write(
+        "src/parser.rs",
+        "use crate::load_config;\n\npub struct Config {\n    pub name: String,\n}\n\npub fn parse_config(path: &str) -> Config {\n    Config { name: path.to_string() }\n}\n",
+    );
+    write(
+        "tools/report.py",
+        "import os\nfrom tools import util\n\nclass Reporter:\n    def render_report(self):\n        return os.getcwd()\n",
+    );
+    write("tools/util.py", "def helper():\n    return 42\n");
+    write(
+        "Cargo.toml",
+        "[package]\nname = \"demo\"\nversion = \"0.1.0\"\n",
+    );
+    write("tools/__init__.py", "");
+}
+
+fn allowed(dir: &Path) -> String {
+    format!("[\"{}\"]", dir.display())
+}
+
+#[test]
+fn console_commands_and_code_skills_answer_from_the_index() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let repo = dir.path().join("work/demo");
+    fixture_repo(&repo);
+    let roots = allowed(&dir.path().join("work"));
+    let data = dir.path().join("data");
+    let mut console = Console::start(&data, &[], &[("DREAMOS_SCANNER__ALLOWED_ROOTS", &roots)]);
+
+    let report = console.ok(&format!("/index {} --name demo", repo.display()));
+    assert_eq!(report["repo"], "demo");
+    assert_eq!(report["files"], 6);
+    // load_config, Config, Config::name, parse_config, Reporter, Reporter::render_report, helper.
+    assert_eq!(report["symbols"], 7, "{report}");
+
+    let hits = console.ok("/search parse_config");
+    let hits = hits["hits"].as_array().expect("hits");
+    assert_eq!(
+        hits[0]["path"], "src/parser.rs",
+        "the definition ranks first: {hits:?}"
+    );
+    assert_eq!(hits[0]["kind"], "function");
+    assert_eq!(hits[0]["line"], 7);
+    for field in [
+        "repo", "path", "line", "end_line", "lang", "snippet", "score",
+    ] {
+        assert!(hits[0].get(field).is_some(), "a hit lacks {field}");
+    }
+    let regex = console.ok("/search /fn \\w+_config/ lang:rust --limit 10");
+    assert_eq!(regex["hits"].as_array().map(Vec::len), Some(2));
+    let phrase = console.ok("/search \"os.getcwd()\"");
+    assert_eq!(phrase["hits"][0]["path"], "tools/report.py");
+
+    let symbols = console.ok("/symbol render_report");
+    assert_eq!(symbols["symbols"][0]["kind"], "method");
+    assert_eq!(symbols["symbols"][0]["container"], "Reporter");
+    let fuzzy = console.ok("/symbol parse_confg");
+    assert_eq!(fuzzy["symbols"][0]["matched"], "fuzzy");
+
+    let outline = console.ok(&format!(
+        "/outline {}",
+        repo.join("src/parser.rs").display()
+    ));
+    assert_eq!(outline["repo"], "demo");
+    let names: Vec<_> = outline["definitions"]
+        .as_array()
+        .expect("definitions")
+        .iter()
+        .map(|d| d["name"].as_str().expect("name").to_string())
+        .collect();
+    assert!(names.contains(&"Config".to_string()) && names.contains(&"parse_config".to_string()));
+
+    let deps = console.ok("/deps src/lib.rs --repo demo");
+    assert_eq!(deps["imports"][0]["path"], "src/parser.rs");
+    assert_eq!(
+        deps["importers"][0]["path"], "src/parser.rs",
+        "a cycle: parser uses crate::load_config"
+    );
+    let py = console.ok("/deps tools/report.py --repo demo");
+    assert_eq!(py["imports"][0]["path"], "tools/util.py");
+    assert_eq!(py["external"], serde_json::json!(["os"]));
+    assert_eq!(console.ok("/repos")["repos"][0]["name"], "demo");
+
+    // The same through an agent's skill.
+    let sent = console.ok("/send agent-2 load_config --kind search --wait");
+    assert_eq!(sent["reply"]["body"]["hits"][0]["path"], "src/lib.rs");
+
+    // Bad input: clear errors, nothing indexed.
+    let missing = format!("/index {}", dir.path().join("work/missing").display());
+    assert_eq!(console.refused(&missing).0, "invalid_argument");
+    let cases: &[(&str, &str)] = &[
+        ("/index ../../etc", "path_not_allowed"),
+        ("/index /etc", "path_not_allowed"),
+        // Outside the roots, a missing path gets the same answer: the error never says what exists.
+        ("/index /nonexistent/dir", "path_not_allowed"),
+        ("/search /unclosed", "invalid_query"),
+        ("/search x lang:", "invalid_query"),
+        ("/search x lang:cobol", "invalid_query"),
+        ("/search x --limit 0", "invalid_argument"),
+        ("/symbol x --kind gadget", "invalid_argument"),
+        ("/outline src/nope.rs --repo demo", "unknown_file"),
+        ("/deps src/lib.rs --repo nothere", "unknown_repo"),
+        ("/deps src/lib.rs --repo demo --depth 0", "invalid_argument"),
+    ];
+    for (line, kind) in cases {
+        assert_eq!(&console.refused(line).0, kind, "{line}");
+    }
+    let reply = console.ok("/send agent-1 /unclosed --kind search --wait");
+    assert_eq!(reply["reply"]["body"]["error"]["kind"], "invalid_query");
+    assert_eq!(
+        console.ok("/repos")["repos"].as_array().map(Vec::len),
+        Some(1)
+    );
+    console.finish();
+
+    // Only a captain indexes, by command or by message.
+    let mut operator = Console::start(
+        &data,
+        &["--role", "operator"],
+        &[("DREAMOS_SCANNER__ALLOWED_ROOTS", &roots)],
+    );
+    assert_eq!(
+        operator.refused(&format!("/index {}", repo.display())).0,
+        "forbidden"
+    );
+    assert_eq!(
+        operator
+            .refused(&format!("/send agent-1 {} --kind scan", repo.display()))
+            .0,
+        "forbidden"
+    );
+    assert_eq!(
+        operator.ok("/symbol Config")["symbols"][0]["name"],
+        "Config"
+    );
+    operator.finish();
+}
+
+fn json_lines(stdout: &str) -> Vec<Value> {
+    stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect()
+}
+
+#[test]
+fn cli_tools_index_search_and_list_with_json_lines() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let repo = dir.path().join("demo");
+    fixture_repo(&repo);
+    let data = dir.path().join("data");
+    let data = data.to_str().expect("utf-8");
+    let repo_arg = repo.to_str().expect("utf-8");
+    let run = |args: &[&str]| {
+        let mut all = vec!["--data-dir", data];
+        all.extend_from_slice(args);
+        let (status, stdout, stderr) = run_dreamos(&all, &[], "");
+        assert!(status.success(), "dreamos {args:?} failed: {stderr}");
+        stdout
+    };
+    let report = json_lines(&run(&["index", repo_arg, "--json"]));
+    assert_eq!(report[0]["files"], 6);
+    assert_eq!(report[0]["added"], 6);
+    // Incremental: nothing changed, nothing re-indexed.
+    let again = json_lines(&run(&["index", repo_arg, "--json"]));
+    assert_eq!(
+        (again[0]["unchanged"].as_u64(), again[0]["changed"].as_u64()),
+        (Some(6), Some(0))
+    );
+    let human = run(&["index", repo_arg]);
+    assert!(human.starts_with("indexed demo: 6 files"), "{human}");
+
+    let hits = json_lines(&run(&["search", "helper", "--json"]));
+    assert_eq!(hits[0]["path"], "tools/util.py");
+    assert_eq!(hits[0]["line"], 1);
+    let hits = json_lines(&run(&[
+        "search", "Config", "--lang", "rust", "--path", "src/*.rs", "--limit", "3", "--json",
+    ]));
+    assert!(!hits.is_empty() && hits.len() <= 3);
+    assert!(hits.iter().all(|h| h["lang"] == "rust"));
+    let symbols = json_lines(&run(&[
+        "symbol",
+        "load_config",
+        "--kind",
+        "function",
+        "--json",
+    ]));
+    assert_eq!(symbols[0]["path"], "src/lib.rs");
+    let outline = json_lines(&run(&[
+        "outline",
+        repo.join("src/lib.rs").to_str().expect("utf-8"),
+        "--json",
+    ]));
+    assert_eq!(outline[0]["name"], "load_config");
+    let deps = json_lines(&run(&["deps", "src/parser.rs", "--repo", "demo", "--json"]));
+    assert!(deps
+        .iter()
+        .any(|d| d["direction"] == "imports" && d["target"] == "src/lib.rs"));
+    let tags = run(&["symbols", "--repo", "demo"]);
+    assert!(
+        tags.lines()
+            .any(|l| l.starts_with("Reporter\tdemo/tools/report.py\t4\tclass")),
+        "{tags}"
+    );
+    let all = json_lines(&run(&["symbols", "--json"]));
+    assert_eq!(all.len(), 7);
+
+    let (status, _, stderr) = run_dreamos(&["--data-dir", data, "search", "/unclosed"], &[], "");
+    assert!(!status.success());
+    assert!(stderr.contains("unclosed regex"), "{stderr}");
+}
+
+#[test]
+fn indexing_skips_hostile_files_by_reason_and_never_panics() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let repo = dir.path().join("hostile");
+    std::fs::create_dir_all(&repo).expect("mkdir");
+    std::fs::write(repo.join("ok.rs"), "fn fine() {}\n").expect("write");
+    std::fs::write(repo.join("empty.rs"), "").expect("write");
+    std::fs::write(repo.join("binary.rs"), b"fn x() {}\0\0\x01\x02").expect("write");
+    std::fs::write(repo.join("latin1.py"), b"def caf\xe9():\n    pass\n").expect("write");
+    std::fs::write(repo.join("huge.js"), vec![b'a'; 50 * 1024 * 1024]).expect("write");
+    #[cfg(unix)]
+    {
+        std::os::unix::fs::symlink(&repo, repo.join("loop")).expect("symlink");
+        std::os::unix::fs::symlink("/etc", repo.join("outside")).expect("symlink");
+    }
+    let data = dir.path().join("data");
+    let (status, stdout, stderr) = run_dreamos(
+        &[
+            "--data-dir",
+            data.to_str().expect("utf-8"),
+            "index",
+            repo.to_str().expect("utf-8"),
+            "--json",
+        ],
+        &[],
+        "",
+    );
+    assert!(status.success(), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    let report = &json_lines(&stdout)[0];
+    assert_eq!(report["files"], 2, "ok.rs and empty.rs: {report}");
+    let skipped = &report["skipped"];
+    assert_eq!(skipped["binary"], 1, "{report}");
+    assert_eq!(skipped["invalid_utf8"], 1, "{report}");
+    assert_eq!(skipped["too_large"], 1, "{report}");
+    #[cfg(unix)]
+    {
+        assert_eq!(skipped["symlink_loop"], 1, "{report}");
+        assert_eq!(skipped["symlink_outside_root"], 1, "{report}");
+    }
+    // An empty repository is fine.
+    let empty = dir.path().join("empty");
+    std::fs::create_dir_all(&empty).expect("mkdir");
+    let (status, stdout, stderr) = run_dreamos(
+        &[
+            "--data-dir",
+            data.to_str().expect("utf-8"),
+            "index",
+            empty.to_str().expect("utf-8"),
+            "--json",
+        ],
+        &[],
+        "",
+    );
+    assert!(status.success(), "{stderr}");
+    assert_eq!(json_lines(&stdout)[0]["files"], 0);
+}
+
+#[test]
+fn watch_makes_a_saved_file_searchable_within_a_second() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let repo = dir.path().join("live");
+    fixture_repo(&repo);
+    let data = dir.path().join("data");
+    let mut child = Command::new(dreamos_bin())
+        .args([
+            "--data-dir",
+            data.to_str().expect("utf-8"),
+            "watch",
+            repo.to_str().expect("utf-8"),
+            "--json",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start watch");
+    // Lines arrive through a channel so that every wait has a deadline.
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut next_line = |what: &str| -> Value {
+        match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(line) => {
+                serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"))
+            }
+            Err(_) => {
+                let _ = child.kill();
+                let mut stderr = String::new();
+                if let Some(mut err) = child.stderr.take() {
+                    let _ = std::io::Read::read_to_string(&mut err, &mut stderr);
+                }
+                panic!("no {what} from dreamos watch; stderr: {stderr}")
+            }
+        }
+    };
+    let first = next_line("index report");
+    assert_eq!(first["files"], 6, "the initial index report: {first}");
+
+    let saved = Instant::now();
+    std::fs::write(
+        repo.join("src/fresh.rs"),
+        "pub fn freshly_saved_function() {}\n",
+    )
+    .expect("write");
+    // The watcher reports the update once it is committed and searchable; then a search must find it.
+    let update = next_line("update");
+    let elapsed = saved.elapsed();
+    assert!(
+        update["added"]
+            .as_array()
+            .is_some_and(|a| a.iter().any(|p| p == "src/fresh.rs")),
+        "{update}"
+    );
+    assert!(
+        elapsed < Duration::from_secs(1),
+        "searchable after {elapsed:?}"
+    );
+    let (status, stdout, stderr) = run_dreamos(
+        &[
+            "--data-dir",
+            data.to_str().expect("utf-8"),
+            "search",
+            "freshly_saved_function",
+            "--json",
+        ],
+        &[],
+        "",
+    );
+    assert!(status.success(), "{stderr}");
+    assert_eq!(json_lines(&stdout)[0]["path"], "src/fresh.rs");
+    let _ = child.kill();
+    let _ = child.wait();
+}
