@@ -58,7 +58,7 @@ fn main() {
         Scale {
             routed: 4_000_000,
             durable_seconds: 5.0,
-            senders: &[128, 512],
+            senders: &[128, 256, 512],
             sled_groups: 4_000,
         }
     };

@@ -3,7 +3,7 @@
 //!
 //! The path of a message: a phone calls [`Ums::send`] → [`Ums::prepare`] checks the body and resolves the address
 //! to recipient agents (groups and broadcasts filtered by subscription) → the log accepts it durably → the log's
-//! writer thread hands the commit to the [`Router`], which pushes a [`Delivery`] into each recipient's
+//! completer hands the commit to the [`Router`], which pushes a [`Delivery`] into each recipient's
 //! [`Mailbox`] and tells frontends about messages addressed to people. The agent handles it and calls
 //! [`Ums::complete`], which writes the acknowledgement (with the handler's replies) or counts a failure.
 
@@ -120,7 +120,8 @@ struct UmsInner {
     notices: mpsc::UnboundedSender<StoredMessage>,
 }
 
-/// Turns commits into deliveries. Runs on the log's writer thread, so it only pushes and notifies.
+/// Turns commits into deliveries. Runs on the log's completer task, before senders are answered, so it only pushes
+/// and notifies.
 pub struct Router {
     directory: Arc<Directory>,
     events: broadcast::Sender<SwarmEvent>,
@@ -214,7 +215,7 @@ pub(crate) fn notice(kind: &str, text: String, data: serde_json::Value) -> Store
 
 impl Ums {
     /// Builds the UMS over an opened (not yet started) log. Returns the receiver of captain notices, which the
-    /// swarm appends from a task (they are produced on the writer thread, which must not wait on itself).
+    /// swarm appends from a task (they are produced while routing a commit, which must not wait for another commit).
     pub fn new(
         log: MessageLog,
         store: Store,

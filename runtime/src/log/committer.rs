@@ -5,6 +5,12 @@
 //! message and the answer comes a flush later; under heavy load groups grow and the flush cost is shared, which is
 //! what lets sled accept hundreds of thousands of messages a second. It runs on its own OS thread because sled's
 //! flush blocks.
+//!
+//! What follows a flush — routing the messages ([`CommitSink`]) and answering senders and barriers — is handed to
+//! the *completer*, a task on the async runtime, as one [`Completion`] per group. Two reasons: the writer can start
+//! the next group while the previous one is being delivered, and waking hundreds of waiting tasks from inside the
+//! runtime is a push onto a worker's local queue, where waking them from this thread costs a cross-thread wake-up
+//! each (the profile showed those futex calls among the top costs).
 
 use std::sync::Arc;
 
@@ -19,15 +25,48 @@ use crate::message::{Millis, Seq};
 /// A sender waiting for its messages to be durable: where they start in the group, how many, and the reply.
 /// Messages of different submissions (appends and handlers' outputs) interleave in a group, so each waiter
 /// remembers its own range.
-type Waiter = (
-    std::ops::Range<usize>,
-    oneshot::Sender<Result<Vec<Accepted>, String>>,
-);
+type Waiter = (std::ops::Range<usize>, Reply);
+
+/// Where a sender waits for its acceptance.
+type Reply = oneshot::Sender<Result<Vec<Accepted>, String>>;
+
+/// What the completer does after a flush, in the order the writer sent it.
+pub(super) enum Completion {
+    /// A group is durable: route it, then answer its senders.
+    Committed {
+        committed: Committed,
+        answers: Vec<(Vec<Accepted>, Reply)>,
+    },
+    /// Answer once everything before is done.
+    Barrier(oneshot::Sender<()>),
+}
+
+/// The completer: routes committed groups and answers their senders, in order.
+pub(super) async fn complete(
+    mut completions: mpsc::UnboundedReceiver<Completion>,
+    sink: Arc<dyn CommitSink>,
+) {
+    while let Some(completion) = completions.recv().await {
+        match completion {
+            Completion::Committed { committed, answers } => {
+                // Route before answering: when a sender learns its message is accepted, the message is already
+                // in its recipients' mailboxes.
+                sink.committed(&committed);
+                for (accepted, done) in answers {
+                    let _ = done.send(Ok(accepted));
+                }
+            }
+            Completion::Barrier(done) => {
+                let _ = done.send(());
+            }
+        }
+    }
+}
 
 pub(super) fn run(
     inner: Arc<LogInner>,
     mut rx: mpsc::Receiver<Submission>,
-    sink: Arc<dyn CommitSink>,
+    completer: mpsc::UnboundedSender<Completion>,
 ) {
     let max_batch = inner.options.max_batch;
     let mut closing: Option<oneshot::Sender<()>> = None;
@@ -75,27 +114,28 @@ pub(super) fn run(
             }
         }
         if !messages.is_empty() || !resolutions.is_empty() {
-            commit(&inner, &*sink, messages, resolutions, waiters);
+            commit(&inner, &completer, messages, resolutions, waiters);
         } else if flush {
             if let Err(err) = inner.store.flush() {
                 tracing::error!(error = %err, "flushing the store failed");
             }
         }
         for done in barriers {
-            let _ = done.send(());
+            let _ = completer.send(Completion::Barrier(done));
         }
     }
     if let Err(err) = inner.store.flush() {
         tracing::error!(error = %err, "final flush of the message log failed");
     }
     if let Some(done) = closing {
-        let _ = done.send(());
+        // Answered by the completer, so that `close` returns only after everything before it was delivered.
+        let _ = completer.send(Completion::Barrier(done));
     }
 }
 
 fn commit(
     inner: &LogInner,
-    sink: &dyn CommitSink,
+    completer: &mpsc::UnboundedSender<Completion>,
     messages: Vec<StoredMessage>,
     resolutions: Vec<Resolution>,
     waiters: Vec<Waiter>,
@@ -137,8 +177,6 @@ fn commit(
         &resolutions,
     );
 
-    // Route before answering: when a sender learns its message is accepted, the message is already in its
-    // recipients' mailboxes.
     let accepted: Vec<Accepted> = messages
         .iter()
         .map(|m| Accepted {
@@ -147,13 +185,18 @@ fn commit(
             accepted_at: at,
         })
         .collect();
-    sink.committed(&Committed {
-        messages,
-        resolutions,
+    let answers = waiters
+        .into_iter()
+        .map(|(range, done)| (accepted[range].to_vec(), done))
+        .collect();
+    // The completer lives as long as the log; if it is gone the process is shutting down and nobody waits.
+    let _ = completer.send(Completion::Committed {
+        committed: Committed {
+            messages,
+            resolutions,
+        },
+        answers,
     });
-    for (range, done) in waiters {
-        let _ = done.send(Ok(accepted[range].to_vec()));
-    }
 }
 
 fn write_group(

@@ -100,8 +100,9 @@ pub struct Committed {
     pub resolutions: Vec<Resolution>,
 }
 
-/// Told about every commit, on the log's writer thread, after the flush. It must be quick: it delays the next
-/// group. The UnifiedMessageSystem implements it to route accepted messages to mailboxes.
+/// Told about every commit after its flush, in commit order, on the log's completer task (inside the async
+/// runtime), before the commit's senders get their answers. It must not block. The UnifiedMessageSystem implements
+/// it to route accepted messages to mailboxes.
 pub trait CommitSink: Send + Sync + 'static {
     fn committed(&self, batch: &Committed);
 }
@@ -263,6 +264,8 @@ struct LogInner {
     options: LogOptions,
     closed: AtomicBool,
     threads: Mutex<Vec<JoinHandle<()>>>,
+    /// The task that routes commits and answers senders; it ends when the writer does.
+    completer: Mutex<Option<tokio::task::JoinHandle<()>>>,
     /// Wakes the compactor early when the log closes.
     compactor_wake: (Mutex<bool>, Condvar),
 }
@@ -296,24 +299,32 @@ impl MessageLog {
                 options,
                 closed: AtomicBool::new(false),
                 threads: Mutex::new(Vec::new()),
+                completer: Mutex::new(None),
                 compactor_wake: (Mutex::new(false), Condvar::new()),
             }),
         };
         Ok((log, recovery))
     }
 
-    /// Starts the writer and compactor threads. `sink` hears about every commit.
+    /// Starts the writer and compactor threads, and the completer task that routes commits through `sink` and
+    /// answers senders. Must be called inside a tokio runtime.
     pub fn start(&self, sink: Arc<dyn CommitSink>) -> Result<()> {
+        let runtime = tokio::runtime::Handle::try_current().map_err(|_| {
+            Error::Internal("the message log must be started inside a tokio runtime".to_string())
+        })?;
         let rx = self
             .inner
             .rx
             .lock()
             .take()
             .ok_or_else(|| Error::Internal("message log started twice".to_string()))?;
+        let (completer_tx, completer_rx) = mpsc::unbounded_channel();
+        let completer = runtime.spawn(committer::complete(completer_rx, sink));
+        *self.inner.completer.lock() = Some(completer);
         let inner = self.inner.clone();
         let writer = std::thread::Builder::new()
             .name("dreamos-log-writer".to_string())
-            .spawn(move || committer::run(inner, rx, sink))
+            .spawn(move || committer::run(inner, rx, completer_tx))
             .map_err(|e| Error::DataDir {
                 dir: self.inner.store.dir().to_path_buf(),
                 cause: e,
@@ -397,6 +408,12 @@ impl MessageLog {
         for thread in threads {
             // Both threads have been told to stop; joining them is quick, but do it off the async runtime.
             let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+        }
+        // The writer has exited, dropping its end of the completer's channel: the completer finishes what is
+        // queued and ends.
+        let completer = self.inner.completer.lock().take();
+        if let Some(completer) = completer {
+            let _ = completer.await;
         }
     }
 

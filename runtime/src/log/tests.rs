@@ -77,15 +77,16 @@ fn handled(seq: Seq, name: &str) -> Resolution {
     }
 }
 
-/// Waits (bounded) until the sink has seen `n` resolutions: resolve() returns before the commit.
-fn wait_resolutions(sink: &Collect, n: usize) {
+/// Waits (bounded) until the sink has seen `n` resolutions: resolve() returns before the commit. The sink is
+/// told on a task of this runtime, so the wait yields to it.
+async fn wait_resolutions(sink: &Collect, n: usize) {
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
     while sink.resolutions.lock().len() < n {
         assert!(
             std::time::Instant::now() < deadline,
             "resolutions not committed"
         );
-        std::thread::yield_now();
+        tokio::task::yield_now().await;
     }
 }
 
@@ -107,7 +108,7 @@ async fn accepted_messages_survive_reopen_and_are_redelivered_until_handled() {
     log.resolve(handled(a[0].seq, "agent-1"), vec![])
         .await
         .expect("resolve");
-    wait_resolutions(&sink, 1);
+    wait_resolutions(&sink, 1).await;
     log.close().await;
     drop(log);
 
@@ -150,7 +151,7 @@ async fn a_reply_is_committed_with_the_acknowledgement_it_belongs_to() {
     log.resolve(handled(a[0].seq, "agent-1"), vec![reply])
         .await
         .expect("resolve");
-    wait_resolutions(&sink, 1);
+    wait_resolutions(&sink, 1).await;
     // The reply got the next sequence number in the same group as the acknowledgement.
     let messages = sink.messages.lock().clone();
     assert_eq!(messages.len(), 2);
@@ -207,7 +208,7 @@ async fn failures_count_attempts_across_restarts_and_dead_letters_are_kept() {
         .await
         .expect("resolve");
     }
-    wait_resolutions(&sink, 2);
+    wait_resolutions(&sink, 2).await;
     log.close().await;
     drop(log);
 
@@ -229,7 +230,7 @@ async fn failures_count_attempts_across_restarts_and_dead_letters_are_kept() {
     )
     .await
     .expect("resolve");
-    wait_resolutions(&sink, 1);
+    wait_resolutions(&sink, 1).await;
     let letters = log.dead_letters(10, None).expect("dead letters");
     assert_eq!(letters.len(), 1);
     assert_eq!(letters[0].attempts, 3);
@@ -384,12 +385,12 @@ async fn compaction_keeps_unresolved_messages_and_the_newest_group() {
             .await
             .expect("resolve");
     }
-    wait_resolutions(&sink, 5);
+    wait_resolutions(&sink, 5).await;
     assert_eq!(log.compact().expect("compact"), 0, "m0 pins the prefix");
     log.resolve(handled(seqs[0], "agent-1"), vec![])
         .await
         .expect("resolve");
-    wait_resolutions(&sink, 6);
+    wait_resolutions(&sink, 6).await;
     let removed = log.compact().expect("compact");
     assert_eq!(removed, 4, "down to the newest 2 messages");
     let page = log.history(&HistoryQuery::default()).expect("history");
