@@ -167,15 +167,25 @@ async fn routed(scale: &Scale) {
         scale.routed
     );
     let names = agent_names();
-    let messages: Vec<Arc<StoredMessage>> = names
-        .iter()
-        .map(|n| {
-            Arc::new(StoredMessage {
-                envelope: Envelope::new(Address::user("bench"), Address::agent(n), "ping", body()),
-                recipients: vec![n.clone()],
+    // One set of messages per producer: producers on different threads must not share reference counts, as real
+    // senders, each with its own messages, do not.
+    let messages = |_producer: usize| -> Vec<Arc<StoredMessage>> {
+        names
+            .iter()
+            .map(|n| {
+                let name = AgentName::new(n.as_str()).expect("name");
+                Arc::new(StoredMessage {
+                    envelope: Envelope::new(
+                        Address::user("bench"),
+                        Address::agent(&name),
+                        "ping",
+                        body(),
+                    ),
+                    recipients: vec![name],
+                })
             })
-        })
-        .collect();
+            .collect()
+    };
     let per_producer = scale.routed / PRODUCERS as u64;
     let total = per_producer * PRODUCERS as u64;
 
@@ -207,7 +217,7 @@ async fn routed(scale: &Scale) {
         let producers: Vec<_> = (0..PRODUCERS)
             .map(|p| {
                 let senders = senders.clone();
-                let messages = messages.clone();
+                let messages = messages(p);
                 tokio::spawn(async move {
                     for i in 0..per_producer {
                         let k = (i as usize + p) % AGENTS;
@@ -232,7 +242,6 @@ async fn routed(scale: &Scale) {
     let run = |prepare: bool| {
         let ums = ums.clone();
         let router = router.clone();
-        let messages = messages.clone();
         async move {
             let remaining = Arc::new(AtomicU64::new(total));
             let start = Instant::now();
@@ -241,7 +250,7 @@ async fn routed(scale: &Scale) {
                 .map(|p| {
                     let ums = ums.clone();
                     let router = router.clone();
-                    let messages = messages.clone();
+                    let messages = messages(p);
                     tokio::spawn(async move {
                         for i in 0..per_producer {
                             let k = (i as usize + p) % AGENTS;
