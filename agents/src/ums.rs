@@ -356,16 +356,22 @@ impl Ums {
                 }
                 Ok(vec![name.clone()])
             }
-            Address::Group(group) => {
-                let members: Vec<_> = directory
-                    .values()
-                    .filter(|e| e.spec.read().groups.iter().any(|g| **g == **group))
-                    .collect();
-                if members.is_empty() {
-                    return Err(Error::UnknownGroup {
-                        name: group.to_string(),
-                    });
-                }
+            Address::Group(_) | Address::All => {
+                let (members, described): (Vec<&Arc<AgentEntry>>, String) = match to {
+                    Address::Group(group) => {
+                        let members: Vec<_> = directory
+                            .values()
+                            .filter(|e| e.spec.read().groups.iter().any(|g| **g == **group))
+                            .collect();
+                        if members.is_empty() {
+                            return Err(Error::UnknownGroup {
+                                name: group.to_string(),
+                            });
+                        }
+                        (members, format!("group `{group}`"))
+                    }
+                    _ => (directory.values().collect(), "the swarm".to_string()),
+                };
                 let recipients: Vec<_> = members
                     .into_iter()
                     .filter(|e| e.stats.status().is_live() && takes(e))
@@ -373,21 +379,7 @@ impl Ums {
                     .collect();
                 if recipients.is_empty() {
                     return Err(Error::NoRecipients {
-                        to: format!("group `{group}`"),
-                        kind: kind.to_string(),
-                    });
-                }
-                Ok(recipients)
-            }
-            Address::All => {
-                let recipients: Vec<_> = directory
-                    .values()
-                    .filter(|e| e.stats.status().is_live() && takes(e))
-                    .map(|e| e.name.clone())
-                    .collect();
-                if recipients.is_empty() {
-                    return Err(Error::NoRecipients {
-                        to: "the swarm".to_string(),
+                        to: described,
                         kind: kind.to_string(),
                     });
                 }

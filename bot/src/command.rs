@@ -111,6 +111,20 @@ pub fn spec(name: &str) -> Option<&'static CommandSpec> {
     COMMANDS.iter().find(|c| c.name == name)
 }
 
+/// The filters of `/history`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct HistoryArgs {
+    pub agent: Option<String>,
+    pub channel: Option<Channel>,
+    pub kind: Option<String>,
+    /// RFC 3339, or a duration ago (`10m`).
+    pub since: Option<String>,
+    pub until: Option<String>,
+    pub text: Option<String>,
+    pub limit: Option<usize>,
+    pub before: Option<u64>,
+}
+
 /// What `/agent` does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AgentAction {
@@ -159,16 +173,7 @@ pub enum Command {
         group: Option<String>,
         priority: Priority,
     },
-    History {
-        agent: Option<String>,
-        channel: Option<Channel>,
-        kind: Option<String>,
-        since: Option<String>,
-        until: Option<String>,
-        text: Option<String>,
-        limit: Option<usize>,
-        before: Option<u64>,
-    },
+    History(HistoryArgs),
     DeadLetters {
         limit: Option<usize>,
         before: Option<u64>,
@@ -211,7 +216,7 @@ impl Command {
             Command::Agent { .. } => "agent",
             Command::Send { .. } => "send",
             Command::Broadcast { .. } => "broadcast",
-            Command::History { .. } => "history",
+            Command::History(_) => "history",
             Command::DeadLetters { .. } => "deadletters",
             Command::Index { .. } => "index",
             Command::Search { .. } => "search",
@@ -577,7 +582,7 @@ pub fn parse(line: &str) -> Result<Command, ParseError> {
                 priority,
             }
         }
-        "history" => Command::History {
+        "history" => Command::History(HistoryArgs {
             agent: args.option("agent")?,
             channel: match args.option("channel")? {
                 None => None,
@@ -589,7 +594,7 @@ pub fn parse(line: &str) -> Result<Command, ParseError> {
             text: args.option("text")?,
             limit: args.parsed("limit", "a positive number")?,
             before: args.parsed("before", "a sequence number")?,
-        },
+        }),
         "deadletters" => Command::DeadLetters {
             limit: args.parsed("limit", "a positive number")?,
             before: args.parsed("before", "a sequence number")?,
@@ -723,16 +728,13 @@ mod tests {
         );
         check(
             "/history --agent agent-1 --channel captain --limit 5 --before=10",
-            Ok(Command::History {
+            Ok(Command::History(HistoryArgs {
                 agent: Some("agent-1".into()),
                 channel: Some(Channel::Captain),
-                kind: None,
-                since: None,
-                until: None,
-                text: None,
                 limit: Some(5),
                 before: Some(10),
-            }),
+                ..HistoryArgs::default()
+            })),
         );
         check(
             "/deadletters",

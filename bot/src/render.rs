@@ -74,11 +74,7 @@ pub fn answer_text(answer: &Answer) -> String {
         Err(e) => return format!("error ({}): {}", e.kind, e.message),
         Ok(data) => data,
     };
-    let s = |v: &Value| match v {
-        Value::String(s) => s.clone(),
-        Value::Null => "-".to_string(),
-        other => other.to_string(),
-    };
+    let s = str_of;
     match answer.command.as_str() {
         "help" => {
             let mut out = String::new();
@@ -354,11 +350,7 @@ pub fn repo_text(r: &Value) -> String {
 }
 
 fn agent_table(agents: &Value) -> String {
-    let s = |v: &Value| match v {
-        Value::String(s) => s.clone(),
-        Value::Null => "-".to_string(),
-        other => other.to_string(),
-    };
+    let s = str_of;
     let mut out = format!(
         "{:<12} {:<10} {:>5} {:>8} {:>6} {:>8}  {:<24} {}\n",
         "agent", "status", "queue", "handled", "failed", "restarts", "last seen", "skills"

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use dreamos_agents::{
-    message::{Address, AgentName, Body, Channel, Millis, Priority, Seq},
+    message::{Address, AgentName, Body, Millis, Priority, Seq},
     ControlVerb, Error as SwarmError, Principal, Swarm, SwarmEvent,
 };
 use dreamos_runtime::{
@@ -15,7 +15,7 @@ use dreamos_runtime::{
 };
 use serde_json::{json, Value};
 
-use crate::command::{self, AgentAction, Command, ParseError, COMMANDS};
+use crate::command::{self, AgentAction, Command, HistoryArgs, ParseError, COMMANDS};
 use dreamos_agents::code::SearchRequest;
 
 /// A failed command: `kind` is stable for scripts, `message` is for people.
@@ -172,25 +172,7 @@ impl Session {
                 group,
                 priority,
             } => self.broadcast(&text, group, priority).await,
-            Command::History {
-                agent,
-                channel,
-                kind,
-                since,
-                until,
-                text,
-                limit,
-                before,
-            } => self.history(HistoryArgs {
-                agent,
-                channel,
-                kind,
-                since,
-                until,
-                text,
-                limit,
-                before,
-            }),
+            Command::History(args) => self.history(args),
             Command::DeadLetters { limit, before } => self.dead_letters(limit, before),
             Command::Index { path, name } => {
                 let report = self.swarm.code().index(&path, name.as_deref()).await?;
@@ -370,14 +352,7 @@ impl Session {
     }
 
     fn history(&self, args: HistoryArgs) -> Result<Value, CommandError> {
-        let max = self.swarm.config().messages.max_page;
-        let limit = args.limit.unwrap_or(50);
-        if limit == 0 || limit > max {
-            return Err(CommandError::new(
-                "invalid_argument",
-                format!("--limit must be between 1 and {max}"),
-            ));
-        }
+        let limit = self.page_limit(args.limit)?;
         let agent = match args.agent {
             Some(name) => {
                 self.swarm.agent(&name)?;
@@ -411,19 +386,24 @@ impl Session {
         }))
     }
 
+    /// A page size for /history and /deadletters: 50 unless given, at most `messages.max_page`.
+    fn page_limit(&self, limit: Option<usize>) -> Result<usize, CommandError> {
+        let max = self.swarm.config().messages.max_page;
+        match limit.unwrap_or(50) {
+            n if n >= 1 && n <= max => Ok(n),
+            _ => Err(CommandError::new(
+                "invalid_argument",
+                format!("--limit must be between 1 and {max}"),
+            )),
+        }
+    }
+
     fn dead_letters(
         &self,
         limit: Option<usize>,
         before: Option<u64>,
     ) -> Result<Value, CommandError> {
-        let max = self.swarm.config().messages.max_page;
-        let limit = limit.unwrap_or(50);
-        if limit == 0 || limit > max {
-            return Err(CommandError::new(
-                "invalid_argument",
-                format!("--limit must be between 1 and {max}"),
-            ));
-        }
+        let limit = self.page_limit(limit)?;
         let letters = self.swarm.dead_letters(limit, before.map(Seq))?;
         let letters: Vec<Value> = letters
             .iter()
@@ -439,17 +419,6 @@ impl Session {
             .collect();
         Ok(json!({ "dead_letters": letters }))
     }
-}
-
-struct HistoryArgs {
-    agent: Option<String>,
-    channel: Option<Channel>,
-    kind: Option<String>,
-    since: Option<String>,
-    until: Option<String>,
-    text: Option<String>,
-    limit: Option<usize>,
-    before: Option<u64>,
 }
 
 fn help(topic: Option<&str>) -> Result<Value, CommandError> {

@@ -74,18 +74,11 @@ pub struct Console {
 impl Console {
     /// Starts `dreamos run --json --data-dir DIR` plus `extra` arguments, with `env` added to the environment.
     pub fn start(data_dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> Console {
-        let mut command = Command::new(dreamos_bin());
+        let mut command = dreamos_command(&[], env);
         command
             .args(["run", "--json", "--data-dir"])
             .arg(data_dir)
-            .args(extra)
-            .env_remove("RUST_LOG")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        for (key, value) in env {
-            command.env(key, value);
-        }
+            .args(extra);
         let command_line = format!("{command:?}");
         let mut child = command
             .spawn()
@@ -311,12 +304,8 @@ impl Drop for Console {
     }
 }
 
-/// Runs `dreamos` with arguments to completion; returns (status, stdout, stderr).
-pub fn run_dreamos(
-    args: &[&str],
-    env: &[(&str, &str)],
-    stdin: &str,
-) -> (ExitStatus, String, String) {
+/// `dreamos ARGS` with piped stdio, `env` added, and `RUST_LOG` removed so logs stay at their configured level.
+pub fn dreamos_command(args: &[&str], env: &[(&str, &str)]) -> Command {
     let mut command = Command::new(dreamos_bin());
     command
         .args(args)
@@ -327,7 +316,16 @@ pub fn run_dreamos(
     for (key, value) in env {
         command.env(key, value);
     }
-    let mut child = command.spawn().expect("start dreamos");
+    command
+}
+
+/// Runs `dreamos` with arguments to completion; returns (status, stdout, stderr).
+pub fn run_dreamos(
+    args: &[&str],
+    env: &[(&str, &str)],
+    stdin: &str,
+) -> (ExitStatus, String, String) {
+    let mut child = dreamos_command(args, env).spawn().expect("start dreamos");
     if let Some(mut input) = child.stdin.take() {
         let _ = input.write_all(stdin.as_bytes());
     }

@@ -4,11 +4,11 @@
 use std::{
     io::{BufRead, BufReader},
     path::Path,
-    process::{Command, Stdio},
+    process::Stdio,
     time::{Duration, Instant},
 };
 
-use dreamos_tests::{dreamos_bin, run_dreamos, Console};
+use dreamos_tests::{dreamos_command, run_dreamos, Console};
 use serde_json::Value;
 
 /// A small repository: Rust and Python files with definitions and imports between them.
@@ -298,19 +298,19 @@ fn watch_makes_a_saved_file_searchable_within_a_second() {
     let repo = dir.path().join("live");
     fixture_repo(&repo);
     let data = dir.path().join("data");
-    let mut child = Command::new(dreamos_bin())
-        .args([
+    let mut child = dreamos_command(
+        &[
             "--data-dir",
             data.to_str().expect("utf-8"),
             "watch",
             repo.to_str().expect("utf-8"),
             "--json",
-        ])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start watch");
+        ],
+        &[],
+    )
+    .stdin(Stdio::null())
+    .spawn()
+    .expect("start watch");
     // Lines arrive through a channel so that every wait has a deadline.
     let stdout = child.stdout.take().expect("stdout");
     let (tx, rx) = std::sync::mpsc::channel::<String>();
