@@ -1,6 +1,7 @@
 //! The console frontend: the embedded default, where the person at the keyboard is the captain.
 //!
-//! On a terminal it is a line editor (rustyline) with history and completion; events print above the prompt.
+//! On a terminal it is a line editor (rustyline) with history and completion; events that happen meanwhile show
+//! when a line is entered.
 //! When standard input is not a terminal it reads one command per line, answers each in order, prints events as
 //! they happen, and at end of input drains the agents, flushes and exits 0. Answers and events go to stdout, one
 //! line each (`--json`: one JSON object each); logs go to stderr.
@@ -207,45 +208,27 @@ async fn interactive_loop(
     output: &Arc<Output>,
     options: &ConsoleOptions,
 ) -> anyhow::Result<End> {
+    // Events that happen while the user types are shown when a line is entered (an empty line shows them), above
+    // that line's answer. Printing them at once from another thread would land inside the prompt; rustyline's
+    // external printer, meant for that, stopped echoing typed characters in our tests under tmux.
+    let greeting = format!(
+        "dreamos console — {} agents. Type /help for commands, /quit or Ctrl-D to leave. \
+         Replies and notices show when you press Enter (or use /send ... --wait).",
+        session.swarm().agents().len()
+    );
+    output.line(&greeting);
+    let mut events = session.swarm().subscribe();
     let names: Arc<Mutex<Vec<String>>> = Arc::new(Mutex::new(agent_names(session)));
     let (line_tx, mut line_rx) = mpsc::channel::<String>(1);
-    let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
-    let (printer_tx, printer_rx) = oneshot::channel();
+    // The editor thread prints each answer itself, between two prompts: text written to the terminal by another
+    // thread while the line editor owns it lands inside the prompt and garbles what the user types.
+    let (done_tx, done_rx) = std::sync::mpsc::channel::<String>();
     let history = options.history_file.clone();
     let helper_names = names.clone();
     let editor = std::thread::Builder::new()
         .name("dreamos-console".to_string())
-        .spawn(move || editor_thread(history, helper_names, line_tx, done_rx, printer_tx))
+        .spawn(move || editor_thread(history, helper_names, line_tx, done_rx))
         .context("starting the console thread")?;
-
-    // Events go through the editor's external printer so that they appear above the prompt, not inside it.
-    let events_task = match printer_rx.await {
-        Ok(Some(mut printer)) => {
-            let mut events = session.swarm().subscribe();
-            let json = output.json;
-            Some(tokio::spawn(async move {
-                loop {
-                    let text = match events.recv().await {
-                        Ok(event) if json => render::event_json(&event),
-                        Ok(event) => render::event_text(&event),
-                        Err(broadcast::error::RecvError::Lagged(n)) => {
-                            format!("[lagged] {n} events dropped")
-                        }
-                        Err(broadcast::error::RecvError::Closed) => return,
-                    };
-                    if printer.print(text).is_err() {
-                        return;
-                    }
-                }
-            }))
-        }
-        _ => None,
-    };
-    let greeting = format!(
-        "dreamos console — {} agents. Type /help for commands, /quit or Ctrl-D to leave.",
-        session.swarm().agents().len()
-    );
-    output.line(&greeting);
 
     let mut signal = std::pin::pin!(shutdown_signal());
     let end = loop {
@@ -256,12 +239,16 @@ async fn interactive_loop(
                 if is_quit(&line) {
                     break End::Input;
                 }
-                if !line.is_empty() {
+                let answer = if line.is_empty() {
+                    None
+                } else {
                     let answer = session.run(&line).await;
-                    output.line(&output.answer(&answer));
                     *names.lock() = agent_names(session);
-                }
-                if done_tx.send(()).is_err() {
+                    Some(output.answer(&answer))
+                };
+                let mut text: Vec<String> = pending_events(&mut events, output);
+                text.extend(answer);
+                if done_tx.send(text.join("\n")).is_err() {
                     break End::Input;
                 }
             }
@@ -269,15 +256,26 @@ async fn interactive_loop(
         }
     };
     drop(done_tx);
-    if let Some(task) = events_task {
-        task.abort();
-    }
     // The editor thread ends when it sees `done_tx` gone or reads end of input; it is not joined when a signal
     // arrives while it is blocked reading the terminal, because the process is about to exit anyway.
     if matches!(end, End::Input) {
         let _ = tokio::task::spawn_blocking(move || editor.join()).await;
     }
     Ok(end)
+}
+
+/// The events that arrived since the last look, as lines.
+fn pending_events(events: &mut broadcast::Receiver<SwarmEvent>, output: &Output) -> Vec<String> {
+    let mut lines = Vec::new();
+    loop {
+        match events.try_recv() {
+            Ok(event) => lines.push(output.event(&event)),
+            Err(broadcast::error::TryRecvError::Lagged(missed)) => {
+                lines.push(lagged(output, missed))
+            }
+            Err(_) => return lines,
+        }
+    }
 }
 
 fn agent_names(session: &Session) -> Vec<String> {
@@ -289,39 +287,37 @@ fn agent_names(session: &Session) -> Vec<String> {
         .collect()
 }
 
-type EditorPrinter = Box<dyn rustyline::ExternalPrinter + Send>;
-
 fn editor_thread(
     history: PathBuf,
     names: Arc<Mutex<Vec<String>>>,
     lines: mpsc::Sender<String>,
-    done: std::sync::mpsc::Receiver<()>,
-    printer: oneshot::Sender<Option<EditorPrinter>>,
+    done: std::sync::mpsc::Receiver<String>,
 ) {
     let mut editor =
         match rustyline::Editor::<ConsoleHelper, rustyline::history::DefaultHistory>::new() {
             Ok(editor) => editor,
             Err(err) => {
                 tracing::error!(error = %err, "cannot start the line editor");
-                let _ = printer.send(None);
                 return;
             }
         };
     editor.set_helper(Some(ConsoleHelper { names }));
     let _ = editor.load_history(&history);
-    let external = editor
-        .create_external_printer()
-        .ok()
-        .map(|p| Box::new(p) as EditorPrinter);
-    let _ = printer.send(external);
     loop {
         match editor.readline("dreamos> ") {
             Ok(line) => {
                 if !line.trim().is_empty() {
                     let _ = editor.add_history_entry(line.as_str());
                 }
-                if lines.blocking_send(line).is_err() || done.recv().is_err() {
+                if lines.blocking_send(line).is_err() {
                     break;
+                }
+                match done.recv() {
+                    Ok(answer) if answer.is_empty() => {}
+                    Ok(answer) => {
+                        let _ = writeln!(std::io::stdout(), "{answer}");
+                    }
+                    Err(_) => break,
                 }
             }
             Err(rustyline::error::ReadlineError::Interrupted) => {
