@@ -53,6 +53,7 @@ struct SwarmInner {
     audit: AuditLog,
     skills: Arc<SkillRegistry>,
     started_at: Millis,
+    startup_events: Mutex<Option<broadcast::Receiver<SwarmEvent>>>,
     notice_task: Mutex<Option<JoinHandle<()>>>,
     orchestrator_task: Mutex<Option<JoinHandle<()>>>,
     shut_down: AtomicBool,
@@ -104,6 +105,9 @@ impl Swarm {
             }
         }
 
+        // Subscribed before anything is routed, so that the first frontend also sees what recovery produced
+        // (a dead letter for an agent that is gone, say); see `events_since_start`.
+        let startup_events = ums.subscribe();
         log.start(ums.router())?;
         ums.recover(recovery).await?;
         let notice_log = log.clone();
@@ -139,6 +143,7 @@ impl Swarm {
                 audit,
                 skills,
                 started_at: Millis::now(),
+                startup_events: Mutex::new(Some(startup_events)),
                 notice_task: Mutex::new(Some(notice_task)),
                 orchestrator_task: Mutex::new(Some(orchestrator_task)),
                 shut_down: AtomicBool::new(false),
@@ -173,6 +178,16 @@ impl Swarm {
     /// Events from now on: replies and notices for people, restarts, progress.
     pub fn subscribe(&self) -> broadcast::Receiver<SwarmEvent> {
         self.inner.ums.subscribe()
+    }
+
+    /// Every event since the swarm started, for the first caller (the main frontend); later callers get a fresh
+    /// subscription, as from [`Swarm::subscribe`].
+    pub fn events_since_start(&self) -> broadcast::Receiver<SwarmEvent> {
+        self.inner
+            .startup_events
+            .lock()
+            .take()
+            .unwrap_or_else(|| self.subscribe())
     }
 
     /// A phone to talk to agents as `who`.

@@ -85,7 +85,7 @@ pub async fn run(session: Session, options: ConsoleOptions) -> anyhow::Result<()
     let end = if interactive {
         interactive_loop(&session, &output, &options).await?
     } else {
-        let (stop, printer) = print_events(session.swarm().subscribe(), output.clone());
+        let (stop, printer) = print_events(session.swarm().events_since_start(), output.clone());
         let end = line_loop(&session, &output).await?;
         finish(&session, &options, &end).await;
         let _ = stop.send(());
@@ -217,7 +217,7 @@ async fn interactive_loop(
         session.swarm().agents().len()
     );
     output.line(&greeting);
-    let mut events = session.swarm().subscribe();
+    let mut events = session.swarm().events_since_start();
     let names: Arc<Mutex<Vec<String>>> = Arc::new(Mutex::new(agent_names(session)));
     let (line_tx, mut line_rx) = mpsc::channel::<String>(1);
     // The editor thread prints each answer itself, between two prompts: text written to the terminal by another
