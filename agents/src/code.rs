@@ -32,7 +32,7 @@ struct CodeInner {
 }
 
 /// Options of a search, as frontends receive them.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SearchRequest {
     pub query: String,
     pub lang: Option<String>,

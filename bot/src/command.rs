@@ -6,7 +6,10 @@
 
 use std::fmt;
 
-use dreamos_agents::message::{Channel, Priority};
+use dreamos_agents::{
+    code::SearchRequest,
+    message::{Channel, Priority},
+};
 use dreamos_runtime::config::Role;
 
 /// One command of the table.
@@ -182,13 +185,7 @@ pub enum Command {
         path: String,
         name: Option<String>,
     },
-    Search {
-        query: String,
-        lang: Option<String>,
-        path: Option<String>,
-        repo: Option<String>,
-        limit: Option<usize>,
-    },
+    Search(SearchRequest),
     Symbol {
         name: String,
         kind: Option<String>,
@@ -219,7 +216,7 @@ impl Command {
             Command::History(_) => "history",
             Command::DeadLetters { .. } => "deadletters",
             Command::Index { .. } => "index",
-            Command::Search { .. } => "search",
+            Command::Search(_) => "search",
             Command::Symbol { .. } => "symbol",
             Command::Outline { .. } => "outline",
             Command::Deps { .. } => "deps",
@@ -603,13 +600,13 @@ pub fn parse(line: &str) -> Result<Command, ParseError> {
             name: args.option("name")?,
             path: args.positional("a PATH to index")?,
         },
-        "search" => Command::Search {
+        "search" => Command::Search(SearchRequest {
             lang: args.option("lang")?,
             path: args.option("path")?,
             repo: args.option("repo")?,
             limit: args.parsed("limit", "a positive number")?,
             query: args.rest_raw("a QUERY")?,
-        },
+        }),
         "symbol" => Command::Symbol {
             kind: args.option("kind")?,
             repo: args.option("repo")?,

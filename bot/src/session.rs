@@ -16,7 +16,6 @@ use dreamos_runtime::{
 use serde_json::{json, Value};
 
 use crate::command::{self, AgentAction, Command, HistoryArgs, ParseError, COMMANDS};
-use dreamos_agents::code::SearchRequest;
 
 /// A failed command: `kind` is stable for scripts, `message` is for people.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -178,24 +177,8 @@ impl Session {
                 let report = self.swarm.code().index(&path, name.as_deref()).await?;
                 Ok(json!(report))
             }
-            Command::Search {
-                query,
-                lang,
-                path,
-                repo,
-                limit,
-            } => {
-                let hits = self
-                    .swarm
-                    .code()
-                    .search(SearchRequest {
-                        query,
-                        lang,
-                        path,
-                        repo,
-                        limit,
-                    })
-                    .await?;
+            Command::Search(request) => {
+                let hits = self.swarm.code().search(request).await?;
                 Ok(json!({ "hits": hits }))
             }
             Command::Symbol {

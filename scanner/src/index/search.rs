@@ -133,23 +133,13 @@ pub(crate) fn search(inner: &Inner, text: &str, opts: &SearchOptions) -> Result<
                 clauses.push((Occur::Must, ident_query(f, t)));
                 matchers.push(Matcher::Ident(t.clone()));
             }
-            // Overlong identifiers are not indexed as tokens (see the tokenizer), so they are searched as text.
-            QTerm::Ident(t) => {
-                clauses.push((
-                    Occur::Must,
-                    trigram_query(f.trigrams, &TrigramQuery::for_literal(t)),
-                ));
-                matchers.push(Matcher::Literal {
-                    needle: t.clone(),
-                    lower: lowercase(t),
-                });
-            }
             QTerm::Symbol(t) => {
                 scored = true;
                 clauses.push((Occur::Must, scored_term(f.def_tokens, t)));
                 matchers.push(Matcher::Symbol(t.clone()));
             }
-            QTerm::Literal(s) => {
+            // Overlong identifiers are not indexed as tokens (see the tokenizer), so they are searched as text.
+            QTerm::Ident(s) | QTerm::Literal(s) => {
                 clauses.push((
                     Occur::Must,
                     trigram_query(f.trigrams, &TrigramQuery::for_literal(s)),
