@@ -324,10 +324,16 @@ impl XorShift {
     }
 }
 
-/// Every substring hit must be a real line containing the needle, and with a large limit the set of hits must be
-/// exactly what a naive scan of the files finds — for literal and for regex-escaped needles.
-#[test]
-fn substring_hits_equal_naive_scan() {
+/// The scanner's own `src/*.rs` files, copied to a repository named `name` and indexed: real code for the
+/// property tests. Returns the files (name, text), the repository and index directories, and the index.
+fn index_own_sources(
+    name: &str,
+) -> (
+    Vec<(String, String)>,
+    tempfile::TempDir,
+    tempfile::TempDir,
+    CodeIndex,
+) {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
     let mut files: Vec<(String, String)> = Vec::new();
     for entry in std::fs::read_dir(&src).expect("read src") {
@@ -350,8 +356,16 @@ fn substring_hits_equal_naive_scan() {
     let dir = tempfile::tempdir().expect("temp dir");
     let index = CodeIndex::open(dir.path()).expect("open");
     index
-        .index_repo("p", repo.path(), &IndexOptions::default(), &|_| {})
+        .index_repo(name, repo.path(), &IndexOptions::default(), &|_| {})
         .expect("index");
+    (files, repo, dir, index)
+}
+
+/// Every substring hit must be a real line containing the needle, and with a large limit the set of hits must be
+/// exactly what a naive scan of the files finds — for literal and for regex-escaped needles.
+#[test]
+fn substring_hits_equal_naive_scan() {
+    let (files, _repo, _dir, index) = index_own_sources("p");
     let lines: Vec<(&str, usize, &str)> = files
         .iter()
         .flat_map(|(p, t)| {
@@ -454,30 +468,7 @@ fn random_regex(rng: &mut XorShift, line: &str, other: &str) -> String {
 /// Regex search must find exactly the lines a plain per-line regex scan finds, whatever trigrams the analysis keeps.
 #[test]
 fn regex_hits_equal_naive_scan() {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
-    let mut files: Vec<(String, String)> = Vec::new();
-    for entry in std::fs::read_dir(&src).expect("read src") {
-        let path = entry.expect("entry").path();
-        if path.extension().is_some_and(|e| e == "rs") {
-            let name = path
-                .file_name()
-                .expect("name")
-                .to_string_lossy()
-                .to_string();
-            files.push((name, std::fs::read_to_string(&path).expect("read")));
-        }
-    }
-    files.sort();
-    let refs: Vec<(&str, &str)> = files
-        .iter()
-        .map(|(p, t)| (p.as_str(), t.as_str()))
-        .collect();
-    let repo = write_repo(&refs);
-    let dir = tempfile::tempdir().expect("temp dir");
-    let index = CodeIndex::open(dir.path()).expect("open");
-    index
-        .index_repo("r", repo.path(), &IndexOptions::default(), &|_| {})
-        .expect("index");
+    let (files, _repo, _dir, index) = index_own_sources("r");
     let lines: Vec<&str> = files
         .iter()
         .flat_map(|(_, t)| t.lines())
