@@ -69,7 +69,7 @@ impl Store {
             }
             Err(std::fs::TryLockError::Error(source)) => return Err(io_err(source)),
         }
-        let db = sled::Config::new()
+        let config = sled::Config::new()
             .path(data_dir.join("db"))
             .cache_capacity(256 * 1024 * 1024)
             // sled writes any value over a quarter of a segment to a file of its own (one file created per
@@ -79,8 +79,8 @@ impl Store {
             // No background flusher: the message log's writer flushes after every group, and everything else
             // asks it to (see `MessageLog::request_flush`). A second flusher only competed with it for the disk
             // and lengthened the tail of acceptance latency.
-            .flush_every_ms(None)
-            .open()?;
+            .flush_every_ms(None);
+        let db = open_sled(&config)?;
         let store = Store {
             inner: Arc::new(StoreInner {
                 db,
@@ -149,6 +149,30 @@ impl Store {
         self.raw_tree(META_TREE)?
             .insert(SCHEMA_KEY, &version.to_be_bytes())?;
         self.flush()
+    }
+}
+
+/// How long to wait for sled's own file lock once ours is held; see [`open_sled`].
+const SLED_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Opens sled, waiting (bounded) for its file lock.
+///
+/// Our `LOCK` file is already held, so no other process has this database. sled's lock can still be held for a
+/// moment by this very process: a dropped `sled::Db` releases its lock only when its background I/O threads let go
+/// of the file, which happens shortly after the drop. Reopening in that window (a restart inside one process, as
+/// tests do) gets `WouldBlock`; waiting for it to clear is correct, failing is not.
+fn open_sled(config: &sled::Config) -> Result<sled::Db> {
+    let deadline = std::time::Instant::now() + SLED_LOCK_WAIT;
+    loop {
+        match config.open() {
+            Err(sled::Error::Io(e))
+                if e.to_string().contains("could not acquire lock")
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            other => return Ok(other?),
+        }
     }
 }
 
