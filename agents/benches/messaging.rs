@@ -28,7 +28,7 @@ use dreamos_runtime::{
     log::{LogOptions, MessageLog, StoredMessage},
     Store,
 };
-use tokio::sync::{broadcast, Notify};
+use tokio::sync::Notify;
 
 // The same allocator as the `dreamos` binary (see bot/src/main.rs for why), so the figures are the product's.
 #[global_allocator]
@@ -103,10 +103,13 @@ fn agent_names() -> Vec<AgentName> {
 fn ums(dir: &std::path::Path) -> (Ums, MessageLog) {
     let config = Config::defaults();
     let store = Store::open(dir).expect("store");
-    let (log, _) =
-        MessageLog::open(&store, LogOptions::new(&config.store, &config.retention)).expect("log");
-    let (events, _) = broadcast::channel(16);
-    let (ums, _notices) = Ums::new(log.clone(), store, config.messages.clone(), events);
+    let (log, _) = MessageLog::open(
+        &store,
+        LogOptions::new(&config.store, &config.messages, &config.retention),
+    )
+    .expect("log");
+    let events = dreamos_agents::events::EventBus::new(config.messages.event_buffer_bytes);
+    let ums = Ums::new(log.clone(), store, config.messages.clone(), events);
     for name in agent_names() {
         ums.register(
             name,

@@ -44,7 +44,8 @@ pub struct Agent {
 /// Whether the agent keeps going after a delivery.
 enum Next {
     Continue,
-    Stop,
+    /// Stop, for this reason.
+    Stop(&'static str),
 }
 
 impl Actor for Agent {
@@ -112,9 +113,9 @@ impl Agent {
                 break;
             };
             self.entry.stats.set_status(AgentStatus::Busy);
-            if let Next::Stop = self.deliver(delivery).await? {
+            if let Next::Stop(reason) = self.deliver(delivery).await? {
                 mailbox.set_halted(true);
-                myself.stop(Some("stopped by captain order".to_string()));
+                myself.stop(Some(reason.to_string()));
                 return Ok(());
             }
         }
@@ -136,13 +137,19 @@ impl Agent {
             (Channel::Captain, verb) => {
                 let (text, stop) = self.obey(verb, envelope)?;
                 if stop {
-                    next = Next::Stop;
+                    next = Next::Stop("stopped by captain order");
                 }
                 self.reply_to(envelope, json!({ "text": text, "verb": verb }))
                     .map(|reply| vec![reply])
             }
             (Channel::Cell, kind) => match self.skills.get(kind) {
                 Some(skill) => {
+                    // Skills are the code that can take the process down; the attempt is on disk before it runs.
+                    if let Err(err) = self.ums.begin(&self.entry, &delivery).await {
+                        self.ums.put_back(&self.entry);
+                        tracing::warn!(agent = %self.entry.name, error = %err, "cannot record an attempt; stopping the agent");
+                        return Ok(Next::Stop("the message log refuses writes"));
+                    }
                     let mut cx = SkillContext::new(&self.entry.name, envelope, &self.ums);
                     match skill.run(&mut cx).await {
                         Ok(()) => Ok(cx.into_outputs()),
@@ -152,9 +159,15 @@ impl Agent {
                 None => Err(format!("agent {} has no skill `{kind}`", self.entry.name)),
             },
         };
-        match result {
-            Ok(outputs) => self.ums.handled(&self.entry, &delivery, outputs).await?,
-            Err(error) => self.ums.failed(&self.entry, delivery, error).await?,
+        let written = match result {
+            Ok(outputs) => self.ums.handled(&self.entry, &delivery, outputs),
+            Err(error) => self.ums.failed(&self.entry, delivery, error, Vec::new()),
+        };
+        if let Err(err) = written {
+            // The message is back in the mailbox and unresolved in the store: it is delivered again after the
+            // restart that a failed store calls for.
+            tracing::warn!(agent = %self.entry.name, error = %err, "cannot record a verdict; stopping the agent");
+            return Ok(Next::Stop("the message log refuses writes"));
         }
         Ok(next)
     }

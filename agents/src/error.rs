@@ -54,6 +54,10 @@ pub enum Error {
         hint: &'static str,
     },
 
+    /// An agent's queue is full; nothing was stored. `what` names the agent, the bound and what to do.
+    #[error("overloaded: {what} Nothing was stored.")]
+    Overloaded { what: String },
+
     /// The swarm is shutting down and accepts nothing new.
     #[error("the swarm is shutting down; nothing new is accepted")]
     ShuttingDown,
@@ -96,11 +100,15 @@ impl Error {
             Error::Forbidden { .. } => "forbidden",
             Error::AgentExists { .. } => "agent_exists",
             Error::AgentState { .. } => "agent_state",
+            Error::Overloaded { .. } => "overloaded",
             Error::ShuttingDown => "shutting_down",
             Error::Timeout { .. } => "timeout",
             Error::PathNotAllowed { .. } => "path_not_allowed",
             Error::Scanner(e) => scanner_kind(e),
             Error::Runtime(dreamos_runtime::Error::Closed) => "shutting_down",
+            Error::Runtime(dreamos_runtime::Error::Overloaded { .. }) => "overloaded",
+            Error::Runtime(dreamos_runtime::Error::StoreFailed(_)) => "store_failed",
+            Error::Runtime(dreamos_runtime::Error::AcceptTimeout { .. }) => "timeout",
             Error::Runtime(_) | Error::Actor(_) => "internal",
         }
     }

@@ -154,6 +154,21 @@ impl Mailbox {
         self.lanes.lock().queued()
     }
 
+    /// Deliveries this agent owes a verdict on, queued or in flight: (cell messages, captain orders). What the
+    /// per-agent bounds of `[messages]` count.
+    pub fn owed(&self) -> (usize, usize) {
+        let lanes = self.lanes.lock();
+        let orders = lanes.lanes[CAPTAIN_LANE].len();
+        let mut cell = lanes.queued() - orders;
+        let mut orders = orders;
+        match lanes.in_flight.as_ref().map(Delivery::lane) {
+            Some(CAPTAIN_LANE) => orders += 1,
+            Some(_) => cell += 1,
+            None => {}
+        }
+        (cell, orders)
+    }
+
     /// Nothing queued and nothing in flight that this agent could take now.
     pub fn is_idle(&self) -> bool {
         let lanes = self.lanes.lock();

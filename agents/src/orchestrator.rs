@@ -417,16 +417,18 @@ impl Orchestrator {
         };
         entry.mailbox.detach();
         tracing::warn!(agent = %name, %reason, "agent failed");
-        if let Some(delivery) = entry.mailbox.take_in_flight() {
-            self.ums
-                .failed(&entry, delivery, format!("agent crashed: {reason}"))
-                .await?;
-        }
+        let in_flight = entry.mailbox.take_in_flight();
         let Some(slot) = state.slots.get_mut(&name) else {
+            if let Some(delivery) = in_flight {
+                self.record_crash(&entry, delivery, &reason, Vec::new());
+            }
             return Ok(());
         };
         if slot.phase == Phase::Stopping {
             // It was asked to stop and died on the way: it is stopped either way.
+            if let Some(delivery) = in_flight {
+                self.record_crash(&entry, delivery, &reason, Vec::new());
+            }
             self.finish_stop(myself, state, &name).await;
             return Ok(());
         }
@@ -444,15 +446,23 @@ impl Orchestrator {
             slot.phase = Phase::Failed;
             entry.stats.set_status(AgentStatus::Failed);
             tracing::error!(agent = %name, failures, "agent failed too often; not restarting it");
-            self.ums.notify_captain(notice(
+            let notice = notice(
                 "notice.agent_failed",
                 format!(
                     "{name} failed {failures} times within {}; it is down until you restart it (/agent restart {name}). Last error: {reason}",
                     humantime::format_duration(self.config.restart_window)
                 ),
                 json!({ "agent": name, "failures": failures, "error": reason }),
-            ));
+            );
+            // With the verdict on the message it died on, when there is one: one commit, both or neither.
+            match in_flight {
+                Some(delivery) => self.record_crash(&entry, delivery, &reason, vec![notice]),
+                None => self.ums.notify_captain(notice),
+            }
             return Ok(());
+        }
+        if let Some(delivery) = in_flight {
+            self.record_crash(&entry, delivery, &reason, Vec::new());
         }
         let exponent = failures.saturating_sub(1).min(16);
         let backoff = self
@@ -469,6 +479,22 @@ impl Orchestrator {
             incarnation,
         });
         Ok(())
+    }
+
+    /// Counts the attempt that crashed the agent (a retry or a dead letter), with `notices` in the same commit.
+    fn record_crash(
+        &self,
+        entry: &crate::ums::AgentEntry,
+        delivery: crate::mailbox::Delivery,
+        reason: &str,
+        notices: Vec<dreamos_runtime::log::StoredMessage>,
+    ) {
+        if let Err(err) =
+            self.ums
+                .failed(entry, delivery, format!("agent crashed: {reason}"), notices)
+        {
+            tracing::warn!(agent = %entry.name, error = %err, "cannot record a crash; the message is delivered again after a restart");
+        }
     }
 
     async fn on_terminated(

@@ -266,3 +266,45 @@ impl Skill for Report {
         cx.reply(json!({ "text": text, "report": snapshot }))
     }
 }
+
+/// `fault`: fails on request, the hard ways a buggy skill can. Registered only with `[debug] fault_skill = true`,
+/// for tests of supervision and recovery. The message text names the fault: `abort` (the process aborts),
+/// `stack_overflow` (the thread overflows its stack, which aborts the process), `panic` (the agent crashes and is
+/// restarted), or `fail` (the attempt fails cleanly). Anything else is answered `no fault: TEXT`.
+pub struct Fault;
+
+#[async_trait]
+impl Skill for Fault {
+    fn name(&self) -> &'static str {
+        "fault"
+    }
+
+    fn summary(&self) -> &'static str {
+        "for tests: abort, stack_overflow, panic or fail on request"
+    }
+
+    async fn run(&self, cx: &mut SkillContext<'_>) -> Result<(), SkillError> {
+        let text = cx.text();
+        match text.trim() {
+            "abort" => {
+                tracing::error!(agent = %cx.agent(), "fault skill: aborting the process on request");
+                std::process::abort()
+            }
+            "stack_overflow" => {
+                tracing::error!(agent = %cx.agent(), "fault skill: overflowing the stack on request");
+                let depth = overflow(std::hint::black_box(1));
+                Err(SkillError(format!("the stack held {depth} frames")))
+            }
+            "panic" => panic!("fault skill: panicking on request"),
+            "fail" => Err(SkillError("fault skill: failing on request".to_string())),
+            other => cx.reply(json!({ "text": format!("no fault: {other}") })),
+        }
+    }
+}
+
+/// Recurses until the stack runs out; the array keeps each frame large and the black boxes keep it a recursion.
+#[allow(unconditional_recursion)]
+fn overflow(depth: u64) -> u64 {
+    let frame = std::hint::black_box([depth; 512]);
+    overflow(std::hint::black_box(frame[0] + 1)) + frame[511]
+}

@@ -19,12 +19,12 @@ use dreamos_runtime::{
 };
 use parking_lot::Mutex;
 use serde::Serialize;
-use tokio::{sync::broadcast, task::JoinHandle};
+use tokio::task::JoinHandle;
 
 use crate::{
     code::Code,
     error::{Error, Result},
-    events::SwarmEvent,
+    events::{EventBus, EventReceiver},
     orchestrator::OrchestratorHandle,
     phone::{CaptainPhone, CellPhone, Principal},
     skill::SkillRegistry,
@@ -34,9 +34,6 @@ use crate::{
 
 /// The code index's directory inside the data directory.
 pub const CODE_INDEX_DIR: &str = "index";
-
-/// How many events a slow frontend may fall behind before it misses some.
-const EVENT_CAPACITY: usize = 64 * 1024;
 
 /// The running swarm. Cheap to clone.
 #[derive(Clone)]
@@ -53,8 +50,7 @@ struct SwarmInner {
     audit: AuditLog,
     skills: Arc<SkillRegistry>,
     started_at: Millis,
-    startup_events: Mutex<Option<broadcast::Receiver<SwarmEvent>>>,
-    notice_task: Mutex<Option<JoinHandle<()>>>,
+    startup_events: Mutex<Option<EventReceiver>>,
     orchestrator_task: Mutex<Option<JoinHandle<()>>>,
     shut_down: AtomicBool,
 }
@@ -73,18 +69,25 @@ impl Swarm {
     /// roster name (except those the captain left stopped).
     ///
     /// `skills` are the swarm's skills besides the code skills, which it adds over its code index in
-    /// `<data-dir>/index` (see [`crate::code`]).
+    /// `<data-dir>/index` (see [`crate::code`]), and the `fault` skill when `[debug] fault_skill` is on.
     pub async fn start(config: Config, store: Store, mut skills: SkillRegistry) -> Result<Swarm> {
         let code = Code::open(&store.dir().join(CODE_INDEX_DIR), &config.scanner)?;
         crate::code_skills::register(&mut skills, &code);
+        if config.debug.fault_skill {
+            tracing::warn!(
+                "[debug] fault_skill is on: the `fault` skill can abort this process on request"
+            );
+            skills.add(Arc::new(crate::skill::Fault));
+        }
         let skills = Arc::new(skills);
         let roster = Roster::open(&store)?;
         let audit = AuditLog::open(&store)?;
-        let (log, recovery) =
-            MessageLog::open(&store, LogOptions::new(&config.store, &config.retention))?;
-        let (events, _) = broadcast::channel(EVENT_CAPACITY);
-        let (ums, mut notices) =
-            Ums::new(log.clone(), store.clone(), config.messages.clone(), events);
+        let (log, recovery) = MessageLog::open(
+            &store,
+            LogOptions::new(&config.store, &config.messages, &config.retention),
+        )?;
+        let events = EventBus::new(config.messages.event_buffer_bytes);
+        let ums = Ums::new(log.clone(), store.clone(), config.messages.clone(), events);
 
         let mut to_start = Vec::new();
         for agent in &config.agents {
@@ -109,16 +112,7 @@ impl Swarm {
         // (a dead letter for an agent that is gone, say); see `events_since_start`.
         let startup_events = ums.subscribe();
         log.start(ums.router())?;
-        ums.recover(recovery).await?;
-        let notice_log = log.clone();
-        let notice_task = tokio::spawn(async move {
-            while let Some(notice) = notices.recv().await {
-                if let Err(err) = notice_log.append(vec![notice]).await {
-                    tracing::warn!(error = %err, "could not record a captain notice");
-                    return;
-                }
-            }
-        });
+        ums.recover(recovery)?;
 
         let (orchestrator, orchestrator_task) = OrchestratorHandle::spawn(
             ums.clone(),
@@ -144,7 +138,6 @@ impl Swarm {
                 skills,
                 started_at: Millis::now(),
                 startup_events: Mutex::new(Some(startup_events)),
-                notice_task: Mutex::new(Some(notice_task)),
                 orchestrator_task: Mutex::new(Some(orchestrator_task)),
                 shut_down: AtomicBool::new(false),
             }),
@@ -175,14 +168,29 @@ impl Swarm {
         &self.inner.skills
     }
 
-    /// Events from now on: replies and notices for people, restarts, progress.
-    pub fn subscribe(&self) -> broadcast::Receiver<SwarmEvent> {
+    /// Events from now on: replies and notices for people, restarts, progress, a failed store.
+    pub fn subscribe(&self) -> EventReceiver {
         self.inner.ums.subscribe()
+    }
+
+    /// Resolves when the store fails underneath the swarm, with why. The swarm then accepts nothing more; the
+    /// process should stop (nothing acknowledged is lost, the rest is delivered again after a restart).
+    pub async fn failed(&self) -> String {
+        let mut fatal = self.inner.ums.fatal();
+        loop {
+            if let Some(error) = fatal.borrow_and_update().clone() {
+                return error;
+            }
+            if fatal.changed().await.is_err() {
+                // The swarm is gone without failing: never resolve.
+                std::future::pending::<()>().await;
+            }
+        }
     }
 
     /// Every event since the swarm started, for the first caller (the main frontend); later callers get a fresh
     /// subscription, as from [`Swarm::subscribe`].
-    pub fn events_since_start(&self) -> broadcast::Receiver<SwarmEvent> {
+    pub fn events_since_start(&self) -> EventReceiver {
         self.inner
             .startup_events
             .lock()
@@ -345,12 +353,6 @@ impl Swarm {
             }
         }
         self.inner.ums.log().close().await;
-        // Notices raised during shutdown were queued before the close, or are lost with the process anyway.
-        let notices = self.inner.notice_task.lock().take();
-        if let Some(task) = notices {
-            task.abort();
-            let _ = task.await;
-        }
         tracing::info!("swarm stopped");
     }
 

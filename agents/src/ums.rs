@@ -4,13 +4,20 @@
 //! The path of a message: a phone calls [`Ums::send`] → [`Ums::prepare`] checks the body and resolves the address
 //! to recipient agents (groups and broadcasts filtered by subscription) → the log accepts it durably → the log's
 //! completer hands the commit to the [`Router`], which pushes a [`Delivery`] into each recipient's
-//! [`Mailbox`] and tells frontends about messages addressed to people. The agent handles it and calls
-//! [`Ums::complete`], which writes the acknowledgement (with the handler's replies) or counts a failure.
+//! [`Mailbox`] and tells frontends about messages addressed to people. Before a skill runs, the agent has the
+//! attempt recorded durably ([`Ums::begin`]); when it is done it calls [`Ums::handled`] (the acknowledgement and
+//! the handler's outputs in one commit) or [`Ums::failed`] (a retry, or a dead letter together with the captain's
+//! notice).
+//!
+//! Overload is refused before acceptance: each agent owes verdicts on at most `messages.max_queued` cell messages
+//! and `messages.max_queued_orders` captain orders (queued, in flight, or accepted and on their way), whatever its
+//! state, and a send beyond that gets [`Error::Overloaded`] with nothing stored. The log bounds its own queue in
+//! bytes.
 
 use std::{
     collections::BTreeMap,
     sync::{
-        atomic::{AtomicBool, Ordering},
+        atomic::{AtomicBool, AtomicUsize, Ordering},
         Arc,
     },
     time::Duration,
@@ -26,11 +33,11 @@ use dreamos_runtime::{
 };
 use parking_lot::RwLock;
 use serde_json::json;
-use tokio::sync::{broadcast, mpsc, Notify};
+use tokio::sync::Notify;
 
 use crate::{
     error::{Error, Result},
-    events::SwarmEvent,
+    events::{EventBus, EventReceiver, SwarmEvent},
     mailbox::{Delivery, Mailbox},
     stats::{AgentSnapshot, AgentStats, AgentStatus},
     REPLY_KIND,
@@ -72,6 +79,8 @@ pub struct AgentEntry {
     pub mailbox: Mailbox,
     pub stats: AgentStats,
     pub spec: RwLock<AgentSpec>,
+    /// Sends admitted for this agent and not yet routed to its mailbox: (cell messages, captain orders).
+    reserved: (AtomicUsize, AtomicUsize),
 }
 
 impl AgentEntry {
@@ -117,30 +126,26 @@ struct UmsInner {
     router: Arc<Router>,
     config: MessagesConfig,
     accepting: AtomicBool,
-    notices: mpsc::UnboundedSender<StoredMessage>,
 }
 
 /// Turns commits into deliveries. Runs on the log's completer task, before senders are answered, so it only pushes
 /// and notifies.
 pub struct Router {
     directory: Arc<Directory>,
-    events: broadcast::Sender<SwarmEvent>,
-    notices: mpsc::UnboundedSender<StoredMessage>,
+    events: EventBus,
     /// Signalled whenever an agent runs out of work, for [`Ums::drain`].
     idle: Notify,
+    /// Why the store failed, once it has; frontends watch it to stop the process.
+    fatal: tokio::sync::watch::Sender<Option<String>>,
 }
 
 impl Router {
-    pub fn new(
-        directory: Arc<Directory>,
-        events: broadcast::Sender<SwarmEvent>,
-        notices: mpsc::UnboundedSender<StoredMessage>,
-    ) -> Router {
+    pub fn new(directory: Arc<Directory>, events: EventBus) -> Router {
         Router {
             directory,
             events,
-            notices,
             idle: Notify::new(),
+            fatal: tokio::sync::watch::channel(None).0,
         }
     }
 
@@ -169,27 +174,61 @@ impl CommitSink for Router {
         self.route(&batch.messages);
         for resolution in &batch.resolutions {
             if let Outcome::Dead {
-                attempts,
-                error,
-                message,
+                attempts, error, ..
             } = &resolution.outcome
             {
                 tracing::warn!(agent = %resolution.agent, seq = %resolution.seq, attempts, error = %error, "message moved to dead letters");
-                let _ = self.notices.send(notice(
-                    "notice.dead_letter",
-                    format!(
-                        "message {} (seq {}) for {} failed {attempts} times and went to dead letters: {error}",
-                        message.envelope.id, resolution.seq, resolution.agent
-                    ),
-                    json!({
-                        "agent": resolution.agent,
-                        "id": message.envelope.id,
-                        "seq": resolution.seq,
-                        "attempts": attempts,
-                        "error": error,
-                    }),
-                ));
             }
+        }
+    }
+
+    fn failed(&self, error: &str) {
+        self.events.send(SwarmEvent::Fatal {
+            error: error.to_string(),
+        });
+        self.fatal.send_replace(Some(error.to_string()));
+    }
+}
+
+/// The captain's notice of a dead letter; written in the same commit as the verdict that makes it.
+fn dead_letter_notice(
+    message: &StoredMessage,
+    agent: &AgentName,
+    attempts: u32,
+    error: &str,
+) -> StoredMessage {
+    let seq = message.envelope.seq;
+    notice(
+        "notice.dead_letter",
+        format!(
+            "message {} (seq {seq}) for {agent} failed {attempts} times and went to dead letters: {error}",
+            message.envelope.id
+        ),
+        json!({
+            "agent": agent,
+            "id": message.envelope.id,
+            "seq": seq,
+            "attempts": attempts,
+            "error": error,
+        }),
+    )
+}
+
+/// Admitted sends, counted against their recipients' bounds until the message is in their mailboxes.
+struct Reservation {
+    entries: Vec<Arc<AgentEntry>>,
+    orders: bool,
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        for entry in &self.entries {
+            let counter = if self.orders {
+                &entry.reserved.1
+            } else {
+                &entry.reserved.0
+            };
+            counter.fetch_sub(1, Ordering::AcqRel);
         }
     }
 }
@@ -214,28 +253,19 @@ pub(crate) fn notice(kind: &str, text: String, data: serde_json::Value) -> Store
 }
 
 impl Ums {
-    /// Builds the UMS over an opened (not yet started) log. Returns the receiver of captain notices, which the
-    /// swarm appends from a task (they are produced while routing a commit, which must not wait for another commit).
-    pub fn new(
-        log: MessageLog,
-        store: Store,
-        config: MessagesConfig,
-        events: broadcast::Sender<SwarmEvent>,
-    ) -> (Ums, mpsc::UnboundedReceiver<StoredMessage>) {
-        let (notices, notice_rx) = mpsc::unbounded_channel();
+    /// Builds the UMS over an opened (not yet started) log.
+    pub fn new(log: MessageLog, store: Store, config: MessagesConfig, events: EventBus) -> Ums {
         let directory = Arc::new(RwLock::new(BTreeMap::new()));
-        let router = Arc::new(Router::new(directory, events, notices.clone()));
-        let ums = Ums {
+        let router = Arc::new(Router::new(directory, events));
+        Ums {
             inner: Arc::new(UmsInner {
                 log,
                 store,
                 router,
                 config,
                 accepting: AtomicBool::new(true),
-                notices,
             }),
-        };
-        (ums, notice_rx)
+        }
     }
 
     /// The router, to hand to [`MessageLog::start`].
@@ -272,6 +302,7 @@ impl Ums {
             mailbox: Mailbox::new(),
             stats: AgentStats::new(status),
             spec: RwLock::new(spec),
+            reserved: (AtomicUsize::new(0), AtomicUsize::new(0)),
         });
         directory.insert(name, entry.clone());
         entry
@@ -296,11 +327,16 @@ impl Ums {
     }
 
     pub(crate) fn emit(&self, event: SwarmEvent) {
-        let _ = self.inner.router.events.send(event);
+        self.inner.router.events.send(event);
     }
 
-    pub fn subscribe(&self) -> broadcast::Receiver<SwarmEvent> {
+    pub fn subscribe(&self) -> EventReceiver {
         self.inner.router.events.subscribe()
+    }
+
+    /// Holds why the store failed once it has (see [`CommitSink::failed`]).
+    pub fn fatal(&self) -> tokio::sync::watch::Receiver<Option<String>> {
+        self.inner.router.fatal.subscribe()
     }
 
     /// Stops accepting new messages from phones; agents' acknowledgements still go through.
@@ -392,7 +428,7 @@ impl Ums {
         }
     }
 
-    /// Checks, addresses and durably accepts one message.
+    /// Checks, addresses, admits and durably accepts one message.
     pub async fn send(&self, envelope: Envelope) -> Result<Sent> {
         if !self.inner.accepting.load(Ordering::Acquire) {
             return Err(Error::ShuttingDown);
@@ -400,6 +436,9 @@ impl Ums {
         let message = self.prepare(envelope)?;
         let to = message.envelope.to.clone();
         let recipients = message.recipients.clone();
+        // Held until the log has answered: by then an accepted message is in its recipients' mailboxes, where
+        // the bound counts it, and a refused one is counted nowhere.
+        let _reservation = self.reserve(&message)?;
         let accepted: Vec<Accepted> = self.inner.log.append(vec![message]).await?;
         let accepted = accepted
             .first()
@@ -413,30 +452,107 @@ impl Ums {
         })
     }
 
-    /// Appends a captain notice (used by the supervisor; the router queues its own).
+    /// Counts a message against its recipients' bounds, or refuses it naming the agent that is full.
+    fn reserve(&self, message: &StoredMessage) -> Result<Reservation> {
+        let orders = message.envelope.channel == Channel::Captain;
+        let (max, key) = if orders {
+            (self.inner.config.max_queued_orders, "max_queued_orders")
+        } else {
+            (self.inner.config.max_queued, "max_queued")
+        };
+        let mut reservation = Reservation {
+            entries: Vec::with_capacity(message.recipients.len()),
+            orders,
+        };
+        for name in &message.recipients {
+            let Some(entry) = self.entry(name.as_str()) else {
+                continue;
+            };
+            let counter = if orders {
+                &entry.reserved.1
+            } else {
+                &entry.reserved.0
+            };
+            // Counted first, checked second: concurrent senders cannot all slip under the bound together.
+            let reserved = counter.fetch_add(1, Ordering::AcqRel) + 1;
+            reservation.entries.push(entry.clone());
+            let (cell, queued_orders) = entry.mailbox.owed();
+            let owed = if orders { queued_orders } else { cell };
+            if owed + reserved > max {
+                let status = entry.stats.status();
+                let what = if orders { "captain orders" } else { "messages" };
+                let hint = match status {
+                    AgentStatus::Paused => {
+                        format!(" It is paused: /agent resume {name} lets it catch up.")
+                    }
+                    AgentStatus::Stopped | AgentStatus::Failed => {
+                        format!(
+                            " It is {}: /agent restart {name} starts it.",
+                            status.as_str()
+                        )
+                    }
+                    _ => " Wait for it to catch up.".to_string(),
+                };
+                return Err(Error::Overloaded {
+                    what: format!(
+                        "{name} already has {owed} {what} waiting, the most [messages] {key} = {max} allows.{hint}"
+                    ),
+                });
+            }
+        }
+        Ok(reservation)
+    }
+
+    /// Queues a captain notice that nobody waits for (used by the supervisor when no verdict goes with it).
     pub(crate) fn notify_captain(&self, message: StoredMessage) {
-        let _ = self.inner.notices.send(message);
+        if let Err(err) = self.inner.log.append_detached(vec![message]) {
+            tracing::warn!(error = %err, "could not record a captain notice");
+        }
+    }
+
+    /// Records that the agent begins an attempt at `delivery`, and returns once that is durable: if the attempt
+    /// takes the process down (an abort, running out of memory), recovery still counts it. It costs no flush of
+    /// its own: the record joins the next group, usually with the previous message's acknowledgement.
+    pub(crate) async fn begin(&self, entry: &AgentEntry, delivery: &Delivery) -> Result<()> {
+        self.inner
+            .log
+            .resolve_durable(
+                Resolution {
+                    seq: delivery.message.envelope.seq,
+                    agent: entry.name.clone(),
+                    outcome: Outcome::Started {
+                        attempt: delivery.attempts + 1,
+                    },
+                },
+                Vec::new(),
+            )
+            .await?;
+        Ok(())
     }
 
     /// The agent handled the in-flight delivery: acknowledge it together with the handler's outputs.
-    pub(crate) async fn handled(
+    ///
+    /// If the log refuses (it is closed, or the store failed), the delivery goes back to the mailbox: it stays
+    /// unresolved in the store and is delivered again after the restart.
+    pub(crate) fn handled(
         &self,
         entry: &AgentEntry,
         delivery: &Delivery,
         outputs: Vec<StoredMessage>,
     ) -> Result<()> {
+        let written = self.inner.log.resolve(
+            Resolution {
+                seq: delivery.message.envelope.seq,
+                agent: entry.name.clone(),
+                outcome: Outcome::Handled,
+            },
+            outputs,
+        );
+        if let Err(err) = written {
+            self.put_back(entry);
+            return Err(err.into());
+        }
         entry.stats.handled_one();
-        self.inner
-            .log
-            .resolve(
-                Resolution {
-                    seq: delivery.message.envelope.seq,
-                    agent: entry.name.clone(),
-                    outcome: Outcome::Handled,
-                },
-                outputs,
-            )
-            .await?;
         // Finished only once the acknowledgement is queued for the writer: `drain` relies on an idle mailbox
         // meaning its acknowledgements are already in the writer's queue. A restart of the actor after this
         // point does not redeliver the message, and the queued write makes it durable.
@@ -444,17 +560,34 @@ impl Ums {
         Ok(())
     }
 
+    /// Puts the in-flight delivery back in front of its lane: it was not resolved.
+    pub(crate) fn put_back(&self, entry: &AgentEntry) {
+        if let Some(delivery) = entry.mailbox.take_in_flight() {
+            entry.mailbox.requeue(vec![delivery]);
+        }
+    }
+
     /// An attempt failed (a skill error, or the agent crashed while handling it): retry it or give up on it.
-    pub(crate) async fn failed(
+    /// A dead letter's notice to the captain, and `notices` (the supervisor's), are written in the same commit as
+    /// the verdict, so a crash cannot keep one without the other.
+    pub(crate) fn failed(
         &self,
         entry: &AgentEntry,
         mut delivery: Delivery,
         error: String,
+        notices: Vec<StoredMessage>,
     ) -> Result<()> {
         entry.stats.failed_one();
         delivery.attempts += 1;
         let max = self.inner.config.max_attempts;
+        let mut outputs = notices;
         let outcome = if delivery.attempts >= max {
+            outputs.push(dead_letter_notice(
+                &delivery.message,
+                &entry.name,
+                delivery.attempts,
+                &error,
+            ));
             Outcome::Dead {
                 attempts: delivery.attempts,
                 error: error.clone(),
@@ -467,55 +600,67 @@ impl Ums {
             }
         };
         let seq = delivery.message.envelope.seq;
-        self.inner
-            .log
-            .resolve(
-                Resolution {
-                    seq,
-                    agent: entry.name.clone(),
-                    outcome,
-                },
-                Vec::new(),
-            )
-            .await?;
+        let written = self.inner.log.resolve(
+            Resolution {
+                seq,
+                agent: entry.name.clone(),
+                outcome,
+            },
+            outputs,
+        );
         entry.mailbox.finish();
-        if delivery.attempts < max {
-            tracing::info!(agent = %entry.name, %seq, attempt = delivery.attempts, %error, "message failed; it will be retried");
+        if written.is_err() || delivery.attempts < max {
+            if written.is_ok() {
+                tracing::info!(agent = %entry.name, %seq, attempt = delivery.attempts, %error, "message failed; it will be retried");
+            }
             entry.mailbox.requeue(vec![delivery]);
         }
-        Ok(())
+        written.map_err(Error::from)
     }
 
-    /// Puts what the log found unresolved back into mailboxes. Deliveries for agents that no longer exist are
-    /// dead-lettered, so they neither vanish silently nor pin the log forever.
-    pub async fn recover(&self, recovery: Recovery) -> Result<()> {
+    /// Puts what the log found unresolved back into mailboxes. A delivery for an agent that no longer exists,
+    /// or one already tried `max_attempts` times (the process died while handling it), is dead-lettered with the
+    /// captain's notice, so that it neither vanishes silently, nor pins the log, nor takes the swarm down again.
+    pub fn recover(&self, recovery: Recovery) -> Result<()> {
+        let max = self.inner.config.max_attempts;
         for redelivery in recovery.redeliveries {
-            match self.entry(redelivery.agent.as_str()) {
-                Some(entry) => entry.mailbox.push(Delivery {
-                    message: redelivery.message,
-                    attempts: redelivery.attempts,
-                }),
-                None => {
-                    self.inner
-                        .log
-                        .resolve(
-                            Resolution {
-                                seq: redelivery.message.envelope.seq,
-                                agent: redelivery.agent.clone(),
-                                outcome: Outcome::Dead {
-                                    attempts: redelivery.attempts,
-                                    error: format!(
-                                        "agent `{}` no longer exists in the configuration",
-                                        redelivery.agent
-                                    ),
-                                    message: redelivery.message,
-                                },
-                            },
-                            Vec::new(),
-                        )
-                        .await?;
+            let entry = self.entry(redelivery.agent.as_str());
+            let error = match &entry {
+                None => format!(
+                    "agent `{}` no longer exists in the configuration",
+                    redelivery.agent
+                ),
+                Some(_) if redelivery.attempts >= max => format!(
+                    "dreamos stopped {} times while {} was handling it (the process aborted, ran out of memory or was killed)",
+                    redelivery.attempts, redelivery.agent
+                ),
+                Some(entry) => {
+                    entry.mailbox.push(Delivery {
+                        message: redelivery.message,
+                        attempts: redelivery.attempts,
+                    });
+                    continue;
                 }
-            }
+            };
+            tracing::warn!(agent = %redelivery.agent, seq = %redelivery.message.envelope.seq, %error, "dead-lettering a message found at start");
+            let notice = dead_letter_notice(
+                &redelivery.message,
+                &redelivery.agent,
+                redelivery.attempts,
+                &error,
+            );
+            self.inner.log.resolve(
+                Resolution {
+                    seq: redelivery.message.envelope.seq,
+                    agent: redelivery.agent.clone(),
+                    outcome: Outcome::Dead {
+                        attempts: redelivery.attempts,
+                        error,
+                        message: redelivery.message,
+                    },
+                },
+                vec![notice],
+            )?;
         }
         Ok(())
     }

@@ -2,6 +2,7 @@
 
 use std::{sync::Arc, time::Duration};
 
+use dreamos_agents::events::EventReceiver;
 use dreamos_agents::{
     message::{Address, Body, Priority},
     ControlVerb, Error, Principal, SkillRegistry, Swarm, SwarmEvent,
@@ -11,7 +12,6 @@ use dreamos_runtime::{
     log::{HistoryQuery, ReceiptStatus},
     Store,
 };
-use tokio::sync::broadcast;
 
 const DEADLINE: Duration = Duration::from_secs(10);
 
@@ -42,7 +42,7 @@ fn captain() -> Principal {
 
 /// Waits for the first reply to `id`, failing after the deadline.
 async fn reply_to(
-    events: &mut broadcast::Receiver<SwarmEvent>,
+    events: &mut EventReceiver,
     id: dreamos_agents::message::MessageId,
 ) -> Arc<dreamos_runtime::log::StoredMessage> {
     tokio::time::timeout(DEADLINE, async {

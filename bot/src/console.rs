@@ -14,11 +14,14 @@ use std::{
 };
 
 use anyhow::Context as _;
-use dreamos_agents::SwarmEvent;
+use dreamos_agents::{
+    events::{EventReceiver, RecvError, TryRecvError},
+    SwarmEvent,
+};
 use parking_lot::Mutex;
 use tokio::{
     io::{AsyncBufReadExt, BufReader},
-    sync::{broadcast, mpsc, oneshot},
+    sync::{mpsc, oneshot},
 };
 
 use crate::{
@@ -73,6 +76,8 @@ enum End {
     Input,
     /// SIGINT or SIGTERM: stop now (after the current messages).
     Signal,
+    /// The store failed: stop now and exit with an error.
+    Fatal(String),
 }
 
 /// Runs the console until end of input, /quit or a signal, then shuts the swarm down.
@@ -90,10 +95,10 @@ pub async fn run(session: Session, options: ConsoleOptions) -> anyhow::Result<()
         finish(&session, &options, &end).await;
         let _ = stop.send(());
         let _ = printer.await;
-        return shutdown(&session, &options).await;
+        return shutdown(&session, &options, end).await;
     };
     finish(&session, &options, &end).await;
-    shutdown(&session, &options).await
+    shutdown(&session, &options, end).await
 }
 
 async fn finish(session: &Session, options: &ConsoleOptions, end: &End) {
@@ -107,14 +112,20 @@ async fn finish(session: &Session, options: &ConsoleOptions, end: &End) {
     }
 }
 
-async fn shutdown(session: &Session, options: &ConsoleOptions) -> anyhow::Result<()> {
+async fn shutdown(session: &Session, options: &ConsoleOptions, end: End) -> anyhow::Result<()> {
     session.swarm().shutdown(options.drain_timeout).await;
-    Ok(())
+    match end {
+        End::Fatal(error) => Err(anyhow::anyhow!(
+            "the store failed ({error}); dreamos stopped so that nothing acknowledged is lost. Messages not yet \
+             handled are delivered again at the next start: restart it once the disk is healthy"
+        )),
+        End::Input | End::Signal => Ok(()),
+    }
 }
 
 /// Prints events until told to stop; then prints what is already queued and returns.
 fn print_events(
-    mut events: broadcast::Receiver<SwarmEvent>,
+    mut events: EventReceiver,
     output: Arc<Output>,
 ) -> (oneshot::Sender<()>, tokio::task::JoinHandle<()>) {
     let (stop, mut stopped) = oneshot::channel::<()>();
@@ -124,14 +135,14 @@ fn print_events(
                 biased;
                 event = events.recv() => match event {
                     Ok(event) => output.line(&output.event(&event)),
-                    Err(broadcast::error::RecvError::Lagged(missed)) => output.line(&lagged(&output, missed)),
-                    Err(broadcast::error::RecvError::Closed) => return,
+                    Err(RecvError::Lagged(missed)) => output.line(&lagged(&output, missed)),
+                    Err(RecvError::Closed) => return,
                 },
                 _ = &mut stopped => {
                     loop {
                         match events.try_recv() {
                             Ok(event) => output.line(&output.event(&event)),
-                            Err(broadcast::error::TryRecvError::Lagged(missed)) => output.line(&lagged(&output, missed)),
+                            Err(TryRecvError::Lagged(missed)) => output.line(&lagged(&output, missed)),
                             Err(_) => return,
                         }
                     }
@@ -154,8 +165,11 @@ fn lagged(output: &Output, missed: u64) -> String {
 async fn line_loop(session: &Session, output: &Output) -> anyhow::Result<End> {
     let mut lines = BufReader::new(tokio::io::stdin()).lines();
     let mut signal = std::pin::pin!(shutdown_signal());
+    let swarm = session.swarm().clone();
+    let mut fatal = std::pin::pin!(swarm.failed());
     loop {
         tokio::select! {
+            error = &mut fatal => return Ok(End::Fatal(error)),
             line = lines.next_line() => {
                 let Some(line) = line.context("reading standard input")? else {
                     return Ok(End::Input);
@@ -231,8 +245,11 @@ async fn interactive_loop(
         .context("starting the console thread")?;
 
     let mut signal = std::pin::pin!(shutdown_signal());
+    let swarm = session.swarm().clone();
+    let mut fatal = std::pin::pin!(swarm.failed());
     let end = loop {
         tokio::select! {
+            error = &mut fatal => break End::Fatal(error),
             line = line_rx.recv() => {
                 let Some(line) = line else { break End::Input };
                 let line = line.trim().to_string();
@@ -265,14 +282,12 @@ async fn interactive_loop(
 }
 
 /// The events that arrived since the last look, as lines.
-fn pending_events(events: &mut broadcast::Receiver<SwarmEvent>, output: &Output) -> Vec<String> {
+fn pending_events(events: &mut EventReceiver, output: &Output) -> Vec<String> {
     let mut lines = Vec::new();
     loop {
         match events.try_recv() {
             Ok(event) => lines.push(output.event(&event)),
-            Err(broadcast::error::TryRecvError::Lagged(missed)) => {
-                lines.push(lagged(output, missed))
-            }
+            Err(TryRecvError::Lagged(missed)) => lines.push(lagged(output, missed)),
             Err(_) => return lines,
         }
     }

@@ -37,6 +37,7 @@ fn event_data(event: &SwarmEvent) -> Value {
             restarts,
             reason,
         } => json!({ "agent": agent, "restarts": restarts, "reason": reason }),
+        SwarmEvent::Fatal { error } => json!({ "error": error }),
     }
 }
 
@@ -65,6 +66,7 @@ pub fn event_text(event: &SwarmEvent) -> String {
             restarts,
             reason,
         } => format!("[agent restarted] {agent} (restart #{restarts}): {reason}"),
+        SwarmEvent::Fatal { error } => format!("[fatal] the store failed: {error}"),
     }
 }
 

@@ -6,6 +6,7 @@
 use std::time::Duration;
 
 use dreamos_agents::{
+    events::{EventReceiver, RecvError},
     message::{Address, AgentName, Body, Millis, Priority, Seq},
     ControlVerb, Error as SwarmError, Principal, Swarm, SwarmEvent,
 };
@@ -451,7 +452,7 @@ fn parse_time(option: &str, text: &str) -> Result<Millis, CommandError> {
 }
 
 async fn wait_reply(
-    events: &mut tokio::sync::broadcast::Receiver<SwarmEvent>,
+    events: &mut EventReceiver,
     id: dreamos_agents::message::MessageId,
     timeout: Duration,
 ) -> Option<std::sync::Arc<StoredMessage>> {
@@ -459,8 +460,8 @@ async fn wait_reply(
         loop {
             match events.recv().await {
                 Ok(SwarmEvent::Message(m)) if m.envelope.reply_to == Some(id) => return Some(m),
-                Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
-                Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+                Ok(_) | Err(RecvError::Lagged(_)) => {}
+                Err(RecvError::Closed) => return None,
             }
         }
     };

@@ -13,7 +13,7 @@ use crate::{
     store::{Store, TypedTree},
 };
 
-const AUDIT_TREE: &str = "audit";
+pub(crate) const AUDIT_TREE: &str = "audit";
 
 /// One command, as the audit log keeps it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -27,6 +27,7 @@ pub struct Config {
     pub scanner: ScannerConfig,
     pub supervisor: SupervisorConfig,
     pub shutdown: ShutdownConfig,
+    pub debug: DebugConfig,
     pub console: ConsoleConfig,
     pub agents: Vec<AgentConfig>,
 }
@@ -74,6 +75,29 @@ pub enum LogFormat {
 #[serde(deny_unknown_fields)]
 pub struct StoreConfig {
     pub max_batch: usize,
+    pub max_group_bytes: usize,
+    pub max_queue_bytes: usize,
+    pub sync: SyncMode,
+}
+
+/// What "accepted" means: see `[store] sync` in config/default.toml.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum SyncMode {
+    /// fdatasync sled's files after each flush: survives a power cut.
+    #[default]
+    Full,
+    /// sled's flush alone: survives `kill -9` of the process, not a power cut.
+    Os,
+}
+
+impl SyncMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SyncMode::Full => "full",
+            SyncMode::Os => "os",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -85,6 +109,11 @@ pub struct MessagesConfig {
     #[serde(with = "duration")]
     pub wait_timeout: Duration,
     pub max_page: usize,
+    pub max_queued: usize,
+    pub max_queued_orders: usize,
+    #[serde(with = "duration")]
+    pub accept_timeout: Duration,
+    pub event_buffer_bytes: usize,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -95,6 +124,12 @@ pub struct RetentionConfig {
     pub max_age: Duration,
     #[serde(with = "duration")]
     pub compact_every: Duration,
+    pub dead_letters_max: u64,
+    #[serde(with = "duration")]
+    pub dead_letters_max_age: Duration,
+    pub audit_max_entries: u64,
+    #[serde(with = "duration")]
+    pub audit_max_age: Duration,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -123,6 +158,13 @@ pub struct SupervisorConfig {
 pub struct ShutdownConfig {
     #[serde(with = "duration")]
     pub drain_timeout: Duration,
+}
+
+/// Switches for tests of the swarm itself; all off by default.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DebugConfig {
+    pub fault_skill: bool,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -344,7 +386,24 @@ impl Config {
                 u64::from(self.messages.max_attempts),
             ),
             ("messages.max_page", self.messages.max_page as u64),
+            ("messages.max_queued", self.messages.max_queued as u64),
+            (
+                "messages.max_queued_orders",
+                self.messages.max_queued_orders as u64,
+            ),
+            (
+                "messages.event_buffer_bytes",
+                self.messages.event_buffer_bytes as u64,
+            ),
             ("retention.max_messages", self.retention.max_messages),
+            (
+                "retention.dead_letters_max",
+                self.retention.dead_letters_max,
+            ),
+            (
+                "retention.audit_max_entries",
+                self.retention.audit_max_entries,
+            ),
             (
                 "supervisor.max_restarts",
                 u64::from(self.supervisor.max_restarts),
@@ -354,6 +413,24 @@ impl Config {
             if value == 0 {
                 return Err((key.to_string(), "must be at least 1".to_string()));
             }
+        }
+        // A group must hold at least one message of the largest size, and stay inline in sled (a value over a
+        // quarter of a segment becomes a file of its own, written without the log's ordering).
+        let group_min = self.messages.max_body_bytes + crate::log::RECORD_OVERHEAD;
+        let group_max = crate::store::SEGMENT_SIZE / 4 - 64 * 1024;
+        if self.store.max_group_bytes < group_min || self.store.max_group_bytes > group_max {
+            return Err((
+                "store.max_group_bytes".to_string(),
+                format!(
+                    "must be between {group_min} (one message of messages.max_body_bytes) and {group_max} bytes"
+                ),
+            ));
+        }
+        if self.store.max_queue_bytes < self.store.max_group_bytes {
+            return Err((
+                "store.max_queue_bytes".to_string(),
+                "must be at least store.max_group_bytes".to_string(),
+            ));
         }
         if self.scanner.default_limit > self.scanner.max_limit {
             return Err((

@@ -44,6 +44,26 @@ pub enum Error {
     #[error("corrupt record in store tree `{tree}`: {message}")]
     Corrupt { tree: &'static str, message: String },
 
+    /// A flush could not be made durable (fdatasync or fsync failed). After such a failure the kernel may have
+    /// dropped the pages it could not write, so the store cannot be trusted until the process restarts.
+    #[error("cannot make {path} durable: {cause}")]
+    Sync {
+        path: PathBuf,
+        cause: std::io::Error,
+    },
+
+    /// More is waiting than the configured bound allows; nothing was stored. `what` says which bound.
+    #[error("overloaded: {what}; nothing was stored, try again shortly")]
+    Overloaded { what: String },
+
+    /// The store failed underneath the message log; nothing more is accepted until dreamos restarts.
+    #[error("the store failed and accepts nothing more until dreamos restarts ({0}); what it was writing may or may not have been stored")]
+    StoreFailed(String),
+
+    /// The store did not confirm an acceptance in time. The message may still be accepted.
+    #[error("the store did not confirm within {millis} ms; the message may still have been accepted (/history shows it if so)")]
+    AcceptTimeout { millis: u64 },
+
     /// The message log is shutting down or has stopped; nothing more is accepted.
     #[error("the message log is closed: the swarm is shutting down")]
     Closed,

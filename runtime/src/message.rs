@@ -115,6 +115,11 @@ impl AgentName {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// The empty name, which sorts before every valid one: a bound for range scans, never an address.
+    pub(crate) fn min() -> AgentName {
+        AgentName(Arc::from(""))
+    }
 }
 
 impl fmt::Display for AgentName {

@@ -8,6 +8,7 @@ use std::{
 };
 
 use async_trait::async_trait;
+use dreamos_agents::events::EventReceiver;
 use dreamos_agents::{
     message::{Address, Body, MessageId, Priority},
     Principal, Skill, SkillContext, SkillError, SkillRegistry, Swarm, SwarmEvent,
@@ -18,7 +19,6 @@ use dreamos_runtime::{
     Store,
 };
 use serde_json::json;
-use tokio::sync::broadcast;
 
 const DEADLINE: Duration = Duration::from_secs(20);
 
@@ -71,7 +71,7 @@ async fn send(swarm: &Swarm, agent: &str, text: &str) -> MessageId {
 
 /// Waits for an event matching `pred`.
 async fn event(
-    events: &mut broadcast::Receiver<SwarmEvent>,
+    events: &mut EventReceiver,
     what: &str,
     pred: impl Fn(&SwarmEvent) -> bool,
 ) -> SwarmEvent {

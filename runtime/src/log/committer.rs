@@ -1,44 +1,58 @@
 //! The writer thread: group commit.
 //!
-//! It blocks for the first submission, then takes whatever else is already queued (up to `max_batch` records),
-//! writes it all as one group, flushes once, and only then answers the senders. Under light load a group is one
-//! message and the answer comes a flush later; under heavy load groups grow and the flush cost is shared, which is
-//! what lets sled accept hundreds of thousands of messages a second. It runs on its own OS thread because sled's
-//! flush blocks.
+//! It blocks for the first submission, then takes whatever else is already queued (up to `max_batch` records and
+//! `max_group_bytes` bytes), writes it all as one group, flushes once (and with `sync = "full"` fdatasyncs), and
+//! only then answers the senders. Under light load a group is one message and the answer comes a flush later;
+//! under heavy load groups grow and the flush cost is shared, which is what lets sled accept hundreds of thousands
+//! of messages a second. It runs on its own OS thread because sled's flush blocks.
 //!
 //! What follows a flush — routing the messages ([`CommitSink`]) and answering senders and barriers — is handed to
 //! the *completer*, a task on the async runtime, as one [`Completion`] per group. Two reasons: the writer can start
 //! the next group while the previous one is being delivered, and waking hundreds of waiting tasks from inside the
 //! runtime is a push onto a worker's local queue, where waking them from this thread costs a cross-thread wake-up
 //! each (the profile showed those futex calls among the top costs).
+//!
+//! When a write or a flush fails, the writer *fails stop*: it records why, answers everyone waiting with
+//! [`Error::StoreFailed`], tells the sink, and from then on answers every submission with that error without
+//! writing anything. Unwritten resolutions are not lost: their messages are still unresolved in the store and are
+//! delivered again after the restart.
 
-use std::sync::Arc;
+use std::sync::{atomic::Ordering, Arc};
 
 use tokio::sync::{mpsc, oneshot};
 
 use super::{
-    state::GroupMeta, Accepted, CommitSink, Committed, DeadLetter, Group, LogInner, Outcome,
-    RecordRef, Resolution, StoredMessage, Submission,
+    state::GroupMeta, AcceptReply, Accepted, CommitSink, Committed, DeadLetter, DurableReply,
+    Group, LogInner, Outcome, RecordRef, Resolution, StoredMessage, Submission,
 };
-use crate::message::{Millis, Seq};
+use crate::{
+    error::Error,
+    message::{Millis, Seq},
+};
 
 /// A sender waiting for its messages to be durable: where they start in the group, how many, and the reply.
 /// Messages of different submissions (appends and handlers' outputs) interleave in a group, so each waiter
 /// remembers its own range.
-type Waiter = (std::ops::Range<usize>, Reply);
-
-/// Where a sender waits for its acceptance.
-type Reply = oneshot::Sender<Result<Vec<Accepted>, String>>;
+type Waiter = (std::ops::Range<usize>, AcceptReply);
 
 /// What the completer does after a flush, in the order the writer sent it.
 pub(super) enum Completion {
     /// A group is durable: route it, then answer its senders.
     Committed {
         committed: Committed,
-        answers: Vec<(Vec<Accepted>, Reply)>,
+        answers: Vec<(Vec<Accepted>, AcceptReply)>,
+        durable: Vec<DurableReply>,
     },
     /// Answer once everything before is done.
     Barrier(oneshot::Sender<()>),
+    /// The store failed; tell the sink once.
+    Failed(String),
+    /// Answer these with the store's failure (after the sink was told of it).
+    Refused {
+        why: String,
+        waiters: Vec<AcceptReply>,
+        durable: Vec<DurableReply>,
+    },
 }
 
 /// The completer: routes committed groups and answers their senders, in order.
@@ -48,84 +62,140 @@ pub(super) async fn complete(
 ) {
     while let Some(completion) = completions.recv().await {
         match completion {
-            Completion::Committed { committed, answers } => {
+            Completion::Committed {
+                committed,
+                answers,
+                durable,
+            } => {
                 // Route before answering: when a sender learns its message is accepted, the message is already
                 // in its recipients' mailboxes.
                 sink.committed(&committed);
                 for (accepted, done) in answers {
                     let _ = done.send(Ok(accepted));
                 }
+                for done in durable {
+                    let _ = done.send(Ok(()));
+                }
             }
             Completion::Barrier(done) => {
                 let _ = done.send(());
             }
+            Completion::Failed(error) => sink.failed(&error),
+            Completion::Refused {
+                why,
+                waiters,
+                durable,
+            } => {
+                for done in waiters {
+                    let _ = done.send(Err(Error::StoreFailed(why.clone())));
+                }
+                for done in durable {
+                    let _ = done.send(Err(Error::StoreFailed(why.clone())));
+                }
+            }
+        }
+    }
+}
+
+/// What the writer took for one group.
+#[derive(Default)]
+struct Batch {
+    messages: Vec<StoredMessage>,
+    resolutions: Vec<Resolution>,
+    waiters: Vec<Waiter>,
+    durable: Vec<DurableReply>,
+    barriers: Vec<oneshot::Sender<()>>,
+    flush: bool,
+    closing: Option<oneshot::Sender<()>>,
+}
+
+impl Batch {
+    fn add(&mut self, submission: Submission) {
+        match submission {
+            Submission::Append { messages, done, .. } => {
+                let range = self.messages.len()..self.messages.len() + messages.len();
+                self.messages.extend(messages);
+                if let Some(done) = done {
+                    self.waiters.push((range, done));
+                }
+            }
+            Submission::Resolve {
+                resolution,
+                outputs,
+                done,
+                ..
+            } => {
+                self.resolutions.push(resolution);
+                self.messages.extend(outputs);
+                self.durable.extend(done);
+            }
+            Submission::Flush => self.flush = true,
+            Submission::Barrier { done } => self.barriers.push(done),
+            // Everything queued before the close is in this batch and gets written. What is still queued when
+            // the loop ends is dropped unanswered: its senders get `Error::Closed`, and dropped resolutions are
+            // simply redelivered after the restart.
+            Submission::Close { done } => self.closing = Some(done),
         }
     }
 }
 
 pub(super) fn run(
     inner: Arc<LogInner>,
-    mut rx: mpsc::Receiver<Submission>,
+    mut rx: mpsc::UnboundedReceiver<Submission>,
     completer: mpsc::UnboundedSender<Completion>,
 ) {
     let max_batch = inner.options.max_batch;
+    let max_bytes = inner.options.max_group_bytes;
     let mut closing: Option<oneshot::Sender<()>> = None;
+    // A submission that did not fit in the previous group starts the next one.
+    let mut held: Option<Submission> = None;
     while closing.is_none() {
-        let Some(first) = rx.blocking_recv() else {
+        let Some(first) = held.take().or_else(|| rx.blocking_recv()) else {
             break;
         };
         let mut records = first.records();
-        let mut batch = vec![first];
-        while records < max_batch {
+        let mut bytes = first.bytes();
+        let mut batch = Batch::default();
+        batch.add(first);
+        while records < max_batch && bytes < max_bytes && batch.closing.is_none() {
             match rx.try_recv() {
                 Ok(next) => {
+                    if bytes + next.bytes() > max_bytes {
+                        held = Some(next);
+                        break;
+                    }
                     records += next.records();
-                    batch.push(next);
+                    bytes += next.bytes();
+                    batch.add(next);
                 }
                 Err(_) => break,
             }
         }
-        let mut messages = Vec::with_capacity(records);
-        let mut resolutions = Vec::new();
-        let mut waiters: Vec<Waiter> = Vec::new();
-        let mut barriers = Vec::new();
-        let mut flush = false;
-        for submission in batch {
-            match submission {
-                Submission::Append { messages: m, done } => {
-                    waiters.push((messages.len()..messages.len() + m.len(), done));
-                    messages.extend(m);
-                }
-                Submission::Resolve {
-                    resolution,
-                    outputs,
-                } => {
-                    resolutions.push(resolution);
-                    messages.extend(outputs);
-                }
-                Submission::Flush => flush = true,
-                Submission::Barrier { done } => barriers.push(done),
-                Submission::Close { done } => {
-                    // Everything queued before the close is in this batch and gets written. What is still
-                    // queued when the loop ends is dropped unanswered: its senders get `Error::Closed`, and
-                    // dropped resolutions are simply redelivered after the restart.
-                    closing = Some(done);
-                }
-            }
-        }
-        if !messages.is_empty() || !resolutions.is_empty() {
-            commit(&inner, &completer, messages, resolutions, waiters);
-        } else if flush {
+        inner.queued_bytes.fetch_sub(bytes, Ordering::AcqRel);
+        closing = batch.closing.take();
+        let barriers = std::mem::take(&mut batch.barriers);
+        if inner.failure.lock().is_some() {
+            refuse(&inner, &completer, batch);
+        } else if !batch.messages.is_empty() || !batch.resolutions.is_empty() {
+            commit(&inner, &completer, batch);
+        } else if batch.flush {
             if let Err(err) = inner.store.flush() {
-                tracing::error!(error = %err, "flushing the store failed");
+                fail(&inner, &completer, &err);
             }
         }
         for done in barriers {
             let _ = completer.send(Completion::Barrier(done));
         }
     }
-    if let Err(err) = inner.store.flush() {
-        tracing::error!(error = %err, "final flush of the message log failed");
+    if let Some(held) = held {
+        let mut batch = Batch::default();
+        batch.add(held);
+        refuse(&inner, &completer, batch);
+    }
+    if inner.failure.lock().is_none() {
+        if let Err(err) = inner.store.flush() {
+            tracing::error!(error = %err, "final flush of the message log failed");
+        }
     }
     if let Some(done) = closing {
         // Answered by the completer, so that `close` returns only after everything before it was delivered.
@@ -133,18 +203,45 @@ pub(super) fn run(
     }
 }
 
-fn commit(
-    inner: &LogInner,
-    completer: &mpsc::UnboundedSender<Completion>,
-    messages: Vec<StoredMessage>,
-    resolutions: Vec<Resolution>,
-    waiters: Vec<Waiter>,
-) {
+/// Records the store's failure (once), tells the completer, and refuses from now on.
+fn fail(inner: &LogInner, completer: &mpsc::UnboundedSender<Completion>, err: &Error) {
+    let mut failure = inner.failure.lock();
+    if failure.is_some() {
+        return;
+    }
+    tracing::error!(error = %err, "the store failed; the message log accepts nothing more");
+    *failure = Some(err.to_string());
+    let _ = completer.send(Completion::Failed(err.to_string()));
+}
+
+/// Answers everyone in a batch with the store's failure, writing nothing. The completer answers them, after it
+/// has told the sink of the failure.
+fn refuse(inner: &LogInner, completer: &mpsc::UnboundedSender<Completion>, batch: Batch) {
+    let why = inner
+        .failure
+        .lock()
+        .clone()
+        .unwrap_or_else(|| "the store failed".to_string());
+    let _ = completer.send(Completion::Refused {
+        why,
+        waiters: batch.waiters.into_iter().map(|(_, done)| done).collect(),
+        durable: batch.durable,
+    });
+}
+
+fn commit(inner: &LogInner, completer: &mpsc::UnboundedSender<Completion>, batch: Batch) {
     let (key, first_seq) = {
         let state = inner.state.lock();
         (state.next_group, state.next_seq)
     };
     let at = Millis::now();
+    let Batch {
+        messages,
+        resolutions,
+        waiters,
+        durable,
+        ..
+    } = batch;
     let messages: Vec<Arc<StoredMessage>> = messages
         .into_iter()
         .enumerate()
@@ -155,14 +252,19 @@ fn commit(
         })
         .collect();
 
-    let written = write_group(inner, key, first_seq, at, &messages, &resolutions);
-    if let Err(err) = written {
-        // The store is failing underneath us (disk full, I/O error). Nothing of this group is acknowledged;
-        // senders get the error, and resolutions will be retried by redelivery after a restart.
-        tracing::error!(error = %err, "message log write failed");
-        for (_, done) in waiters {
-            let _ = done.send(Err(err.to_string()));
-        }
+    if let Err(err) = write_group(inner, key, first_seq, at, &messages, &resolutions) {
+        // The store is failing underneath us (disk full, I/O error, a failed fdatasync). Nothing of this group
+        // is acknowledged, and nothing after it will be: see the module's doc.
+        fail(inner, completer, &err);
+        refuse(
+            inner,
+            completer,
+            Batch {
+                waiters,
+                durable,
+                ..Batch::default()
+            },
+        );
         return;
     }
 
@@ -196,6 +298,7 @@ fn commit(
             resolutions,
         },
         answers,
+        durable,
     });
 }
 
@@ -212,6 +315,11 @@ fn write_group(
     for resolution in resolutions {
         let (seq, agent) = (resolution.seq, &resolution.agent);
         records.push(match &resolution.outcome {
+            Outcome::Started { attempt } => RecordRef::Started {
+                seq,
+                agent,
+                attempt: *attempt,
+            },
             Outcome::Handled => RecordRef::Handled { seq, agent },
             Outcome::Failed { attempt, error } => RecordRef::Failed {
                 seq,

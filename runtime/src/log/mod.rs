@@ -3,28 +3,39 @@
 //! # Layout
 //!
 //! The `log` tree holds *groups*. A group is everything one flush made durable: new messages (each with its
-//! resolved recipients) and resolutions (an agent handled a message, failed it once, or gave up on it). Its key
-//! is a big-endian group number, its value one postcard-encoded [`Group`]. Writing a few hundred records as one
-//! sled value with one flush is what makes acceptance fast: sled pays per key and per flush, not per byte.
+//! resolved recipients) and resolutions (an agent began an attempt at a message, handled it, failed it once, or
+//! gave up on it). Its key is a big-endian group number, its value one postcard-encoded [`Group`]. Writing a few
+//! hundred records as one sled value with one flush is what makes acceptance fast: sled pays per key and per
+//! flush, not per byte. The `log_carried` tree holds messages that outlived their group (see [`compact`]).
 //!
 //! # Guarantees
 //!
-//! * [`MessageLog::append`] returns only after the group holding the messages is flushed: an accepted message
-//!   survives `kill -9`.
-//! * An agent's acknowledgement and the messages its handler produced (its replies) are written in the same group,
-//!   so after a crash either both exist or neither does: handling is exactly once as far as the store can see.
+//! * [`MessageLog::append`] returns only after the group holding the messages is flushed and, with
+//!   `store.sync = "full"`, fdatasynced ([`Store::flush`]): an accepted message survives `kill -9` and a power cut.
+//! * Admission is bounded: an append that would put more than `store.max_queue_bytes` in front of the writer is
+//!   refused with [`Error::Overloaded`] before anything is stored, and no sender waits longer than
+//!   `messages.accept_timeout` for its answer.
+//! * An agent's acknowledgement and the messages its handler produced (its replies, and notices such as a dead
+//!   letter's) are written in the same group, so after a crash either all exist or none does.
+//! * An attempt is recorded ([`Outcome::Started`]) durably before a skill runs, so a message whose handling kills
+//!   the process is counted, and recovery reports how often it was tried.
 //! * After a restart, [`Recovery`] lists every (message, recipient) pair without a resolution, in sequence order:
 //!   that is what must be delivered again.
-//! * Compaction removes only a prefix of groups, and never past a message that still has an unresolved recipient,
-//!   so a resolution is never dropped while the message it resolves is still in the log.
+//! * If the store fails (a write or an fdatasync returns an error), the log stops: every waiting sender gets
+//!   [`Error::StoreFailed`], nothing more is accepted, and the [`CommitSink`] is told, so that the process can stop
+//!   with a clear error. Nothing acknowledged is lost; what was not written is delivered again after the restart.
+//!   (After a failed fsync the kernel may have dropped the pages it could not write; retrying is not safe.)
+//! * Retention holds whatever is stuck: compaction drops whole groups by count and age, and carries each message
+//!   some recipient still owes a verdict on into `log_carried` first (durably), with its state.
 
 mod committer;
+mod compact;
 mod state;
 
 use std::{
     path::PathBuf,
     sync::{
-        atomic::{AtomicBool, Ordering},
+        atomic::{AtomicBool, AtomicUsize, Ordering},
         Arc,
     },
     thread::JoinHandle,
@@ -36,13 +47,17 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
 
 pub use self::state::{HistoryEntry, HistoryPage, HistoryQuery, Receipt, ReceiptStatus};
-use self::state::{LogState, DEAD_TREE, LOG_TREE};
+use self::state::{LogState, CARRIED_TREE, DEAD_TREE, LOG_TREE};
 use crate::{
-    config::{RetentionConfig, StoreConfig},
+    config::{MessagesConfig, RetentionConfig, StoreConfig},
     error::{Error, Result},
     message::{AgentName, Envelope, MessageId, Millis, Seq},
     store::{Store, TypedTree},
 };
+
+/// Bytes a message's record takes in a group besides its body, at most: ids, addresses, kind, timestamps and
+/// recipients (for messages to a handful of agents). Used to bound groups and the writer's queue in bytes.
+pub const RECORD_OVERHEAD: usize = 1024;
 
 /// A message as the log keeps it: the envelope and the agents it was resolved to when accepted.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -50,6 +65,14 @@ pub struct StoredMessage {
     pub envelope: Envelope,
     /// The agents that must handle it. Empty for messages to people (`user:…`), which need no handling.
     pub recipients: Vec<AgentName>,
+}
+
+impl StoredMessage {
+    /// An upper estimate of the bytes its record takes, for the log's bounds (see [`RECORD_OVERHEAD`]).
+    pub fn size_hint(&self) -> usize {
+        let recipients: usize = self.recipients.iter().map(|a| a.as_str().len() + 1).sum();
+        self.envelope.body.len() + self.envelope.kind.len() + recipients + 192
+    }
 }
 
 /// What the log answers when it has accepted a message.
@@ -63,6 +86,9 @@ pub struct Accepted {
 /// What became of one delivery of a message to one agent.
 #[derive(Debug, Clone)]
 pub enum Outcome {
+    /// Attempt number `attempt` (1 for the first) began. Written before the skill runs, so that an attempt which
+    /// takes the process down with it is still counted.
+    Started { attempt: u32 },
     /// Handled; the message is done for this agent.
     Handled,
     /// This attempt failed; the message will be delivered again.
@@ -105,6 +131,12 @@ pub struct Committed {
 /// it to route accepted messages to mailboxes.
 pub trait CommitSink: Send + Sync + 'static {
     fn committed(&self, batch: &Committed);
+
+    /// The store failed underneath the log (`error` says how): nothing more will be committed. Called once, after
+    /// every earlier commit was reported.
+    fn failed(&self, error: &str) {
+        let _ = error;
+    }
 }
 
 /// One (message, agent) pair found unresolved when the log was opened: deliver it again.
@@ -112,7 +144,7 @@ pub trait CommitSink: Send + Sync + 'static {
 pub struct Redelivery {
     pub message: Arc<StoredMessage>,
     pub agent: AgentName,
-    /// Failed attempts recorded before the restart.
+    /// Attempts recorded before the restart: started ones, including any that the process died in.
     pub attempts: u32,
 }
 
@@ -121,7 +153,7 @@ pub struct Redelivery {
 pub struct Recovery {
     /// Unresolved deliveries, in sequence order.
     pub redeliveries: Vec<Redelivery>,
-    /// Messages found in the log.
+    /// Messages found in the log (carried ones included).
     pub messages: u64,
     /// Groups read.
     pub groups: u64,
@@ -138,39 +170,76 @@ pub struct LogStats {
     pub unresolved: u64,
     /// Entries in the dead-letter store.
     pub dead_letters: u64,
+    /// Bytes waiting for the writer.
+    pub queued_bytes: u64,
 }
 
-/// Settings of the log, from the `store` and `retention` sections.
+/// Settings of the log, from the `store`, `messages` and `retention` sections.
 #[derive(Debug, Clone)]
 pub struct LogOptions {
     pub max_batch: usize,
+    pub max_group_bytes: usize,
+    pub max_queue_bytes: usize,
+    pub accept_timeout: Duration,
     pub retention_max_messages: u64,
     pub retention_max_age: Duration,
     pub compact_every: Duration,
+    pub dead_letters_max: u64,
+    pub dead_letters_max_age: Duration,
+    pub audit_max_entries: u64,
+    pub audit_max_age: Duration,
 }
 
 impl LogOptions {
-    pub fn new(store: &StoreConfig, retention: &RetentionConfig) -> LogOptions {
+    pub fn new(
+        store: &StoreConfig,
+        messages: &MessagesConfig,
+        retention: &RetentionConfig,
+    ) -> LogOptions {
         LogOptions {
             max_batch: store.max_batch,
+            max_group_bytes: store.max_group_bytes,
+            max_queue_bytes: store.max_queue_bytes,
+            accept_timeout: messages.accept_timeout,
             retention_max_messages: retention.max_messages,
             retention_max_age: retention.max_age,
             compact_every: retention.compact_every,
+            dead_letters_max: retention.dead_letters_max,
+            dead_letters_max_age: retention.dead_letters_max_age,
+            audit_max_entries: retention.audit_max_entries,
+            audit_max_age: retention.audit_max_age,
         }
     }
+
+    /// The defaults of config/default.toml.
+    pub fn defaults() -> LogOptions {
+        let config = crate::Config::defaults();
+        LogOptions::new(&config.store, &config.messages, &config.retention)
+    }
 }
+
+/// Where a sender waits for its acceptance.
+type AcceptReply = oneshot::Sender<Result<Vec<Accepted>, Error>>;
+
+/// Where a resolution's submitter waits for it to be durable.
+type DurableReply = oneshot::Sender<Result<(), Error>>;
 
 /// Work for the writer thread.
 enum Submission {
     Append {
         messages: Vec<StoredMessage>,
-        done: oneshot::Sender<Result<Vec<Accepted>, String>>,
+        /// Counted in the writer's queue until the writer takes it.
+        bytes: usize,
+        /// `None` for notices that nobody waits for.
+        done: Option<AcceptReply>,
     },
     Resolve {
         resolution: Resolution,
         outputs: Vec<StoredMessage>,
+        bytes: usize,
+        done: Option<DurableReply>,
     },
-    /// Flush the store soon, for writes made outside the log (the audit log).
+    /// Flush the store soon, for writes made outside the log (the audit log, the roster).
     Flush,
     /// Answered once everything queued before it is durable and the sink has heard of it.
     Barrier {
@@ -186,6 +255,13 @@ impl Submission {
         match self {
             Submission::Append { messages, .. } => messages.len(),
             Submission::Resolve { outputs, .. } => 1 + outputs.len(),
+            Submission::Flush | Submission::Barrier { .. } | Submission::Close { .. } => 0,
+        }
+    }
+
+    fn bytes(&self) -> usize {
+        match self {
+            Submission::Append { bytes, .. } | Submission::Resolve { bytes, .. } => *bytes,
             Submission::Flush | Submission::Barrier { .. } | Submission::Close { .. } => 0,
         }
     }
@@ -220,6 +296,12 @@ enum RecordRef<'a> {
         attempts: u32,
         error: &'a str,
     },
+    // New variants go last: postcard encodes a variant by its index, and old logs must still decode.
+    Started {
+        seq: Seq,
+        agent: &'a AgentName,
+        attempt: u32,
+    },
 }
 
 /// A record as read back. Variant order must match [`RecordRef`].
@@ -245,6 +327,21 @@ enum Record {
         #[allow(dead_code)]
         error: String,
     },
+    Started {
+        seq: Seq,
+        agent: AgentName,
+        attempt: u32,
+    },
+}
+
+/// A message that outlived the group it was accepted in, with what its recipients have made of it so far.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Carried {
+    message: StoredMessage,
+    /// Recipients still owing a verdict, with the attempts recorded for each.
+    pending: Vec<(AgentName, u32)>,
+    /// Recipients that gave up on it (its dead letters).
+    dead: Vec<AgentName>,
 }
 
 /// The durable message log. Cheap to clone.
@@ -254,20 +351,35 @@ pub struct MessageLog {
 }
 
 struct LogInner {
-    tx: mpsc::Sender<Submission>,
+    tx: mpsc::UnboundedSender<Submission>,
     /// Taken by [`MessageLog::start`].
-    rx: Mutex<Option<mpsc::Receiver<Submission>>>,
+    rx: Mutex<Option<mpsc::UnboundedReceiver<Submission>>>,
+    /// Bytes of appends and resolutions submitted and not yet taken by the writer.
+    queued_bytes: AtomicUsize,
     state: Mutex<LogState>,
     log_tree: sled::Tree,
+    carried: TypedTree<Carried>,
     dead: TypedTree<DeadLetter>,
+    audit: sled::Tree,
     store: Store,
     options: LogOptions,
     closed: AtomicBool,
+    /// Why the store failed, once it has: the log then accepts nothing more.
+    failure: Mutex<Option<String>>,
     threads: Mutex<Vec<JoinHandle<()>>>,
     /// The task that routes commits and answers senders; it ends when the writer does.
     completer: Mutex<Option<tokio::task::JoinHandle<()>>>,
     /// Wakes the compactor early when the log closes.
     compactor_wake: (Mutex<bool>, Condvar),
+}
+
+impl LogInner {
+    fn failure(&self) -> Option<Error> {
+        self.failure
+            .lock()
+            .as_ref()
+            .map(|why| Error::StoreFailed(why.clone()))
+    }
 }
 
 impl std::fmt::Debug for MessageLog {
@@ -278,26 +390,29 @@ impl std::fmt::Debug for MessageLog {
     }
 }
 
-/// Submissions waiting for the writer. A full queue makes senders wait (backpressure) instead of growing memory.
-const QUEUE_CAPACITY: usize = 64 * 1024;
-
 impl MessageLog {
     /// Opens the log and replays it. Nothing is written until [`MessageLog::start`].
     pub fn open(store: &Store, options: LogOptions) -> Result<(MessageLog, Recovery)> {
         let log_tree = store.raw_tree(LOG_TREE)?;
+        let carried = store.typed::<Carried>(CARRIED_TREE)?;
         let dead = store.typed::<DeadLetter>(DEAD_TREE)?;
-        let (state, recovery) = LogState::recover(&log_tree, &dead)?;
-        let (tx, rx) = mpsc::channel(QUEUE_CAPACITY);
+        let audit = store.raw_tree(crate::audit::AUDIT_TREE)?;
+        let (state, recovery) = LogState::recover(&log_tree, &carried)?;
+        let (tx, rx) = mpsc::unbounded_channel();
         let log = MessageLog {
             inner: Arc::new(LogInner {
                 tx,
                 rx: Mutex::new(Some(rx)),
+                queued_bytes: AtomicUsize::new(0),
                 state: Mutex::new(state),
                 log_tree,
+                carried,
                 dead,
+                audit,
                 store: store.clone(),
                 options,
                 closed: AtomicBool::new(false),
+                failure: Mutex::new(None),
                 threads: Mutex::new(Vec::new()),
                 completer: Mutex::new(None),
                 compactor_wake: (Mutex::new(false), Condvar::new()),
@@ -318,6 +433,7 @@ impl MessageLog {
             .lock()
             .take()
             .ok_or_else(|| Error::Internal("message log started twice".to_string()))?;
+        // Unbounded in count, bounded in bytes by the writer's queue: one completion per group written.
         let (completer_tx, completer_rx) = mpsc::unbounded_channel();
         let completer = runtime.spawn(committer::complete(completer_rx, sink));
         *self.inner.completer.lock() = Some(completer);
@@ -342,41 +458,107 @@ impl MessageLog {
     }
 
     /// Accepts messages: returns once they are durable, with their sequence numbers, in order.
+    ///
+    /// Refused at once, with nothing stored, when the log is closed or failed ([`Error::Closed`],
+    /// [`Error::StoreFailed`]) or when the writer's queue is full ([`Error::Overloaded`]); answered with
+    /// [`Error::AcceptTimeout`] if the store does not confirm within `accept_timeout`.
     pub async fn append(&self, messages: Vec<StoredMessage>) -> Result<Vec<Accepted>> {
-        if self.inner.closed.load(Ordering::Acquire) {
-            return Err(Error::Closed);
-        }
         let (done, accepted) = oneshot::channel();
-        self.inner
-            .tx
-            .send(Submission::Append { messages, done })
-            .await
-            .map_err(|_| Error::Closed)?;
-        match accepted.await {
-            Ok(Ok(accepted)) => Ok(accepted),
-            Ok(Err(message)) => Err(Error::LogWrite(message)),
-            Err(_) => Err(Error::Closed),
+        self.submit_append(messages, Some(done))?;
+        let timeout = self.inner.options.accept_timeout;
+        match tokio::time::timeout(timeout, accepted).await {
+            Ok(Ok(answer)) => answer,
+            Ok(Err(_)) => Err(self.inner.failure().unwrap_or(Error::Closed)),
+            Err(_) => Err(Error::AcceptTimeout {
+                millis: timeout.as_millis() as u64,
+            }),
         }
     }
 
+    /// Queues messages that nobody waits for (notices from the swarm to people). They are written with the next
+    /// group; admission is bounded like [`MessageLog::append`]'s.
+    pub fn append_detached(&self, messages: Vec<StoredMessage>) -> Result<()> {
+        self.submit_append(messages, None)
+    }
+
+    fn submit_append(&self, messages: Vec<StoredMessage>, done: Option<AcceptReply>) -> Result<()> {
+        if self.inner.closed.load(Ordering::Acquire) {
+            return Err(Error::Closed);
+        }
+        if let Some(failed) = self.inner.failure() {
+            return Err(failed);
+        }
+        let bytes: usize = messages.iter().map(StoredMessage::size_hint).sum();
+        let max = self.inner.options.max_queue_bytes;
+        let before = self.inner.queued_bytes.fetch_add(bytes, Ordering::AcqRel);
+        if before + bytes > max && before > 0 {
+            self.inner.queued_bytes.fetch_sub(bytes, Ordering::AcqRel);
+            return Err(Error::Overloaded {
+                what: format!(
+                    "the message log's write queue is full ({} bytes waiting, [store] max_queue_bytes = {max})",
+                    before
+                ),
+            });
+        }
+        self.send(Submission::Append {
+            messages,
+            bytes,
+            done,
+        })
+    }
+
     /// Records an agent's verdict on a message, together with the messages its handler produced. Returns once the
-    /// writer has it queued; the [`CommitSink`] hears when it is durable.
-    pub async fn resolve(&self, resolution: Resolution, outputs: Vec<StoredMessage>) -> Result<()> {
-        self.inner
-            .tx
-            .send(Submission::Resolve {
-                resolution,
-                outputs,
-            })
-            .await
-            .map_err(|_| Error::Closed)
+    /// writer has it queued; the [`CommitSink`] hears when it is durable. Never refused for a full queue: what is
+    /// resolved frees room, and each agent has at most a few resolutions on their way.
+    pub fn resolve(&self, resolution: Resolution, outputs: Vec<StoredMessage>) -> Result<()> {
+        self.submit_resolve(resolution, outputs, None)
+    }
+
+    /// Like [`MessageLog::resolve`], but returns only once the resolution is durable.
+    pub async fn resolve_durable(
+        &self,
+        resolution: Resolution,
+        outputs: Vec<StoredMessage>,
+    ) -> Result<()> {
+        let (done, durable) = oneshot::channel();
+        self.submit_resolve(resolution, outputs, Some(done))?;
+        match durable.await {
+            Ok(answer) => answer,
+            Err(_) => Err(self.inner.failure().unwrap_or(Error::Closed)),
+        }
+    }
+
+    fn submit_resolve(
+        &self,
+        resolution: Resolution,
+        outputs: Vec<StoredMessage>,
+        done: Option<DurableReply>,
+    ) -> Result<()> {
+        if let Some(failed) = self.inner.failure() {
+            return Err(failed);
+        }
+        let bytes = 64 + outputs.iter().map(StoredMessage::size_hint).sum::<usize>();
+        self.inner.queued_bytes.fetch_add(bytes, Ordering::AcqRel);
+        self.send(Submission::Resolve {
+            resolution,
+            outputs,
+            bytes,
+            done,
+        })
+    }
+
+    fn send(&self, submission: Submission) -> Result<()> {
+        let bytes = submission.bytes();
+        self.inner.tx.send(submission).map_err(|_| {
+            self.inner.queued_bytes.fetch_sub(bytes, Ordering::AcqRel);
+            Error::Closed
+        })
     }
 
     /// Asks the writer to flush the store soon, without waiting. Other trees of the store (the audit log) use it
     /// to become durable within milliseconds without a flush of their own on the caller's path.
     pub fn request_flush(&self) {
-        // A full queue means the writer is busy and will flush after its next group anyway.
-        let _ = self.inner.tx.try_send(Submission::Flush);
+        let _ = self.inner.tx.send(Submission::Flush);
     }
 
     /// Waits until everything submitted before this call is durable and the sink has been told.
@@ -385,9 +567,12 @@ impl MessageLog {
         self.inner
             .tx
             .send(Submission::Barrier { done })
-            .await
             .map_err(|_| Error::Closed)?;
-        reached.await.map_err(|_| Error::Closed)
+        reached.await.map_err(|_| Error::Closed)?;
+        match self.inner.failure() {
+            Some(failed) => Err(failed),
+            None => Ok(()),
+        }
     }
 
     /// Stops accepting, writes and flushes everything queued before this call, and stops the threads.
@@ -396,7 +581,7 @@ impl MessageLog {
             return;
         }
         let (done, closed) = oneshot::channel();
-        if self.inner.tx.send(Submission::Close { done }).await.is_ok() {
+        if self.inner.tx.send(Submission::Close { done }).is_ok() {
             let _ = closed.await;
         }
         {
@@ -419,6 +604,11 @@ impl MessageLog {
 
     pub fn is_closed(&self) -> bool {
         self.inner.closed.load(Ordering::Acquire)
+    }
+
+    /// Why the store failed, if it has; the log then accepts nothing more.
+    pub fn failure(&self) -> Option<String> {
+        self.inner.failure.lock().clone()
     }
 
     /// A page of history, newest first.
@@ -446,18 +636,19 @@ impl MessageLog {
             retained: state.retained(),
             unresolved: state.unresolved_count(),
             dead_letters: self.inner.dead.len() as u64,
+            queued_bytes: self.inner.queued_bytes.load(Ordering::Acquire) as u64,
         }
     }
 
     /// Enforces the retention bounds now. The compactor thread calls this every `compact_every`.
-    pub fn compact(&self) -> Result<u64> {
-        compact(&self.inner, Millis::now())
+    pub fn compact(&self) -> Result<compact::Compacted> {
+        compact::compact(&self.inner, Millis::now())
     }
 
     /// Compaction as if the clock read `now`; for tests of age-based retention.
     #[doc(hidden)]
-    pub fn compact_at(&self, now: Millis) -> Result<u64> {
-        compact(&self.inner, now)
+    pub fn compact_at(&self, now: Millis) -> Result<compact::Compacted> {
+        compact::compact(&self.inner, now)
     }
 
     /// Where the log lives, for messages.
@@ -465,6 +656,8 @@ impl MessageLog {
         self.inner.store.dir().to_path_buf()
     }
 }
+
+pub use compact::Compacted;
 
 fn compactor_loop(inner: Arc<LogInner>) {
     let (lock, cvar) = &inner.compactor_wake;
@@ -478,35 +671,13 @@ fn compactor_loop(inner: Arc<LogInner>) {
                 return;
             }
         }
-        if let Err(err) = compact(&inner, Millis::now()) {
+        if inner.failure().is_some() {
+            return;
+        }
+        if let Err(err) = compact::compact(&inner, Millis::now()) {
             tracing::error!(error = %err, "message log compaction failed");
         }
     }
-}
-
-/// Removes the prefix of groups that retention allows to drop. Returns how many messages went.
-fn compact(inner: &LogInner, now: Millis) -> Result<u64> {
-    let age_cutoff = now.saturating_sub(inner.options.retention_max_age);
-    let (keys, removed) = inner
-        .state
-        .lock()
-        .take_compactable(inner.options.retention_max_messages, age_cutoff);
-    if keys.is_empty() {
-        return Ok(0);
-    }
-    let mut batch = sled::Batch::default();
-    for key in &keys {
-        batch.remove(&key.to_be_bytes());
-    }
-    // No flush of its own: if a removal is lost in a crash, recovery reads the group again and finds every
-    // message in it resolved, so nothing is delivered twice.
-    inner.log_tree.apply_batch(batch)?;
-    tracing::debug!(
-        groups = keys.len(),
-        messages = removed,
-        "compacted message log"
-    );
-    Ok(removed)
 }
 
 #[cfg(test)]

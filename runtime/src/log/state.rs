@@ -1,8 +1,8 @@
 //! The log's in-memory index: which groups exist, which deliveries are unresolved, and history scans.
 //!
-//! Rebuilt from the `log` tree when the store opens (replaying every group once), then kept current by the
-//! writer thread after each commit. Memory grows with unresolved deliveries and retained groups, not with the
-//! size of message bodies.
+//! Rebuilt from the `log_carried` and `log` trees when the store opens (replaying every group once), then kept
+//! current by the writer thread after each commit and by compaction. Memory grows with unresolved deliveries and
+//! retained groups, not with the size of message bodies.
 
 use std::{
     collections::{BTreeMap, BTreeSet, HashMap, VecDeque},
@@ -11,7 +11,9 @@ use std::{
 
 use serde::Serialize;
 
-use super::{Group, LogInner, Outcome, Record, Recovery, Redelivery, Resolution, StoredMessage};
+use super::{
+    Carried, Group, LogInner, Outcome, Record, Recovery, Redelivery, Resolution, StoredMessage,
+};
 use crate::{
     error::Result,
     message::{AgentName, Channel, Millis, Seq},
@@ -19,6 +21,7 @@ use crate::{
 };
 
 pub(super) const LOG_TREE: &str = "log";
+pub(super) const CARRIED_TREE: &str = "log_carried";
 pub(super) const DEAD_TREE: &str = "dead_letters";
 
 /// What the index knows of one group without reading it.
@@ -30,8 +33,8 @@ pub(super) struct GroupMeta {
     pub at: Millis,
 }
 
-/// Per unresolved message: the recipients still owing a verdict, with their failed attempts so far.
-type Pending = Vec<(AgentName, u32)>;
+/// Per unresolved message: the recipients still owing a verdict, with their attempts so far.
+pub(super) type Pending = Vec<(AgentName, u32)>;
 
 #[derive(Debug)]
 pub(super) struct LogState {
@@ -39,15 +42,17 @@ pub(super) struct LogState {
     pub next_group: u64,
     pub groups: VecDeque<GroupMeta>,
     pub unresolved: BTreeMap<u64, Pending>,
-    /// (seq, agent) of every dead letter, so history can show a recipient as dead without a lookup.
+    /// (seq, agent) of every dead letter of a retained message, so history can show a recipient as dead.
     pub dead: BTreeSet<(u64, AgentName)>,
+    /// Sequence numbers of the messages in `log_carried`: they outlived their group.
+    pub carried: BTreeSet<u64>,
 }
 
 impl LogState {
-    /// Replays the whole log.
+    /// Replays the carried messages, then the whole log.
     pub fn recover(
         tree: &sled::Tree,
-        dead_tree: &TypedTree<super::DeadLetter>,
+        carried_tree: &TypedTree<Carried>,
     ) -> Result<(LogState, Recovery)> {
         let mut state = LogState {
             next_seq: 1,
@@ -55,10 +60,24 @@ impl LogState {
             groups: VecDeque::new(),
             unresolved: BTreeMap::new(),
             dead: BTreeSet::new(),
+            carried: BTreeSet::new(),
         };
         // Messages with unresolved recipients, kept whole until the end of the replay to build redeliveries.
         let mut bodies: HashMap<u64, Arc<StoredMessage>> = HashMap::new();
         let mut recovery = Recovery::default();
+        for entry in carried_tree.iter() {
+            let (_, carried) = entry?;
+            let seq = carried.message.envelope.seq.0;
+            state.carried.insert(seq);
+            for agent in carried.dead {
+                state.dead.insert((seq, agent));
+            }
+            if !carried.pending.is_empty() {
+                state.unresolved.insert(seq, carried.pending);
+                bodies.insert(seq, Arc::new(carried.message));
+            }
+            recovery.messages += 1;
+        }
         for entry in tree.iter() {
             let (key, bytes) = entry?;
             let group: Group<Record> = decode(LOG_TREE, &bytes)?;
@@ -69,7 +88,8 @@ impl LogState {
                     Record::Message(message) => {
                         let seq = message.envelope.seq.0;
                         messages += 1;
-                        if !message.recipients.is_empty() {
+                        // A carried copy is newer: this group's removal was not yet durable when the process died.
+                        if !message.recipients.is_empty() && !state.carried.contains(&seq) {
                             state.unresolved.insert(
                                 seq,
                                 message.recipients.iter().map(|a| (a.clone(), 0)).collect(),
@@ -77,15 +97,22 @@ impl LogState {
                             bodies.insert(seq, Arc::new(message));
                         }
                     }
-                    Record::Handled { seq, agent } | Record::Dead { seq, agent, .. } => {
+                    Record::Handled { seq, agent } => state.resolve(seq.0, &agent),
+                    Record::Dead { seq, agent, .. } => {
                         state.resolve(seq.0, &agent);
+                        state.dead.insert((seq.0, agent));
                     }
                     Record::Failed {
                         seq,
                         agent,
                         attempt,
                         ..
-                    } => state.fail(seq.0, &agent, attempt),
+                    }
+                    | Record::Started {
+                        seq,
+                        agent,
+                        attempt,
+                    } => state.attempted(seq.0, &agent, attempt),
                 }
             }
             state.groups.push_back(GroupMeta {
@@ -98,12 +125,6 @@ impl LogState {
             state.next_seq = state.next_seq.max(group.first_seq + messages);
             recovery.groups += 1;
             recovery.messages += messages;
-        }
-        for entry in dead_tree.iter() {
-            let (_, letter) = entry?;
-            state
-                .dead
-                .insert((letter.message.envelope.seq.0, letter.agent));
         }
         for (seq, pending) in &state.unresolved {
             if let Some(message) = bodies.get(seq) {
@@ -135,15 +156,15 @@ impl LogState {
             }
         }
         for resolution in resolutions {
+            let (seq, agent) = (resolution.seq.0, &resolution.agent);
             match &resolution.outcome {
-                Outcome::Handled => self.resolve(resolution.seq.0, &resolution.agent),
-                Outcome::Failed { attempt, .. } => {
-                    self.fail(resolution.seq.0, &resolution.agent, *attempt)
+                Outcome::Handled => self.resolve(seq, agent),
+                Outcome::Started { attempt } | Outcome::Failed { attempt, .. } => {
+                    self.attempted(seq, agent, *attempt)
                 }
                 Outcome::Dead { .. } => {
-                    self.resolve(resolution.seq.0, &resolution.agent);
-                    self.dead
-                        .insert((resolution.seq.0, resolution.agent.clone()));
+                    self.resolve(seq, agent);
+                    self.dead.insert((seq, agent.clone()));
                 }
             }
         }
@@ -161,7 +182,8 @@ impl LogState {
         }
     }
 
-    fn fail(&mut self, seq: u64, agent: &AgentName, attempt: u32) {
+    /// Attempt `attempt` at `seq` by `agent` began or failed: the count only grows, so replaying is idempotent.
+    fn attempted(&mut self, seq: u64, agent: &AgentName, attempt: u32) {
         if let Some(pending) = self.unresolved.get_mut(&seq) {
             for (a, attempts) in pending.iter_mut() {
                 if a == agent {
@@ -171,39 +193,62 @@ impl LogState {
         }
     }
 
+    /// Messages in retained groups, plus carried ones.
     pub fn retained(&self) -> u64 {
-        self.groups.iter().map(|g| g.messages).sum()
+        self.groups.iter().map(|g| g.messages).sum::<u64>() + self.carried.len() as u64
     }
 
     pub fn unresolved_count(&self) -> u64 {
         self.unresolved.len() as u64
     }
 
-    /// Pops the groups retention lets go, returning their keys and how many messages they held.
-    ///
-    /// A group may go when it is over the count bound or older than `age_cutoff`, and every message in it is
-    /// resolved. Only a prefix goes, and the newest group always stays: its `first_seq` is how the next
-    /// sequence number is known after a restart.
-    pub fn take_compactable(&mut self, max_messages: u64, age_cutoff: Millis) -> (Vec<u64>, u64) {
-        let first_unresolved = self.unresolved.keys().next().copied().unwrap_or(u64::MAX);
-        let mut retained = self.retained();
-        let mut keys = Vec::new();
-        let mut removed = 0;
-        while self.groups.len() > 1 {
-            let front = self.groups[0];
+    /// The groups retention lets go, oldest first: a prefix over the count bound or older than `age_cutoff`. The
+    /// newest group always stays: its `first_seq` is how the next sequence number is known after a restart.
+    /// Unresolved messages do not stop it: compaction carries them forward.
+    pub fn compactable(&self, max_messages: u64, age_cutoff: Millis) -> Vec<GroupMeta> {
+        let mut retained: u64 = self.groups.iter().map(|g| g.messages).sum();
+        let mut out = Vec::new();
+        for group in self.groups.iter().take(self.groups.len().saturating_sub(1)) {
             // Retention works in whole groups, so the count bound may be undershot by less than one group.
             let over_count = retained > max_messages;
-            let too_old = front.at < age_cutoff;
-            let resolved = front.first_seq + front.messages <= first_unresolved;
-            if !(resolved && (over_count || too_old)) {
+            if !(over_count || group.at < age_cutoff) {
                 break;
             }
-            self.groups.pop_front();
-            keys.push(front.key);
-            retained -= front.messages;
-            removed += front.messages;
+            retained -= group.messages;
+            out.push(*group);
         }
-        (keys, removed)
+        out
+    }
+
+    /// What a carried copy of `message` must say now, or `None` when every recipient is done with it.
+    pub fn carry(&self, message: StoredMessage) -> Option<Carried> {
+        let seq = message.envelope.seq.0;
+        let pending = self.unresolved.get(&seq)?.clone();
+        let dead = self
+            .dead
+            .range((seq, agent_min())..)
+            .take_while(|(s, _)| *s == seq)
+            .map(|(_, a)| a.clone())
+            .collect();
+        Some(Carried {
+            message,
+            pending,
+            dead,
+        })
+    }
+
+    /// Forgets groups that compaction removed (they are the front of `groups`), and dead-letter marks of messages
+    /// no longer retained anywhere.
+    pub fn forget_groups(&mut self, keys: &[u64]) {
+        for key in keys {
+            if self.groups.front().is_some_and(|g| g.key == *key) {
+                self.groups.pop_front();
+            }
+        }
+        let first_retained = self.groups.front().map_or(self.next_seq, |g| g.first_seq);
+        let carried = &self.carried;
+        self.dead
+            .retain(|(seq, _)| *seq >= first_retained || carried.contains(seq));
     }
 
     /// Each recipient's state for one message.
@@ -228,6 +273,11 @@ impl LogState {
             })
             .collect()
     }
+}
+
+/// The smallest agent name, for range scans of `(seq, agent)` sets.
+fn agent_min() -> AgentName {
+    AgentName::min()
 }
 
 /// What history asks for. Every filter is optional; they combine with AND.
@@ -299,23 +349,32 @@ pub struct HistoryPage {
     pub next_before: Option<Seq>,
 }
 
-/// Scans groups newest first, decoding only those that can hold a match.
+/// Scans groups newest first, decoding only those that can hold a match, and merges in carried messages by
+/// sequence number (they are older than every group).
 pub(super) fn history(inner: &LogInner, query: &HistoryQuery) -> Result<HistoryPage> {
     let before = query.before.map_or(u64::MAX, |s| s.0);
     let needle = query.text.as_ref().map(|t| t.to_lowercase());
     // The group list is copied so that the scan does not hold the lock while it reads sled.
-    let candidates: Vec<GroupMeta> = {
+    let (candidates, carried): (Vec<GroupMeta>, Vec<u64>) = {
         let state = inner.state.lock();
-        state
-            .groups
-            .iter()
-            .rev()
-            .filter(|g| g.messages > 0 && g.first_seq < before)
-            .copied()
-            .collect()
+        (
+            state
+                .groups
+                .iter()
+                .rev()
+                .filter(|g| g.messages > 0 && g.first_seq < before)
+                .copied()
+                .collect(),
+            state.carried.range(..before).rev().copied().collect(),
+        )
     };
-    let mut page = HistoryPage::default();
-    let limit = query.limit.max(1);
+    let mut page = Page {
+        inner,
+        query,
+        needle: needle.as_deref(),
+        limit: query.limit.max(1),
+        out: HistoryPage::default(),
+    };
     for meta in candidates {
         if query.since.is_some_and(|since| meta.at < since) {
             // Groups are in acceptance order: every older one is out of range too.
@@ -333,19 +392,53 @@ pub(super) fn history(inner: &LogInner, query: &HistoryQuery) -> Result<HistoryP
             let Record::Message(message) = record else {
                 continue;
             };
-            let seq = message.envelope.seq.0;
-            if seq >= before || !matches(&message, query, needle.as_deref()) {
+            if message.envelope.seq.0 >= before || page.offer(message) {
                 continue;
             }
-            if page.entries.len() == limit {
-                page.next_before = page.entries.last().map(|e| e.message.envelope.seq);
-                return Ok(page);
-            }
-            let receipts = inner.state.lock().receipts(&message);
-            page.entries.push(HistoryEntry { message, receipts });
+            return Ok(page.out);
         }
     }
-    Ok(page)
+    for seq in carried {
+        let Some(entry) = inner.carried.get(&seq.to_be_bytes())? else {
+            continue;
+        };
+        let message = entry.message;
+        let in_range = !query
+            .since
+            .is_some_and(|s| message.envelope.accepted_at < s)
+            && !query
+                .until
+                .is_some_and(|u| message.envelope.accepted_at >= u);
+        if in_range && !page.offer(message) {
+            return Ok(page.out);
+        }
+    }
+    Ok(page.out)
+}
+
+/// A history page being filled.
+struct Page<'a> {
+    inner: &'a LogInner,
+    query: &'a HistoryQuery,
+    needle: Option<&'a str>,
+    limit: usize,
+    out: HistoryPage,
+}
+
+impl Page<'_> {
+    /// Adds `message` if it matches; returns false once the page is full (and says where the next one starts).
+    fn offer(&mut self, message: StoredMessage) -> bool {
+        if !matches(&message, self.query, self.needle) {
+            return true;
+        }
+        if self.out.entries.len() == self.limit {
+            self.out.next_before = self.out.entries.last().map(|e| e.message.envelope.seq);
+            return false;
+        }
+        let receipts = self.inner.state.lock().receipts(&message);
+        self.out.entries.push(HistoryEntry { message, receipts });
+        true
+    }
 }
 
 fn matches(message: &StoredMessage, query: &HistoryQuery, needle: Option<&str>) -> bool {
