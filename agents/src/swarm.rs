@@ -113,6 +113,8 @@ impl Swarm {
         let startup_events = ums.subscribe();
         log.start(ums.router())?;
         ums.recover(recovery)?;
+        // What recovery decided (dead letters found at start, with their notices) is durable before anyone asks.
+        log.barrier().await?;
 
         let (orchestrator, orchestrator_task) = OrchestratorHandle::spawn(
             ums.clone(),

@@ -163,7 +163,7 @@ impl Router {
                 }
             }
             if matches!(message.envelope.to, Address::User(_)) {
-                let _ = self.events.send(SwarmEvent::Message(message.clone()));
+                self.events.send(SwarmEvent::Message(message.clone()));
             }
         }
     }
@@ -201,8 +201,9 @@ fn dead_letter_notice(
     notice(
         "notice.dead_letter",
         format!(
-            "message {} (seq {seq}) for {agent} failed {attempts} times and went to dead letters: {error}",
-            message.envelope.id
+            "message {} (seq {seq}) for {agent} failed {attempts} {} and went to dead letters: {error}",
+            message.envelope.id,
+            if attempts == 1 { "time" } else { "times" }
         ),
         json!({
             "agent": agent,
@@ -631,8 +632,10 @@ impl Ums {
                     redelivery.agent
                 ),
                 Some(_) if redelivery.attempts >= max => format!(
-                    "dreamos stopped {} times while {} was handling it (the process aborted, ran out of memory or was killed)",
-                    redelivery.attempts, redelivery.agent
+                    "dreamos stopped {} {} while {} was handling it (the process aborted, ran out of memory or was killed)",
+                    redelivery.attempts,
+                    if redelivery.attempts == 1 { "time" } else { "times" },
+                    redelivery.agent
                 ),
                 Some(entry) => {
                     entry.mailbox.push(Delivery {
@@ -705,5 +708,181 @@ impl Ums {
                 AgentStatus::Idle | AgentStatus::Busy | AgentStatus::Restarting
             ) || e.mailbox.is_idle()
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use dreamos_runtime::{config::Config, log::LogOptions};
+    use parking_lot::Mutex;
+
+    use super::*;
+
+    /// One commit's messages and resolutions.
+    type Commit = (Vec<Arc<StoredMessage>>, Vec<Resolution>);
+
+    /// Remembers each commit, in commit order, and routes it as the UMS would.
+    struct Commits(Mutex<Vec<Commit>>, Arc<Router>);
+
+    impl CommitSink for Commits {
+        fn committed(&self, batch: &Committed) {
+            self.0
+                .lock()
+                .push((batch.messages.clone(), batch.resolutions.clone()));
+            self.1.committed(batch);
+        }
+    }
+
+    struct Fixture {
+        _dir: tempfile::TempDir,
+        ums: Ums,
+        commits: Arc<Commits>,
+        entry: Arc<AgentEntry>,
+    }
+
+    fn fixture(config: &Config) -> Fixture {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = Store::open(dir.path()).expect("store");
+        let (log, _) = MessageLog::open(
+            &store,
+            LogOptions::new(&config.store, &config.messages, &config.retention),
+        )
+        .expect("log");
+        let ums = Ums::new(
+            log.clone(),
+            store,
+            config.messages.clone(),
+            EventBus::new(1 << 20),
+        );
+        let commits = Arc::new(Commits(Mutex::new(Vec::new()), ums.router()));
+        log.start(commits.clone()).expect("start");
+        let entry = ums.register(
+            AgentName::new("agent-1").expect("name"),
+            AgentSpec {
+                skills: vec!["ping".into()],
+                groups: vec![],
+                subscribe: vec!["*".into()],
+            },
+            AgentStatus::Paused,
+        );
+        Fixture {
+            _dir: dir,
+            ums,
+            commits,
+            entry,
+        }
+    }
+
+    fn ping() -> Envelope {
+        Envelope::new(
+            Address::user("console"),
+            "agent-1".parse().expect("address"),
+            "ping",
+            Body::text("x"),
+        )
+    }
+
+    /// The delivery of a message as accepted (with its sequence number), popped as an agent would.
+    async fn in_flight(f: &Fixture, attempts: u32) -> Delivery {
+        let sent = f.ums.send(ping()).await.expect("accepted");
+        f.ums.log().barrier().await.expect("barrier");
+        let message = f
+            .commits
+            .0
+            .lock()
+            .iter()
+            .flat_map(|(m, _)| m.iter())
+            .find(|m| m.envelope.id == sent.id)
+            .cloned()
+            .expect("committed");
+        Delivery { message, attempts }
+    }
+
+    #[tokio::test]
+    async fn a_dead_letter_and_its_notice_are_one_commit() {
+        let config = Config::defaults();
+        let f = fixture(&config);
+        let delivery = in_flight(&f, config.messages.max_attempts - 1).await;
+        f.ums
+            .failed(&f.entry, delivery, "boom".into(), Vec::new())
+            .expect("failed");
+        f.ums.log().barrier().await.expect("barrier");
+        let commits = f.commits.0.lock();
+        let (messages, resolutions) = commits
+            .iter()
+            .find(|(_, r)| r.iter().any(|r| matches!(r.outcome, Outcome::Dead { .. })))
+            .expect("the dead verdict was committed");
+        assert!(
+            messages
+                .iter()
+                .any(|m| &*m.envelope.kind == "notice.dead_letter"),
+            "the notice is in the verdict's commit: {messages:?}"
+        );
+        assert_eq!(resolutions.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_supervisors_notice_rides_with_the_verdict_it_belongs_to() {
+        let config = Config::defaults();
+        let f = fixture(&config);
+        let delivery = in_flight(&f, 0).await;
+        let agent_failed = notice("notice.agent_failed", "down".into(), json!({}));
+        f.ums
+            .failed(&f.entry, delivery, "crashed".into(), vec![agent_failed])
+            .expect("failed");
+        f.ums.log().barrier().await.expect("barrier");
+        let commits = f.commits.0.lock();
+        let (messages, _) = commits
+            .iter()
+            .find(|(_, r)| {
+                r.iter()
+                    .any(|r| matches!(r.outcome, Outcome::Failed { attempt: 1, .. }))
+            })
+            .expect("the verdict was committed");
+        assert!(messages
+            .iter()
+            .any(|m| &*m.envelope.kind == "notice.agent_failed"));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_senders_never_push_an_agent_past_its_bound() {
+        let mut config = Config::defaults();
+        config.messages.max_queued = 50;
+        config.messages.max_queued_orders = 5;
+        let f = fixture(&config);
+        let mut tasks = Vec::new();
+        for _ in 0..8 {
+            let ums = f.ums.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut accepted = 0;
+                let mut refused = 0;
+                for _ in 0..20 {
+                    match ums.send(ping()).await {
+                        Ok(_) => accepted += 1,
+                        Err(Error::Overloaded { .. }) => refused += 1,
+                        Err(other) => panic!("{other}"),
+                    }
+                }
+                (accepted, refused)
+            }));
+        }
+        let mut accepted = 0;
+        for task in tasks {
+            let (a, r) = task.await.expect("sender");
+            accepted += a;
+            assert_eq!(a + r, 20);
+        }
+        // Concurrent senders may refuse a little early (a message is counted twice between its routing and its
+        // sender's answer), never late.
+        assert!((45..=50).contains(&accepted), "{accepted} accepted");
+        assert_eq!(f.entry.mailbox.owed().0, accepted);
+        // Captain orders have a bound of their own, so they still reach the full agent.
+        let mut order = ping().with_channel(Channel::Captain);
+        order.kind = Arc::from("resume");
+        f.ums
+            .send(order)
+            .await
+            .expect("an order reaches a full agent");
+        assert_eq!(f.entry.mailbox.owed(), (accepted, 1));
     }
 }

@@ -343,12 +343,13 @@ async fn queued_messages_are_handled_after_a_restart_of_the_swarm() {
     let swarm = h.start().await;
     let who = captain();
     let captain_phone = swarm.captain_phone(&who).expect("captain");
+    // Subscribed before sending, so that a fast acknowledgement cannot slip past.
+    let mut events = swarm.subscribe();
     let sent = captain_phone
         .control("agent-4".parse().expect("address"), ControlVerb::Pause)
         .await
         .expect("pause");
     drop(captain_phone);
-    let mut events = swarm.subscribe();
     reply_to(&mut events, sent.id).await;
     let mut ids = Vec::new();
     for i in 0..20 {
@@ -385,5 +386,98 @@ async fn queued_messages_are_handled_after_a_restart_of_the_swarm() {
     for id in ids {
         reply_to(&mut events, id).await;
     }
+    swarm.shutdown(DEADLINE).await;
+}
+
+/// Fails the store underneath the swarm the first time it runs, as a disk dying mid-write would: the
+/// acknowledgement of the message it handles cannot be written.
+struct BreaksTheDisk;
+
+static BROKE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+#[async_trait::async_trait]
+impl dreamos_agents::Skill for BreaksTheDisk {
+    fn name(&self) -> &'static str {
+        "break_disk"
+    }
+
+    fn summary(&self) -> &'static str {
+        "test skill: fails every flush of the store, once"
+    }
+
+    async fn run(
+        &self,
+        cx: &mut dreamos_agents::SkillContext<'_>,
+    ) -> Result<(), dreamos_agents::SkillError> {
+        if !BROKE.swap(true, std::sync::atomic::Ordering::AcqRel) {
+            cx.store().fail_flushes_for_test(true);
+        }
+        cx.reply(serde_json::json!({ "text": "handled" }))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_that_fails_under_an_acknowledgement_stops_the_swarm_and_the_message_comes_back() {
+    let h = Harness::new();
+    let start = || async {
+        let store = Store::open(h.dir.path()).expect("store");
+        let mut skills = SkillRegistry::builtin();
+        skills.add(Arc::new(BreaksTheDisk));
+        Swarm::start(h.config.clone(), store, skills)
+            .await
+            .expect("swarm starts")
+    };
+    let swarm = start().await;
+    let sent = swarm
+        .cell_phone(&captain())
+        .send(
+            "agent-1".parse().expect("address"),
+            "break_disk",
+            Body::text("x"),
+            Priority::Normal,
+        )
+        .await
+        .expect("accepted");
+    // The handler's acknowledgement cannot be written: the swarm says so and refuses from then on.
+    let error = tokio::time::timeout(DEADLINE, swarm.failed())
+        .await
+        .expect("the swarm reports the failed store");
+    assert!(error.contains("injected by a test"), "{error}");
+    let refused = swarm
+        .cell_phone(&captain())
+        .send(
+            "agent-2".parse().expect("address"),
+            "ping",
+            Body::text("after"),
+            Priority::Normal,
+        )
+        .await
+        .expect_err("nothing is accepted after the failure");
+    assert_eq!(refused.kind(), "store_failed", "{refused}");
+    swarm.shutdown(DEADLINE).await;
+    drop(swarm);
+
+    // After the restart the message is handled, exactly once whether or not its first handling reached the disk.
+    let swarm = start().await;
+    assert!(swarm.drain(DEADLINE).await);
+    let page = swarm
+        .history(&HistoryQuery {
+            kind: Some("reply".into()),
+            ..Default::default()
+        })
+        .expect("history");
+    let replies = page
+        .entries
+        .iter()
+        .filter(|e| e.message.envelope.reply_to == Some(sent.id))
+        .count();
+    assert_eq!(replies, 1, "handled exactly once");
+    let original = swarm
+        .history(&HistoryQuery {
+            kind: Some("break_disk".into()),
+            ..Default::default()
+        })
+        .expect("history");
+    assert!(original.entries[0].receipts[0].handled());
     swarm.shutdown(DEADLINE).await;
 }

@@ -142,7 +142,7 @@ fn run_swarm(data_dir: &Path, config: Config, args: RunArgs) -> anyhow::Result<(
         .context("starting the async runtime")?;
     let result = runtime.block_on(async move {
         // The store first: a data directory held by another process should fail before anything else starts.
-        let store = Store::open(data_dir)?;
+        let store = Store::open_with(data_dir, config.store.sync)?;
         let _telemetry = dreamos_runtime::telemetry::init(&config.log, data_dir)?;
         if std::env::var_os("DREAMOS_DISCORD_TOKEN").is_some() {
             tracing::warn!(

@@ -403,12 +403,8 @@ pub(super) fn history(inner: &LogInner, query: &HistoryQuery) -> Result<HistoryP
             continue;
         };
         let message = entry.message;
-        let in_range = !query
-            .since
-            .is_some_and(|s| message.envelope.accepted_at < s)
-            && !query
-                .until
-                .is_some_and(|u| message.envelope.accepted_at >= u);
+        let at = message.envelope.accepted_at;
+        let in_range = query.since.is_none_or(|s| at >= s) && query.until.is_none_or(|u| at < u);
         if in_range && !page.offer(message) {
             return Ok(page.out);
         }

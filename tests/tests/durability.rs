@@ -1,0 +1,220 @@
+//! "Accepted" means on stable storage. Under `strace`, the `dreamos` binary must write a message's record to
+//! sled's data file, then fdatasync (or fsync) that file, and only then print the acceptance. With
+//! `store.sync = "os"` the same trace shows sled's `sync_file_range` and no fdatasync in between: the test tells
+//! the two apart, so it fails if the sync goes missing.
+//!
+//! Needs `strace` (`apt-get install -y strace`; `.ci/run` installs it). Without it the test fails under CI
+//! (`DREAMOS_CI=1`) and says it did not run elsewhere.
+
+use std::{
+    collections::HashMap,
+    io::Write,
+    path::{Path, PathBuf},
+    process::{Command, Stdio},
+};
+
+use dreamos_tests::dreamos_bin;
+
+/// The trace of one `dreamos run --json` session that sends one marked message.
+struct Trace {
+    lines: Vec<String>,
+}
+
+/// A syscall on sled's data file, by where it completed in the trace.
+#[derive(Debug)]
+struct Call {
+    name: String,
+    completed_at: usize,
+    text: String,
+}
+
+fn strace() -> Option<PathBuf> {
+    let found = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join("strace"))
+            .find(|path| path.is_file())
+    });
+    if found.is_none() {
+        assert!(
+            std::env::var_os("DREAMOS_CI").is_none(),
+            "strace is required under CI: apt-get install -y strace"
+        );
+        eprintln!("NOT RUN: the durability trace needs strace (apt-get install -y strace)");
+    }
+    found
+}
+
+fn trace_session(strace: &Path, sync: &str, marker: &str) -> Trace {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().join("data");
+    let out = dir.path().join("trace.txt");
+    let mut child = Command::new(strace)
+        .args(["-f", "-y", "-qq", "-s", "262144", "-e"])
+        .arg("trace=pwrite64,pwritev,pwritev2,write,writev,fdatasync,fsync,sync_file_range")
+        .arg("-o")
+        .arg(&out)
+        .arg(dreamos_bin())
+        .args(["run", "--json", "--data-dir"])
+        .arg(&data)
+        .env_remove("RUST_LOG")
+        .env("DREAMOS_STORE__SYNC", sync)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start strace");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(format!("/send agent-1 {marker}\n").as_bytes())
+        .expect("write stdin");
+    let output = child.wait_with_output().expect("strace output");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success() && stdout.contains("\"ok\":true"),
+        "dreamos under strace failed: {}\n{stdout}\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let text = std::fs::read_to_string(&out).expect("read trace");
+    Trace {
+        lines: text.lines().map(str::to_string).collect(),
+    }
+}
+
+impl Trace {
+    /// Calls on sled's data file (`…/db/db`), with the line where each completed. A call split by another
+    /// thread's (`<unfinished ...>` … `<... name resumed>`) completes at its resumed line.
+    fn data_file_calls(&self) -> Vec<Call> {
+        let mut calls = Vec::new();
+        let mut unfinished: HashMap<String, (String, String)> = HashMap::new();
+        for (i, line) in self.lines.iter().enumerate() {
+            let Some((pid, rest)) = line.split_once(' ') else {
+                continue;
+            };
+            let rest = rest.trim_start();
+            if let Some(resumed) = rest.strip_prefix("<... ") {
+                if let Some((name, text)) = unfinished.remove(pid) {
+                    if resumed.starts_with(&name) {
+                        calls.push(Call {
+                            name,
+                            completed_at: i,
+                            text: format!("{text} {resumed}"),
+                        });
+                    }
+                }
+                continue;
+            }
+            let Some((name, args)) = rest.split_once('(') else {
+                continue;
+            };
+            if !args.contains("/db/db>") {
+                continue;
+            }
+            if rest.ends_with("<unfinished ...>") {
+                unfinished.insert(pid.to_string(), (name.to_string(), rest.to_string()));
+            } else {
+                calls.push(Call {
+                    name: name.to_string(),
+                    completed_at: i,
+                    text: rest.to_string(),
+                });
+            }
+        }
+        calls
+    }
+
+    /// The line where the answer to `/send` was written to stdout.
+    fn answer_line(&self) -> usize {
+        self.lines
+            .iter()
+            .position(|l| {
+                let rest = l.split_once(' ').map_or("", |(_, r)| r).trim_start();
+                (rest.starts_with("write(1<") || rest.starts_with("writev(1<"))
+                    && rest.contains(r#"\"command\":\"send\""#)
+            })
+            .unwrap_or_else(|| self.fail("no write of the /send answer to stdout"))
+    }
+
+    /// The line where the record holding `marker` was written to the data file.
+    fn record_written(&self, calls: &[Call], marker: &str) -> usize {
+        calls
+            .iter()
+            .find(|c| c.name.starts_with("pwrite") && c.text.contains(marker))
+            .map(|c| c.completed_at)
+            .unwrap_or_else(|| self.fail(&format!("no pwrite of `{marker}` to sled's data file")))
+    }
+
+    fn fail(&self, why: &str) -> ! {
+        let start = self.lines.len().saturating_sub(200);
+        panic!(
+            "{why}\n--- the trace's last {} lines\n{}",
+            self.lines.len() - start,
+            self.lines[start..]
+                .iter()
+                .map(|l| l.chars().take(300).collect::<String>())
+                .collect::<Vec<_>>()
+                .join("\n")
+        )
+    }
+}
+
+/// Successful fdatasync or fsync calls on the data file that completed strictly between two trace lines.
+fn syncs_between(calls: &[Call], from: usize, to: usize) -> Vec<&Call> {
+    calls
+        .iter()
+        .filter(|c| {
+            matches!(c.name.as_str(), "fdatasync" | "fsync")
+                && (from + 1..to).contains(&c.completed_at)
+                && c.text.trim_end().ends_with("= 0")
+        })
+        .collect()
+}
+
+#[test]
+fn an_acceptance_is_printed_only_after_its_record_is_fdatasynced() {
+    let Some(strace) = strace() else {
+        return;
+    };
+    let marker = "durable-marker-7f3a";
+    let trace = trace_session(&strace, "full", marker);
+    let calls = trace.data_file_calls();
+    let written = trace.record_written(&calls, marker);
+    let answered = trace.answer_line();
+    assert!(written < answered, "the answer came before the write");
+    let syncs = syncs_between(&calls, written, answered);
+    if syncs.is_empty() {
+        trace.fail("no fdatasync of sled's data file between the record's write and the answer");
+    }
+    eprintln!(
+        "sync = full: record written at trace line {written}, {} at line {}, answer at line {answered}",
+        syncs[0].name, syncs[0].completed_at
+    );
+}
+
+#[test]
+fn with_sync_os_the_trace_shows_only_sleds_own_flush() {
+    let Some(strace) = strace() else {
+        return;
+    };
+    let marker = "os-marker-4c1d";
+    let trace = trace_session(&strace, "os", marker);
+    let calls = trace.data_file_calls();
+    let written = trace.record_written(&calls, marker);
+    let answered = trace.answer_line();
+    assert!(written < answered, "the answer came before the write");
+    let syncs = syncs_between(&calls, written, answered);
+    if !syncs.is_empty() {
+        trace.fail(&format!("sync = \"os\" still synced: {:?}", syncs[0]));
+    }
+    let ranges = calls
+        .iter()
+        .filter(|c| {
+            c.name == "sync_file_range" && c.completed_at > written && c.completed_at < answered
+        })
+        .count();
+    if ranges == 0 {
+        trace.fail("no sync_file_range (sled's flush) between the write and the answer");
+    }
+}
