@@ -8,7 +8,10 @@
 //!    channel per consumer.
 //! 2. Durable acceptance: many concurrent senders each awaiting `Ums::send` (validation, resolution, group commit
 //!    with flush, routing) one message at a time; accept latency is the time `send` takes. Baseline: a raw sled loop
-//!    appending the same 200-byte messages grouped 256 to a value with one flush per group.
+//!    with the store's exact sled settings, appending the same 200-byte messages grouped 256 to a value with one
+//!    flush per group. Both in each `store.sync` mode: `full` adds an fdatasync of sled's data file per flush.
+//! 3. End to end: the real swarm; senders each send a ping and wait for the reply, durable with the agent's
+//!    acknowledgement. Baseline: `Ums::send` alone from as many senders, in the same run.
 
 use std::{
     sync::{
@@ -24,7 +27,7 @@ use dreamos_agents::{
     ums::{AgentSpec, Ums},
 };
 use dreamos_runtime::{
-    config::Config,
+    config::{Config, SyncMode},
     log::{LogOptions, MessageLog, StoredMessage},
     Store,
 };
@@ -42,6 +45,7 @@ struct Scale {
     routed: u64,
     durable_seconds: f64,
     senders: &'static [usize],
+    e2e_senders: &'static [usize],
     sled_groups: u64,
 }
 
@@ -52,6 +56,7 @@ fn main() {
             routed: 200_000,
             durable_seconds: 1.0,
             senders: &[256],
+            e2e_senders: &[64],
             sled_groups: 400,
         }
     } else {
@@ -59,6 +64,7 @@ fn main() {
             routed: 4_000_000,
             durable_seconds: 5.0,
             senders: &[128, 256, 512],
+            e2e_senders: &[4, 64, 256],
             sled_groups: 4_000,
         }
     };
@@ -69,18 +75,23 @@ fn main() {
         .expect("runtime");
     println!("dreamos messaging benchmark ({} cores)", num_cpus());
     println!();
-    // `--only routed` or `--only durable` runs one half, for profiling.
+    // `--only routed`, `--only durable` or `--only e2e` runs one part, for profiling.
     let only = std::env::args()
         .skip_while(|a| a != "--only")
         .nth(1)
         .unwrap_or_default();
+    let wanted = |part: &str| only.is_empty() || only == part;
     runtime.block_on(async {
-        if only != "durable" {
+        if wanted("routed") {
             routed(&scale).await;
             println!();
         }
-        if only != "routed" {
+        if wanted("durable") {
             durable(&scale).await;
+            println!();
+        }
+        if wanted("e2e") {
+            end_to_end(&scale).await;
         }
     });
 }
@@ -100,9 +111,11 @@ fn agent_names() -> Vec<AgentName> {
 }
 
 /// A UMS over a fresh store, with `AGENTS` registered agents and no actors: consumers stand in for them.
-fn ums(dir: &std::path::Path) -> (Ums, MessageLog) {
-    let config = Config::defaults();
-    let store = Store::open(dir).expect("store");
+fn ums(dir: &std::path::Path, sync: SyncMode) -> (Ums, MessageLog) {
+    let mut config = Config::defaults();
+    // The bench's consumers drain mailboxes as fast as they fill, but the bound would still refuse a burst.
+    config.messages.max_queued = usize::MAX / 2;
+    let store = Store::open_with(dir, sync).expect("store");
     let (log, _) = MessageLog::open(
         &store,
         LogOptions::new(&config.store, &config.messages, &config.retention),
@@ -240,7 +253,7 @@ async fn routed(scale: &Scale) {
     };
 
     let dir = tempfile::tempdir().expect("temp dir");
-    let (ums, _log) = ums(dir.path());
+    let (ums, _log) = ums(dir.path(), SyncMode::Full);
     let router = ums.router();
     let run = |prepare: bool| {
         let ums = ums.clone();
@@ -306,67 +319,83 @@ async fn routed(scale: &Scale) {
 
 async fn durable(scale: &Scale) {
     println!("== durable acceptance: {BODY_BYTES}-byte messages ==");
-    // Baseline: raw sled, 256 messages grouped into one value, one flush per group.
-    let (sled_rate, flush_p50, flush_p99) = {
-        let dir = tempfile::tempdir().expect("temp dir");
-        // The same sled settings as the store, so that the baseline measures sled, not a configuration.
-        let db = sled::Config::new()
-            .path(dir.path().join("db"))
-            .cache_capacity(256 * 1024 * 1024)
-            .segment_size(dreamos_runtime::store::SEGMENT_SIZE)
-            .flush_every_ms(Some(200))
-            .open()
-            .expect("sled");
-        let tree = db.open_tree("log").expect("tree");
-        let message = vec![b'x'; BODY_BYTES];
-        let mut flushes = Vec::with_capacity(scale.sled_groups as usize);
-        let start = Instant::now();
-        for group in 0..scale.sled_groups {
-            let mut value = Vec::with_capacity(256 * (BODY_BYTES + 2));
-            for _ in 0..256 {
-                value.extend_from_slice(&(BODY_BYTES as u16).to_be_bytes());
-                value.extend_from_slice(&message);
-            }
-            tree.insert(group.to_be_bytes(), value).expect("insert");
-            let flush = Instant::now();
-            db.flush().expect("flush");
-            flushes.push(flush.elapsed());
-        }
-        let elapsed = start.elapsed();
-        flushes.sort();
-        (
-            rate(scale.sled_groups * 256, elapsed),
-            percentile(&flushes, 0.50),
-            percentile(&flushes, 0.99),
-        )
-    };
-
-    println!(
-        "baseline  raw sled: 256 msgs/value, 1 flush/value    {:>12} msg/s  flush p50 {:>7.3} ms  p99 {:>7.3} ms",
-        fmt(sled_rate),
-        ms(flush_p50),
-        ms(flush_p99)
-    );
-    for &senders in scale.senders {
-        let (accepted, ours, latencies) = accept_loop(senders, scale.durable_seconds).await;
+    for sync in [SyncMode::Full, SyncMode::Os] {
+        let raw = raw_sled(scale, sync);
         println!(
-            "ours      Ums::send, {senders:>4} concurrent senders         {:>12} msg/s  accept p50 {:>6.3} ms  p99 {:>6.3} ms  ({:.0}% of baseline; {accepted} accepted)",
-            fmt(ours),
-            ms(percentile(&latencies, 0.50)),
-            ms(percentile(&latencies, 0.99)),
-            100.0 * ours / sled_rate
+            "baseline  raw sled, sync={:<4}: 256 msgs/value, 1 flush/value    {:>12} msg/s  flush p50 {:>7.3} ms  p99 {:>7.3} ms",
+            sync.as_str(),
+            fmt(raw.rate),
+            ms(raw.flush_p50),
+            ms(raw.flush_p99)
         );
+        for &senders in scale.senders {
+            let (accepted, ours, latencies) = accept_loop(senders, scale.durable_seconds, sync).await;
+            println!(
+                "ours      Ums::send, sync={:<4}, {senders:>4} concurrent senders  {:>12} msg/s  accept p50 {:>6.3} ms  p99 {:>6.3} ms  ({:.0}% of baseline; {accepted} accepted)",
+                sync.as_str(),
+                fmt(ours),
+                ms(percentile(&latencies, 0.50)),
+                ms(percentile(&latencies, 0.99)),
+                100.0 * ours / raw.rate
+            );
+        }
     }
     println!(
         "target    durable >= 250,000 msg/s (>= 30% of the raw sled loop), p99 accept <= 5 ms"
     );
 }
 
+/// A raw sled loop with exactly the store's settings (`Store::open_with`'s sled configuration, no background
+/// flusher): 256 messages grouped into one value, one flush per value, and with `sync = full` the fdatasync of the
+/// data file that `Store::flush` adds.
+struct Raw {
+    rate: f64,
+    flush_p50: Duration,
+    flush_p99: Duration,
+}
+
+fn raw_sled(scale: &Scale, sync: SyncMode) -> Raw {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = sled::Config::new()
+        .path(dir.path().join("db"))
+        .cache_capacity(256 * 1024 * 1024)
+        .segment_size(dreamos_runtime::store::SEGMENT_SIZE)
+        .flush_every_ms(None)
+        .open()
+        .expect("sled");
+    let data = std::fs::File::open(dir.path().join("db").join("db")).expect("data file");
+    let tree = db.open_tree("log").expect("tree");
+    let message = vec![b'x'; BODY_BYTES];
+    let mut flushes = Vec::with_capacity(scale.sled_groups as usize);
+    let start = Instant::now();
+    for group in 0..scale.sled_groups {
+        let mut value = Vec::with_capacity(256 * (BODY_BYTES + 2));
+        for _ in 0..256 {
+            value.extend_from_slice(&(BODY_BYTES as u16).to_be_bytes());
+            value.extend_from_slice(&message);
+        }
+        tree.insert(group.to_be_bytes(), value).expect("insert");
+        let flush = Instant::now();
+        db.flush().expect("flush");
+        if sync == SyncMode::Full {
+            data.sync_data().expect("fdatasync");
+        }
+        flushes.push(flush.elapsed());
+    }
+    let elapsed = start.elapsed();
+    flushes.sort();
+    Raw {
+        rate: rate(scale.sled_groups * 256, elapsed),
+        flush_p50: percentile(&flushes, 0.50),
+        flush_p99: percentile(&flushes, 0.99),
+    }
+}
+
 /// `senders` tasks each awaiting `Ums::send` of one message at a time for `seconds`, on a fresh store.
 /// Returns (accepted, msg/s, sorted latencies); checks that the log holds exactly what was accepted.
-async fn accept_loop(senders: usize, seconds: f64) -> (u64, f64, Vec<Duration>) {
+async fn accept_loop(senders: usize, seconds: f64, sync: SyncMode) -> (u64, f64, Vec<Duration>) {
     let dir = tempfile::tempdir().expect("temp dir");
-    let (ums, log) = ums(dir.path());
+    let (ums, log) = ums(dir.path(), sync);
     log.start(ums.router()).expect("start log");
     let consumers = consumers(&ums, Arc::new(AtomicU64::new(u64::MAX)));
     let deadline = Instant::now() + Duration::from_secs_f64(seconds);
@@ -409,6 +438,101 @@ async fn accept_loop(senders: usize, seconds: f64) -> (u64, f64, Vec<Duration>) 
     );
     latencies.sort();
     (accepted, rate(accepted, elapsed), latencies)
+}
+
+/// End to end through the real swarm (agent actors, skills, supervision): `senders` tasks each send a ping and
+/// wait for its reply, which is an event only once the agent's acknowledgement and the reply are durable (one
+/// commit). Each handling also waits for its attempt record (`Ums::begin`). Baseline: the same store's raw
+/// group commit (`Ums::send` alone) from the same number of senders, measured in the same run.
+async fn end_to_end(scale: &Scale) {
+    println!(
+        "== end to end: send -> handled by an agent -> acknowledgement and reply durable ({AGENTS} agents) =="
+    );
+    for sync in [SyncMode::Full, SyncMode::Os] {
+        for &senders in scale.e2e_senders {
+            let (accepted, baseline, _) =
+                accept_loop(senders, scale.durable_seconds, sync).await;
+            let (handled, ours, latencies) = round_trips(senders, scale.durable_seconds, sync).await;
+            println!(
+                "sync={:<4} {senders:>4} senders: baseline Ums::send {:>10} msg/s ({accepted})   ours send->reply {:>9} msg/s  p50 {:>6.3} ms  p99 {:>6.3} ms  ({handled} handled)",
+                sync.as_str(),
+                fmt(baseline),
+                fmt(ours),
+                ms(percentile(&latencies, 0.50)),
+                ms(percentile(&latencies, 0.99)),
+            );
+        }
+    }
+}
+
+async fn round_trips(senders: usize, seconds: f64, sync: SyncMode) -> (u64, f64, Vec<Duration>) {
+    use dreamos_agents::{message::Priority, Principal, SkillRegistry, Swarm, SwarmEvent};
+    use std::collections::HashMap;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = Store::open_with(dir.path(), sync).expect("store");
+    let mut config = Config::defaults();
+    config.log.files = false;
+    let swarm = Swarm::start(config, store, SkillRegistry::builtin())
+        .await
+        .expect("swarm");
+    // One dispatcher hands each reply to the sender waiting for it.
+    type Waiters = parking_lot::Mutex<
+        HashMap<dreamos_agents::message::MessageId, tokio::sync::oneshot::Sender<()>>,
+    >;
+    let waiters: Arc<Waiters> = Arc::new(parking_lot::Mutex::new(HashMap::new()));
+    let mut events = swarm.subscribe();
+    let routes = waiters.clone();
+    let dispatcher = tokio::spawn(async move {
+        while let Ok(event) = events.recv().await {
+            if let SwarmEvent::Message(m) = event {
+                if let Some(to) = m.envelope.reply_to {
+                    if let Some(done) = routes.lock().remove(&to) {
+                        let _ = done.send(());
+                    }
+                }
+            }
+        }
+    });
+    let who = Principal::new("bench", dreamos_runtime::config::Role::Operator);
+    let deadline = Instant::now() + Duration::from_secs_f64(seconds);
+    let names = agent_names();
+    let start = Instant::now();
+    let tasks: Vec<_> = (0..senders)
+        .map(|s| {
+            let phone = swarm.cell_phone(&who);
+            let to = Address::agent(&names[s % AGENTS]);
+            let waiters = waiters.clone();
+            let body = body();
+            tokio::spawn(async move {
+                let mut latencies = Vec::new();
+                while Instant::now() < deadline {
+                    let envelope =
+                        Envelope::new(phone.owner().clone(), to.clone(), "ping", body.clone());
+                    let id = envelope.id;
+                    let (done, replied) = tokio::sync::oneshot::channel();
+                    waiters.lock().insert(id, done);
+                    let t = Instant::now();
+                    phone
+                        .send_envelope(envelope.with_priority(Priority::Normal))
+                        .await
+                        .expect("accepted");
+                    replied.await.expect("reply");
+                    latencies.push(t.elapsed());
+                }
+                latencies
+            })
+        })
+        .collect();
+    let mut latencies = Vec::new();
+    for task in tasks {
+        latencies.extend(task.await.expect("sender"));
+    }
+    let elapsed = start.elapsed();
+    swarm.shutdown(Duration::from_secs(10)).await;
+    dispatcher.abort();
+    latencies.sort();
+    let handled = latencies.len() as u64;
+    (handled, rate(handled, elapsed), latencies)
 }
 
 fn rate(n: u64, elapsed: Duration) -> f64 {

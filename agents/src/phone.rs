@@ -77,6 +77,14 @@ impl CellPhone {
         self.ums.send(envelope).await
     }
 
+    /// Sends an envelope the caller built (so that it knows the id before the message is accepted); it goes out
+    /// as the phone's owner, on the Cell channel, whatever the envelope said.
+    pub async fn send_envelope(&self, mut envelope: Envelope) -> Result<Sent> {
+        envelope.from = self.owner.clone();
+        envelope.channel = dreamos_runtime::message::Channel::Cell;
+        self.ums.send(envelope).await
+    }
+
     /// Replies to a message, to its sender.
     pub async fn reply(&self, to: &Envelope, body: Body) -> Result<Sent> {
         let envelope = Envelope::new(self.owner.clone(), to.from.clone(), crate::REPLY_KIND, body)
