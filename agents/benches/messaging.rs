@@ -329,7 +329,8 @@ async fn durable(scale: &Scale) {
             ms(raw.flush_p99)
         );
         for &senders in scale.senders {
-            let (accepted, ours, latencies) = accept_loop(senders, scale.durable_seconds, sync).await;
+            let (accepted, ours, latencies) =
+                accept_loop(senders, scale.durable_seconds, sync).await;
             println!(
                 "ours      Ums::send, sync={:<4}, {senders:>4} concurrent senders  {:>12} msg/s  accept p50 {:>6.3} ms  p99 {:>6.3} ms  ({:.0}% of baseline; {accepted} accepted)",
                 sync.as_str(),
@@ -450,9 +451,9 @@ async fn end_to_end(scale: &Scale) {
     );
     for sync in [SyncMode::Full, SyncMode::Os] {
         for &senders in scale.e2e_senders {
-            let (accepted, baseline, _) =
-                accept_loop(senders, scale.durable_seconds, sync).await;
-            let (handled, ours, latencies) = round_trips(senders, scale.durable_seconds, sync).await;
+            let (accepted, baseline, _) = accept_loop(senders, scale.durable_seconds, sync).await;
+            let (handled, ours, latencies) =
+                round_trips(senders, scale.durable_seconds, sync).await;
             println!(
                 "sync={:<4} {senders:>4} senders: baseline Ums::send {:>10} msg/s ({accepted})   ours send->reply {:>9} msg/s  p50 {:>6.3} ms  p99 {:>6.3} ms  ({handled} handled)",
                 sync.as_str(),

@@ -174,10 +174,7 @@ async fn soak(rate: u64, minutes: f64, every: u64, sync: SyncMode) {
         total as f64 / elapsed.as_secs_f64(),
         refused.load(Ordering::Relaxed)
     );
-    let warm: Vec<&Sample> = samples
-        .iter()
-        .filter(|s| s.at >= duration / 5)
-        .collect();
+    let warm: Vec<&Sample> = samples.iter().filter(|s| s.at >= duration / 5).collect();
     if let Some(first) = warm.first() {
         for (what, pick) in [
             ("RSS", (|s: &Sample| s.rss) as fn(&Sample) -> u64),

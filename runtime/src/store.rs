@@ -134,14 +134,33 @@ impl Store {
 
     /// Makes every write so far durable: sled's flush, then (with `sync = "full"`) an fdatasync of its files.
     pub fn flush(&self) -> Result<()> {
+        self.flush_buffers()?;
+        self.sync_files()
+    }
+
+    /// The first half of [`Store::flush`]: sled writes its buffers to the file (`sync_file_range` on Linux).
+    /// Durable against `kill -9`, not against a power cut, until [`Store::sync_files`] follows.
+    pub(crate) fn flush_buffers(&self) -> Result<()> {
+        self.injected_failure()?;
+        self.inner.db.flush()?;
+        Ok(())
+    }
+
+    /// The second half of [`Store::flush`]: with `sync = "full"`, fdatasync of everything flushed before the call
+    /// (of sled's data file, new blobs and snapshots, and their directories). Nothing with `"os"`.
+    pub(crate) fn sync_files(&self) -> Result<()> {
+        self.injected_failure()?;
+        self.inner.syncer.sync()
+    }
+
+    fn injected_failure(&self) -> Result<()> {
         if self.inner.fail_flushes.load(Ordering::Acquire) {
             return Err(Error::Sync {
                 path: self.inner.syncer.data_path.clone(),
                 cause: std::io::Error::other("injected by a test: the disk is failing"),
             });
         }
-        self.inner.db.flush()?;
-        self.inner.syncer.sync()
+        Ok(())
     }
 
     /// Makes every later flush fail (or succeed again), as a failing disk would. For tests of what the swarm does

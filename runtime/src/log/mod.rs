@@ -435,25 +435,32 @@ impl MessageLog {
             .ok_or_else(|| Error::Internal("message log started twice".to_string()))?;
         // Unbounded in count, bounded in bytes by the writer's queue: one completion per group written.
         let (completer_tx, completer_rx) = mpsc::unbounded_channel();
+        let (syncer_tx, syncer_rx) = mpsc::unbounded_channel();
         let completer = runtime.spawn(committer::complete(completer_rx, sink));
         *self.inner.completer.lock() = Some(completer);
+        let thread_err = |e| Error::DataDir {
+            dir: self.inner.store.dir().to_path_buf(),
+            cause: e,
+        };
+        let inner = self.inner.clone();
+        let syncer = std::thread::Builder::new()
+            .name("dreamos-log-syncer".to_string())
+            .spawn(move || committer::sync_loop(inner, syncer_rx, completer_tx))
+            .map_err(thread_err)?;
         let inner = self.inner.clone();
         let writer = std::thread::Builder::new()
             .name("dreamos-log-writer".to_string())
-            .spawn(move || committer::run(inner, rx, completer_tx))
-            .map_err(|e| Error::DataDir {
-                dir: self.inner.store.dir().to_path_buf(),
-                cause: e,
-            })?;
+            .spawn(move || committer::run(inner, rx, syncer_tx))
+            .map_err(thread_err)?;
         let inner = self.inner.clone();
         let compactor = std::thread::Builder::new()
             .name("dreamos-log-compactor".to_string())
             .spawn(move || compactor_loop(inner))
-            .map_err(|e| Error::DataDir {
-                dir: self.inner.store.dir().to_path_buf(),
-                cause: e,
-            })?;
-        self.inner.threads.lock().extend([writer, compactor]);
+            .map_err(thread_err)?;
+        self.inner
+            .threads
+            .lock()
+            .extend([writer, syncer, compactor]);
         Ok(())
     }
 
@@ -591,10 +598,11 @@ impl MessageLog {
         }
         let threads: Vec<_> = self.inner.threads.lock().drain(..).collect();
         for thread in threads {
-            // Both threads have been told to stop; joining them is quick, but do it off the async runtime.
+            // Every thread has been told to stop (the syncer ends when the writer drops its channel); joining
+            // them is quick, but do it off the async runtime.
             let _ = tokio::task::spawn_blocking(move || thread.join()).await;
         }
-        // The writer has exited, dropping its end of the completer's channel: the completer finishes what is
+        // The syncer has exited, dropping its end of the completer's channel: the completer finishes what is
         // queued and ends.
         let completer = self.inner.completer.lock().take();
         if let Some(completer) = completer {
