@@ -174,7 +174,16 @@ async fn soak(rate: u64, minutes: f64, every: u64, sync: SyncMode) {
         total as f64 / elapsed.as_secs_f64(),
         refused.load(Ordering::Relaxed)
     );
-    let warm: Vec<&Sample> = samples.iter().filter(|s| s.at >= duration / 5).collect();
+    for (label, from) in [
+        ("after warm-up", duration / 5),
+        ("second half", duration / 2),
+    ] {
+        spread(label, samples.iter().filter(|s| s.at >= from).collect());
+    }
+}
+
+/// Prints the spread of RSS and store size over `samples` against the first of them.
+fn spread(label: &str, warm: Vec<&Sample>) {
     if let Some(first) = warm.first() {
         for (what, pick) in [
             ("RSS", (|s: &Sample| s.rss) as fn(&Sample) -> u64),
@@ -187,7 +196,7 @@ async fn soak(rate: u64, minutes: f64, every: u64, sync: SyncMode) {
             );
             let base = pick(first);
             println!(
-                "{what:<10} after warm-up: baseline (first sample, t={:.0} s) {:.1} MB; min {:.1}, max {:.1} MB; spread {:+.1}% / {:+.1}% of the baseline",
+                "{what:<10} {label}: baseline (first sample, t={:.0} s) {:.1} MB; min {:.1}, max {:.1} MB; spread {:+.1}% / {:+.1}% of the baseline",
                 first.at.as_secs_f64(),
                 base as f64 / 1e6,
                 min as f64 / 1e6,
