@@ -596,6 +596,15 @@ mod tests {
         assert!(config.agents.iter().all(|a| a.skills == ["*"]));
         assert_eq!(config.console.role, Role::Captain);
         assert_eq!(config.messages.max_body_bytes, 65536);
+        assert_eq!(
+            config.store.sync,
+            SyncMode::Full,
+            "durable against a power cut by default"
+        );
+        assert!(
+            !config.debug.fault_skill,
+            "the fault skill is off by default"
+        );
     }
 
     #[test]
@@ -691,6 +700,26 @@ mod tests {
             &["local.toml", "not valid TOML"],
         );
         check_err(None, &[("DREAMOS___LEVEL", "x")], &["DREAMOS___LEVEL"]);
+        check_err(
+            None,
+            &[("DREAMOS_STORE__SYNC", "sometimes")],
+            &["store.sync", "DREAMOS_STORE__SYNC", "full", "os"],
+        );
+        check_err(
+            Some("[store]\nmax_group_bytes = 4000000\n"),
+            &[],
+            &["store.max_group_bytes", "must be between", "local.toml"],
+        );
+        check_err(
+            Some("[store]\nmax_queue_bytes = 1000\n"),
+            &[],
+            &["store.max_queue_bytes", "at least store.max_group_bytes"],
+        );
+        check_err(
+            None,
+            &[("DREAMOS_MESSAGES__MAX_QUEUED", "0")],
+            &["messages.max_queued", "at least 1"],
+        );
     }
 
     #[test]
