@@ -110,11 +110,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Run(args) => run_swarm(&cli.data_dir, config, args),
-        Command::Index(args) => code_cli::index(&cli.data_dir, args),
-        Command::Search(args) => code_cli::search(&cli.data_dir, args),
-        Command::Symbol(args) => code_cli::symbol(&cli.data_dir, args),
+        Command::Index(args) => code_cli::index(&cli.data_dir, &config, args),
+        Command::Search(args) => code_cli::search(&cli.data_dir, &config, args),
+        Command::Symbol(args) => code_cli::symbol(&cli.data_dir, &config, args),
         Command::Outline(args) => code_cli::outline(&cli.data_dir, args),
-        Command::Deps(args) => code_cli::deps(&cli.data_dir, args),
+        Command::Deps(args) => code_cli::deps(&cli.data_dir, &config, args),
         Command::Symbols(args) => code_cli::symbols(&cli.data_dir, args),
         Command::Repos(args) => code_cli::repos(&cli.data_dir, args),
         Command::Watch(args) => code_cli::watch(&cli.data_dir, args),

@@ -16,8 +16,10 @@ use dreamos_scanner::{
     CodeIndex, IndexOptions, IndexProgress, SearchOptions, SymbolOptions, WatchEvent,
 };
 
-use crate::render;
+use dreamos_runtime::Config;
 use serde::Serialize;
+
+use crate::render;
 
 /// The code index's directory inside a data directory (the swarm uses the same).
 pub fn index_dir(data_dir: &Path) -> PathBuf {
@@ -31,9 +33,9 @@ pub struct IndexArgs {
     /// Its name in the index (default: the directory's name).
     #[arg(long)]
     pub name: Option<String>,
-    /// Skip files larger than this many bytes.
-    #[arg(long, default_value_t = 1024 * 1024)]
-    pub max_file_bytes: u64,
+    /// Skip files larger than this many bytes (default: [scanner] max_file_bytes).
+    #[arg(long)]
+    pub max_file_bytes: Option<u64>,
     /// Print the summary as one JSON object.
     #[arg(long)]
     pub json: bool,
@@ -50,8 +52,9 @@ pub struct SearchArgs {
     pub path: Option<String>,
     #[arg(long)]
     pub repo: Option<String>,
-    #[arg(long, default_value_t = 20)]
-    pub limit: usize,
+    /// Most hits (default: [scanner] default_limit; at most [scanner] max_limit).
+    #[arg(long)]
+    pub limit: Option<String>,
     #[arg(long)]
     pub json: bool,
 }
@@ -64,8 +67,9 @@ pub struct SymbolArgs {
     pub kind: Option<String>,
     #[arg(long)]
     pub repo: Option<String>,
-    #[arg(long, default_value_t = 20)]
-    pub limit: usize,
+    /// Most hits (default: [scanner] default_limit; at most [scanner] max_limit).
+    #[arg(long)]
+    pub limit: Option<String>,
     #[arg(long)]
     pub json: bool,
 }
@@ -76,9 +80,9 @@ pub struct FileArgs {
     pub file: String,
     #[arg(long)]
     pub repo: Option<String>,
-    /// For deps: follow imports this many steps.
-    #[arg(long, default_value_t = 1)]
-    pub depth: u32,
+    /// For deps: follow imports this many steps (1 to 32; default 1).
+    #[arg(long)]
+    pub depth: Option<String>,
     #[arg(long)]
     pub json: bool,
 }
@@ -129,10 +133,35 @@ impl Out {
     }
 }
 
-pub fn index(data_dir: &Path, args: IndexArgs) -> anyhow::Result<()> {
+/// A numeric option of a tool, checked and defaulted as the command table declares it for the console and
+/// Discord: `/search --limit`, `/deps --depth` and the tools' `--limit` and `--depth` are the same option.
+fn table_number(
+    command: &str,
+    option: &str,
+    given: Option<String>,
+    config: &Config,
+) -> anyhow::Result<i64> {
+    let spec = crate::command::spec(command)
+        .and_then(|c| c.all_options().find(|o| o.name == option))
+        .ok_or_else(|| anyhow::anyhow!("/{command} declares no --{option}"))?;
+    let text = match given {
+        Some(text) => text,
+        None => spec
+            .default
+            .map(|d| d.value(config))
+            .ok_or_else(|| anyhow::anyhow!("--{option} has no default"))?,
+    };
+    match crate::command::check_value(spec, text, config) {
+        Ok(crate::command::Value::Integer(n)) => Ok(n),
+        Ok(_) => Err(anyhow::anyhow!("--{option} is not a number")),
+        Err(err) => Err(anyhow::anyhow!("{err}")),
+    }
+}
+
+pub fn index(data_dir: &Path, config: &Config, args: IndexArgs) -> anyhow::Result<()> {
     let index = open(data_dir)?;
     let mut options = IndexOptions::default();
-    options.walk.max_file_size = args.max_file_bytes;
+    options.walk.max_file_size = args.max_file_bytes.unwrap_or(config.scanner.max_file_bytes);
     let bar = (std::io::stderr().is_terminal() && !args.json).then(|| {
         let bar = indicatif::ProgressBar::new_spinner();
         bar.enable_steady_tick(Duration::from_millis(120));
@@ -162,14 +191,15 @@ pub fn index(data_dir: &Path, args: IndexArgs) -> anyhow::Result<()> {
     if args.json {
         out.json(&report)
     } else {
-        out.line(&render::index_text(&to_value(&report)?))
+        out.line(&render::index_text(&report))
     }
 }
 
-pub fn search(data_dir: &Path, args: SearchArgs) -> anyhow::Result<()> {
+pub fn search(data_dir: &Path, config: &Config, args: SearchArgs) -> anyhow::Result<()> {
+    let limit = table_number("search", "limit", args.limit, config)? as usize;
     let index = open(data_dir)?;
     let options = SearchOptions {
-        limit: args.limit.max(1),
+        limit,
         repo: args.repo,
         lang: args.lang.as_deref().map(str::parse).transpose()?,
         path: args.path,
@@ -180,7 +210,7 @@ pub fn search(data_dir: &Path, args: SearchArgs) -> anyhow::Result<()> {
         if args.json {
             out.json(hit)?;
         } else {
-            out.line(&render::hit_text(&to_value(hit)?))?;
+            out.line(&render::hit_text(hit))?;
         }
     }
     if hits.is_empty() && !args.json {
@@ -189,7 +219,8 @@ pub fn search(data_dir: &Path, args: SearchArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub fn symbol(data_dir: &Path, args: SymbolArgs) -> anyhow::Result<()> {
+pub fn symbol(data_dir: &Path, config: &Config, args: SymbolArgs) -> anyhow::Result<()> {
+    let limit = table_number("symbol", "limit", args.limit, config)? as usize;
     let index = open(data_dir)?;
     let options = SymbolOptions {
         kind: args
@@ -199,7 +230,7 @@ pub fn symbol(data_dir: &Path, args: SymbolArgs) -> anyhow::Result<()> {
             .transpose()
             .map_err(|_| anyhow::anyhow!("unknown --kind; use function, method, class, struct, enum, interface, type_alias, constant, macro, module, ..."))?,
         repo: args.repo,
-        limit: args.limit.max(1),
+        limit,
     };
     let hits = index.symbol(&args.name, &options)?;
     let mut out = Out::new();
@@ -207,7 +238,7 @@ pub fn symbol(data_dir: &Path, args: SymbolArgs) -> anyhow::Result<()> {
         if args.json {
             out.json(hit)?;
         } else {
-            out.line(&render::symbol_text(&to_value(hit)?))?;
+            out.line(&render::symbol_text(hit))?;
         }
     }
     if hits.is_empty() && !args.json {
@@ -225,16 +256,17 @@ pub fn outline(data_dir: &Path, args: FileArgs) -> anyhow::Result<()> {
         if args.json {
             out.json(d)?;
         } else {
-            out.line(&render::definition_text(&to_value(d)?))?;
+            out.line(&render::definition_text(d))?;
         }
     }
     Ok(())
 }
 
-pub fn deps(data_dir: &Path, args: FileArgs) -> anyhow::Result<()> {
+pub fn deps(data_dir: &Path, config: &Config, args: FileArgs) -> anyhow::Result<()> {
+    let depth = table_number("deps", "depth", args.depth, config)? as u32;
     let index = open(data_dir)?;
     let (repo, path) = index.locate(args.repo.as_deref(), &args.file);
-    let deps = index.deps(repo.as_deref(), &path, args.depth.clamp(1, 32))?;
+    let deps = index.deps(repo.as_deref(), &path, depth)?;
     let mut out = Out::new();
     #[derive(Serialize)]
     struct Edge<'a> {
@@ -288,7 +320,7 @@ pub fn symbols(data_dir: &Path, args: ListArgs) -> anyhow::Result<()> {
                 entry.repo,
                 entry.path,
                 entry.definition.line,
-                kind_name(&entry.definition.kind)
+                render::name_of(&entry.definition.kind)
             ))
         };
         if let Err(err) = written {
@@ -305,7 +337,7 @@ pub fn repos(data_dir: &Path, args: ListArgs) -> anyhow::Result<()> {
         if args.json {
             out.json(&repo)?;
         } else {
-            out.line(&render::repo_text(&to_value(&repo)?))?;
+            out.line(&render::repo_text(&repo))?;
         }
     }
     Ok(())
@@ -332,7 +364,7 @@ pub fn watch(data_dir: &Path, args: WatchArgs) -> anyhow::Result<()> {
     if json {
         out.json(&report)?;
     } else {
-        out.line(&render::index_text(&to_value(&report)?))?;
+        out.line(&render::index_text(&report))?;
         out.line("watching for changes; Ctrl-C stops")?;
     }
     drop(out);
@@ -371,17 +403,6 @@ pub fn watch(data_dir: &Path, args: WatchArgs) -> anyhow::Result<()> {
     drop(index);
     let _ = printer.join();
     Ok(())
-}
-
-fn to_value<T: Serialize>(value: &T) -> anyhow::Result<serde_json::Value> {
-    serde_json::to_value(value).context("encoding JSON")
-}
-
-fn kind_name<T: Serialize>(kind: &T) -> String {
-    serde_json::to_value(kind)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_string))
-        .unwrap_or_default()
 }
 
 fn eprintln_quiet(text: &str) {

@@ -25,7 +25,7 @@ use tokio::{
 };
 
 use crate::{
-    command::COMMANDS,
+    command::complete::{complete, Names},
     render,
     session::{Answer, Session},
 };
@@ -232,7 +232,7 @@ async fn interactive_loop(
     );
     output.line(&greeting);
     let mut events = session.swarm().events_since_start();
-    let names: Arc<Mutex<Vec<String>>> = Arc::new(Mutex::new(agent_names(session)));
+    let names: Arc<Mutex<Names>> = Arc::new(Mutex::new(completion_names(session).await));
     let (line_tx, mut line_rx) = mpsc::channel::<String>(1);
     // The editor thread prints each answer itself, between two prompts: text written to the terminal by another
     // thread while the line editor owns it lands inside the prompt and garbles what the user types.
@@ -260,7 +260,7 @@ async fn interactive_loop(
                     None
                 } else {
                     let answer = session.run(&line).await;
-                    *names.lock() = agent_names(session);
+                    *names.lock() = completion_names(session).await;
                     Some(output.answer(&answer))
                 };
                 let mut text: Vec<String> = pending_events(&mut events, output);
@@ -293,18 +293,28 @@ fn pending_events(events: &mut EventReceiver, output: &Output) -> Vec<String> {
     }
 }
 
-fn agent_names(session: &Session) -> Vec<String> {
-    session
-        .swarm()
-        .agents()
-        .into_iter()
-        .map(|a| a.name)
-        .collect()
+/// What Tab offers besides the table's own words: agents, groups, skills and indexed repositories.
+async fn completion_names(session: &Session) -> Names {
+    let swarm = session.swarm();
+    let agents = swarm.agents();
+    let mut groups: Vec<String> = agents.iter().flat_map(|a| a.groups.clone()).collect();
+    groups.sort();
+    groups.dedup();
+    let repos = match swarm.code().repos().await {
+        Ok(repos) => repos.into_iter().map(|r| r.name).collect(),
+        Err(_) => Vec::new(),
+    };
+    Names {
+        agents: agents.into_iter().map(|a| a.name).collect(),
+        groups,
+        skills: swarm.skills().names(),
+        repos,
+    }
 }
 
 fn editor_thread(
     history: PathBuf,
-    names: Arc<Mutex<Vec<String>>>,
+    names: Arc<Mutex<Names>>,
     lines: mpsc::Sender<String>,
     done: std::sync::mpsc::Receiver<String>,
 ) {
@@ -349,9 +359,9 @@ fn editor_thread(
     }
 }
 
-/// Completes command names, agent names and options.
+/// Completes command names, subcommands, options and their values, as the command table declares them.
 struct ConsoleHelper {
-    names: Arc<Mutex<Vec<String>>>,
+    names: Arc<Mutex<Names>>,
 }
 
 impl rustyline::completion::Completer for ConsoleHelper {
@@ -363,44 +373,8 @@ impl rustyline::completion::Completer for ConsoleHelper {
         pos: usize,
         _ctx: &rustyline::Context<'_>,
     ) -> rustyline::Result<(usize, Vec<String>)> {
-        let start = line[..pos].rfind(' ').map_or(0, |i| i + 1);
-        let word = &line[start..pos];
-        let candidates: Vec<String> = if start == 0 {
-            COMMANDS.iter().map(|c| format!("/{}", c.name)).collect()
-        } else if word.starts_with("--") {
-            [
-                "--priority",
-                "--kind",
-                "--wait",
-                "--group",
-                "--agent",
-                "--channel",
-                "--since",
-                "--until",
-                "--text",
-                "--limit",
-                "--before",
-                "--skills",
-                "--groups",
-            ]
-            .iter()
-            .map(|s| s.to_string())
-            .collect()
-        } else {
-            let mut words = self.names.lock().clone();
-            if line.starts_with("/agent ") {
-                words.extend(["spawn", "stop", "restart", "pause", "resume"].map(String::from));
-            }
-            words.extend(["low", "normal", "high", "urgent", "cell", "captain"].map(String::from));
-            words
-        };
-        Ok((
-            start,
-            candidates
-                .into_iter()
-                .filter(|c| c.starts_with(word))
-                .collect(),
-        ))
+        let names = self.names.lock().clone();
+        Ok(complete(&line[..pos], &names))
     }
 }
 

@@ -1,9 +1,15 @@
 //! Turning answers and events into lines: one JSON object per line (`--json`), or text for people.
+//!
+//! The text forms are shared: the console prints them, and the Discord frontend puts them in code blocks.
 
 use dreamos_agents::SwarmEvent;
+use dreamos_scanner::{model::Definition, IndexReport, RepoInfo, SearchHit, SymbolHit};
 use serde_json::{json, Value};
 
-use crate::session::{message_json, Answer};
+use crate::{
+    answer::{MessageView, Reply},
+    session::Answer,
+};
 
 /// `{"ok":true,"command":"send","data":{...}}` or `{"ok":false,"command":"send","error":{"kind":..,"message":..}}`.
 pub fn answer_json(answer: &Answer) -> String {
@@ -25,7 +31,7 @@ pub fn event_json(event: &SwarmEvent) -> String {
 
 fn event_data(event: &SwarmEvent) -> Value {
     match event {
-        SwarmEvent::Message(message) => message_json(message, &[]),
+        SwarmEvent::Message(message) => json!(MessageView::new(message, &[])),
         SwarmEvent::Progress {
             agent,
             message,
@@ -72,139 +78,80 @@ pub fn event_text(event: &SwarmEvent) -> String {
 
 /// An answer for people.
 pub fn answer_text(answer: &Answer) -> String {
-    let data = match &answer.result {
-        Err(e) => return format!("error ({}): {}", e.kind, e.message),
-        Ok(data) => data,
-    };
-    let s = str_of;
-    match answer.command.as_str() {
-        "help" => {
+    match &answer.result {
+        Err(e) => format!("error ({}): {}", e.kind, e.message),
+        Ok(reply) => reply_text(reply),
+    }
+}
+
+/// A command's result for people.
+pub fn reply_text(reply: &Reply) -> String {
+    match reply {
+        Reply::Help(help) => {
             let mut out = String::new();
-            for c in data["commands"].as_array().into_iter().flatten() {
-                out.push_str(&format!(
-                    "{:<60} {} ({}+)\n",
-                    s(&c["usage"]),
-                    s(&c["summary"]),
-                    s(&c["role"])
-                ));
+            for c in &help.commands {
+                out.push_str(&format!("{:<60} {} ({}+)\n", c.usage, c.summary, c.role));
             }
-            out.push_str("The console also knows /quit. Ctrl-D ends the session.");
+            if help.details.is_empty() {
+                out.push_str("The console also knows /quit. Ctrl-D ends the session.");
+            } else {
+                out.push_str(&help.details.join("\n"));
+            }
             out
         }
-        "status" => {
-            let m = &data["messages"];
+        Reply::Status(status) => {
+            let m = &status.messages;
             let mut out = format!(
                 "up {}s since {}; messages: last seq {}, {} in history, {} unresolved, {} dead letters\n",
-                s(&data["uptime_secs"]),
-                s(&data["started_at"]),
-                s(&m["last_seq"]),
-                s(&m["retained"]),
-                s(&m["unresolved"]),
-                s(&m["dead_letters"]),
+                status.uptime_secs, status.started_at, m.last_seq, m.retained, m.unresolved, m.dead_letters,
             );
-            out.push_str(&agent_table(&data["agents"]));
+            out.push_str(&agent_table(&status.agents));
             out
         }
-        "agents" => agent_table(&data["agents"]),
-        "agent" => {
-            let a = &data["agent"];
-            format!(
-                "{} {}: now {}",
-                s(&data["action"]),
-                s(&a["name"]),
-                s(&a["status"])
-            )
-        }
-        "send" => {
-            let mut out = format!(
-                "accepted #{} ({}) for {}",
-                s(&data["seq"]),
-                s(&data["id"]),
-                s(&data["to"])
-            );
-            match &data["reply"] {
-                Value::Null if data.get("reply").is_some() => {
-                    out.push_str(&format!("; {}", s(&data["note"])))
+        Reply::Agents(agents) => agent_table(&agents.agents),
+        Reply::Agent(reply) => format!(
+            "{} {}: now {}",
+            reply.action,
+            reply.agent.name,
+            reply.agent.status.as_str()
+        ),
+        Reply::Send(sent) => {
+            let mut out = format!("accepted #{} ({}) for {}", sent.seq, sent.id, sent.to);
+            match &sent.reply {
+                Some(None) => out.push_str(&format!("; {}", sent.note.as_deref().unwrap_or(""))),
+                None => {}
+                Some(Some(reply)) => {
+                    out.push_str(&format!("\nreply from {}: {}", reply.from, reply.text()))
                 }
-                Value::Null => {}
-                reply => out.push_str(&format!(
-                    "\nreply from {}: {}",
-                    s(&reply["from"]),
-                    reply["body"]["text"]
-                        .as_str()
-                        .map_or_else(|| reply["body"].to_string(), str::to_string)
-                )),
             }
             out
         }
-        "broadcast" => {
-            let recipients: Vec<String> = data["recipients"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .map(s)
-                .collect();
-            format!(
-                "order #{} sent to {}: {}",
-                s(&data["seq"]),
-                recipients.len(),
-                recipients.join(", ")
-            )
-        }
-        "history" => {
-            let mut lines: Vec<String> = data["messages"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .map(|m| {
-                    let receipts: Vec<String> = m["recipients"]
-                        .as_array()
-                        .into_iter()
-                        .flatten()
-                        .map(|r| format!("{} {}", s(&r["agent"]), s(&r["status"])))
-                        .collect();
-                    let text = m["body"]["text"]
-                        .as_str()
-                        .map_or_else(|| m["body"].to_string(), str::to_string);
-                    let mut line = format!(
-                        "#{} {} {} → {} [{} {}] {}: {text}",
-                        s(&m["seq"]),
-                        s(&m["accepted_at"]),
-                        s(&m["from"]),
-                        s(&m["to"]),
-                        s(&m["channel"]),
-                        s(&m["priority"]),
-                        s(&m["kind"]),
-                    );
-                    if !receipts.is_empty() {
-                        line.push_str(&format!(" ({})", receipts.join(", ")));
-                    }
-                    line
-                })
-                .collect();
+        Reply::Broadcast(order) => format!(
+            "order #{} sent to {}: {}",
+            order.seq,
+            order.recipients.len(),
+            order.recipients.join(", ")
+        ),
+        Reply::History(page) => {
+            let mut lines: Vec<String> = page.messages.iter().map(message_line).collect();
             if lines.is_empty() {
                 lines.push("no messages match".to_string());
             }
-            if let Some(next) = data["next_before"].as_u64() {
+            if let Some(next) = page.next_before {
                 lines.push(format!(
                     "more: /history --before {next} (with the same filters)"
                 ));
             }
             lines.join("\n")
         }
-        "deadletters" => {
-            let lines: Vec<String> = data["dead_letters"]
-                .as_array()
-                .into_iter()
-                .flatten()
+        Reply::DeadLetters(letters) => {
+            let lines: Vec<String> = letters
+                .dead_letters
+                .iter()
                 .map(|d| {
                     format!(
                         "#{} for {} after {} attempts at {}: {}",
-                        s(&d["message"]["seq"]),
-                        s(&d["agent"]),
-                        s(&d["attempts"]),
-                        s(&d["at"]),
-                        s(&d["error"]),
+                        d.message.seq, d.agent, d.attempts, d.at, d.error
                     )
                 })
                 .collect();
@@ -214,166 +161,183 @@ pub fn answer_text(answer: &Answer) -> String {
                 lines.join("\n")
             }
         }
-        "index" => index_text(data),
-        "search" => lines_or(data["hits"].as_array(), hit_text, "no matches"),
-        "symbol" => lines_or(data["symbols"].as_array(), symbol_text, "no such symbol"),
-        "outline" => lines_or(
-            data["definitions"].as_array(),
-            definition_text,
-            "no definitions",
-        ),
-        "deps" => deps_text(data),
-        "repos" => lines_or(
-            data["repos"].as_array(),
-            repo_text,
-            "no repositories indexed",
-        ),
-        _ => serde_json::to_string_pretty(data).unwrap_or_default(),
+        Reply::Index(report) => index_text(report),
+        Reply::Search(search) => lines_or(&search.hits, hit_text, "no matches"),
+        Reply::Symbol(symbols) => lines_or(&symbols.symbols, symbol_text, "no such symbol"),
+        Reply::Outline(outline) => {
+            lines_or(&outline.definitions, definition_text, "no definitions")
+        }
+        Reply::Deps(d) => {
+            let mut lines = Vec::new();
+            for (edges, label) in [(&d.imports, "imports"), (&d.importers, "imported_by")] {
+                for edge in edges {
+                    lines.push(format!("{label:<12} {} (depth {})", edge.path, edge.depth));
+                }
+            }
+            for module in &d.external {
+                lines.push(format!("{:<12} {module}", "external"));
+            }
+            if lines.is_empty() {
+                format!("{} has no imports and no importers", d.path)
+            } else {
+                lines.join("\n")
+            }
+        }
+        Reply::Repos(repos) => lines_or(&repos.repos, repo_text, "no repositories indexed"),
     }
 }
 
-fn str_of(v: &Value) -> String {
-    match v {
-        Value::String(s) => s.clone(),
-        Value::Null => "-".to_string(),
-        other => other.to_string(),
+/// One history line: `#3 2026-… user:console → agent-1 [cell normal] ping: hello (agent-1 handled)`.
+pub fn message_line(m: &MessageView) -> String {
+    let mut line = format!(
+        "#{} {} {} → {} [{} {}] {}: {}",
+        m.seq,
+        m.accepted_at,
+        m.from,
+        m.to,
+        m.channel,
+        m.priority,
+        m.kind,
+        m.text()
+    );
+    let receipts: Vec<String> = m
+        .recipients
+        .iter()
+        .flatten()
+        .map(|r| {
+            let status = serde_json::to_value(&r.status)
+                .ok()
+                .and_then(|v| v["status"].as_str().map(str::to_string))
+                .unwrap_or_default();
+            format!("{} {status}", r.agent)
+        })
+        .collect();
+    if !receipts.is_empty() {
+        line.push_str(&format!(" ({})", receipts.join(", ")));
     }
+    line
 }
 
-fn lines_or(items: Option<&Vec<Value>>, line: fn(&Value) -> String, empty: &str) -> String {
-    let lines: Vec<String> = items.into_iter().flatten().map(line).collect();
-    if lines.is_empty() {
+fn lines_or<T>(items: &[T], line: fn(&T) -> String, empty: &str) -> String {
+    if items.is_empty() {
         empty.to_string()
     } else {
-        lines.join("\n")
+        items.iter().map(line).collect::<Vec<_>>().join("\n")
     }
+}
+
+/// A scanner enum's name as it serializes: `function`, `type_alias`, `rust`.
+pub fn name_of<T: serde::Serialize>(value: &T) -> String {
+    serde_json::to_value(value)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
 }
 
 /// The summary after indexing a repository.
-pub fn index_text(r: &Value) -> String {
-    let skipped: Vec<String> = r["skipped"]
-        .as_object()
-        .into_iter()
-        .flatten()
+pub fn index_text(r: &IndexReport) -> String {
+    let skipped: Vec<String> = r
+        .skipped
+        .iter()
         .map(|(reason, n)| format!("{reason} {n}"))
         .collect();
     format!(
         "indexed {}: {} files, {} lines, {} symbols ({} added, {} changed, {} deleted, {} unchanged); skipped: {}; {:.2} s, {:.1} MB/s",
-        str_of(&r["repo"]),
-        str_of(&r["files"]),
-        str_of(&r["lines"]),
-        str_of(&r["symbols"]),
-        str_of(&r["added"]),
-        str_of(&r["changed"]),
-        str_of(&r["deleted"]),
-        str_of(&r["unchanged"]),
+        r.repo,
+        r.files,
+        r.lines,
+        r.symbols,
+        r.added,
+        r.changed,
+        r.deleted,
+        r.unchanged,
         if skipped.is_empty() {
             "none".to_string()
         } else {
             skipped.join(", ")
         },
-        r["seconds"].as_f64().unwrap_or(0.0),
-        r["mb_per_s"].as_f64().unwrap_or(0.0),
+        r.seconds,
+        r.mb_per_s,
     )
 }
 
 /// A search hit, grep-like: `repo/path:line:` and the snippet indented below.
-pub fn hit_text(h: &Value) -> String {
-    let mut text = format!(
-        "{}/{}:{}:",
-        str_of(&h["repo"]),
-        str_of(&h["path"]),
-        str_of(&h["line"])
-    );
-    for line in h["snippet"].as_str().unwrap_or("").lines() {
+pub fn hit_text(h: &SearchHit) -> String {
+    let mut text = format!("{}/{}:{}:", h.repo, h.path, h.line);
+    for line in h.snippet.lines() {
         text.push_str("\n    ");
         text.push_str(line);
     }
     text
 }
 
-pub fn symbol_text(h: &Value) -> String {
+pub fn symbol_text(h: &SymbolHit) -> String {
     format!(
         "{:<10} {:<30} {}/{}:{}  {}",
-        str_of(&h["kind"]),
-        str_of(&h["name"]),
-        str_of(&h["repo"]),
-        str_of(&h["path"]),
-        str_of(&h["line"]),
-        h["signature"].as_str().unwrap_or("")
+        name_of(&h.kind),
+        h.name,
+        h.repo,
+        h.path,
+        h.line,
+        h.signature
     )
 }
 
-pub fn definition_text(d: &Value) -> String {
-    let name = match d["container"].as_str() {
-        Some(container) => format!("{container}::{}", str_of(&d["name"])),
-        None => str_of(&d["name"]),
+pub fn definition_text(d: &Definition) -> String {
+    let name = match &d.container {
+        Some(container) => format!("{container}::{}", d.name),
+        None => d.name.clone(),
     };
     format!(
         "{:>5}-{:<5} {:<10} {:<40} {}",
-        str_of(&d["line"]),
-        str_of(&d["end_line"]),
-        str_of(&d["kind"]),
+        d.line,
+        d.end_line,
+        name_of(&d.kind),
         name,
-        d["signature"].as_str().unwrap_or("")
+        d.signature
     )
 }
 
-pub fn deps_text(d: &Value) -> String {
-    let mut lines = Vec::new();
-    for (key, label) in [("imports", "imports"), ("importers", "imported_by")] {
-        for edge in d[key].as_array().into_iter().flatten() {
-            lines.push(format!(
-                "{label:<12} {} (depth {})",
-                str_of(&edge["path"]),
-                str_of(&edge["depth"])
-            ));
-        }
-    }
-    for module in d["external"].as_array().into_iter().flatten() {
-        lines.push(format!("{:<12} {}", "external", str_of(module)));
-    }
-    if lines.is_empty() {
-        format!("{} has no imports and no importers", str_of(&d["path"]))
-    } else {
-        lines.join("\n")
-    }
-}
-
-pub fn repo_text(r: &Value) -> String {
+pub fn repo_text(r: &RepoInfo) -> String {
     format!(
         "{:<24} {:>7} files {:>9} lines {:>8} symbols  {}",
-        str_of(&r["name"]),
-        str_of(&r["files"]),
-        str_of(&r["lines"]),
-        str_of(&r["symbols"]),
-        str_of(&r["root"])
+        r.name,
+        r.files,
+        r.lines,
+        r.symbols,
+        r.root.display()
     )
 }
 
-fn agent_table(agents: &Value) -> String {
-    let s = str_of;
+fn agent_table(agents: &[dreamos_agents::AgentSnapshot]) -> String {
     let mut out = format!(
-        "{:<12} {:<10} {:>5} {:>8} {:>6} {:>8}  {:<24} {}\n",
-        "agent", "status", "queue", "handled", "failed", "restarts", "last seen", "skills"
+        "{:<12} {:<10} {:>5} {:>8} {:>6} {:>8}  {:<24} {:<12} {}\n",
+        "agent",
+        "status",
+        "queue",
+        "handled",
+        "failed",
+        "restarts",
+        "last seen",
+        "groups",
+        "skills"
     );
-    for a in agents.as_array().into_iter().flatten() {
-        let skills: Vec<String> = a["skills"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(s)
-            .collect();
+    for a in agents {
         out.push_str(&format!(
-            "{:<12} {:<10} {:>5} {:>8} {:>6} {:>8}  {:<24} {}\n",
-            s(&a["name"]),
-            s(&a["status"]),
-            s(&a["queue"]),
-            s(&a["handled"]),
-            s(&a["failed"]),
-            s(&a["restarts"]),
-            s(&a["last_seen"]),
-            skills.join(","),
+            "{:<12} {:<10} {:>5} {:>8} {:>6} {:>8}  {:<24} {:<12} {}\n",
+            a.name,
+            a.status.as_str(),
+            a.queue,
+            a.handled,
+            a.failed,
+            a.restarts,
+            a.last_seen.as_deref().unwrap_or("-"),
+            if a.groups.is_empty() {
+                "-".to_string()
+            } else {
+                a.groups.join(",")
+            },
+            a.skills.join(","),
         ));
     }
     out.trim_end().to_string()

@@ -1,10 +1,19 @@
 //! Running commands for one person: role checks, execution against the swarm, audit, and the answer's data.
 //!
-//! Every frontend goes through [`Session::run`], so a command behaves the same in the console and in Discord:
-//! same checks, same errors, same JSON data. Internal errors are logged with an id; the answer shows only the id.
+//! Every frontend goes through [`Session::execute`] (the console by way of [`Session::run`], which parses a line),
+//! so a command behaves the same in the console and in Discord: same checks, same errors, same typed answers, and
+//! one audit entry written in one place. Internal errors are logged with an id; the answer shows only the id.
 
 use std::time::Duration;
 
+use crate::{
+    answer::{
+        AgentReply, AgentsReply, BroadcastReply, DeadLetterView, DeadLettersReply, HelpEntry,
+        HelpReply, HistoryReply, MessageView, OrderAck, OutlineReply, Reply, ReposReply,
+        SearchReply, SendReply, SymbolReply,
+    },
+    command::{self, AgentAction, Command, HistoryArgs, Invocation, ParseError, COMMANDS},
+};
 use dreamos_agents::{
     events::{EventReceiver, RecvError},
     message::{Address, AgentName, Body, Millis, Priority, Seq},
@@ -12,11 +21,8 @@ use dreamos_agents::{
 };
 use dreamos_runtime::{
     audit::{AuditEntry, AuditOutcome},
-    log::{HistoryEntry, HistoryQuery, Receipt, StoredMessage},
+    log::{HistoryQuery, StoredMessage},
 };
-use serde_json::{json, Value};
-
-use crate::command::{self, AgentAction, Command, HistoryArgs, ParseError, COMMANDS};
 
 /// A failed command: `kind` is stable for scripts, `message` is for people.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,7 +72,7 @@ impl From<dreamos_runtime::Error> for CommandError {
 pub struct Answer {
     /// The command's name (`send`), or what was typed as a name when it is unknown.
     pub command: String,
-    pub result: Result<Value, CommandError>,
+    pub result: Result<Reply, CommandError>,
 }
 
 /// One person's session on one frontend.
@@ -75,15 +81,28 @@ pub struct Session {
     swarm: Swarm,
     principal: Principal,
     frontend: &'static str,
+    /// Who the audit log names: the console user, or a Discord user as `name (id)`.
+    who: String,
 }
 
 impl Session {
     pub fn new(swarm: Swarm, principal: Principal, frontend: &'static str) -> Session {
         Session {
+            who: principal.name.clone(),
             swarm,
             principal,
             frontend,
         }
+    }
+
+    /// The same session, audited as `who`.
+    pub fn with_who(mut self, who: String) -> Session {
+        self.who = who;
+        self
+    }
+
+    pub fn frontend(&self) -> &'static str {
+        self.frontend
     }
 
     pub fn swarm(&self) -> &Swarm {
@@ -94,21 +113,37 @@ impl Session {
         &self.principal
     }
 
-    /// Parses and runs a console line, and writes it to the audit log.
+    /// Parses and runs a console line. A line that does not parse is audited as typed (clipped).
     pub async fn run(&self, line: &str) -> Answer {
-        let answer = match command::parse(line) {
-            Ok(command) => self.execute(command).await,
+        match command::parse(line, self.swarm.config()) {
+            Ok(invocation) => self.execute(invocation).await,
+            Err(err) => {
+                let answer = Answer {
+                    command: typed_name(line),
+                    result: Err(err.into()),
+                };
+                self.audit(&command::clip(line.trim()), &answer);
+                answer
+            }
+        }
+    }
+
+    /// Runs an invocation from any frontend: role check, execution, and the audit entry with the command's
+    /// canonical text.
+    pub async fn execute(&self, invocation: Invocation) -> Answer {
+        let canonical = invocation.canonical();
+        let answer = match Command::from_invocation(&invocation) {
+            Ok(command) => self.execute_command(command).await,
             Err(err) => Answer {
-                command: typed_name(line),
+                command: invocation.name().to_string(),
                 result: Err(err.into()),
             },
         };
-        self.audit(line.trim(), &answer);
+        self.audit(&canonical, &answer);
         answer
     }
 
-    /// Runs a parsed command (the Discord frontend builds these from slash-command options).
-    pub async fn execute(&self, command: Command) -> Answer {
+    async fn execute_command(&self, command: Command) -> Answer {
         let name = command.name().to_string();
         let result = if self.principal.role < command.role() {
             Err(CommandError::new(
@@ -138,7 +173,7 @@ impl Session {
         };
         let entry = AuditEntry {
             at: Millis::now(),
-            who: self.principal.name.clone(),
+            who: self.who.clone(),
             role: self.principal.role,
             frontend: self.frontend.to_string(),
             command: line.to_string(),
@@ -149,11 +184,13 @@ impl Session {
         }
     }
 
-    async fn dispatch(&self, command: Command) -> Result<Value, CommandError> {
+    async fn dispatch(&self, command: Command) -> Result<Reply, CommandError> {
         match command {
-            Command::Help { topic } => help(topic.as_deref()),
-            Command::Status => Ok(json!(self.swarm.status())),
-            Command::Agents => Ok(json!({ "agents": self.swarm.agents() })),
+            Command::Help { topic } => self.help(topic.as_deref()).map(Reply::Help),
+            Command::Status => Ok(Reply::Status(self.swarm.status())),
+            Command::Agents => Ok(Reply::Agents(AgentsReply {
+                agents: self.swarm.agents(),
+            })),
             Command::Agent {
                 action,
                 name,
@@ -176,11 +213,11 @@ impl Session {
             Command::DeadLetters { limit, before } => self.dead_letters(limit, before),
             Command::Index { path, name } => {
                 let report = self.swarm.code().index(&path, name.as_deref()).await?;
-                Ok(json!(report))
+                Ok(Reply::Index(report))
             }
             Command::Search(request) => {
                 let hits = self.swarm.code().search(request).await?;
-                Ok(json!({ "hits": hits }))
+                Ok(Reply::Search(SearchReply { hits }))
             }
             Command::Symbol {
                 name,
@@ -193,11 +230,15 @@ impl Session {
                     .code()
                     .symbol(&name, kind.as_deref(), repo, limit)
                     .await?;
-                Ok(json!({ "symbols": hits }))
+                Ok(Reply::Symbol(SymbolReply { symbols: hits }))
             }
             Command::Outline { file, repo } => {
                 let (repo, path, definitions) = self.swarm.code().outline(repo, &file).await?;
-                Ok(json!({ "repo": repo, "path": path, "definitions": definitions }))
+                Ok(Reply::Outline(OutlineReply {
+                    repo,
+                    path,
+                    definitions,
+                }))
             }
             Command::Deps { file, repo, depth } => {
                 let deps = self
@@ -205,9 +246,11 @@ impl Session {
                     .code()
                     .deps(repo, &file, depth.unwrap_or(1))
                     .await?;
-                Ok(json!(deps))
+                Ok(Reply::Deps(deps))
             }
-            Command::Repos => Ok(json!({ "repos": self.swarm.code().repos().await? })),
+            Command::Repos => Ok(Reply::Repos(ReposReply {
+                repos: self.swarm.code().repos().await?,
+            })),
         }
     }
 
@@ -217,7 +260,7 @@ impl Session {
         name: &str,
         skills: Option<Vec<String>>,
         groups: Option<Vec<String>>,
-    ) -> Result<Value, CommandError> {
+    ) -> Result<Reply, CommandError> {
         let who = &self.principal;
         let snapshot = match action {
             AgentAction::Spawn => self.swarm.spawn_agent(who, name, skills, groups).await?,
@@ -239,14 +282,22 @@ impl Session {
                 let sent = self.swarm.captain_phone(who)?.control(to, verb).await?;
                 let timeout = self.swarm.config().messages.wait_timeout;
                 let acknowledged = wait_reply(&mut events, sent.id, timeout).await.is_some();
-                return Ok(json!({
-                    "action": action.as_str(),
-                    "agent": self.swarm.agent(name)?,
-                    "order": { "id": sent.id, "seq": sent.seq, "acknowledged": acknowledged },
+                return Ok(Reply::Agent(AgentReply {
+                    action: action.as_str(),
+                    agent: self.swarm.agent(name)?,
+                    order: Some(OrderAck {
+                        id: sent.id,
+                        seq: sent.seq,
+                        acknowledged,
+                    }),
                 }));
             }
         };
-        Ok(json!({ "action": action.as_str(), "agent": snapshot }))
+        Ok(Reply::Agent(AgentReply {
+            action: action.as_str(),
+            agent: snapshot,
+            order: None,
+        }))
     }
 
     async fn send(
@@ -256,7 +307,7 @@ impl Session {
         priority: Priority,
         kind: Option<String>,
         wait: bool,
-    ) -> Result<Value, CommandError> {
+    ) -> Result<Reply, CommandError> {
         let to: Address = to
             .parse()
             .map_err(|m: String| CommandError::new("invalid_argument", m))?;
@@ -283,29 +334,31 @@ impl Session {
             .cell_phone(&self.principal)
             .send(to, &kind, Body::text(text), priority)
             .await?;
-        let mut data = json!({
-            "id": sent.id,
-            "seq": sent.seq,
-            "to": sent.to.to_string(),
-            "recipients": sent.recipients,
-            "kind": kind,
-            "priority": priority.as_str(),
-            "accepted_at": sent.accepted_at.rfc3339(),
-        });
+        let mut data = SendReply {
+            id: sent.id,
+            seq: sent.seq,
+            to: sent.to.to_string(),
+            recipients: sent.recipients.iter().map(|a| a.to_string()).collect(),
+            kind,
+            priority: priority.as_str(),
+            accepted_at: sent.accepted_at.rfc3339(),
+            reply: None,
+            note: None,
+        };
         if let Some(events) = events.as_mut() {
             let timeout = self.swarm.config().messages.wait_timeout;
             match wait_reply(events, sent.id, timeout).await {
-                Some(reply) => data["reply"] = message_json(&reply, &[]),
+                Some(reply) => data.reply = Some(Some(MessageView::new(&reply, &[]))),
                 None => {
-                    data["reply"] = Value::Null;
-                    data["note"] = json!(format!(
+                    data.reply = Some(None);
+                    data.note = Some(format!(
                         "no reply within {}; it will show as an event when it comes",
                         humantime::format_duration(timeout)
                     ));
                 }
             }
         }
-        Ok(data)
+        Ok(Reply::Send(data))
     }
 
     async fn broadcast(
@@ -313,7 +366,7 @@ impl Session {
         text: &str,
         group: Option<String>,
         priority: Priority,
-    ) -> Result<Value, CommandError> {
+    ) -> Result<Reply, CommandError> {
         let to = match group {
             Some(group) => format!("group:{group}")
                 .parse()
@@ -325,17 +378,17 @@ impl Session {
             .captain_phone(&self.principal)?
             .broadcast(to, text, priority)
             .await?;
-        Ok(json!({
-            "id": sent.id,
-            "seq": sent.seq,
-            "to": sent.to.to_string(),
-            "recipients": sent.recipients,
-            "priority": priority.as_str(),
-            "accepted_at": sent.accepted_at.rfc3339(),
+        Ok(Reply::Broadcast(BroadcastReply {
+            id: sent.id,
+            seq: sent.seq,
+            to: sent.to.to_string(),
+            recipients: sent.recipients.iter().map(|a| a.to_string()).collect(),
+            priority: priority.as_str(),
+            accepted_at: sent.accepted_at.rfc3339(),
         }))
     }
 
-    fn history(&self, args: HistoryArgs) -> Result<Value, CommandError> {
+    fn history(&self, args: HistoryArgs) -> Result<Reply, CommandError> {
         let limit = self.page_limit(args.limit)?;
         let agent = match args.agent {
             Some(name) => {
@@ -363,10 +416,9 @@ impl Session {
             limit,
         };
         let page = self.swarm.history(&query)?;
-        let messages: Vec<Value> = page.entries.iter().map(entry_json).collect();
-        Ok(json!({
-            "messages": messages,
-            "next_before": page.next_before,
+        Ok(Reply::History(HistoryReply {
+            messages: page.entries.iter().map(MessageView::of_entry).collect(),
+            next_before: page.next_before,
         }))
     }
 
@@ -386,50 +438,73 @@ impl Session {
         &self,
         limit: Option<usize>,
         before: Option<u64>,
-    ) -> Result<Value, CommandError> {
+    ) -> Result<Reply, CommandError> {
         let limit = self.page_limit(limit)?;
         let letters = self.swarm.dead_letters(limit, before.map(Seq))?;
-        let letters: Vec<Value> = letters
-            .iter()
-            .map(|d| {
-                json!({
-                    "agent": d.agent,
-                    "attempts": d.attempts,
-                    "error": d.error,
-                    "at": d.at.rfc3339(),
-                    "message": message_json(&d.message, &[]),
-                })
-            })
-            .collect();
-        Ok(json!({ "dead_letters": letters }))
+        Ok(Reply::DeadLetters(DeadLettersReply {
+            dead_letters: letters.iter().map(DeadLetterView::new).collect(),
+        }))
     }
-}
 
-fn help(topic: Option<&str>) -> Result<Value, CommandError> {
-    let list = |specs: &mut dyn Iterator<Item = &command::CommandSpec>| -> Vec<Value> {
-        specs
-            .map(|c| {
-                json!({
-                    "name": c.name,
-                    "usage": c.usage,
-                    "summary": c.summary,
-                    "role": c.role.as_str(),
-                })
-            })
-            .collect()
-    };
-    match topic {
-        None => Ok(json!({ "commands": list(&mut COMMANDS.iter()) })),
-        Some(name) => {
-            let name = name.trim_start_matches('/');
-            match command::spec(name) {
-                Some(spec) => Ok(json!({ "commands": list(&mut std::iter::once(spec)) })),
-                None => Err(CommandError::new(
-                    "unknown_command",
-                    format!("no command /{name}; /help lists them"),
-                )),
+    /// `/help`, or `/help COMMAND` with each option explained and, for `/send`, the kinds the agents take.
+    fn help(&self, topic: Option<&str>) -> Result<HelpReply, CommandError> {
+        let entry = |c: &command::CommandSpec| HelpEntry {
+            name: c.name.to_string(),
+            usage: c.usage(),
+            summary: c.summary.to_string(),
+            role: c.role.as_str(),
+        };
+        let Some(name) = topic else {
+            return Ok(HelpReply {
+                commands: COMMANDS.iter().map(entry).collect(),
+                details: Vec::new(),
+            });
+        };
+        let name = name.trim_start_matches('/');
+        let Some(spec) = command::spec(name) else {
+            return Err(CommandError::new(
+                "unknown_command",
+                format!("no command /{}; /help lists them", command::clip(name)),
+            ));
+        };
+        let config = self.swarm.config();
+        let mut details = vec![spec.help.to_string()];
+        let describe =
+            |details: &mut Vec<String>, prefix: &str, options: &[command::OptionSpec]| {
+                for option in options {
+                    let label = match option.takes {
+                        command::Takes::Named if option.kind == command::OptionKind::Flag => {
+                            format!("--{}", option.name)
+                        }
+                        command::Takes::Named => format!("--{} {}", option.name, option.shape()),
+                        _ => option.name.to_ascii_uppercase(),
+                    };
+                    let mut line = format!("{prefix}{label:<28} {}", option.description);
+                    if let Some(default) = option.default {
+                        line.push_str(&format!(" (default: {})", default.describe(config)));
+                    }
+                    if let command::OptionKind::Integer { min, max } = option.kind {
+                        line.push_str(&format!(" [{min}-{}]", max.value(config)));
+                    }
+                    details.push(line);
+                }
+            };
+        describe(&mut details, "  ", spec.options);
+        for sub in spec.subcommands {
+            details.push(format!("{}: {}", sub.usage(spec.name), sub.summary));
+            describe(&mut details, "    ", sub.options);
+        }
+        if spec.name == "send" {
+            details.push("Kinds (each is a skill of the same name):".to_string());
+            for name in self.swarm.skills().names() {
+                let summary = self.swarm.skills().get(&name).map_or("", |s| s.summary());
+                details.push(format!("  {name:<12} {summary}"));
             }
         }
+        Ok(HelpReply {
+            commands: vec![entry(spec)],
+            details,
+        })
     }
 }
 
@@ -466,32 +541,6 @@ async fn wait_reply(
         }
     };
     tokio::time::timeout(timeout, wait).await.ok().flatten()
-}
-
-/// A message as every JSON answer and event shows it.
-pub fn message_json(message: &StoredMessage, receipts: &[Receipt]) -> Value {
-    let env = &message.envelope;
-    let mut value = json!({
-        "id": env.id,
-        "seq": env.seq,
-        "from": env.from.to_string(),
-        "to": env.to.to_string(),
-        "channel": env.channel.as_str(),
-        "priority": env.priority.as_str(),
-        "kind": &*env.kind,
-        "body": env.body.to_value(),
-        "reply_to": env.reply_to,
-        "created_at": env.created_at.rfc3339(),
-        "accepted_at": env.accepted_at.rfc3339(),
-    });
-    if !receipts.is_empty() || !message.recipients.is_empty() {
-        value["recipients"] = json!(receipts);
-    }
-    value
-}
-
-fn entry_json(entry: &HistoryEntry) -> Value {
-    message_json(&entry.message, &entry.receipts)
 }
 
 /// The name a line tried to run, for answers to lines that did not parse.

@@ -1,0 +1,511 @@
+//! The table: every command of Dream.OS, its options, roles and help, declared once.
+//!
+//! `/help` lists commands in this order. A new command starts here; the parser, completion, help, the Discord
+//! registration and the conversion of Discord options follow from its entry, and its typed conversion lives in
+//! [`super::Command::from_invocation`].
+
+use dreamos_runtime::config::Role;
+
+use super::spec::{
+    Bound, CommandSpec, DefaultValue, OptionKind, OptionSpec, Source, SubcommandSpec, Takes,
+};
+
+const PRIORITIES: &[&str] = &["low", "normal", "high", "urgent"];
+const CHANNELS: &[&str] = &["cell", "captain"];
+/// The scanner's languages, as `lang:` and `--lang` take them.
+pub const LANGS: &[&str] = &[
+    "rust",
+    "python",
+    "javascript",
+    "typescript",
+    "tsx",
+    "go",
+    "java",
+    "c",
+    "cpp",
+];
+/// The scanner's kinds of definition, as `--kind` of `/symbol` takes them.
+pub const SYMBOL_KINDS: &[&str] = &[
+    "function",
+    "method",
+    "class",
+    "struct",
+    "enum",
+    "interface",
+    "type_alias",
+    "constant",
+    "variable",
+    "macro",
+    "module",
+    "field",
+    "enum_variant",
+    "union",
+    "namespace",
+    "impl",
+];
+
+/// The largest integer every frontend can carry exactly (Discord's integers are doubles).
+const MAX_EXACT: i64 = (1 << 53) - 1;
+
+const fn named(
+    name: &'static str,
+    kind: OptionKind,
+    description: &'static str,
+    default: Option<DefaultValue>,
+    autocomplete: Option<Source>,
+) -> OptionSpec {
+    OptionSpec {
+        name,
+        kind,
+        takes: Takes::Named,
+        required: false,
+        default,
+        description,
+        autocomplete,
+    }
+}
+
+const fn positional(
+    name: &'static str,
+    kind: OptionKind,
+    takes: Takes,
+    required: bool,
+    description: &'static str,
+    autocomplete: Option<Source>,
+) -> OptionSpec {
+    OptionSpec {
+        name,
+        kind,
+        takes,
+        required,
+        default: None,
+        description,
+        autocomplete,
+    }
+}
+
+const AGENT_NAME: OptionSpec = positional(
+    "name",
+    OptionKind::Agent,
+    Takes::Word,
+    true,
+    "the agent's name",
+    Some(Source::Agents),
+);
+
+const PAGE_LIMIT: OptionSpec = named(
+    "limit",
+    OptionKind::Integer {
+        min: 1,
+        max: Bound::Setting("[messages] max_page", |c| c.messages.max_page as i64),
+    },
+    "how many to show at most",
+    Some(DefaultValue::Literal("50")),
+    None,
+);
+
+const BEFORE: OptionSpec = named(
+    "before",
+    OptionKind::Integer {
+        min: 1,
+        max: Bound::Fixed(MAX_EXACT),
+    },
+    "only those with a sequence number below this (the previous page's next_before)",
+    None,
+    None,
+);
+
+const HIT_LIMIT: OptionSpec = named(
+    "limit",
+    OptionKind::Integer {
+        min: 1,
+        max: Bound::Setting("[scanner] max_limit", |c| c.scanner.max_limit as i64),
+    },
+    "how many hits at most",
+    Some(DefaultValue::Setting("[scanner] default_limit", |c| {
+        c.scanner.default_limit.to_string()
+    })),
+    None,
+);
+
+const REPO: OptionSpec = named(
+    "repo",
+    OptionKind::Repo,
+    "only this indexed repository",
+    None,
+    Some(Source::Repos),
+);
+
+const FILE: OptionSpec = positional(
+    "file",
+    OptionKind::Path,
+    Takes::Word,
+    true,
+    "a file on disk inside an indexed repository, or a path relative to its root",
+    None,
+);
+
+const SPAWN: &[OptionSpec] = &[
+    positional(
+        "name",
+        OptionKind::Agent,
+        Takes::Word,
+        true,
+        "the new agent's name (or a stopped one's)",
+        None,
+    ),
+    named(
+        "skills",
+        OptionKind::List,
+        "its skills, comma-separated (default: every skill)",
+        None,
+        Some(Source::Skills),
+    ),
+    named(
+        "groups",
+        OptionKind::List,
+        "the groups it belongs to, comma-separated",
+        None,
+        None,
+    ),
+];
+
+const ONE_AGENT: &[OptionSpec] = &[AGENT_NAME];
+
+/// Every command, in the order `/help` lists them.
+pub static COMMANDS: &[CommandSpec] = &[
+    CommandSpec {
+        name: "help",
+        summary: "list the commands, or explain one",
+        help: "Without an argument, every command with what it does and the role it needs; with one, its options.",
+        role: Role::Viewer,
+        options: &[positional(
+            "command",
+            OptionKind::Command,
+            Takes::Word,
+            false,
+            "the command to explain",
+            Some(Source::Commands),
+        )],
+        subcommands: &[],
+    },
+    CommandSpec {
+        name: "status",
+        summary: "the swarm at a glance: agents, queues, counters, messages",
+        help: "Each agent's status, queue, handled, failed and restart counts, and the message log's counters.",
+        role: Role::Viewer,
+        options: &[],
+        subcommands: &[],
+    },
+    CommandSpec {
+        name: "agents",
+        summary: "every agent with its status, skills and groups",
+        help: "The agents of the swarm, configured or spawned, with their skills and groups.",
+        role: Role::Viewer,
+        options: &[],
+        subcommands: &[],
+    },
+    CommandSpec {
+        name: "agent",
+        summary: "start, stop, restart, pause or resume an agent (--skills/--groups with spawn)",
+        help: "Agent lifecycle. A stopped agent keeps its queue for when it is started again; a paused one takes \
+               only captain orders until resumed.",
+        role: Role::Captain,
+        options: &[],
+        subcommands: &[
+            SubcommandSpec {
+                name: "spawn",
+                summary: "start a new agent, or a stopped or failed one again",
+                options: SPAWN,
+            },
+            SubcommandSpec {
+                name: "stop",
+                summary: "stop an agent after its current message; its queue is kept",
+                options: ONE_AGENT,
+            },
+            SubcommandSpec {
+                name: "restart",
+                summary: "stop (if running) and start an agent, clearing its failure count",
+                options: ONE_AGENT,
+            },
+            SubcommandSpec {
+                name: "pause",
+                summary: "let an agent take only captain orders until resumed",
+                options: ONE_AGENT,
+            },
+            SubcommandSpec {
+                name: "resume",
+                summary: "let a paused agent take its queue again",
+                options: ONE_AGENT,
+            },
+        ],
+    },
+    CommandSpec {
+        name: "send",
+        summary: "send a message to an agent (or group:NAME); --wait also waits for the reply",
+        help: "The message's kind picks the skill that handles it. The answer comes once the message is durable; \
+               the reply shows as an event, or in the answer with --wait.",
+        role: Role::Operator,
+        options: &[
+            positional(
+                "agent",
+                OptionKind::Agent,
+                Takes::Word,
+                true,
+                "an agent, or group:NAME",
+                Some(Source::AgentsAndGroups),
+            ),
+            positional(
+                "text",
+                OptionKind::Text,
+                Takes::Rest,
+                true,
+                "what to send",
+                None,
+            ),
+            named(
+                "priority",
+                OptionKind::Choice(PRIORITIES),
+                "an agent takes the most urgent waiting message first",
+                Some(DefaultValue::Literal("normal")),
+                None,
+            ),
+            named(
+                "kind",
+                OptionKind::Kind,
+                "the skill that handles it",
+                Some(DefaultValue::Setting("[messages] default_kind", |c| {
+                    c.messages.default_kind.clone()
+                })),
+                Some(Source::Skills),
+            ),
+            named(
+                "wait",
+                OptionKind::Flag,
+                "also wait for the agent's reply",
+                None,
+                None,
+            ),
+        ],
+        subcommands: &[],
+    },
+    CommandSpec {
+        name: "broadcast",
+        summary: "order every agent (or one group) on the captain channel; urgent by default",
+        help: "An order through CaptainPhone to every live agent, or to one group; each agent acknowledges it.",
+        role: Role::Captain,
+        options: &[
+            positional(
+                "text",
+                OptionKind::Text,
+                Takes::Rest,
+                true,
+                "the order",
+                None,
+            ),
+            named(
+                "group",
+                OptionKind::Text,
+                "only the agents of this group",
+                None,
+                None,
+            ),
+            named(
+                "priority",
+                OptionKind::Choice(PRIORITIES),
+                "how urgent the order is",
+                Some(DefaultValue::Literal("urgent")),
+                None,
+            ),
+        ],
+        subcommands: &[],
+    },
+    CommandSpec {
+        name: "history",
+        summary: "messages newest first; TIME is RFC 3339 or a duration ago (10m, 2h); page on with --before",
+        help: "Every filter is optional and they combine. Each message shows each recipient's status: pending \
+               (with attempts), handled or dead.",
+        role: Role::Viewer,
+        options: &[
+            named(
+                "agent",
+                OptionKind::Agent,
+                "messages from, to or delivered to this agent",
+                None,
+                Some(Source::Agents),
+            ),
+            named(
+                "channel",
+                OptionKind::Choice(CHANNELS),
+                "cell (conversation) or captain (orders)",
+                None,
+                None,
+            ),
+            named(
+                "kind",
+                OptionKind::Kind,
+                "only this kind",
+                None,
+                Some(Source::Skills),
+            ),
+            named(
+                "since",
+                OptionKind::Time,
+                "accepted at or after (RFC 3339, or a duration ago: 10m, 2h)",
+                None,
+                None,
+            ),
+            named(
+                "until",
+                OptionKind::Time,
+                "accepted before (RFC 3339, or a duration ago)",
+                None,
+                None,
+            ),
+            named(
+                "text",
+                OptionKind::Text,
+                "bodies containing this text (any case)",
+                None,
+                None,
+            ),
+            PAGE_LIMIT,
+            BEFORE,
+        ],
+        subcommands: &[],
+    },
+    CommandSpec {
+        name: "index",
+        summary: "index (incrementally) the repository at PATH, which must be under [scanner] allowed_roots",
+        help: "Files that did not change since the last run are skipped; every skipped file is counted with why.",
+        role: Role::Captain,
+        options: &[
+            positional(
+                "path",
+                OptionKind::Path,
+                Takes::Word,
+                true,
+                "the repository's root directory",
+                None,
+            ),
+            named(
+                "name",
+                OptionKind::Text,
+                "its name in the index (default: the directory's name)",
+                None,
+                None,
+            ),
+        ],
+        subcommands: &[],
+    },
+    CommandSpec {
+        name: "search",
+        summary: "search indexed code: foo lang:rust path:src/*.rs repo:name sym:Foo \"exact phrase\" /regex/ case:yes",
+        help: "Terms are ANDed; identifiers match whole or by their camelCase and snake_case parts; substrings and \
+               regexes are verified against the real content.",
+        role: Role::Viewer,
+        options: &[
+            positional(
+                "query",
+                OptionKind::Text,
+                Takes::RawRest,
+                true,
+                "words, \"phrases\", /regexes/ and filters such as lang:rust",
+                None,
+            ),
+            named(
+                "lang",
+                OptionKind::Choice(LANGS),
+                "only this language",
+                None,
+                None,
+            ),
+            named(
+                "path",
+                OptionKind::Text,
+                "only paths matching this glob (or containing this text)",
+                None,
+                None,
+            ),
+            REPO,
+            HIT_LIMIT,
+        ],
+        subcommands: &[],
+    },
+    CommandSpec {
+        name: "symbol",
+        summary: "find definitions by name: exact, then prefix, then fuzzy",
+        help: "Definitions extracted by tree-sitter, ranked exact name first.",
+        role: Role::Viewer,
+        options: &[
+            positional(
+                "name",
+                OptionKind::Text,
+                Takes::Word,
+                true,
+                "the symbol's name",
+                None,
+            ),
+            named(
+                "kind",
+                OptionKind::Choice(SYMBOL_KINDS),
+                "only definitions of this kind",
+                None,
+                None,
+            ),
+            REPO,
+            HIT_LIMIT,
+        ],
+        subcommands: &[],
+    },
+    CommandSpec {
+        name: "outline",
+        summary: "the definitions of a file (a path on disk, or relative to its repository)",
+        help: "Every definition of one file with its lines, kind, container and signature.",
+        role: Role::Viewer,
+        options: &[FILE, REPO],
+        subcommands: &[],
+    },
+    CommandSpec {
+        name: "deps",
+        summary: "what a file imports and what imports it, N steps deep",
+        help: "Imports resolved to files of the repository, and the files that import it, transitively.",
+        role: Role::Viewer,
+        options: &[
+            FILE,
+            REPO,
+            named(
+                "depth",
+                OptionKind::Integer {
+                    min: 1,
+                    max: Bound::Fixed(32),
+                },
+                "how many steps of imports to follow",
+                Some(DefaultValue::Literal("1")),
+                None,
+            ),
+        ],
+        subcommands: &[],
+    },
+    CommandSpec {
+        name: "repos",
+        summary: "the repositories in the code index",
+        help: "Each indexed repository with its files, lines, symbols and root.",
+        role: Role::Viewer,
+        options: &[],
+        subcommands: &[],
+    },
+    CommandSpec {
+        name: "deadletters",
+        summary: "messages that failed too often, newest first",
+        help: "Messages given up on after [messages] max_attempts, with the agent, the attempts and the last error.",
+        role: Role::Viewer,
+        options: &[PAGE_LIMIT, BEFORE],
+        subcommands: &[],
+    },
+];
+
+/// The command of that name.
+pub fn spec(name: &str) -> Option<&'static CommandSpec> {
+    COMMANDS.iter().find(|c| c.name == name)
+}
