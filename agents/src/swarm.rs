@@ -12,7 +12,7 @@ use std::{
 use dreamos_runtime::{
     audit::{AuditEntry, AuditLog},
     config::{AgentConfig, Config},
-    log::{DeadLetter, HistoryPage, HistoryQuery, LogOptions, LogStats, MessageLog},
+    log::{DeadLetter, HistoryPage, HistoryQuery, LogOptions, LogStats, MessageLog, StoredMessage},
     message::{check_name, AgentName, Millis, Seq},
     roster::{AgentOrigin, AgentRecord, DesiredState, Roster},
     Store,
@@ -322,6 +322,22 @@ impl Swarm {
             self.inner.roster.put(&record)?;
         }
         Ok(())
+    }
+
+    /// Messages accepted after `after`, oldest first: for frontends that follow the log with a cursor of their
+    /// own (the Discord outbox).
+    pub fn messages_after(&self, after: Seq, limit: usize) -> Result<Vec<StoredMessage>> {
+        Ok(self.inner.ums.log().read_after(after, limit)?)
+    }
+
+    /// Asks the log's writer to flush the store soon: what a frontend wrote to its own trees becomes durable.
+    pub fn request_flush(&self) {
+        self.inner.ums.log().request_flush();
+    }
+
+    /// The store, for frontends that keep state of their own in it (through `dreamos_runtime` types).
+    pub fn store(&self) -> &Store {
+        self.inner.ums.store()
     }
 
     pub fn history(&self, query: &HistoryQuery) -> Result<HistoryPage> {

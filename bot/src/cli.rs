@@ -3,6 +3,7 @@
 //! `outline`, `deps`, `symbols`, `repos`, `watch`; see [`crate::code_cli`]).
 
 use std::{
+    io::IsTerminal,
     path::{Path, PathBuf},
     process::ExitCode,
 };
@@ -70,7 +71,7 @@ pub enum Command {
 
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {
-    /// Use the console frontend (the default, and the only one in this build).
+    /// Run the console even when the Discord frontend runs and standard input is not a terminal.
     #[arg(long)]
     pub console: bool,
 
@@ -143,12 +144,11 @@ fn run_swarm(data_dir: &Path, config: Config, args: RunArgs) -> anyhow::Result<(
     let result = runtime.block_on(async move {
         // The store first: a data directory held by another process should fail before anything else starts.
         let store = Store::open_with(data_dir, config.store.sync)?;
-        let _telemetry = dreamos_runtime::telemetry::init(&config.log, data_dir)?;
-        if std::env::var_os("DREAMOS_DISCORD_TOKEN").is_some() {
-            tracing::warn!(
-                "DREAMOS_DISCORD_TOKEN is set, but this build has no Discord frontend yet; using the console"
-            );
-        }
+        let telemetry =
+            dreamos_runtime::telemetry::init(&config.log, config.discord.mirror_level, data_dir)?;
+        let token = crate::discord::token_from_env();
+        // A service's stdin is /dev/null: with Discord, the console runs only on a terminal or when asked for.
+        let console = token.is_none() || args.console || std::io::stdin().is_terminal();
         let principal = Principal::new(
             &config.console.user,
             args.role.unwrap_or(config.console.role),
@@ -161,7 +161,21 @@ fn run_swarm(data_dir: &Path, config: Config, args: RunArgs) -> anyhow::Result<(
         let swarm = Swarm::start(config, store, SkillRegistry::builtin())
             .await
             .context("starting the swarm")?;
-        console::run(Session::new(swarm, principal, "console"), options).await
+        let companion = token.map(|token| {
+            let (swarm, mirror) = (swarm.clone(), telemetry.mirror.clone());
+            console::Companion::spawn(move |mut stop| {
+                crate::discord::run(swarm, token, mirror, async move {
+                    let _ = stop.changed().await;
+                })
+            })
+        });
+        console::run(
+            Session::new(swarm, principal, "console"),
+            options,
+            companion,
+            console,
+        )
+        .await
     });
     // tokio reads stdin on a blocking thread that cannot be interrupted; after a signal it may still be waiting
     // for a line that will never come. Everything that matters is flushed by now, so do not wait for it.

@@ -25,7 +25,7 @@ use tokio::{
 };
 
 use crate::{
-    command::complete::{complete, Names},
+    command::complete::{complete, names_of, Names},
     render,
     session::{Answer, Session},
 };
@@ -78,26 +78,94 @@ enum End {
     Signal,
     /// The store failed: stop now and exit with an error.
     Fatal(String),
+    /// The frontend running beside the console (Discord) failed: stop and exit with its error.
+    Companion(anyhow::Error),
 }
 
-/// Runs the console until end of input, /quit or a signal, then shuts the swarm down.
-pub async fn run(session: Session, options: ConsoleOptions) -> anyhow::Result<()> {
+/// Another frontend running beside the console (the Discord frontend). It is told to stop before the swarm
+/// stops, and the swarm stops when it fails.
+pub struct Companion {
+    stop: tokio::sync::watch::Sender<bool>,
+    ended: Option<oneshot::Receiver<anyhow::Error>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Companion {
+    /// Starts `make(stop)`, which must return once `stop` changes.
+    pub fn spawn<F>(make: impl FnOnce(tokio::sync::watch::Receiver<bool>) -> F) -> Companion
+    where
+        F: std::future::Future<Output = anyhow::Result<()>> + Send + 'static,
+    {
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let (tx, ended) = oneshot::channel();
+        let work = make(stopped);
+        let task = tokio::spawn(async move {
+            if let Err(err) = work.await {
+                let _ = tx.send(err);
+            }
+        });
+        Companion {
+            stop,
+            ended: Some(ended),
+            task,
+        }
+    }
+
+    async fn stop(self) {
+        let _ = self.stop.send(true);
+        let _ = self.task.await;
+    }
+}
+
+/// Resolves with the companion's error if it fails; never when there is none, or it ends cleanly.
+async fn companion_failed(companion: &mut Option<Companion>) -> anyhow::Error {
+    match companion.as_mut().and_then(|c| c.ended.as_mut()) {
+        Some(ended) => match ended.await {
+            Ok(err) => err,
+            Err(_) => std::future::pending().await,
+        },
+        None => std::future::pending().await,
+    }
+}
+
+/// Runs the console (when `console` is set; otherwise waits for a signal) beside `companion`, until end of input,
+/// /quit, a signal, a failed store or a failed companion; then stops the companion and shuts the swarm down.
+pub async fn run(
+    session: Session,
+    options: ConsoleOptions,
+    mut companion: Option<Companion>,
+    console: bool,
+) -> anyhow::Result<()> {
     let output = Arc::new(Output {
         json: options.json,
         lock: Mutex::new(()),
     });
     let interactive = std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
-    let end = if interactive {
-        interactive_loop(&session, &output, &options).await?
+    let mut printer = None;
+    let end = if !console {
+        let swarm = session.swarm().clone();
+        tokio::select! {
+            _ = shutdown_signal() => End::Signal,
+            error = swarm.failed() => End::Fatal(error),
+            error = companion_failed(&mut companion) => End::Companion(error),
+        }
+    } else if interactive {
+        interactive_loop(&session, &output, &options, &mut companion).await?
     } else {
-        let (stop, printer) = print_events(session.swarm().events_since_start(), output.clone());
-        let end = line_loop(&session, &output).await?;
-        finish(&session, &options, &end).await;
+        printer = Some(print_events(
+            session.swarm().events_since_start(),
+            output.clone(),
+        ));
+        line_loop(&session, &output, &mut companion).await?
+    };
+    if let Some(companion) = companion {
+        companion.stop().await;
+    }
+    finish(&session, &options, &end).await;
+    if let Some((stop, printer)) = printer {
         let _ = stop.send(());
         let _ = printer.await;
-        return shutdown(&session, &options, end).await;
-    };
-    finish(&session, &options, &end).await;
+    }
     shutdown(&session, &options, end).await
 }
 
@@ -119,6 +187,7 @@ async fn shutdown(session: &Session, options: &ConsoleOptions, end: End) -> anyh
             "the store failed ({error}); dreamos stopped so that nothing acknowledged is lost. Messages not yet \
              handled are delivered again at the next start: restart it once the disk is healthy"
         )),
+        End::Companion(error) => Err(error),
         End::Input | End::Signal => Ok(()),
     }
 }
@@ -162,7 +231,11 @@ fn lagged(output: &Output, missed: u64) -> String {
 }
 
 /// Standard input is not a terminal: one command per line, in order.
-async fn line_loop(session: &Session, output: &Output) -> anyhow::Result<End> {
+async fn line_loop(
+    session: &Session,
+    output: &Output,
+    companion: &mut Option<Companion>,
+) -> anyhow::Result<End> {
     let mut lines = BufReader::new(tokio::io::stdin()).lines();
     let mut signal = std::pin::pin!(shutdown_signal());
     let swarm = session.swarm().clone();
@@ -170,6 +243,7 @@ async fn line_loop(session: &Session, output: &Output) -> anyhow::Result<End> {
     loop {
         tokio::select! {
             error = &mut fatal => return Ok(End::Fatal(error)),
+            error = companion_failed(companion) => return Ok(End::Companion(error)),
             line = lines.next_line() => {
                 let Some(line) = line.context("reading standard input")? else {
                     return Ok(End::Input);
@@ -221,6 +295,7 @@ async fn interactive_loop(
     session: &Session,
     output: &Arc<Output>,
     options: &ConsoleOptions,
+    companion: &mut Option<Companion>,
 ) -> anyhow::Result<End> {
     // Events that happen while the user types are shown when a line is entered (an empty line shows them), above
     // that line's answer. Printing them at once from another thread would land inside the prompt; rustyline's
@@ -232,7 +307,7 @@ async fn interactive_loop(
     );
     output.line(&greeting);
     let mut events = session.swarm().events_since_start();
-    let names: Arc<Mutex<Names>> = Arc::new(Mutex::new(completion_names(session).await));
+    let names: Arc<Mutex<Names>> = Arc::new(Mutex::new(names_of(session.swarm()).await));
     let (line_tx, mut line_rx) = mpsc::channel::<String>(1);
     // The editor thread prints each answer itself, between two prompts: text written to the terminal by another
     // thread while the line editor owns it lands inside the prompt and garbles what the user types.
@@ -250,6 +325,7 @@ async fn interactive_loop(
     let end = loop {
         tokio::select! {
             error = &mut fatal => break End::Fatal(error),
+            error = companion_failed(companion) => break End::Companion(error),
             line = line_rx.recv() => {
                 let Some(line) = line else { break End::Input };
                 let line = line.trim().to_string();
@@ -260,7 +336,7 @@ async fn interactive_loop(
                     None
                 } else {
                     let answer = session.run(&line).await;
-                    *names.lock() = completion_names(session).await;
+                    *names.lock() = names_of(session.swarm()).await;
                     Some(output.answer(&answer))
                 };
                 let mut text: Vec<String> = pending_events(&mut events, output);
@@ -278,6 +354,7 @@ async fn interactive_loop(
     if matches!(end, End::Input) {
         let _ = tokio::task::spawn_blocking(move || editor.join()).await;
     }
+    // The pipe and the editor keep their own notion of "fatal"; a signal is a signal wherever it arrives.
     Ok(end)
 }
 
@@ -290,25 +367,6 @@ fn pending_events(events: &mut EventReceiver, output: &Output) -> Vec<String> {
             Err(TryRecvError::Lagged(missed)) => lines.push(lagged(output, missed)),
             Err(_) => return lines,
         }
-    }
-}
-
-/// What Tab offers besides the table's own words: agents, groups, skills and indexed repositories.
-async fn completion_names(session: &Session) -> Names {
-    let swarm = session.swarm();
-    let agents = swarm.agents();
-    let mut groups: Vec<String> = agents.iter().flat_map(|a| a.groups.clone()).collect();
-    groups.sort();
-    groups.dedup();
-    let repos = match swarm.code().repos().await {
-        Ok(repos) => repos.into_iter().map(|r| r.name).collect(),
-        Err(_) => Vec::new(),
-    };
-    Names {
-        agents: agents.into_iter().map(|a| a.name).collect(),
-        groups,
-        skills: swarm.skills().names(),
-        repos,
     }
 }
 

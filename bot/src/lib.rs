@@ -5,6 +5,7 @@
 //! - [`session`]: runs a command for one person (role check, execution, audit) and returns a typed [`answer`].
 //! - [`render`]: answers and events as JSON lines or text.
 //! - [`console`]: the console frontend (terminal line editor, or one command per line from a pipe).
+//! - [`discord`]: the Discord frontend (serenity + poise), its outbox and the log mirror's Discord sink.
 //! - [`cli`]: the command line (`dreamos run ...`) and what `main` does with it; [`code_cli`]: the scanner's
 //!   command-line tools (`dreamos index`, `search`, ...).
 //!
@@ -16,5 +17,6 @@ pub mod cli;
 pub mod code_cli;
 pub mod command;
 pub mod console;
+pub mod discord;
 pub mod render;
 pub mod session;

@@ -75,6 +75,9 @@ pub struct Answer {
     pub result: Result<Reply, CommandError>,
 }
 
+/// Told the id of a message that `/send --wait` is about to wait for, as soon as it is accepted.
+pub type WaitObserver = std::sync::Arc<dyn Fn(dreamos_agents::message::MessageId) + Send + Sync>;
+
 /// One person's session on one frontend.
 #[derive(Clone)]
 pub struct Session {
@@ -83,6 +86,7 @@ pub struct Session {
     frontend: &'static str,
     /// Who the audit log names: the console user, or a Discord user as `name (id)`.
     who: String,
+    wait_observer: Option<WaitObserver>,
 }
 
 impl Session {
@@ -92,7 +96,15 @@ impl Session {
             swarm,
             principal,
             frontend,
+            wait_observer: None,
         }
+    }
+
+    /// The same session, telling `observer` which message a `/send --wait` waits for (the Discord frontend shows
+    /// that reply in the interaction instead of posting it again).
+    pub fn with_wait_observer(mut self, observer: WaitObserver) -> Session {
+        self.wait_observer = Some(observer);
+        self
     }
 
     /// The same session, audited as `who`.
@@ -140,6 +152,16 @@ impl Session {
             },
         };
         self.audit(&canonical, &answer);
+        answer
+    }
+
+    /// Answers an invocation with an error without running it (a frontend refused it), and audits that.
+    pub fn refuse(&self, invocation: &Invocation, kind: &str, message: String) -> Answer {
+        let answer = Answer {
+            command: invocation.name().to_string(),
+            result: Err(CommandError::new(kind, message)),
+        };
+        self.audit(&invocation.canonical(), &answer);
         answer
     }
 
@@ -346,6 +368,9 @@ impl Session {
             note: None,
         };
         if let Some(events) = events.as_mut() {
+            if let Some(observer) = &self.wait_observer {
+                observer(sent.id);
+            }
             let timeout = self.swarm.config().messages.wait_timeout;
             match wait_reply(events, sent.id, timeout).await {
                 Some(reply) => data.reply = Some(Some(MessageView::new(&reply, &[]))),

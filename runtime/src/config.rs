@@ -27,6 +27,7 @@ pub struct Config {
     pub scanner: ScannerConfig,
     pub supervisor: SupervisorConfig,
     pub shutdown: ShutdownConfig,
+    pub discord: DiscordConfig,
     pub debug: DebugConfig,
     pub console: ConsoleConfig,
     pub agents: Vec<AgentConfig>,
@@ -39,7 +40,6 @@ pub struct LogConfig {
     pub console_level: LogLevel,
     pub format: LogFormat,
     pub files: bool,
-    pub mirror_level: LogLevel,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
@@ -158,6 +158,112 @@ pub struct SupervisorConfig {
 pub struct ShutdownConfig {
     #[serde(with = "duration")]
     pub drain_timeout: Duration,
+}
+
+/// The Discord frontend. The token comes from the `DISCORD_TOKEN` environment variable, never from here.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DiscordConfig {
+    pub api_url: String,
+    pub guild_ids: Vec<DiscordId>,
+    pub captain_role_ids: Vec<DiscordId>,
+    pub operator_role_ids: Vec<DiscordId>,
+    pub viewer_role_ids: Vec<DiscordId>,
+    pub captain_user_ids: Vec<DiscordId>,
+    pub everyone: EveryoneRole,
+    #[serde(with = "optional_id")]
+    pub events_channel_id: Option<DiscordId>,
+    pub mirror_level: LogLevel,
+    pub log_routes: Vec<LogRoute>,
+    #[serde(with = "duration")]
+    pub defer_after: Duration,
+}
+
+/// A Discord id (a snowflake), written in the configuration as an integer or a string of digits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct DiscordId(pub u64);
+
+impl Serialize for DiscordId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.collect_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for DiscordId {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<DiscordId, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Number(i64),
+            Text(String),
+        }
+        let id = match Raw::deserialize(d)? {
+            Raw::Number(n) => u64::try_from(n).ok(),
+            Raw::Text(text) => text.trim().parse::<u64>().ok(),
+        };
+        match id {
+            Some(id) if id > 0 => Ok(DiscordId(id)),
+            _ => Err(serde::de::Error::custom(
+                "a Discord id is a positive number, written as an integer or a string of digits",
+            )),
+        }
+    }
+}
+
+/// `""` (or absent in a file) for none, else a [`DiscordId`].
+mod optional_id {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    use super::DiscordId;
+
+    pub fn serialize<S: Serializer>(value: &Option<DiscordId>, s: S) -> Result<S::Ok, S::Error> {
+        match value {
+            Some(id) => s.collect_str(&id.0),
+            None => s.serialize_str(""),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<DiscordId>, D::Error> {
+        let value = toml::Value::deserialize(d)?;
+        if value.as_str().is_some_and(|s| s.trim().is_empty()) {
+            return Ok(None);
+        }
+        DiscordId::deserialize(value)
+            .map(Some)
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+/// The role of a Discord member who has none of the configured roles.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EveryoneRole {
+    /// Only `/help`.
+    None,
+    Viewer,
+    Operator,
+    Captain,
+}
+
+impl EveryoneRole {
+    pub fn role(self) -> Option<Role> {
+        match self {
+            EveryoneRole::None => None,
+            EveryoneRole::Viewer => Some(Role::Viewer),
+            EveryoneRole::Operator => Some(Role::Operator),
+            EveryoneRole::Captain => Some(Role::Captain),
+        }
+    }
+}
+
+/// Log lines at or above `level` whose target starts with `target` go to `channel_id`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogRoute {
+    pub level: LogLevel,
+    #[serde(default)]
+    pub target: String,
+    pub channel_id: DiscordId,
 }
 
 /// Switches for tests of the swarm itself; all off by default.
@@ -430,6 +536,22 @@ impl Config {
             return Err((
                 "store.max_queue_bytes".to_string(),
                 "must be at least store.max_group_bytes".to_string(),
+            ));
+        }
+        if !self.discord.api_url.is_empty() {
+            let url = &self.discord.api_url;
+            if !(url.starts_with("http://") || url.starts_with("https://")) || url.contains('?') {
+                return Err((
+                    "discord.api_url".to_string(),
+                    format!("`{url}` is not a base URL such as http://127.0.0.1:8080 (or empty for Discord)"),
+                ));
+            }
+        }
+        if self.discord.defer_after >= Duration::from_millis(2500) {
+            return Err((
+                "discord.defer_after".to_string(),
+                "must be under 2.5 s: Discord drops an interaction not answered within 3 s"
+                    .to_string(),
             ));
         }
         if self.scanner.default_limit > self.scanner.max_limit {

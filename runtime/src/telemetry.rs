@@ -64,7 +64,7 @@ pub struct MirrorLayer {
 impl<S: Subscriber> Layer<S> for MirrorLayer {
     fn on_event(&self, event: &Event<'_>, _ctx: Context<'_, S>) {
         let meta = event.metadata();
-        if self.tx.receiver_count() == 0 || *meta.level() > self.max {
+        if self.tx.receiver_count() == 0 || *meta.level() > self.max || !mirrored(meta.target()) {
             return;
         }
         let mut visitor = TextVisitor::default();
@@ -170,8 +170,33 @@ fn filter(level: LogLevel) -> EnvFilter {
     }
 }
 
-/// Installs the global subscriber. Call once, from `main`.
-pub fn init(config: &LogConfig, data_dir: &Path) -> Result<Telemetry> {
+/// Targets whose events are never mirrored: the Discord and HTTP libraries' spans and events can carry tokens
+/// (interaction tokens, the bot's Authorization header), and a mirror of a mirror's own HTTP traffic would feed
+/// itself.
+pub const UNMIRRORED_TARGETS: &[&str] = &[
+    "serenity",
+    "poise",
+    "reqwest",
+    "hyper",
+    "h2",
+    "rustls",
+    "tungstenite",
+    "tokio_tungstenite",
+    "dreamos_bot::discord::mirror",
+];
+
+fn mirrored(target: &str) -> bool {
+    !UNMIRRORED_TARGETS.iter().any(|t| {
+        target == *t
+            || target
+                .strip_prefix(t)
+                .is_some_and(|rest| rest.starts_with("::"))
+    })
+}
+
+/// Installs the global subscriber. Call once, from `main`. `mirror_level` is the lowest level the log mirror
+/// hook receives.
+pub fn init(config: &LogConfig, mirror_level: LogLevel, data_dir: &Path) -> Result<Telemetry> {
     let mirror = LogMirror::new();
     let console = match config.format {
         LogFormat::Human => tracing_subscriber::fmt::layer()
@@ -212,9 +237,9 @@ pub fn init(config: &LogConfig, data_dir: &Path) -> Result<Telemetry> {
 
     let mirror_layer = MirrorLayer {
         tx: mirror.tx.clone(),
-        max: to_level(config.mirror_level),
+        max: to_level(mirror_level),
     }
-    .with_filter(filter(config.mirror_level));
+    .with_filter(filter(mirror_level));
 
     tracing_subscriber::registry()
         .with(console)
@@ -242,6 +267,8 @@ mod tests {
         });
         tracing::subscriber::with_default(subscriber, || {
             tracing::debug!("too quiet");
+            tracing::warn!(target: "serenity::http", "token in a span: Bot abc");
+            tracing::warn!(target: "reqwest::connect", "connecting");
             tracing::warn!(agent = "agent-1", attempts = 3, "agent restarted");
         });
         let record = rx.try_recv().expect("one record");
@@ -249,7 +276,8 @@ mod tests {
         assert_eq!(record.text, "agent restarted agent=agent-1 attempts=3");
         assert!(
             rx.try_recv().is_err(),
-            "the debug event must not be mirrored"
+            "the debug event and the excluded targets must not be mirrored"
         );
+        assert!(mirrored("serenityish") && !mirrored("serenity") && !mirrored("h2::proto"));
     }
 }

@@ -15,6 +15,24 @@ pub struct Names {
     pub repos: Vec<String>,
 }
 
+/// What completion offers of a running swarm: agents, groups, skills and indexed repositories.
+pub async fn names_of(swarm: &dreamos_agents::Swarm) -> Names {
+    let agents = swarm.agents();
+    let mut groups: Vec<String> = agents.iter().flat_map(|a| a.groups.clone()).collect();
+    groups.sort();
+    groups.dedup();
+    let repos = match swarm.code().repos().await {
+        Ok(repos) => repos.into_iter().map(|r| r.name).collect(),
+        Err(_) => Vec::new(),
+    };
+    Names {
+        agents: agents.into_iter().map(|a| a.name).collect(),
+        groups,
+        skills: swarm.skills().names(),
+        repos,
+    }
+}
+
 /// Candidates for the word that ends at the end of `line` (the text before the cursor): where the word starts,
 /// and the words it could become.
 pub fn complete(line: &str, names: &Names) -> (usize, Vec<String>) {
@@ -66,7 +84,7 @@ fn for_command(command: &CommandSpec, typed: &[&str], word: &str, names: &Names)
             .iter()
             .find(|o| o.name == previous && o.kind != OptionKind::Flag)
         {
-            return values(option, names);
+            return candidates(option, names);
         }
     }
     // Otherwise the next positional: count the positional words typed so far.
@@ -88,12 +106,13 @@ fn for_command(command: &CommandSpec, typed: &[&str], word: &str, names: &Names)
         .filter(|o| o.takes != Takes::Named)
         .nth(positionals)
     {
-        Some(option) => values(option, names),
+        Some(option) => candidates(option, names),
         None => Vec::new(),
     }
 }
 
-fn values(option: &OptionSpec, names: &Names) -> Vec<String> {
+/// The values an option could take: its choices, or what its autocomplete source names.
+pub fn candidates(option: &OptionSpec, names: &Names) -> Vec<String> {
     if let OptionKind::Choice(words) = option.kind {
         return words.iter().map(|w| w.to_string()).collect();
     }

@@ -624,6 +624,12 @@ impl MessageLog {
         state::history(&self.inner, query)
     }
 
+    /// Messages accepted after `after`, oldest first, at most `limit`: for consumers that follow the log with a
+    /// cursor of their own (the Discord outbox). Messages older than retention are gone.
+    pub fn read_after(&self, after: Seq, limit: usize) -> Result<Vec<StoredMessage>> {
+        state::read_after(&self.inner, after.0, limit)
+    }
+
     /// Dead letters, newest first; `before` pages on by sequence number.
     pub fn dead_letters(&self, limit: usize, before: Option<Seq>) -> Result<Vec<DeadLetter>> {
         let end = before.map_or(u64::MAX, |s| s.0).to_be_bytes().to_vec();

@@ -412,6 +412,38 @@ pub(super) fn history(inner: &LogInner, query: &HistoryQuery) -> Result<HistoryP
     Ok(page.out)
 }
 
+/// Messages with a sequence number above `after`, oldest first, from the groups (carried messages are to
+/// agents, which no consumer of this kind follows).
+pub(super) fn read_after(inner: &LogInner, after: u64, limit: usize) -> Result<Vec<StoredMessage>> {
+    let candidates: Vec<GroupMeta> = {
+        let state = inner.state.lock();
+        state
+            .groups
+            .iter()
+            .filter(|g| g.messages > 0 && g.first_seq + g.messages > after + 1)
+            .copied()
+            .collect()
+    };
+    let mut out = Vec::new();
+    for meta in candidates {
+        let Some(bytes) = inner.log_tree.get(meta.key.to_be_bytes())? else {
+            continue;
+        };
+        let group: Group<Record> = decode(LOG_TREE, &bytes)?;
+        for record in group.records {
+            if let Record::Message(message) = record {
+                if message.envelope.seq.0 > after {
+                    out.push(message);
+                    if out.len() == limit {
+                        return Ok(out);
+                    }
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// A history page being filled.
 struct Page<'a> {
     inner: &'a LogInner,

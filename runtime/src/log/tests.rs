@@ -854,3 +854,22 @@ async fn retention_holds_on_disk_with_a_stuck_message_among_a_million() {
     );
     log.close().await;
 }
+
+#[tokio::test]
+async fn a_consumer_reads_the_log_in_order_after_its_cursor() {
+    let h = Harness::new();
+    let (log, _, _) = h.open();
+    for i in 0..5 {
+        log.append(vec![to_user(&format!("r{i}")), to_user(&format!("s{i}"))])
+            .await
+            .expect("append");
+    }
+    let first = log.read_after(Seq(0), 3).expect("read");
+    let seqs: Vec<u64> = first.iter().map(|m| m.envelope.seq.0).collect();
+    assert_eq!(seqs, [1, 2, 3]);
+    let rest = log.read_after(Seq(3), 100).expect("read");
+    assert_eq!(rest.first().map(|m| m.envelope.seq.0), Some(4));
+    assert_eq!(rest.len(), 7);
+    assert!(log.read_after(Seq(10), 100).expect("read").is_empty());
+    log.close().await;
+}

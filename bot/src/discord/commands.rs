@@ -1,0 +1,559 @@
+//! poise commands built from the command table at run time, and the one entry point that runs them all.
+//!
+//! Every slash command lands in [`slash_entry`]: the interaction's options become an
+//! [`Invocation`](crate::command::Invocation) (checked exactly as a console line is), the member's Discord roles
+//! become a swarm role, and a [`Session`] runs it, which also writes the audit entry. The answer goes back within
+//! Discord's 3 seconds: at once when it is ready within `[discord] defer_after`, otherwise the interaction is
+//! deferred, edited with progress while the command runs, and edited with the answer when it is done. A
+//! `/broadcast` then keeps editing its answer as agents acknowledge the order. [`on_error`] is the single place
+//! where a failure becomes a reply: the person is always answered, ephemerally.
+
+use std::{
+    collections::BTreeSet,
+    sync::{atomic::Ordering, Arc},
+    time::{Duration, Instant},
+};
+
+use dreamos_agents::{events::RecvError, Principal, SwarmEvent};
+use dreamos_runtime::config::{Config, Role};
+use poise::serenity_prelude as serenity;
+
+use super::{outbox, register, reply, roles, Data, Error};
+use crate::{
+    answer::Reply,
+    command::{
+        check_value, complete, spec::OptionKind, CommandSpec, Invocation, OptionSpec, ParseError,
+        SubcommandSpec, Value, COMMANDS,
+    },
+    session::{Answer, Session},
+};
+
+type Ctx<'a> = poise::ApplicationContext<'a, Data, Error>;
+type Command = poise::Command<Data, Error>;
+
+/// Every command of the table as a poise command (subcommands as subcommands). Registration is ours
+/// ([`register::payload`]); poise uses these to dispatch and to find an option's autocomplete.
+pub fn build() -> Vec<Command> {
+    COMMANDS
+        .iter()
+        .map(|spec| Command {
+            name: spec.name.to_string(),
+            qualified_name: spec.name.to_string(),
+            identifying_name: spec.name.to_string(),
+            source_code_name: spec.name.to_string(),
+            description: Some(spec.summary.to_string()),
+            // A parent needs an action too, or poise skips it; Discord never invokes the parent itself.
+            slash_action: Some(slash_entry),
+            guild_only: true,
+            parameters: parameters(spec.options),
+            subcommands: spec
+                .subcommands
+                .iter()
+                .map(|sub| Command {
+                    name: sub.name.to_string(),
+                    qualified_name: format!("{} {}", spec.name, sub.name),
+                    identifying_name: format!("{} {}", spec.name, sub.name),
+                    source_code_name: sub.name.to_string(),
+                    description: Some(sub.summary.to_string()),
+                    slash_action: Some(slash_entry),
+                    guild_only: true,
+                    parameters: parameters(sub.options),
+                    ..Default::default()
+                })
+                .collect(),
+            subcommand_required: !spec.subcommands.is_empty(),
+            ..Default::default()
+        })
+        .collect()
+}
+
+fn parameters(options: &[OptionSpec]) -> Vec<poise::CommandParameter<Data, Error>> {
+    options
+        .iter()
+        .map(|option| poise::CommandParameter {
+            name: option.name.to_string(),
+            name_localizations: Default::default(),
+            description: Some(option.description.to_string()),
+            description_localizations: Default::default(),
+            required: option.required,
+            channel_types: None,
+            choices: Vec::new(),
+            type_setter: Some(match option.kind {
+                OptionKind::Flag => |o| o.kind(serenity::CommandOptionType::Boolean),
+                OptionKind::Integer { .. } => |o| o.kind(serenity::CommandOptionType::Integer),
+                _ => |o| o.kind(serenity::CommandOptionType::String),
+            }),
+            autocomplete_callback: option.autocomplete.map(|_| {
+                autocomplete
+                    as for<'a> fn(
+                        Ctx<'a>,
+                        &'a str,
+                    ) -> poise::BoxFuture<
+                        'a,
+                        Result<serenity::CreateAutocompleteResponse, poise::SlashArgError>,
+                    >
+            }),
+            __non_exhaustive: (),
+        })
+        .collect()
+}
+
+/// Registers the table's slash commands in every configured guild (or globally), unless the payload is the one
+/// last registered there.
+pub async fn register(
+    ctx: &serenity::Context,
+    swarm: &dreamos_agents::Swarm,
+    state: &dreamos_runtime::frontend::FrontendState,
+) -> anyhow::Result<()> {
+    let payload = register::payload(swarm.config());
+    let print = register::fingerprint(&payload);
+    let guilds: Vec<Option<u64>> = if swarm.config().discord.guild_ids.is_empty() {
+        vec![None]
+    } else {
+        swarm
+            .config()
+            .discord
+            .guild_ids
+            .iter()
+            .map(|g| Some(g.0))
+            .collect()
+    };
+    for guild in guilds {
+        if !register::needs_registering(state, guild, &print) {
+            tracing::info!(
+                guild,
+                "slash commands unchanged since the last registration"
+            );
+            continue;
+        }
+        match guild {
+            Some(id) => {
+                ctx.http
+                    .create_guild_commands(serenity::GuildId::new(id), &payload)
+                    .await?
+            }
+            None => ctx.http.create_global_commands(&payload).await?,
+        };
+        state.set_text(&register::state_key(guild), &print)?;
+        swarm.request_flush();
+        tracing::info!(
+            guild,
+            commands = COMMANDS.len(),
+            "registered the slash commands"
+        );
+    }
+    Ok(())
+}
+
+/// The command and subcommand an interaction is for.
+fn locate(ctx: Ctx<'_>) -> Option<(&'static CommandSpec, Option<&'static SubcommandSpec>)> {
+    match ctx.parent_commands.first() {
+        Some(parent) => {
+            let spec = crate::command::spec(&parent.name)?;
+            Some((spec, Some(spec.subcommand(&ctx.command.name)?)))
+        }
+        None => Some((crate::command::spec(&ctx.command.name)?, None)),
+    }
+}
+
+/// An interaction's options as an invocation, each value checked as the console checks it.
+pub fn invocation(
+    command: &'static CommandSpec,
+    sub: Option<&'static SubcommandSpec>,
+    args: &[serenity::ResolvedOption<'_>],
+    config: &Config,
+) -> Result<Invocation, ParseError> {
+    let options: &'static [OptionSpec] = sub.map_or(command.options, |s| s.options);
+    let mut values = Vec::new();
+    for option in options {
+        let Some(arg) = args.iter().find(|a| a.name == option.name) else {
+            if option.required {
+                return Err(ParseError::new(
+                    "missing_argument",
+                    format!("/{} needs `{}`", command.name, option.name),
+                ));
+            }
+            continue;
+        };
+        let value = match &arg.value {
+            serenity::ResolvedValue::String(text) => check_value(option, text.to_string(), config)?,
+            serenity::ResolvedValue::Integer(n) => check_value(option, n.to_string(), config)?,
+            serenity::ResolvedValue::Boolean(b) => Value::Flag(*b),
+            serenity::ResolvedValue::Number(n) => check_value(option, n.to_string(), config)?,
+            _ => {
+                return Err(ParseError::new(
+                    "invalid_argument",
+                    format!("`{}` must be {}", option.name, expected(option)),
+                ))
+            }
+        };
+        values.push((option, value));
+    }
+    if let Some(extra) = args
+        .iter()
+        .find(|a| !options.iter().any(|o| o.name == a.name))
+    {
+        return Err(ParseError::new(
+            "unexpected_argument",
+            format!("/{} has no option `{}`", command.name, extra.name),
+        ));
+    }
+    Ok(Invocation {
+        command,
+        sub,
+        values,
+    })
+}
+
+fn expected(option: &OptionSpec) -> &'static str {
+    match option.kind {
+        OptionKind::Flag => "true or false",
+        OptionKind::Integer { .. } => "a whole number",
+        _ => "text",
+    }
+}
+
+/// Every slash command's action.
+fn slash_entry(
+    ctx: Ctx<'_>,
+) -> poise::BoxFuture<'_, Result<(), poise::FrameworkError<'_, Data, Error>>> {
+    Box::pin(async move {
+        run(ctx)
+            .await
+            .map_err(|error| poise::FrameworkError::new_command(ctx.into(), error))
+    })
+}
+
+async fn run(ctx: Ctx<'_>) -> anyhow::Result<()> {
+    let data = ctx.data;
+    let swarm = &data.swarm;
+    let config = swarm.config();
+    let Some((command, sub)) = locate(ctx) else {
+        anyhow::bail!(
+            "/{} is not a command of this dreamos",
+            ctx.command.qualified_name
+        );
+    };
+    let interaction = ctx.interaction;
+    let user = interaction.user.id.get();
+    let channel = interaction.channel_id.get();
+    let member_roles: Vec<u64> = interaction
+        .member
+        .as_ref()
+        .map(|m| m.roles.iter().map(|r| r.get()).collect())
+        .unwrap_or_default();
+    let role = roles::resolve(&config.discord, user, &member_roles);
+    let principal = Principal::new(
+        &outbox::principal_name(user, channel),
+        role.unwrap_or(Role::Viewer),
+    );
+    let inline = data.inline.clone();
+    let session = Session::new(swarm.clone(), principal, "discord")
+        .with_who(format!("{} ({user})", interaction.user.name))
+        .with_wait_observer(Arc::new(move |id| inline.waiting(id)));
+    // A broadcast's acknowledgements are followed from before it is sent, so that none slips past.
+    let acks = (command.name == "broadcast").then(|| swarm.subscribe());
+
+    let work = async {
+        match invocation(command, sub, ctx.args, config) {
+            Err(err) => Answer {
+                command: command.name.to_string(),
+                result: Err(err.into()),
+            },
+            Ok(inv) if role.is_none() && command.name != "help" => {
+                let message = roles::needed(command.role, None);
+                session.refuse(&inv, "forbidden", message)
+            }
+            Ok(inv) if role.is_some_and(|r| r < command.role) => {
+                let message = roles::needed(command.role, role);
+                session.refuse(&inv, "forbidden", message)
+            }
+            Ok(inv) => session.execute(inv).await,
+        }
+    };
+    let answer = respond(ctx, command, work).await?;
+    if let Ok(Reply::Send(sent)) = &answer.result {
+        if let Some(reply) = &sent.reply {
+            data.inline.done(sent.id, reply.is_some());
+        }
+    }
+    if let (Some(events), Ok(Reply::Broadcast(order))) = (acks, &answer.result) {
+        let http = ctx.serenity_context.http.clone();
+        let interaction = interaction.clone();
+        let order = order.clone();
+        let timeout = config.messages.wait_timeout;
+        tokio::spawn(follow_acks(http, interaction, order, events, timeout));
+    }
+    Ok(())
+}
+
+/// Answers within Discord's 3 seconds: at once if the work is done within `defer_after`, else deferred, edited with
+/// progress every few seconds, and edited with the answer.
+async fn respond(
+    ctx: Ctx<'_>,
+    command: &CommandSpec,
+    work: impl std::future::Future<Output = Answer>,
+) -> anyhow::Result<Answer> {
+    let http = &ctx.serenity_context.http;
+    let interaction = ctx.interaction;
+    let defer_after = ctx.data.swarm.config().discord.defer_after;
+    let mut work = std::pin::pin!(work);
+    let answer = match tokio::time::timeout(defer_after, &mut work).await {
+        Ok(answer) => {
+            let message = reply::answer(&answer);
+            interaction
+                .create_response(
+                    http,
+                    serenity::CreateInteractionResponse::Message(message_builder(&message)),
+                )
+                .await?;
+            ctx.has_sent_initial_response.store(true, Ordering::SeqCst);
+            answer
+        }
+        Err(_) => {
+            interaction
+                .create_response(
+                    http,
+                    serenity::CreateInteractionResponse::Defer(
+                        serenity::CreateInteractionResponseMessage::new(),
+                    ),
+                )
+                .await?;
+            ctx.has_sent_initial_response.store(true, Ordering::SeqCst);
+            let started = Instant::now();
+            let answer = loop {
+                tokio::select! {
+                    answer = &mut work => break answer,
+                    _ = tokio::time::sleep(Duration::from_secs(5)) => {
+                        let progress = format!(
+                            "⏳ /{} is still running ({} s)",
+                            command.name,
+                            started.elapsed().as_secs()
+                        );
+                        let edit = serenity::EditInteractionResponse::new()
+                            .content(progress)
+                            .allowed_mentions(serenity::CreateAllowedMentions::new());
+                        if let Err(err) = interaction.edit_response(http, edit).await {
+                            tracing::debug!(error = %err, "could not show progress");
+                        }
+                    }
+                }
+            };
+            interaction
+                .edit_response(http, edit_builder(&reply::answer(&answer)))
+                .await?;
+            answer
+        }
+    };
+    Ok(answer)
+}
+
+fn message_builder(message: &reply::DiscordMessage) -> serenity::CreateInteractionResponseMessage {
+    let mut builder = serenity::CreateInteractionResponseMessage::new()
+        .content(message.content.clone())
+        .ephemeral(message.ephemeral)
+        .allowed_mentions(serenity::CreateAllowedMentions::new());
+    if let Some((name, text)) = &message.file {
+        builder = builder.add_file(serenity::CreateAttachment::bytes(
+            text.as_bytes().to_vec(),
+            name.clone(),
+        ));
+    }
+    builder
+}
+
+fn edit_builder(message: &reply::DiscordMessage) -> serenity::EditInteractionResponse {
+    let mut builder = serenity::EditInteractionResponse::new()
+        .content(message.content.clone())
+        .allowed_mentions(serenity::CreateAllowedMentions::new());
+    if let Some((name, text)) = &message.file {
+        builder = builder.new_attachment(serenity::CreateAttachment::bytes(
+            text.as_bytes().to_vec(),
+            name.clone(),
+        ));
+    }
+    builder
+}
+
+/// Edits a broadcast's answer as agents acknowledge it: "3/4 agents acknowledged", then the final count and the
+/// agents that did not answer within `[messages] wait_timeout`.
+async fn follow_acks(
+    http: Arc<serenity::Http>,
+    interaction: serenity::CommandInteraction,
+    order: crate::answer::BroadcastReply,
+    mut events: dreamos_agents::events::EventReceiver,
+    timeout: Duration,
+) {
+    let expected: BTreeSet<String> = order.recipients.iter().cloned().collect();
+    let mut acked: BTreeSet<String> = BTreeSet::new();
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut last_edit = Instant::now();
+    let status = |acked: &BTreeSet<String>, done: bool| {
+        let mut text = format!(
+            "order #{} to {}: {}/{} agents acknowledged",
+            order.seq,
+            order.to,
+            acked.len(),
+            expected.len()
+        );
+        if done && acked.len() < expected.len() {
+            let missing: Vec<&str> = expected.difference(acked).map(String::as_str).collect();
+            text.push_str(&format!(
+                "; no answer within {} from {}",
+                humantime::format_duration(timeout),
+                missing.join(", ")
+            ));
+        }
+        serenity::EditInteractionResponse::new()
+            .content(text)
+            .allowed_mentions(serenity::CreateAllowedMentions::new())
+    };
+    loop {
+        let event = tokio::select! {
+            event = events.recv() => event,
+            _ = tokio::time::sleep_until(deadline) => break,
+        };
+        match event {
+            Ok(SwarmEvent::Message(m)) if m.envelope.reply_to == Some(order.id) => {
+                let from = m.envelope.from.to_string();
+                if expected.contains(&from) && acked.insert(from) {
+                    if acked.len() == expected.len() {
+                        break;
+                    }
+                    // At most an edit a second: Discord rate-limits edits of one message.
+                    if last_edit.elapsed() >= Duration::from_secs(1) {
+                        let _ = interaction
+                            .edit_response(&http, status(&acked, false))
+                            .await;
+                        last_edit = Instant::now();
+                    }
+                }
+            }
+            Ok(_) | Err(RecvError::Lagged(_)) => {}
+            Err(RecvError::Closed) => break,
+        }
+    }
+    if let Err(err) = interaction.edit_response(&http, status(&acked, true)).await {
+        tracing::debug!(error = %err, "could not show a broadcast's acknowledgements");
+    }
+}
+
+/// Autocomplete of agent names, kinds, repositories and commands.
+fn autocomplete<'a>(
+    ctx: Ctx<'a>,
+    partial: &'a str,
+) -> poise::BoxFuture<'a, Result<serenity::CreateAutocompleteResponse, poise::SlashArgError>> {
+    Box::pin(async move {
+        let choices = match locate(ctx) {
+            Some((command, sub)) => {
+                let options = sub.map_or(command.options, |s| s.options);
+                let focused = ctx.args.iter().find_map(|a| match a.value {
+                    serenity::ResolvedValue::Autocomplete { .. } => Some(a.name),
+                    _ => None,
+                });
+                match focused.and_then(|name| options.iter().find(|o| o.name == name)) {
+                    Some(option) => {
+                        let names = complete::names_of(&ctx.data.swarm).await;
+                        let lower = partial.to_lowercase();
+                        complete::candidates(option, &names)
+                            .into_iter()
+                            .filter(|c| c.to_lowercase().starts_with(&lower))
+                            .take(25)
+                            .map(|c| serenity::AutocompleteChoice::new(c.clone(), c))
+                            .collect()
+                    }
+                    None => Vec::new(),
+                }
+            }
+            None => Vec::new(),
+        };
+        Ok(serenity::CreateAutocompleteResponse::new().set_choices(choices))
+    })
+}
+
+/// Events poise does not dispatch: buttons (none of ours are live after a restart) are acknowledged so that
+/// Discord does not show "This interaction failed".
+pub fn event_handler<'a>(
+    ctx: &'a serenity::Context,
+    event: &'a serenity::FullEvent,
+    _framework: poise::FrameworkContext<'a, Data, Error>,
+    _data: &'a Data,
+) -> poise::BoxFuture<'a, Result<(), Error>> {
+    Box::pin(async move {
+        if let serenity::FullEvent::InteractionCreate {
+            interaction: serenity::Interaction::Component(component),
+        } = event
+        {
+            let message = serenity::CreateInteractionResponseMessage::new()
+                .content("This button is no longer active.")
+                .ephemeral(true);
+            component
+                .create_response(
+                    &ctx.http,
+                    serenity::CreateInteractionResponse::Message(message),
+                )
+                .await?;
+        }
+        Ok(())
+    })
+}
+
+/// The one place where a failure becomes a reply: the person always hears, ephemerally. Internal errors are
+/// logged with an id, and the reply shows only the id.
+pub fn on_error(error: poise::FrameworkError<'_, Data, Error>) -> poise::BoxFuture<'_, ()> {
+    Box::pin(async move {
+        let text = match &error {
+            poise::FrameworkError::Command { error, .. } => {
+                let id = ulid::Ulid::new();
+                tracing::error!(error_id = %id, error = %format!("{error:#}"), "a Discord command failed");
+                format!("internal error (id {id}); the log has the details")
+            }
+            poise::FrameworkError::CommandPanic { .. } => {
+                let id = ulid::Ulid::new();
+                tracing::error!(error_id = %id, "a Discord command panicked");
+                format!("internal error (id {id}); the log has the details")
+            }
+            poise::FrameworkError::CommandCheckFailed { .. }
+            | poise::FrameworkError::MissingUserPermissions { .. } => {
+                "you may not run this command here".to_string()
+            }
+            poise::FrameworkError::GuildOnly { .. } => {
+                "Dream.OS commands work in its guild's channels, not in direct messages".to_string()
+            }
+            other => {
+                tracing::warn!(error = %other, "a Discord interaction could not be handled");
+                format!("that could not be run: {other}")
+            }
+        };
+        if let Some(ctx) = error.ctx() {
+            let reply = poise::CreateReply::default()
+                .content(reply::clip(&text, reply::CONTENT_MAX))
+                .ephemeral(true)
+                .allowed_mentions(serenity::CreateAllowedMentions::new());
+            if let Err(err) = ctx.send(reply).await {
+                tracing::warn!(error = %err, "could not answer a failed interaction");
+            }
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_table_command_becomes_a_poise_command() {
+        let commands = build();
+        assert_eq!(commands.len(), COMMANDS.len());
+        let agent = commands.iter().find(|c| c.name == "agent").expect("agent");
+        let subs: Vec<&str> = agent.subcommands.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(subs, ["spawn", "stop", "restart", "pause", "resume"]);
+        let send = commands.iter().find(|c| c.name == "send").expect("send");
+        let agent_option = &send.parameters[0];
+        assert_eq!(agent_option.name, "agent");
+        assert!(agent_option.autocomplete_callback.is_some());
+        assert!(commands
+            .iter()
+            .all(|c| c.guild_only && c.slash_action.is_some()));
+    }
+}
