@@ -270,7 +270,8 @@ impl Skill for Report {
 /// `fault`: fails on request, the hard ways a buggy skill can. Registered only with `[debug] fault_skill = true`,
 /// for tests of supervision and recovery. The message text names the fault: `abort` (the process aborts),
 /// `stack_overflow` (the thread overflows its stack, which aborts the process), `panic` (the agent crashes and is
-/// restarted), or `fail` (the attempt fails cleanly). Anything else is answered `no fault: TEXT`.
+/// restarted), `fail` (the attempt fails cleanly), or `sleep MS` (answers after MS milliseconds, at most a minute).
+/// Anything else is answered `no fault: TEXT`.
 pub struct Fault;
 
 #[async_trait]
@@ -280,7 +281,7 @@ impl Skill for Fault {
     }
 
     fn summary(&self) -> &'static str {
-        "for tests: abort, stack_overflow, panic or fail on request"
+        "for tests: abort, stack_overflow, panic, fail or sleep MS on request"
     }
 
     async fn run(&self, cx: &mut SkillContext<'_>) -> Result<(), SkillError> {
@@ -297,7 +298,16 @@ impl Skill for Fault {
             }
             "panic" => panic!("fault skill: panicking on request"),
             "fail" => Err(SkillError("fault skill: failing on request".to_string())),
-            other => cx.reply(json!({ "text": format!("no fault: {other}") })),
+            other => {
+                if let Some(ms) = other
+                    .strip_prefix("sleep ")
+                    .and_then(|n| n.trim().parse::<u64>().ok())
+                {
+                    tokio::time::sleep(std::time::Duration::from_millis(ms.min(60_000))).await;
+                    return cx.reply(json!({ "text": format!("slept {ms} ms") }));
+                }
+                cx.reply(json!({ "text": format!("no fault: {other}") }))
+            }
         }
     }
 }

@@ -43,6 +43,11 @@ impl LogMirror {
         }
     }
 
+    /// Hands a record to every subscriber, as the tracing layer does; never waits.
+    pub fn publish(&self, record: LogRecord) {
+        let _ = self.tx.send(record);
+    }
+
     /// Receives every record at or above the configured `mirror_level` from now on.
     pub fn subscribe(&self) -> broadcast::Receiver<LogRecord> {
         self.tx.subscribe()

@@ -4,6 +4,8 @@
 //! [`Console`] runs `dreamos run --json ...` with piped stdin/stdout, sends command lines, and reads answers and
 //! events with deadlines — never sleeps. When something is wrong it panics with the command line, every stdout
 //! line seen and the stderr so far, the way ripgrep's `TestCommand` reports failures.
+//!
+//! [`fake_discord`] is a fake Discord (REST and gateway) on 127.0.0.1 for the real serenity client.
 
 use std::{
     io::{BufRead, BufReader, Write},
@@ -14,6 +16,8 @@ use std::{
 };
 
 use serde_json::Value;
+
+pub mod fake_discord;
 
 /// How long any single answer may take before a test fails.
 pub const ANSWER_DEADLINE: Duration = Duration::from_secs(30);

@@ -539,7 +539,106 @@ pub fn on_error(error: poise::FrameworkError<'_, Data, Error>) -> poise::BoxFutu
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
+
+    /// serenity drops an event it cannot parse with only a DEBUG log, so every payload the fake sends must parse.
+    #[test]
+    fn every_fake_payload_deserializes_with_serenity() {
+        use dreamos_tests::fake_discord as fake;
+        for (what, payload) in fake::fixtures() {
+            if let Err(err) = serde_json::from_value::<serenity::Interaction>(payload.clone()) {
+                panic!("{what}: {err}\n{payload}");
+            }
+        }
+        serde_json::from_value::<serenity::Ready>(fake::ready_payload(1)).expect("READY");
+        let message = fake::message_payload(
+            1,
+            2,
+            "x",
+            &[("a.txt".to_string(), "text".to_string())],
+            Some(&serde_json::json!("nonce")),
+        );
+        serde_json::from_value::<serenity::Message>(message).expect("a message");
+    }
+
+    #[test]
+    fn interaction_options_become_the_same_invocation_as_a_console_line() {
+        use dreamos_tests::fake_discord as fake;
+        let config = Config::defaults();
+        let check = |name: &str, options: serde_json::Value, line: &str| {
+            let payload = fake::interaction_payload(
+                1,
+                "t",
+                2,
+                &fake::Member::new(5, "alice", &[]),
+                name,
+                options,
+            );
+            let serenity::Interaction::Command(interaction) =
+                serde_json::from_value(payload).expect("interaction")
+            else {
+                panic!("not a command");
+            };
+            let mut args = interaction.data.options();
+            let spec = crate::command::spec(name).expect("command");
+            let sub = match args.first().map(|a| &a.value) {
+                Some(serenity::ResolvedValue::SubCommand(inner)) => {
+                    let sub = spec.subcommand(args[0].name);
+                    args = inner.clone();
+                    sub
+                }
+                _ => None,
+            };
+            let from_discord = invocation(spec, sub, &args, &config).expect("valid options");
+            let from_console = crate::command::parse(line, &config).expect("valid line");
+            assert_eq!(from_discord, from_console, "{line}");
+            from_discord.canonical()
+        };
+        check(
+            "send",
+            fake::opts(&[
+                ("agent", json!("agent-1")),
+                ("text", json!("hello there")),
+                ("priority", json!("high")),
+                ("wait", json!(true)),
+            ]),
+            "/send agent-1 hello there --priority high --wait",
+        );
+        check(
+            "history",
+            fake::opts(&[("limit", json!(5)), ("kind", json!("ping"))]),
+            "/history --kind ping --limit 5",
+        );
+        let canonical = check(
+            "agent",
+            fake::sub(
+                "spawn",
+                fake::opts(&[("name", json!("agent-9")), ("skills", json!("ping"))]),
+            ),
+            "/agent spawn agent-9 --skills ping",
+        );
+        assert_eq!(canonical, "/agent spawn agent-9 --skills ping");
+        // Values are checked as the console checks them.
+        let payload = fake::interaction_payload(
+            1,
+            "t",
+            2,
+            &fake::Member::new(5, "alice", &[]),
+            "history",
+            fake::opts(&[("limit", json!(0))]),
+        );
+        let serenity::Interaction::Command(interaction) =
+            serde_json::from_value(payload).expect("interaction")
+        else {
+            panic!("not a command");
+        };
+        let spec = crate::command::spec("history").expect("history");
+        let err = invocation(spec, None, &interaction.data.options(), &config)
+            .expect_err("0 is out of range");
+        assert_eq!(err.kind, "invalid_argument");
+    }
 
     #[test]
     fn every_table_command_becomes_a_poise_command() {
