@@ -261,9 +261,8 @@ impl FakeDiscord {
 
     /// The interaction callback for `token` (type and data), waiting for it.
     pub fn callback(&self, token: &str, timeout: Duration) -> Request {
-        let path = format!("/interactions/");
         self.wait_request(&format!("the callback of {token}"), timeout, |r| {
-            r.method == "POST" && r.path.starts_with(&path) && r.path.contains(token)
+            r.method == "POST" && r.path.starts_with("/interactions/") && r.path.contains(token)
         })
     }
 
@@ -543,9 +542,7 @@ async fn gateway(State(inner): State<Arc<Inner>>, upgrade: WebSocketUpgrade) -> 
                             inner.record.lock().identifies.push(frame["d"].clone());
                             inner.changed.notify_all();
                         }
-                        Some(1) => {
-                            if socket.send(Message::Text(json!({ "op": 11 }).to_string())).await.is_err() { return }
-                        }
+                        Some(1) if socket.send(Message::Text(json!({ "op": 11 }).to_string())).await.is_err() => return,
                         Some(6) => {
                             let resumed = json!({ "op": 0, "s": inner.seq.fetch_add(1, Ordering::AcqRel), "t": "RESUMED", "d": {} });
                             if socket.send(Message::Text(resumed.to_string())).await.is_err() { return }

@@ -37,6 +37,10 @@ fn nobody() -> Member {
 
 /// `dreamos run --console --json` with the Discord frontend pointed at the fake.
 fn start(fake: &FakeDiscord, data: &Path, root: &Path) -> Console {
+    start_with(fake, data, root, &["--console"])
+}
+
+fn start_with(fake: &FakeDiscord, data: &Path, root: &Path, args: &[&str]) -> Console {
     let roots = format!("[\"{}\"]", root.display());
     let routes = format!("[{{ level = \"warn\", target = \"\", channel_id = {LOG_CHANNEL} }}]");
     let env = [
@@ -52,8 +56,9 @@ fn start(fake: &FakeDiscord, data: &Path, root: &Path) -> Console {
         ("DREAMOS_SCANNER__ALLOWED_ROOTS", roots.as_str()),
         ("NO_PROXY", "127.0.0.1,localhost"),
     ];
-    let console = Console::start(data, &["--console"], &env);
-    fake.wait_identified(1, T);
+    let before = fake.identifies().len();
+    let console = Console::start(data, args, &env);
+    fake.wait_identified(before + 1, T);
     console
 }
 
@@ -645,4 +650,55 @@ fn notices_go_to_the_events_channel_and_warnings_to_the_log_channel_without_secr
     }
     console.close_stdin();
     console.finish();
+}
+
+#[test]
+fn without_a_console_it_serves_until_sigterm_and_never_shows_the_token() {
+    let fake = FakeDiscord::start();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().join("data");
+    let mut console = start_with(&fake, &data, dir.path(), &[]);
+    // A service's stdin is /dev/null: the end of input does not stop it.
+    console.close_stdin();
+    ok(
+        &fake,
+        &captain(),
+        "send",
+        opts(&[
+            ("agent", json!("agent-1")),
+            ("text", json!("still serving")),
+        ]),
+    );
+    fake.wait_channel_message(CHANNEL_ID, T, |m| {
+        m["content"]
+            .as_str()
+            .is_some_and(|c| c.contains("pong: still serving"))
+    });
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &console.pid().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let exit = console.wait(Instant::now() + T);
+    assert!(exit.success(), "exit status {exit}");
+    let stderr = console.stderr();
+    assert!(
+        !stderr.contains(TOKEN),
+        "the token reached stderr:\n{stderr}"
+    );
+    for entry in std::fs::read_dir(data.join("logs"))
+        .expect("log files")
+        .flatten()
+    {
+        let text = std::fs::read_to_string(entry.path()).unwrap_or_default();
+        assert!(
+            !text.contains(TOKEN),
+            "the token reached {}",
+            entry.path().display()
+        );
+    }
+    // `dreamos config` has no place for it either.
+    let (status, stdout, _) =
+        dreamos_tests::run_dreamos(&["config"], &[("DISCORD_TOKEN", TOKEN)], "");
+    assert!(status.success() && !stdout.contains(TOKEN) && stdout.contains("[discord]"));
 }
