@@ -43,6 +43,15 @@ impl LogMirror {
         }
     }
 
+    /// The tracing layer that feeds this mirror with events at or above `level` (for subscribers built elsewhere
+    /// than [`init`]: benchmarks).
+    pub fn layer(&self, level: LogLevel) -> MirrorLayer {
+        MirrorLayer {
+            tx: self.tx.clone(),
+            max: to_level(level),
+        }
+    }
+
     /// Hands a record to every subscriber, as the tracing layer does; never waits.
     pub fn publish(&self, record: LogRecord) {
         let _ = self.tx.send(record);

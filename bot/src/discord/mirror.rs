@@ -31,10 +31,11 @@ pub const PACE: Duration = Duration::from_millis(1100);
 /// The longest line kept, in characters, so that one line never fills a batch alone.
 const LINE_MAX: usize = 500;
 
-/// One channel's waiting lines.
+/// One channel's waiting lines, kept as records: a line is formatted (and redacted) only when it is posted, so a
+/// flood whose lines are mostly dropped costs little more than the queue's bookkeeping.
 #[derive(Default)]
 struct Queue {
-    lines: VecDeque<String>,
+    lines: VecDeque<Arc<LogRecord>>,
     dropped: u64,
 }
 
@@ -42,6 +43,7 @@ struct Channel {
     id: u64,
     queue: Mutex<Queue>,
     ready: Notify,
+    secrets: Arc<Vec<String>>,
 }
 
 /// How the mirror runs; `pace` is [`PACE`] outside tests.
@@ -62,6 +64,13 @@ pub fn spawn(
     let mut ids: Vec<u64> = options.routes.iter().map(|r| r.channel_id.0).collect();
     ids.sort();
     ids.dedup();
+    let secrets: Arc<Vec<String>> = Arc::new(
+        options
+            .secrets
+            .into_iter()
+            .filter(|s| s.len() >= 4)
+            .collect(),
+    );
     let channels: Vec<Arc<Channel>> = ids
         .into_iter()
         .map(|id| {
@@ -69,6 +78,7 @@ pub fn spawn(
                 id,
                 queue: Mutex::new(Queue::default()),
                 ready: Notify::new(),
+                secrets: secrets.clone(),
             })
         })
         .collect();
@@ -82,16 +92,10 @@ pub fn spawn(
         )));
     }
     let records = mirror.subscribe();
-    let secrets: Vec<String> = options
-        .secrets
-        .into_iter()
-        .filter(|s| s.len() >= 4)
-        .collect();
     tasks.push(tokio::spawn(sort_loop(
         records,
         options.routes,
         channels,
-        secrets,
         stop,
     )));
     tasks
@@ -101,7 +105,6 @@ async fn sort_loop(
     mut records: broadcast::Receiver<LogRecord>,
     routes: Vec<LogRoute>,
     channels: Vec<Arc<Channel>>,
-    secrets: Vec<String>,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
     loop {
@@ -111,10 +114,10 @@ async fn sort_loop(
         };
         match record {
             Ok(record) => {
-                let line = line(&record, &secrets);
+                let record = Arc::new(record);
                 for route in routes.iter().filter(|r| routes_it(r, &record)) {
                     if let Some(channel) = channels.iter().find(|c| c.id == route.channel_id.0) {
-                        channel.push(line.clone());
+                        channel.push(record.clone());
                     }
                 }
             }
@@ -156,7 +159,7 @@ pub fn line(record: &LogRecord, secrets: &[String]) -> String {
 }
 
 impl Channel {
-    fn push(&self, line: String) {
+    fn push(&self, line: Arc<LogRecord>) {
         {
             let mut queue = self.queue.lock();
             if queue.lines.len() >= QUEUE_LINES {
@@ -181,13 +184,17 @@ impl Channel {
         }
         // "```\n" + body + "\n```" must fit.
         let room = CONTENT_MAX - 8;
+        let mut used = body.chars().count();
         while let Some(next) = queue.lines.front() {
-            if body.chars().count() + next.chars().count() + 1 > room {
+            let next = line(next, &self.secrets);
+            let size = next.chars().count() + 1;
+            if used + size > room {
                 break;
             }
-            let next = queue.lines.pop_front().unwrap_or_default();
+            queue.lines.pop_front();
             body.push_str(&next);
             body.push('\n');
+            used += size;
         }
         Some(format!("```\n{}\n```", body.trim_end()))
     }
@@ -261,9 +268,11 @@ mod tests {
             id: 1,
             queue: Mutex::new(Queue::default()),
             ready: Notify::new(),
+            secrets: Arc::new(Vec::new()),
         };
         for i in 0..(QUEUE_LINES + 37) {
-            channel.push(format!("line {i:05} {}", "z".repeat(100)));
+            let text = format!("line {i:05} {}", "z".repeat(100));
+            channel.push(Arc::new(record(LogLevel::Warn, "t", &text)));
         }
         let first = channel.batch().expect("a batch");
         assert!(
