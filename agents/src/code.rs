@@ -44,7 +44,9 @@ pub struct SearchRequest {
 impl Code {
     /// Opens (or creates) the index in `dir`. Configured roots that do not exist are left out with a warning.
     pub fn open(dir: &Path, config: &ScannerConfig) -> Result<Code> {
-        let index = CodeIndex::open(dir)?;
+        // The index lives in the data directory; nothing of the data directory is ever indexed.
+        let owner = dir.parent().unwrap_or(dir);
+        let index = CodeIndex::open_owned(dir, owner)?;
         let mut allowed = Vec::new();
         for root in &config.allowed_roots {
             match root.canonicalize() {

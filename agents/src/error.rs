@@ -67,7 +67,7 @@ pub enum Error {
     Timeout { what: String, millis: u64 },
 
     /// A directory to index lies outside the configured allowed roots.
-    #[error("`{path}` resolves to {resolved}, which is outside the directories dreamos may index ({roots}); add it to [scanner] allowed_roots")]
+    #[error("`{path}` resolves to {resolved}, which is outside the directories dreamos may index ({roots}); add it to [scanner] allowed_roots in a --config file, or set DREAMOS_SCANNER__ALLOWED_ROOTS='[\"/path\"]'")]
     PathNotAllowed {
         path: String,
         resolved: String,

@@ -248,14 +248,24 @@ impl Swarm {
     ) -> Result<AgentSnapshot> {
         who.require_captain("spawning agents")?;
         let agent = agent_name(name)?;
-        if let Some(existing) = self.inner.ums.entry(name) {
-            let status = existing.stats.status();
-            if status.is_live() {
-                return Err(Error::AgentExists {
-                    name: name.to_string(),
-                    status: status.as_str().to_string(),
-                });
+        match self.inner.ums.entry(name) {
+            Some(existing) => {
+                let status = existing.stats.status();
+                if status.is_live() {
+                    return Err(Error::AgentExists {
+                        name: name.to_string(),
+                        status: status.as_str().to_string(),
+                    });
+                }
             }
+            // A new agent follows the naming rule (an existing one is started again by the name it has).
+            None => dreamos_runtime::message::check_agent_name(name).map_err(Error::Invalid)?,
+        }
+        if skills.as_ref().is_some_and(Vec::is_empty) {
+            return Err(Error::Invalid(
+                "--skills names no skill; give at least one (such as ping), or leave it out for every skill"
+                    .to_string(),
+            ));
         }
         let mut record = match self.inner.roster.get(name)? {
             Some(record) => record,

@@ -28,14 +28,9 @@ const LOCAL_CONFIG: &str = "config/local.toml";
     about = "Dream.OS: a swarm of AI agents you steer from Discord or a local console"
 )]
 pub struct Cli {
-    /// Where the store, logs and console history live.
-    #[arg(
-        long,
-        global = true,
-        env = "DREAMOS_DATA_DIR",
-        default_value = "./data"
-    )]
-    pub data_dir: PathBuf,
+    /// Where the store, logs and console history live (default: $DREAMOS_DATA_DIR, else ./data).
+    #[arg(long, global = true)]
+    pub data_dir: Option<PathBuf>,
 
     /// A TOML file overriding config/default.toml (default: config/local.toml when it exists).
     #[arg(long, global = true)]
@@ -102,23 +97,35 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// `--data-dir`, else `DREAMOS_DATA_DIR` when it is set and not empty, else `./data`.
+fn data_dir(given: Option<PathBuf>) -> PathBuf {
+    given
+        .or_else(|| {
+            std::env::var_os("DREAMOS_DATA_DIR")
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+        })
+        .unwrap_or_else(|| PathBuf::from("./data"))
+}
+
 fn run(cli: Cli) -> anyhow::Result<()> {
     let config = load_config(cli.config.as_deref())?;
+    let data_dir = data_dir(cli.data_dir);
     match cli.command {
         Command::Config => {
             let text = config.to_toml().context("printing the configuration")?;
             std::io::Write::write_all(&mut std::io::stdout(), text.as_bytes())?;
             Ok(())
         }
-        Command::Run(args) => run_swarm(&cli.data_dir, config, args),
-        Command::Index(args) => code_cli::index(&cli.data_dir, &config, args),
-        Command::Search(args) => code_cli::search(&cli.data_dir, &config, args),
-        Command::Symbol(args) => code_cli::symbol(&cli.data_dir, &config, args),
-        Command::Outline(args) => code_cli::outline(&cli.data_dir, args),
-        Command::Deps(args) => code_cli::deps(&cli.data_dir, &config, args),
-        Command::Symbols(args) => code_cli::symbols(&cli.data_dir, args),
-        Command::Repos(args) => code_cli::repos(&cli.data_dir, args),
-        Command::Watch(args) => code_cli::watch(&cli.data_dir, args),
+        Command::Run(args) => run_swarm(&data_dir, config, args),
+        Command::Index(args) => code_cli::index(&data_dir, &config, args),
+        Command::Search(args) => code_cli::search(&data_dir, &config, args),
+        Command::Symbol(args) => code_cli::symbol(&data_dir, &config, args),
+        Command::Outline(args) => code_cli::outline(&data_dir, args),
+        Command::Deps(args) => code_cli::deps(&data_dir, &config, args),
+        Command::Symbols(args) => code_cli::symbols(&data_dir, args),
+        Command::Repos(args) => code_cli::repos(&data_dir, args),
+        Command::Watch(args) => code_cli::watch(&data_dir, args),
     }
 }
 
@@ -157,6 +164,7 @@ fn run_swarm(data_dir: &Path, config: Config, args: RunArgs) -> anyhow::Result<(
             json: args.json,
             drain_timeout: config.shutdown.drain_timeout,
             history_file: data_dir.join("console_history"),
+            max_line_bytes: config.console.max_line_bytes,
         };
         let swarm = Swarm::start(config, store, SkillRegistry::builtin())
             .await

@@ -106,7 +106,8 @@ pub struct WatchArgs {
 
 fn open(data_dir: &Path) -> anyhow::Result<CodeIndex> {
     let dir = index_dir(data_dir);
-    CodeIndex::open(&dir).with_context(|| format!("opening the code index in {}", dir.display()))
+    CodeIndex::open_owned(&dir, data_dir)
+        .with_context(|| format!("opening the code index in {}", dir.display()))
 }
 
 /// Writes lines to stdout, stopping quietly when the reader goes away (`dreamos symbols | head`).

@@ -5,8 +5,16 @@
 //! When standard input is not a terminal it reads one command per line, answers each in order, prints events as
 //! they happen, and at end of input drains the agents, flushes and exits 0. Answers and events go to stdout, one
 //! line each (`--json`: one JSON object each); logs go to stderr.
+//!
+//! The line rules, which make "one answer per line" exact for scripts: every line gets exactly one answer,
+//! whatever bytes it holds (a line that is not UTF-8 or is longer than `[console] max_line_bytes` gets an
+//! `invalid_input` error), except blank lines (whitespace of any kind) and lines starting with `#`, which are
+//! comments and get none. `/quit` and `/exit` are answered, then end the session like the end of input. A reply
+//! that a `--wait` answer includes is not printed again as an event. Text output escapes control characters from
+//! messages, files and names, so nothing reaches the terminal raw; JSON output is exact.
 
 use std::{
+    collections::HashSet,
     io::{IsTerminal, Write},
     path::PathBuf,
     sync::Arc,
@@ -16,18 +24,20 @@ use std::{
 use anyhow::Context as _;
 use dreamos_agents::{
     events::{EventReceiver, RecvError, TryRecvError},
+    message::MessageId,
     SwarmEvent,
 };
 use parking_lot::Mutex;
 use tokio::{
-    io::{AsyncBufReadExt, BufReader},
+    io::{AsyncBufRead, AsyncBufReadExt, BufReader},
     sync::{mpsc, oneshot},
 };
 
 use crate::{
+    answer::Reply,
     command::complete::{complete, names_of, Names},
     render,
-    session::{Answer, Session},
+    session::{Answer, CommandError, Session},
 };
 
 pub struct ConsoleOptions {
@@ -36,12 +46,16 @@ pub struct ConsoleOptions {
     pub drain_timeout: Duration,
     /// Line-editor history, when on a terminal.
     pub history_file: PathBuf,
+    /// Longest line read from a pipe; a longer one is refused whole.
+    pub max_line_bytes: usize,
 }
 
 /// Where lines go: one writer, whole lines, flushed at once (a script reading answers must see them now).
 struct Output {
     json: bool,
     lock: Mutex<()>,
+    /// Replies a `--wait` answer includes (or waits for): not printed again as events.
+    shown: Arc<Mutex<HashSet<MessageId>>>,
 }
 
 impl Output {
@@ -54,19 +68,33 @@ impl Output {
     }
 
     fn answer(&self, answer: &Answer) -> String {
+        if let Ok(Reply::Send(sent)) = &answer.result {
+            // No reply in time: it will come as an event after all.
+            if matches!(sent.reply, Some(None)) {
+                self.shown.lock().remove(&sent.id);
+            }
+        }
         if self.json {
             render::answer_json(answer)
         } else {
-            render::answer_text(answer)
+            render::printable(&render::answer_text(answer))
         }
     }
 
-    fn event(&self, event: &SwarmEvent) -> String {
-        if self.json {
+    /// An event as a line, or `None` for a reply a `--wait` answer shows.
+    fn event(&self, event: &SwarmEvent) -> Option<String> {
+        if let SwarmEvent::Message(message) = event {
+            if let Some(to) = message.envelope.reply_to {
+                if self.shown.lock().remove(&to) {
+                    return None;
+                }
+            }
+        }
+        Some(if self.json {
             render::event_json(event)
         } else {
-            render::event_text(event)
-        }
+            render::printable(&render::event_text(event))
+        })
     }
 }
 
@@ -136,10 +164,15 @@ pub async fn run(
     mut companion: Option<Companion>,
     console: bool,
 ) -> anyhow::Result<()> {
+    let shown: Arc<Mutex<HashSet<MessageId>>> = Arc::new(Mutex::new(HashSet::new()));
     let output = Arc::new(Output {
         json: options.json,
         lock: Mutex::new(()),
+        shown: shown.clone(),
     });
+    let session = session.with_wait_observer(Arc::new(move |id| {
+        shown.lock().insert(id);
+    }));
     let interactive = std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
     let mut printer = None;
     let end = if !console {
@@ -156,7 +189,7 @@ pub async fn run(
             session.swarm().events_since_start(),
             output.clone(),
         ));
-        line_loop(&session, &output, &mut companion).await?
+        line_loop(&session, &output, &mut companion, options.max_line_bytes).await?
     };
     if let Some(companion) = companion {
         companion.stop().await;
@@ -203,14 +236,14 @@ fn print_events(
             tokio::select! {
                 biased;
                 event = events.recv() => match event {
-                    Ok(event) => output.line(&output.event(&event)),
+                    Ok(event) => if let Some(line) = output.event(&event) { output.line(&line) },
                     Err(RecvError::Lagged(missed)) => output.line(&lagged(&output, missed)),
                     Err(RecvError::Closed) => return,
                 },
                 _ = &mut stopped => {
                     loop {
                         match events.try_recv() {
-                            Ok(event) => output.line(&output.event(&event)),
+                            Ok(event) => if let Some(line) = output.event(&event) { output.line(&line) },
                             Err(TryRecvError::Lagged(missed)) => output.line(&lagged(&output, missed)),
                             Err(_) => return,
                         }
@@ -230,36 +263,141 @@ fn lagged(output: &Output, missed: u64) -> String {
     }
 }
 
+/// One line of a pipe, as read.
+enum Input {
+    Line(String),
+    /// Not UTF-8: where the first bad byte is.
+    NotUtf8 {
+        at: usize,
+    },
+    /// Longer than the limit (the rest was read and dropped).
+    TooLong {
+        bytes: usize,
+    },
+}
+
+/// Reads one line of at most `max` bytes, never holding more than that in memory; `None` at end of input.
+async fn read_line<R: AsyncBufRead + Unpin>(
+    reader: &mut R,
+    max: usize,
+) -> std::io::Result<Option<Input>> {
+    let mut line: Vec<u8> = Vec::new();
+    let mut total = 0usize;
+    loop {
+        let buf = reader.fill_buf().await?;
+        if buf.is_empty() {
+            if total == 0 {
+                return Ok(None);
+            }
+            break;
+        }
+        let (chunk, done) = match memchr(buf) {
+            Some(i) => (&buf[..i], Some(i + 1)),
+            None => (buf, None),
+        };
+        total += chunk.len();
+        if line.len() < max {
+            let room = max - line.len();
+            line.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        }
+        let used = done.unwrap_or(buf.len());
+        reader.consume(used);
+        if done.is_some() {
+            break;
+        }
+    }
+    if total > max {
+        return Ok(Some(Input::TooLong { bytes: total }));
+    }
+    if line.last() == Some(&b'\r') {
+        line.pop();
+    }
+    Ok(Some(match String::from_utf8(line) {
+        Ok(text) => Input::Line(text),
+        Err(err) => Input::NotUtf8 {
+            at: err.utf8_error().valid_up_to(),
+        },
+    }))
+}
+
+fn memchr(buf: &[u8]) -> Option<usize> {
+    buf.iter().position(|b| *b == b'\n')
+}
+
+/// The answer to a line that could not even be read as a command.
+fn invalid_input(message: String) -> Answer {
+    Answer {
+        command: String::new(),
+        result: Err(CommandError {
+            kind: "invalid_input".to_string(),
+            message,
+        }),
+    }
+}
+
+/// The answer to `/quit` and `/exit`.
+fn bye(line: &str) -> String {
+    let name = line.trim_start_matches('/');
+    format!("{{\"ok\":true,\"command\":\"{name}\",\"data\":{{\"bye\":true}}}}")
+}
+
 /// Standard input is not a terminal: one command per line, in order.
 async fn line_loop(
     session: &Session,
     output: &Output,
     companion: &mut Option<Companion>,
+    max_line_bytes: usize,
 ) -> anyhow::Result<End> {
-    let mut lines = BufReader::new(tokio::io::stdin()).lines();
+    let mut reader = BufReader::new(tokio::io::stdin());
     let mut signal = std::pin::pin!(shutdown_signal());
     let swarm = session.swarm().clone();
     let mut fatal = std::pin::pin!(swarm.failed());
+    let mut number = 0u64;
     loop {
-        tokio::select! {
+        let input = tokio::select! {
             error = &mut fatal => return Ok(End::Fatal(error)),
             error = companion_failed(companion) => return Ok(End::Companion(error)),
-            line = lines.next_line() => {
-                let Some(line) = line.context("reading standard input")? else {
-                    return Ok(End::Input);
-                };
-                let line = line.trim();
-                if line.is_empty() || line.starts_with('#') {
-                    continue;
-                }
-                if is_quit(line) {
-                    return Ok(End::Input);
-                }
-                let answer = session.run(line).await;
-                output.line(&output.answer(&answer));
-            }
+            input = read_line(&mut reader, max_line_bytes) => input.context("reading standard input")?,
             _ = &mut signal => return Ok(End::Signal),
+        };
+        number += 1;
+        let line = match input {
+            None => return Ok(End::Input),
+            Some(Input::Line(line)) => line,
+            Some(Input::NotUtf8 { at }) => {
+                let answer = invalid_input(format!(
+                    "line {number} is not valid UTF-8 (a bad byte at offset {at}); it was not run"
+                ));
+                output.line(&output.answer(&answer));
+                continue;
+            }
+            Some(Input::TooLong { bytes }) => {
+                let answer = invalid_input(format!(
+                    "line {number} has {bytes} bytes, over [console] max_line_bytes = {max_line_bytes}; it was not run"
+                ));
+                output.line(&output.answer(&answer));
+                continue;
+            }
+        };
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
         }
+        if is_quit(line) {
+            output.line(&if output.json {
+                bye(line)
+            } else {
+                "bye".to_string()
+            });
+            return Ok(End::Input);
+        }
+        // A signal stops a command that is still running (a long search, say) rather than waiting for it.
+        let answer = tokio::select! {
+            answer = session.run(line) => answer,
+            _ = &mut signal => return Ok(End::Signal),
+            error = &mut fatal => return Ok(End::Fatal(error)),
+        };
+        output.line(&output.answer(&answer));
     }
 }
 
@@ -332,10 +470,13 @@ async fn interactive_loop(
                 if is_quit(&line) {
                     break End::Input;
                 }
-                let answer = if line.is_empty() {
+                let answer = if line.is_empty() || line.starts_with('#') {
                     None
                 } else {
-                    let answer = session.run(&line).await;
+                    let answer = tokio::select! {
+                        answer = session.run(&line) => answer,
+                        _ = &mut signal => break End::Signal,
+                    };
                     *names.lock() = names_of(session.swarm()).await;
                     Some(output.answer(&answer))
                 };
@@ -363,7 +504,7 @@ fn pending_events(events: &mut EventReceiver, output: &Output) -> Vec<String> {
     let mut lines = Vec::new();
     loop {
         match events.try_recv() {
-            Ok(event) => lines.push(output.event(&event)),
+            Ok(event) => lines.extend(output.event(&event)),
             Err(TryRecvError::Lagged(missed)) => lines.push(lagged(output, missed)),
             Err(_) => return lines,
         }
@@ -409,6 +550,16 @@ fn editor_thread(
                     "(Ctrl-C clears the line; /quit or Ctrl-D leaves)"
                 );
             }
+            // A byte that is not UTF-8 (a Latin-1 key, a paste) ends only that line, never the session.
+            Err(rustyline::error::ReadlineError::Io(err))
+                if err.kind() == std::io::ErrorKind::InvalidData =>
+            {
+                let _ = writeln!(
+                    std::io::stdout(),
+                    "error (invalid_input): that line was not valid UTF-8; it was not run"
+                );
+            }
+            Err(rustyline::error::ReadlineError::Signal(_)) => {}
             Err(_) => break,
         }
     }

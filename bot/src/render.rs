@@ -56,7 +56,13 @@ pub fn event_text(event: &SwarmEvent) -> String {
                 .body
                 .text_field()
                 .unwrap_or_else(|| env.body.as_json().to_string());
-            format!("[{}] {} → {}: {text}", event.name(), env.from, env.to)
+            format!(
+                "[{}] {} → {}: {}",
+                event.name(),
+                env.from,
+                env.to,
+                one_line(&text)
+            )
         }
         SwarmEvent::Progress {
             agent,
@@ -73,6 +79,43 @@ pub fn event_text(event: &SwarmEvent) -> String {
             reason,
         } => format!("[agent restarted] {agent} (restart #{restarts}): {reason}"),
         SwarmEvent::Fatal { error } => format!("[fatal] the store failed: {error}"),
+    }
+}
+
+/// Text as it may reach a terminal: control characters (ESC, BEL, carriage returns, C1 controls, DEL) and the
+/// bidirectional overrides that can make text read differently from what it is are shown escaped (`\x1b`,
+/// `\u{202e}`). Newlines and tabs stay: they are the text's own layout.
+pub fn printable(text: &str) -> String {
+    if !text.chars().any(needs_escape) {
+        return text.to_string();
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if needs_escape(c) {
+            if (c as u32) < 0x100 {
+                out.push_str(&format!("\\x{:02x}", c as u32));
+            } else {
+                out.push_str(&format!("\\u{{{:x}}}", c as u32));
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+fn needs_escape(c: char) -> bool {
+    (c.is_control() && c != '\n' && c != '\t')
+        || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
+/// A field that is one line by nature (a name, a path, a message's text in a one-line listing): its own line
+/// breaks are shown as `\n` so that it cannot split or forge an output line.
+pub fn one_line(text: &str) -> String {
+    if text.contains(['\n', '\r']) {
+        text.replace('\n', "\\n").replace('\r', "\\r")
+    } else {
+        text.to_string()
     }
 }
 
@@ -120,9 +163,11 @@ pub fn reply_text(reply: &Reply) -> String {
             match &sent.reply {
                 Some(None) => out.push_str(&format!("; {}", sent.note.as_deref().unwrap_or(""))),
                 None => {}
-                Some(Some(reply)) => {
-                    out.push_str(&format!("\nreply from {}: {}", reply.from, reply.text()))
-                }
+                Some(Some(reply)) => out.push_str(&format!(
+                    "\nreply from {}: {}",
+                    reply.from,
+                    one_line(&reply.text())
+                )),
             }
             out
         }
@@ -171,7 +216,11 @@ pub fn reply_text(reply: &Reply) -> String {
             let mut lines = Vec::new();
             for (edges, label) in [(&d.imports, "imports"), (&d.importers, "imported_by")] {
                 for edge in edges {
-                    lines.push(format!("{label:<12} {} (depth {})", edge.path, edge.depth));
+                    lines.push(format!(
+                        "{label:<12} {} (depth {})",
+                        one_line(&edge.path),
+                        edge.depth
+                    ));
                 }
             }
             for module in &d.external {
@@ -198,7 +247,7 @@ pub fn message_line(m: &MessageView) -> String {
         m.channel,
         m.priority,
         m.kind,
-        m.text()
+        one_line(&m.text())
     );
     let receipts: Vec<String> = m
         .recipients
@@ -263,7 +312,7 @@ pub fn index_text(r: &IndexReport) -> String {
 
 /// A search hit, grep-like: `repo/path:line:` and the snippet indented below.
 pub fn hit_text(h: &SearchHit) -> String {
-    let mut text = format!("{}/{}:{}:", h.repo, h.path, h.line);
+    let mut text = format!("{}/{}:{}:", one_line(&h.repo), one_line(&h.path), h.line);
     for line in h.snippet.lines() {
         text.push_str("\n    ");
         text.push_str(line);
@@ -275,11 +324,11 @@ pub fn symbol_text(h: &SymbolHit) -> String {
     format!(
         "{:<10} {:<30} {}/{}:{}  {}",
         name_of(&h.kind),
-        h.name,
-        h.repo,
-        h.path,
+        one_line(&h.name),
+        one_line(&h.repo),
+        one_line(&h.path),
         h.line,
-        h.signature
+        one_line(&h.signature)
     )
 }
 
@@ -293,19 +342,19 @@ pub fn definition_text(d: &Definition) -> String {
         d.line,
         d.end_line,
         name_of(&d.kind),
-        name,
-        d.signature
+        one_line(&name),
+        one_line(&d.signature)
     )
 }
 
 pub fn repo_text(r: &RepoInfo) -> String {
     format!(
         "{:<24} {:>7} files {:>9} lines {:>8} symbols  {}",
-        r.name,
+        one_line(&r.name),
         r.files,
         r.lines,
         r.symbols,
-        r.root.display()
+        one_line(&r.root.display().to_string())
     )
 }
 
@@ -341,4 +390,21 @@ fn agent_table(agents: &[dreamos_agents::AgentSnapshot]) -> String {
         ));
     }
     out.trim_end().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nothing_reaches_a_terminal_raw() {
+        assert_eq!(printable("plain\ttext\nnext"), "plain\ttext\nnext");
+        assert_eq!(
+            printable("\u{1b}[31mRED\u{1b}]0;TITLE\u{7}"),
+            "\\x1b[31mRED\\x1b]0;TITLE\\x07"
+        );
+        assert_eq!(printable("a\rb\u{7f}\u{9b}"), "a\\x0db\\x7f\\x9b");
+        assert_eq!(printable("abc\u{202e}cba"), "abc\\u{202e}cba");
+        assert_eq!(one_line("src/evil\nfake.rs:1:"), "src/evil\\nfake.rs:1:");
+    }
 }

@@ -294,7 +294,17 @@ impl Session {
                 } else {
                     ControlVerb::Resume
                 };
-                self.swarm.agent(name)?;
+                let current = self.swarm.agent(name)?;
+                // A stopped or failed agent takes no orders: the order would wait in its queue until some later
+                // start. Say so at once, as /agent stop does.
+                if !current.status.is_live() {
+                    return Err(SwarmError::AgentState {
+                        name: name.to_string(),
+                        status: current.status.as_str().to_string(),
+                        hint: "it is not running; /agent spawn or /agent restart starts it (paused or not as it was)",
+                    }
+                    .into());
+                }
                 let to = Address::Agent(
                     AgentName::new(name).map_err(|m| CommandError::new("invalid_argument", m))?,
                 );

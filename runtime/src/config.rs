@@ -278,6 +278,7 @@ pub struct DebugConfig {
 pub struct ConsoleConfig {
     pub role: Role,
     pub user: String,
+    pub max_line_bytes: usize,
 }
 
 /// Who may do what. The captain alone may broadcast, spawn or stop agents, and index repositories.
@@ -493,6 +494,7 @@ impl Config {
             ),
             ("messages.max_page", self.messages.max_page as u64),
             ("messages.max_queued", self.messages.max_queued as u64),
+            ("console.max_line_bytes", self.console.max_line_bytes as u64),
             (
                 "messages.max_queued_orders",
                 self.messages.max_queued_orders as u64,
@@ -575,7 +577,7 @@ impl Config {
         let mut seen = std::collections::HashSet::new();
         for (i, agent) in self.agents.iter().enumerate() {
             let key = format!("agents[{i}]");
-            crate::message::check_name(&agent.name, "agent").map_err(|why| (key.clone(), why))?;
+            crate::message::check_agent_name(&agent.name).map_err(|why| (key.clone(), why))?;
             if !seen.insert(agent.name.as_str()) {
                 return Err((key, format!("agent `{}` is configured twice", agent.name)));
             }

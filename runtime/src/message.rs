@@ -368,6 +368,12 @@ impl Envelope {
 /// Names of agents, groups and users: 1–64 characters of ASCII letters, digits, `-`, `_` and `.`,
 /// starting with a letter or digit. `what` names the thing in the error.
 pub fn check_name(name: &str, what: &str) -> Result<(), String> {
+    let shown: String = name.chars().take(80).collect();
+    let shown = if shown.len() < name.len() {
+        format!("{shown}…")
+    } else {
+        shown
+    };
     let ok = !name.is_empty()
         && name.len() <= 64
         && name.as_bytes()[0].is_ascii_alphanumeric()
@@ -378,13 +384,45 @@ pub fn check_name(name: &str, what: &str) -> Result<(), String> {
         Ok(())
     } else {
         Err(format!(
-            "`{name}` is not a valid {what} name: use 1-64 letters, digits, '-', '_' or '.', starting with a letter or digit"
+            "`{shown}` is not a valid {what} name: use 1-64 letters, digits, '-', '_' or '.', starting with a letter or digit"
         ))
     }
 }
 
+/// Words that address something other than one agent (`all`, `system`), so no agent may be named them.
+pub const RESERVED_AGENT_NAMES: &[&str] = &["all", "system"];
+
+/// The rule for naming a new agent: [`check_name`], in lower case (so `agent-1`, `Agent-1` and `AGENT-1` cannot
+/// be three agents), and none of [`RESERVED_AGENT_NAMES`].
+pub fn check_agent_name(name: &str) -> Result<(), String> {
+    check_name(name, "agent")?;
+    if name.bytes().any(|b| b.is_ascii_uppercase()) {
+        return Err(format!(
+            "`{name}` is not a valid agent name: agent names are lower case (try `{}`)",
+            name.to_ascii_lowercase()
+        ));
+    }
+    if RESERVED_AGENT_NAMES.contains(&name) {
+        return Err(format!(
+            "`{name}` cannot name an agent: it addresses {}; pick another name",
+            if name == "all" {
+                "every agent"
+            } else {
+                "the swarm itself"
+            }
+        ));
+    }
+    Ok(())
+}
+
 /// Message kinds: 1–64 characters of lowercase letters, digits, `-`, `_`, `.` and `:`.
 pub fn check_kind(kind: &str) -> Result<(), String> {
+    let shown: String = kind.chars().take(80).collect();
+    let shown = if shown.len() < kind.len() {
+        format!("{shown}…")
+    } else {
+        shown
+    };
     let ok = !kind.is_empty()
         && kind.len() <= 64
         && kind
@@ -394,7 +432,7 @@ pub fn check_kind(kind: &str) -> Result<(), String> {
         Ok(())
     } else {
         Err(format!(
-            "`{kind}` is not a valid kind: use 1-64 lowercase letters, digits, '-', '_', '.' or ':'"
+            "`{shown}` is not a valid kind: use 1-64 lowercase letters, digits, '-', '_', '.' or ':'"
         ))
     }
 }
@@ -421,6 +459,27 @@ mod tests {
         check_address("group:", Err("not a valid group name"));
         check_address("bad name", Err("not a valid agent name"));
         check_address("", Err("not a valid agent name"));
+    }
+
+    #[test]
+    fn new_agents_are_named_in_lower_case_and_not_after_addresses() {
+        assert!(check_agent_name("agent-1").is_ok());
+        for (bad, why) in [
+            ("Agent-1", "lower case"),
+            ("all", "every agent"),
+            ("system", "the swarm itself"),
+            ("bad name", "not a valid agent name"),
+        ] {
+            let err = check_agent_name(bad).expect_err(bad);
+            assert!(err.contains(why), "{bad}: {err}");
+        }
+        // An error repeats at most a few dozen characters of a bad name.
+        assert!(
+            check_agent_name(&"x".repeat(10_000))
+                .expect_err("long")
+                .len()
+                < 300
+        );
     }
 
     #[test]

@@ -216,6 +216,8 @@ pub fn init(config: &LogConfig, mirror_level: LogLevel, data_dir: &Path) -> Resu
         LogFormat::Human => tracing_subscriber::fmt::layer()
             .with_writer(std::io::stderr)
             .with_target(true)
+            // Colours are for people at a terminal; a pipe or a file gets plain text.
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
             .boxed(),
         LogFormat::Json => tracing_subscriber::fmt::layer()
             .json()

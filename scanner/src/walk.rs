@@ -99,6 +99,10 @@ pub enum SkipReason {
     SymlinkLoop,
     /// A symbolic link whose target does not exist.
     BrokenSymlink,
+    // New reasons go last: reports and manifests store them by name, but keep the order stable anyway.
+    /// Inside a pseudo-filesystem (`/proc`, `/sys`, `/dev`, ...): kernel state, not files; counted once per
+    /// directory left out.
+    PseudoFilesystem,
 }
 
 impl SkipReason {
@@ -113,10 +117,11 @@ impl SkipReason {
             SkipReason::SymlinkOutsideRoot => "symlink_outside_root",
             SkipReason::SymlinkLoop => "symlink_loop",
             SkipReason::BrokenSymlink => "broken_symlink",
+            SkipReason::PseudoFilesystem => "pseudo_filesystem",
         }
     }
 
-    const ALL: [SkipReason; 8] = [
+    const ALL: [SkipReason; 9] = [
         SkipReason::Binary,
         SkipReason::InvalidUtf8,
         SkipReason::TooLarge,
@@ -125,7 +130,69 @@ impl SkipReason {
         SkipReason::SymlinkOutsideRoot,
         SkipReason::SymlinkLoop,
         SkipReason::BrokenSymlink,
+        SkipReason::PseudoFilesystem,
     ];
+}
+
+/// Filesystem types that hold kernel state rather than files: reading them can block forever (`/proc/kmsg`) or
+/// never end (`/proc/self/task/*/...`), and a size of 0 says nothing about what a read returns.
+const PSEUDO_FILESYSTEMS: &[&str] = &[
+    "proc",
+    "sysfs",
+    "devtmpfs",
+    "devpts",
+    "debugfs",
+    "tracefs",
+    "securityfs",
+    "cgroup",
+    "cgroup2",
+    "pstore",
+    "bpf",
+    "configfs",
+    "fusectl",
+    "mqueue",
+    "hugetlbfs",
+    "autofs",
+    "binfmt_misc",
+    "efivarfs",
+    "rpc_pipefs",
+    "nsfs",
+];
+
+/// Every mount point with whether it is a pseudo-filesystem, from `/proc/self/mounts`; where that cannot be read,
+/// `/proc` and `/sys` are assumed to be.
+fn pseudo_mounts() -> Vec<(PathBuf, bool)> {
+    let mut mounts = Vec::new();
+    match std::fs::read_to_string("/proc/self/mounts") {
+        Ok(table) => {
+            for line in table.lines() {
+                let mut fields = line.split_whitespace();
+                let (Some(_), Some(point), Some(kind)) =
+                    (fields.next(), fields.next(), fields.next())
+                else {
+                    continue;
+                };
+                // Spaces in mount points are written as \040.
+                let point = PathBuf::from(point.replace("\\040", " "));
+                mounts.push((point, PSEUDO_FILESYSTEMS.contains(&kind)));
+            }
+        }
+        Err(_) => {
+            mounts.push((PathBuf::from("/proc"), true));
+            mounts.push((PathBuf::from("/sys"), true));
+        }
+    }
+    mounts
+}
+
+/// Whether `path` lies on a pseudo-filesystem: the deepest mount point above it decides (`/dev/shm` is tmpfs,
+/// holding real files, under the devtmpfs of `/dev`).
+fn in_pseudo(path: &Path, mounts: &[(PathBuf, bool)]) -> bool {
+    mounts
+        .iter()
+        .filter(|(point, _)| path.starts_with(point))
+        .max_by_key(|(point, _)| point.components().count())
+        .is_some_and(|(_, pseudo)| *pseudo)
 }
 
 impl std::fmt::Display for SkipReason {
@@ -187,6 +254,13 @@ pub fn walk(
     visit: impl Fn(SourceFile) + Sync,
 ) -> Result<WalkReport> {
     let root = canonical_root(root)?;
+    let pseudo = pseudo_mounts();
+    if in_pseudo(&root, &pseudo) {
+        return Err(Error::WalkRoot {
+            path: root,
+            why: "it is a pseudo-filesystem (kernel state such as /proc, /sys or /dev), not source code".to_string(),
+        });
+    }
     let counters = Arc::new(Counters::default());
 
     let mut builder = WalkBuilder::new(&root);
@@ -204,6 +278,11 @@ pub fn walk(
     let filter_counters = Arc::clone(&counters);
     builder.filter_entry(move |entry| {
         if entry.depth() > 0 && entry.file_name() == ".git" {
+            return false;
+        }
+        // A root such as `/` contains /proc and /sys: never go in.
+        if entry.depth() > 0 && in_pseudo(entry.path(), &pseudo) {
+            filter_counters.skip(SkipReason::PseudoFilesystem);
             return false;
         }
         if !entry.path_is_symlink() {
@@ -446,8 +525,17 @@ fn load(
     if size > opts.max_file_size {
         return Err(SkipReason::TooLarge);
     }
-    let bytes = std::fs::read(path).map_err(|err| classify_io(&err))?;
-    // The file may have grown since its metadata was read.
+    // Never more than the limit, whatever size the file reported: it may have grown since, or report a size
+    // that has nothing to do with what a read returns.
+    let mut bytes = Vec::with_capacity(size as usize);
+    std::fs::File::open(path)
+        .and_then(|file| {
+            std::io::Read::read_to_end(
+                &mut std::io::Read::take(file, opts.max_file_size + 1),
+                &mut bytes,
+            )
+        })
+        .map_err(|err| classify_io(&err))?;
     if bytes.len() as u64 > opts.max_file_size {
         return Err(SkipReason::TooLarge);
     }

@@ -147,7 +147,7 @@ fn run(
 ) {
     let mut pending: BTreeSet<PathBuf> = BTreeSet::new();
     let mut first: Option<Instant> = None;
-    let own_dir = index.dir().canonicalize().ok();
+    let own_dir = index.owned_dir().canonicalize().ok();
     loop {
         let msg = if pending.is_empty() {
             match receiver.recv() {

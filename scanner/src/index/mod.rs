@@ -50,6 +50,8 @@ pub struct CodeIndex {
 
 pub(crate) struct Inner {
     dir: PathBuf,
+    /// The directory never indexed or watched: the index's own, or the data directory holding it.
+    owned: PathBuf,
     index: Index,
     reader: IndexReader,
     fields: Fields,
@@ -118,6 +120,13 @@ pub(crate) fn stored_json<T: serde::de::DeserializeOwned>(
 impl CodeIndex {
     /// Opens the code index in `dir`, creating the directory and an empty index when there is none.
     pub fn open(dir: &Path) -> Result<CodeIndex> {
+        CodeIndex::open_owned(dir, dir)
+    }
+
+    /// Like [`CodeIndex::open`], for an index kept inside `owner` (dreamos's data directory, with its store and
+    /// logs): nothing under `owner` is ever indexed or watched, so `/index .` beside the data directory does not
+    /// index the store.
+    pub fn open_owned(dir: &Path, owner: &Path) -> Result<CodeIndex> {
         std::fs::create_dir_all(dir).map_err(|cause| Error::Io {
             path: dir.to_path_buf(),
             cause,
@@ -160,6 +169,7 @@ impl CodeIndex {
         Ok(CodeIndex {
             inner: Arc::new(Inner {
                 dir: dir.to_path_buf(),
+                owned: owner.to_path_buf(),
                 index,
                 reader,
                 fields,
@@ -171,6 +181,11 @@ impl CodeIndex {
     /// The directory this index lives in.
     pub fn dir(&self) -> &Path {
         &self.inner.dir
+    }
+
+    /// The directory never indexed or watched (see [`CodeIndex::open_owned`]).
+    pub fn owned_dir(&self) -> &Path {
+        &self.inner.owned
     }
 
     /// Indexes (or re-indexes) the repository at `root` under `name`. Incremental: only files whose content hash

@@ -325,7 +325,7 @@ pub(crate) fn index_repo(
 /// Where the index's own directory lies inside `root`, as a relative path, when it does. Its files must never be
 /// indexed: they change on every commit, so watch mode would otherwise re-index itself forever.
 pub(crate) fn own_dir_prefix(inner: &Inner, root: &Path) -> Option<String> {
-    let dir = inner.dir.canonicalize().ok()?;
+    let dir = inner.owned.canonicalize().ok()?;
     let rel = dir.strip_prefix(root).ok()?;
     Some(rel_string(rel))
 }

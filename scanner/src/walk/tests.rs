@@ -313,3 +313,41 @@ fn skip_reasons_serialize_as_snake_case() {
         assert_eq!(json, format!("\"{}\"", reason.name()));
     }
 }
+
+#[test]
+fn pseudo_filesystems_are_never_walked() {
+    // The deepest mount point above a path decides: tmpfs under a devtmpfs holds real files.
+    let mounts = vec![
+        (PathBuf::from("/"), false),
+        (PathBuf::from("/proc"), true),
+        (PathBuf::from("/dev"), true),
+        (PathBuf::from("/dev/shm"), false),
+    ];
+    assert!(in_pseudo(Path::new("/proc/1/status"), &mounts));
+    assert!(in_pseudo(Path::new("/dev/null"), &mounts));
+    assert!(!in_pseudo(Path::new("/dev/shm/repo/a.rs"), &mounts));
+    assert!(!in_pseudo(Path::new("/home/me/repo"), &mounts));
+    assert!(
+        !in_pseudo(Path::new("/processes"), &mounts),
+        "a prefix of a name is not a mount"
+    );
+    // This machine's own /proc is a pseudo-filesystem: walking it is refused at once, with a reason.
+    if Path::new("/proc/self/mounts").exists() {
+        let err = walk(Path::new("/proc"), &WalkOptions::default(), |_| {}).expect_err("refused");
+        assert!(err.to_string().contains("pseudo-filesystem"), "{err}");
+    }
+}
+
+#[test]
+fn a_file_is_never_read_past_the_limit() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    write(dir.path(), "big.rs", "x".repeat(5000));
+    let opts = WalkOptions {
+        max_file_size: 1000,
+        ..WalkOptions::default()
+    };
+    // Even when the size given is stale (the file grew after it was looked at), the read stops at the limit.
+    let err =
+        load(&dir.path().join("big.rs"), "big.rs".to_string(), 10, &opts).expect_err("too large");
+    assert_eq!(err, SkipReason::TooLarge);
+}
