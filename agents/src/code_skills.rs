@@ -110,11 +110,13 @@ impl Skill for CodeSkillImpl {
                 })
                 .await
                 .map(|hits| {
-                    let lines: Vec<String> = hits
-                        .iter()
-                        .map(|h| format!("{}/{}:{}", h.repo, h.path, h.line))
-                        .collect();
-                    json!({ "text": summary(hits.len(), "hit", &lines), "hits": hits })
+                    fitted(hits.len(), self.max_body(cx), |n| {
+                        let lines: Vec<String> = hits[..n]
+                            .iter()
+                            .map(|h| format!("{}/{}:{}", h.repo, h.path, h.line))
+                            .collect();
+                        json!({ "text": summary(n, "hit", &lines), "hits": &hits[..n] })
+                    })
                 }),
             CodeSkill::Symbol => self
                 .code
@@ -126,26 +128,30 @@ impl Skill for CodeSkillImpl {
                 )
                 .await
                 .map(|hits| {
-                    let lines: Vec<String> = hits
-                        .iter()
-                        .map(|h| format!("{:?} {} at {}/{}:{}", h.kind, h.name, h.repo, h.path, h.line))
-                        .collect();
-                    json!({ "text": summary(hits.len(), "definition", &lines), "symbols": hits })
+                    fitted(hits.len(), self.max_body(cx), |n| {
+                        let lines: Vec<String> = hits[..n]
+                            .iter()
+                            .map(|h| format!("{:?} {} at {}/{}:{}", h.kind, h.name, h.repo, h.path, h.line))
+                            .collect();
+                        json!({ "text": summary(n, "definition", &lines), "symbols": &hits[..n] })
+                    })
                 }),
             CodeSkill::Outline => self
                 .code
                 .outline(options.str("repo"), &text)
                 .await
                 .map(|(repo, path, definitions)| {
-                    let lines: Vec<String> = definitions
-                        .iter()
-                        .map(|d| format!("{}: {:?} {}", d.line, d.kind, d.name))
-                        .collect();
-                    json!({
-                        "text": summary(definitions.len(), "definition", &lines),
-                        "repo": repo,
-                        "path": path,
-                        "definitions": definitions,
+                    fitted(definitions.len(), self.max_body(cx), |n| {
+                        let lines: Vec<String> = definitions[..n]
+                            .iter()
+                            .map(|d| format!("{}: {:?} {}", d.line, d.kind, d.name))
+                            .collect();
+                        json!({
+                            "text": summary(n, "definition", &lines),
+                            "repo": repo,
+                            "path": path,
+                            "definitions": &definitions[..n],
+                        })
                     })
                 }),
             CodeSkill::Deps => self
@@ -179,6 +185,43 @@ impl Skill for CodeSkillImpl {
             Err(err) => Err(SkillError::from(err)),
         }
     }
+}
+
+impl CodeSkillImpl {
+    /// The largest reply body the swarm accepts (`messages.max_body_bytes`).
+    fn max_body(&self, cx: &SkillContext<'_>) -> usize {
+        cx.max_body_bytes()
+    }
+}
+
+/// A reply made of the first `n` of `total` items, for the largest `n` whose JSON fits in `max` bytes; when items
+/// had to go, it says how many (`truncated`). A reply too big for the message log would fail again on every
+/// retry and end as a dead letter, so it is cut here instead.
+fn fitted(total: usize, max: usize, make: impl Fn(usize) -> Value) -> Value {
+    let fits = |v: &Value| v.to_string().len() + 1024 <= max;
+    let whole = make(total);
+    if fits(&whole) {
+        return whole;
+    }
+    // The largest n that fits, by bisection: each try serializes one candidate reply.
+    let (mut lo, mut hi) = (0usize, total);
+    while lo < hi {
+        let mid = (lo + hi).div_ceil(2);
+        if fits(&make(mid)) {
+            lo = mid;
+        } else {
+            hi = mid - 1;
+        }
+    }
+    let mut body = make(lo);
+    body["truncated"] = json!(total - lo);
+    if let Some(text) = body["text"].as_str().map(str::to_string) {
+        body["text"] = json!(format!(
+            "{text}\n  ({} more left out to keep the reply under {max} bytes; ask with a smaller limit)",
+            total - lo
+        ));
+    }
+    body
 }
 
 fn summary(count: usize, what: &str, lines: &[String]) -> String {

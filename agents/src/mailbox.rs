@@ -139,6 +139,16 @@ impl Mailbox {
         Some(delivery)
     }
 
+    /// Removes and returns every queued delivery (not the one in flight), lane by lane: a purge.
+    pub fn take_queued(&self) -> Vec<Delivery> {
+        let mut lanes = self.lanes.lock();
+        lanes
+            .lanes
+            .iter_mut()
+            .flat_map(|lane| lane.drain(..))
+            .collect()
+    }
+
     /// The in-flight delivery is done (handled, or failed and dealt with).
     pub fn finish(&self) {
         self.lanes.lock().in_flight = None;

@@ -195,6 +195,11 @@ impl<'a> SkillContext<'a> {
         CellPhone::new(self.ums.clone(), Address::agent(self.agent))
     }
 
+    /// The largest body a reply or a message may have (`messages.max_body_bytes`).
+    pub fn max_body_bytes(&self) -> usize {
+        self.ums.config().max_body_bytes
+    }
+
     /// The store, for skills that keep their own records.
     pub fn store(&self) -> &Store {
         self.ums.store()

@@ -316,6 +316,23 @@ impl Swarm {
         self.agent(name)
     }
 
+    /// Moves every message waiting for an agent (not the one it is handling) to dead letters, whatever its state,
+    /// and tells the captain. Captain only. Returns the agent and how many went.
+    pub fn purge_agent(&self, who: &Principal, name: &str) -> Result<(AgentSnapshot, usize)> {
+        who.require_captain("purging an agent's queue")?;
+        self.existing(name)?;
+        let entry = self
+            .inner
+            .ums
+            .entry(name)
+            .ok_or_else(|| Error::UnknownAgent {
+                name: name.to_string(),
+            })?;
+        let reason = format!("purged from {name}'s queue by {}", who.name);
+        let purged = self.inner.ums.purge(&entry, &reason)?;
+        Ok((self.agent(name)?, purged))
+    }
+
     fn existing(&self, name: &str) -> Result<AgentName> {
         let agent = agent_name(name)?;
         if self.inner.ums.entry(name).is_none() {

@@ -619,6 +619,39 @@ impl Ums {
         written.map_err(Error::from)
     }
 
+    /// Moves every delivery waiting for `entry` (not the one in flight) to dead letters with `reason`, and tells
+    /// the captain once. Returns how many went.
+    pub(crate) fn purge(&self, entry: &AgentEntry, reason: &str) -> Result<usize> {
+        let deliveries = entry.mailbox.take_queued();
+        let count = deliveries.len();
+        for delivery in deliveries {
+            self.inner.log.resolve(
+                Resolution {
+                    seq: delivery.message.envelope.seq,
+                    agent: entry.name.clone(),
+                    outcome: Outcome::Dead {
+                        attempts: delivery.attempts,
+                        error: reason.to_string(),
+                        message: delivery.message,
+                    },
+                },
+                Vec::new(),
+            )?;
+        }
+        if count > 0 {
+            self.notify_captain(notice(
+                "notice.purged",
+                format!(
+                    "{count} {} waiting for {} went to dead letters: {reason}",
+                    if count == 1 { "message" } else { "messages" },
+                    entry.name
+                ),
+                json!({ "agent": entry.name, "count": count, "reason": reason }),
+            ));
+        }
+        Ok(count)
+    }
+
     /// Puts what the log found unresolved back into mailboxes. A delivery for an agent that no longer exists,
     /// or one already tried `max_attempts` times (the process died while handling it), is dead-lettered with the
     /// captain's notice, so that it neither vanishes silently, nor pins the log, nor takes the swarm down again.

@@ -66,6 +66,9 @@ pub struct AgentReply {
     /// For pause and resume: the order that carried the verb.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub order: Option<OrderAck>,
+    /// For purge: how many waiting messages went to dead letters.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub purged: Option<usize>,
 }
 
 #[derive(Debug, Clone, Serialize)]

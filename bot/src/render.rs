@@ -152,12 +152,19 @@ pub fn reply_text(reply: &Reply) -> String {
             out
         }
         Reply::Agents(agents) => agent_table(&agents.agents),
-        Reply::Agent(reply) => format!(
-            "{} {}: now {}",
-            reply.action,
-            reply.agent.name,
-            reply.agent.status.as_str()
-        ),
+        Reply::Agent(reply) => match reply.purged {
+            Some(n) => format!(
+                "purged {}: {n} waiting messages went to dead letters; it is {}",
+                reply.agent.name,
+                reply.agent.status.as_str()
+            ),
+            None => format!(
+                "{} {}: now {}",
+                reply.action,
+                reply.agent.name,
+                reply.agent.status.as_str()
+            ),
+        },
         Reply::Send(sent) => {
             let mut out = format!("accepted #{} ({}) for {}", sent.seq, sent.id, sent.to);
             match &sent.reply {

@@ -56,7 +56,8 @@ impl From<SwarmError> for CommandError {
                 format!("internal error (id {id}); the log has the details"),
             )
         } else {
-            CommandError::new(e.kind(), e.to_string())
+            // Whatever an error quotes of the input, it stays a readable size.
+            CommandError::new(e.kind(), command::clip_long(&e.to_string()))
         }
     }
 }
@@ -288,6 +289,15 @@ impl Session {
             AgentAction::Spawn => self.swarm.spawn_agent(who, name, skills, groups).await?,
             AgentAction::Stop => self.swarm.stop_agent(who, name).await?,
             AgentAction::Restart => self.swarm.restart_agent(who, name).await?,
+            AgentAction::Purge => {
+                let (agent, purged) = self.swarm.purge_agent(who, name)?;
+                return Ok(Reply::Agent(AgentReply {
+                    action: action.as_str(),
+                    agent,
+                    order: None,
+                    purged: Some(purged),
+                }));
+            }
             AgentAction::Pause | AgentAction::Resume => {
                 let verb = if action == AgentAction::Pause {
                     ControlVerb::Pause
@@ -322,6 +332,7 @@ impl Session {
                         seq: sent.seq,
                         acknowledged,
                     }),
+                    purged: None,
                 }));
             }
         };
@@ -329,6 +340,7 @@ impl Session {
             action: action.as_str(),
             agent: snapshot,
             order: None,
+            purged: None,
         }))
     }
 

@@ -363,6 +363,7 @@ fn every_command_works_as_a_slash_command_and_roles_are_enforced() {
         ("agent", sub("restart", opts(&[("name", json!("agent-1"))]))),
         ("agent", sub("pause", opts(&[("name", json!("agent-1"))]))),
         ("agent", sub("resume", opts(&[("name", json!("agent-1"))]))),
+        ("agent", sub("purge", opts(&[("name", json!("agent-1"))]))),
     ];
     let operator_only: Vec<(&str, Value)> = vec![(
         "send",

@@ -250,3 +250,80 @@ fn pseudo_filesystems_are_refused_and_the_data_directory_is_never_indexed() {
     assert_eq!(report["ok"], true, "{report}");
     assert_eq!(report["data"]["files"], 1, "only main.rs: {report}");
 }
+
+#[test]
+fn a_queue_can_be_purged_by_the_captain() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut console = Console::start(dir.path(), &[], &[]);
+    console.ok("/agent pause agent-3");
+    for i in 0..5 {
+        console.ok(&format!("/send agent-3 waiting {i}"));
+    }
+    let purged = console.ok("/agent purge agent-3");
+    assert_eq!(purged["purged"], 5, "{purged}");
+    assert_eq!(purged["agent"]["queue"], 0);
+    let letters = console.ok("/deadletters")["dead_letters"].clone();
+    let letters = letters.as_array().expect("letters");
+    assert_eq!(letters.len(), 5);
+    assert!(letters[0]["error"]
+        .as_str()
+        .unwrap_or_default()
+        .contains("purged from agent-3's queue by console"));
+    let notices = console.ok("/history --kind notice.purged")["messages"].clone();
+    assert_eq!(
+        notices.as_array().map(Vec::len),
+        Some(1),
+        "one notice for the purge"
+    );
+    console.finish();
+    let mut viewer = Console::start(dir.path(), &["--role", "viewer"], &[]);
+    assert_eq!(viewer.refused("/agent purge agent-1").0, "forbidden");
+    viewer.finish();
+}
+
+#[test]
+fn a_hit_on_a_huge_line_gives_a_bounded_answer() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let repo = dir.path().join("repo");
+    std::fs::create_dir_all(&repo).expect("repo");
+    let huge = format!(
+        "const DATA: &str = \"{} needle {}\";\n",
+        "a ".repeat(150_000),
+        "b ".repeat(150_000)
+    );
+    std::fs::write(repo.join("big.rs"), huge).expect("write");
+    let roots = format!("[\"{}\"]", dir.path().display());
+    let mut console = Console::start(
+        &dir.path().join("data"),
+        &[],
+        &[
+            ("DREAMOS_SCANNER__ALLOWED_ROOTS", roots.as_str()),
+            ("DREAMOS_SCANNER__MAX_FILE_BYTES", "2000000"),
+        ],
+    );
+    console.ok(&format!("/index {}", repo.display()));
+    let hits = console.ok("/search needle");
+    assert_eq!(
+        hits["hits"].as_array().map(Vec::len),
+        Some(1),
+        "{}",
+        &hits.to_string()[..300]
+    );
+    let snippet = hits["hits"][0]["snippet"].as_str().unwrap_or_default();
+    assert!(
+        snippet.chars().count() < 2000,
+        "{} characters",
+        snippet.len()
+    );
+    // Through an agent, the reply fits the message log instead of failing into a dead letter.
+    let reply = console.ok("/send agent-1 needle --kind search --wait");
+    assert!(
+        reply["reply"]["body"]["text"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("1 hit"),
+        "{reply}"
+    );
+    assert_eq!(console.ok("/status")["messages"]["dead_letters"], 0);
+    console.finish();
+}

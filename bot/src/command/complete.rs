@@ -150,7 +150,10 @@ mod tests {
     #[test]
     fn completes_from_the_table() {
         check("/st", &["/status"]);
-        check("/agent ", &["pause", "restart", "resume", "spawn", "stop"]);
+        check(
+            "/agent ",
+            &["pause", "purge", "restart", "resume", "spawn", "stop"],
+        );
         check("/agent stop a", &["agent-1", "agent-2"]);
         check("/send ", &["agent-1", "agent-2", "group:crew"]);
         check("/send agent-1 hi --", &["--kind", "--priority", "--wait"]);

@@ -64,6 +64,17 @@ pub(crate) fn clip(text: &str) -> String {
     }
 }
 
+/// The longest error message an answer carries, in characters.
+const MESSAGE_MAX: usize = 1000;
+
+/// An error message at most [`MESSAGE_MAX`] characters long.
+pub(crate) fn clip_long(text: &str) -> String {
+    match text.char_indices().nth(MESSAGE_MAX) {
+        None => text.to_string(),
+        Some((end, _)) => format!("{}…", &text[..end]),
+    }
+}
+
 /// An option's value, checked against its declaration.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Value {
@@ -271,6 +282,7 @@ pub enum AgentAction {
     Restart,
     Pause,
     Resume,
+    Purge,
 }
 
 impl AgentAction {
@@ -281,6 +293,7 @@ impl AgentAction {
             AgentAction::Restart => "restart",
             AgentAction::Pause => "pause",
             AgentAction::Resume => "resume",
+            AgentAction::Purge => "purge",
         }
     }
 }
@@ -379,19 +392,19 @@ impl Command {
             "status" => Command::Status,
             "agents" => Command::Agents,
             "agent" => {
-                let action = match inv.sub.map(|s| s.name) {
-                    Some("spawn") => AgentAction::Spawn,
-                    Some("stop") => AgentAction::Stop,
-                    Some("restart") => AgentAction::Restart,
-                    Some("pause") => AgentAction::Pause,
-                    Some("resume") => AgentAction::Resume,
-                    _ => {
-                        return Err(ParseError::new(
+                let action =
+                    match inv.sub.map(|s| s.name) {
+                        Some("spawn") => AgentAction::Spawn,
+                        Some("stop") => AgentAction::Stop,
+                        Some("restart") => AgentAction::Restart,
+                        Some("pause") => AgentAction::Pause,
+                        Some("resume") => AgentAction::Resume,
+                        Some("purge") => AgentAction::Purge,
+                        _ => return Err(ParseError::new(
                             "missing_argument",
-                            "/agent needs an action: spawn, stop, restart, pause or resume",
-                        ))
-                    }
-                };
+                            "/agent needs an action: spawn, stop, restart, pause, resume or purge",
+                        )),
+                    };
                 Command::Agent {
                     action,
                     name: inv.required("name")?,

@@ -207,7 +207,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     },
     CommandSpec {
         name: "agent",
-        summary: "start, stop, restart, pause or resume an agent (--skills/--groups with spawn)",
+        summary: "start, stop, restart, pause, resume or purge an agent (--skills/--groups with spawn)",
         help: "Agent lifecycle. A stopped agent keeps its queue for when it is started again; a paused one takes \
                only captain orders until resumed.",
         role: Role::Captain,
@@ -236,6 +236,11 @@ pub static COMMANDS: &[CommandSpec] = &[
             SubcommandSpec {
                 name: "resume",
                 summary: "let a paused agent take its queue again",
+                options: ONE_AGENT,
+            },
+            SubcommandSpec {
+                name: "purge",
+                summary: "move every message waiting for an agent to dead letters (not the one it is handling)",
                 options: ONE_AGENT,
             },
         ],

@@ -170,7 +170,7 @@ fn errors_say_what_was_wrong_and_what_to_do() {
     assert!(message("/send").contains("usage: /send AGENT TEXT"));
     assert!(message("/history --limit 0").contains("between 1 and 1000"));
     assert!(message("/send agent-1 hi --wait --wait").contains("--wait is given twice"));
-    assert!(message("/agent explode x").contains("spawn, stop, restart, pause or resume"));
+    assert!(message("/agent explode x").contains("spawn, stop, restart, pause, resume or purge"));
     // An error repeats at most a few hundred characters of what was typed.
     let huge = format!("/{}", "x".repeat(10_000));
     assert!(message(&huge).len() < 600);
@@ -195,7 +195,7 @@ fn usages_are_derived_from_the_declarations() {
     );
     assert_eq!(
         usage("agent"),
-        "/agent spawn|stop|restart|pause|resume NAME [--skills A,B] [--groups A,B]"
+        "/agent spawn|stop|restart|pause|resume|purge NAME [--skills A,B] [--groups A,B]"
     );
     assert_eq!(usage("deps"), "/deps FILE [--repo REPO] [--depth N]");
 }

@@ -646,7 +646,10 @@ mod tests {
         assert_eq!(commands.len(), COMMANDS.len());
         let agent = commands.iter().find(|c| c.name == "agent").expect("agent");
         let subs: Vec<&str> = agent.subcommands.iter().map(|c| c.name.as_str()).collect();
-        assert_eq!(subs, ["spawn", "stop", "restart", "pause", "resume"]);
+        assert_eq!(
+            subs,
+            ["spawn", "stop", "restart", "pause", "resume", "purge"]
+        );
         let send = commands.iter().find(|c| c.name == "send").expect("send");
         let agent_option = &send.parameters[0];
         assert_eq!(agent_option.name, "agent");

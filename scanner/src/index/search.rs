@@ -433,6 +433,17 @@ pub(crate) fn snippet_at(text: &str, line: u32) -> String {
     index.snippet(text, i)
 }
 
+/// The most characters of one line a snippet shows.
+pub(crate) const SNIPPET_LINE_MAX: usize = 400;
+
+/// A line cut to [`SNIPPET_LINE_MAX`] characters, with an ellipsis where it was cut.
+fn clip_line(line: &str) -> std::borrow::Cow<'_, str> {
+    match line.char_indices().nth(SNIPPET_LINE_MAX) {
+        None => std::borrow::Cow::Borrowed(line),
+        Some((end, _)) => std::borrow::Cow::Owned(format!("{}…", &line[..end])),
+    }
+}
+
 /// What matched on one line.
 #[derive(Debug, Default)]
 struct LineMatch {
@@ -480,14 +491,15 @@ impl LineIndex {
         line.strip_suffix('\r').unwrap_or(line)
     }
 
-    /// Line `i` with one line of context on each side.
+    /// Line `i` with one line of context on each side, each at most [`SNIPPET_LINE_MAX`] characters (a hit on a
+    /// line of a megabyte must not make an answer of a megabyte).
     fn snippet(&self, text: &str, i: usize) -> String {
         let last = self.count(text).saturating_sub(1);
         let from = i.saturating_sub(1);
         let to = (i + 1).min(last);
         (from..=to.max(from))
             .filter(|&k| k <= last)
-            .map(|k| self.line(text, k))
+            .map(|k| clip_line(self.line(text, k)))
             .collect::<Vec<_>>()
             .join("\n")
     }
