@@ -188,6 +188,22 @@ impl Store {
         Ok(self.inner.db.open_tree(name)?)
     }
 
+    /// The names of every tree in the database.
+    pub(crate) fn tree_names(&self) -> Vec<String> {
+        self.inner
+            .db
+            .tree_names()
+            .iter()
+            .map(|n| String::from_utf8_lossy(n).into_owned())
+            .collect()
+    }
+
+    /// Removes a tree and everything in it at once: sled frees its pages as a whole, which reclaims space far
+    /// sooner than removing its keys one by one.
+    pub(crate) fn drop_tree(&self, name: &str) -> Result<bool> {
+        Ok(self.inner.db.drop_tree(name)?)
+    }
+
     fn check_schema(&self) -> Result<()> {
         let meta = self.raw_tree(META_TREE)?;
         match meta.get(SCHEMA_KEY)? {

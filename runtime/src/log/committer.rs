@@ -297,11 +297,18 @@ fn refuse(inner: &LogInner, completer: &mpsc::UnboundedSender<Completion>, batch
 }
 
 fn commit(inner: &LogInner, completer: &mpsc::UnboundedSender<Completion>, batch: Batch) {
-    let (key, first_seq) = {
-        let state = inner.state.lock();
-        (state.next_group, state.next_seq)
-    };
     let at = Millis::now();
+    let (key, first_seq, epoch) = {
+        let state = inner.state.lock();
+        // A new epoch once the current one holds an eighth of the count bound or spans an eighth of the age
+        // bound: retention then drops it whole (see the module's doc).
+        let per_epoch = (inner.options.retention_max_messages / super::EPOCHS_PER_BOUND).max(1);
+        let span = inner.options.retention_max_age / super::EPOCHS_PER_BOUND as u32;
+        let full = state.epoch_messages >= per_epoch
+            || (state.epoch_messages > 0 && at.saturating_sub(span) > state.epoch_started);
+        let epoch = if full { state.epoch + 1 } else { state.epoch };
+        (state.next_group, state.next_seq, epoch)
+    };
     let Batch {
         messages,
         resolutions,
@@ -319,7 +326,7 @@ fn commit(inner: &LogInner, completer: &mpsc::UnboundedSender<Completion>, batch
         })
         .collect();
 
-    if let Err(err) = write_group(inner, key, first_seq, at, &messages, &resolutions) {
+    if let Err(err) = write_group(inner, epoch, key, first_seq, at, &messages, &resolutions) {
         // The store is failing underneath us (disk full, I/O error, a failed fdatasync). Nothing of this group
         // is acknowledged, and nothing after it will be: see the module's doc.
         fail(inner, completer, &err);
@@ -338,6 +345,7 @@ fn commit(inner: &LogInner, completer: &mpsc::UnboundedSender<Completion>, batch
     inner.state.lock().apply(
         GroupMeta {
             key,
+            epoch,
             first_seq,
             messages: messages.len() as u64,
             at,
@@ -371,6 +379,7 @@ fn commit(inner: &LogInner, completer: &mpsc::UnboundedSender<Completion>, batch
 
 fn write_group(
     inner: &LogInner,
+    epoch: u64,
     key: u64,
     first_seq: u64,
     at: Millis,
@@ -429,7 +438,17 @@ fn write_group(
     let buffer = Vec::with_capacity(64 + messages.len() * 320 + resolutions.len() * 24);
     let bytes =
         postcard::to_extend(&group, buffer).expect("postcard encodes every serde value to a Vec");
-    inner.log_tree.insert(key.to_be_bytes(), bytes)?;
+    let tree = match inner.tree(epoch) {
+        Some(tree) => tree,
+        None => {
+            let tree = inner
+                .store
+                .raw_tree(&super::state::epoch_tree_name(epoch))?;
+            inner.epochs.lock().insert(epoch, tree.clone());
+            tree
+        }
+    };
+    tree.insert(key.to_be_bytes(), bytes)?;
     // Durable against a crash of the process now; against a power cut once the syncer's fdatasync covers it.
     inner.store.flush_buffers()?;
     Ok(())

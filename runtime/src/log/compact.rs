@@ -1,13 +1,14 @@
 //! Retention: the log, the dead-letter store and the audit log stay within their bounds, whatever is stuck.
 //!
-//! The log is compacted a prefix of groups at a time, by count (`retention.max_messages`) and age
-//! (`retention.max_age`). A message some recipient still owes a verdict on is not a reason to stop: before its
-//! group goes, it is *carried* into the `log_carried` tree, keyed by its sequence number, with its recipients'
-//! state (pending attempts, dead letters). The carried copies are written and flushed before the groups are
-//! removed, so a crash in between leaves the message in both places, and recovery prefers the carried copy.
-//! Records in later groups still apply to a carried message; when one of those groups goes in turn, the carried
-//! copy is rewritten with the message's current state first. A carried message whose recipients are all done is
-//! removed. The newest group always stays (it tells the next sequence number).
+//! The log is compacted a prefix of whole epochs at a time (see the log's module doc), by count
+//! (`retention.max_messages`) and age (`retention.max_age`); an epoch goes with one `drop_tree`. A message some
+//! recipient still owes a verdict on is not a reason to stop: before its epoch goes, it is *carried* into the
+//! `log_carried` tree, keyed by its sequence number, with its recipients' state (pending attempts, dead letters).
+//! The carried copies are written and flushed before the epoch is dropped, so a crash in between leaves the message
+//! in both places, and recovery prefers the carried copy. Records in later epochs still apply to a carried message;
+//! when one of those epochs goes in turn, the carried copy is rewritten with the message's current state first. A
+//! carried message whose recipients are all done is removed. The writer's epoch and the newest group always stay
+//! (the newest group tells the next sequence number).
 //!
 //! The dead-letter store keeps at most `retention.dead_letters_max` entries, none older than
 //! `dead_letters_max_age` (oldest first by sequence number); the audit log at most `audit_max_entries`, none
@@ -18,13 +19,18 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
-use super::{state::GroupMeta, Carried, Group, LogInner, Record, StoredMessage, LOG_TREE};
+use super::{
+    state::{epoch_tree_name, GroupMeta},
+    Carried, Group, LogInner, Record, StoredMessage, LOG_TREE,
+};
 use crate::{error::Result, message::Millis, store::decode};
 
 /// What one compaction did, for logs and tests.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct Compacted {
-    /// Groups removed from the log.
+    /// Epochs (sled trees) dropped from the log.
+    pub epochs: u64,
+    /// Groups removed with them.
     pub groups: u64,
     /// Messages removed with them (not counting carried ones).
     pub messages: u64,
@@ -49,18 +55,25 @@ pub(super) fn compact(inner: &LogInner, now: Millis) -> Result<Compacted> {
 fn compact_log(inner: &LogInner, now: Millis) -> Result<Compacted> {
     let options = &inner.options;
     let age_cutoff = now.saturating_sub(options.retention_max_age);
-    let groups: Vec<GroupMeta> = inner
+    let epochs: Vec<(u64, Vec<GroupMeta>)> = inner
         .state
         .lock()
         .compactable(options.retention_max_messages, age_cutoff);
     let mut done = Compacted::default();
 
-    // Read what the groups hold: messages that may need carrying, and sequence numbers their resolutions touch
+    // Read what the epochs hold: messages that may need carrying, and sequence numbers their resolutions touch
     // (carried messages whose state those records changed).
     let mut messages: BTreeMap<u64, StoredMessage> = BTreeMap::new();
     let mut touched: BTreeSet<u64> = BTreeSet::new();
-    for meta in &groups {
-        let Some(bytes) = inner.log_tree.get(meta.key.to_be_bytes())? else {
+    for (meta, tree) in epochs
+        .iter()
+        .flat_map(|(epoch, groups)| groups.iter().map(move |g| (g, inner.tree(*epoch))))
+    {
+        let Some(bytes) = tree
+            .map(|t| t.get(meta.key.to_be_bytes()))
+            .transpose()?
+            .flatten()
+        else {
             continue;
         };
         let group: Group<Record> = decode(LOG_TREE, &bytes)?;
@@ -113,14 +126,14 @@ fn compact_log(inner: &LogInner, now: Millis) -> Result<Compacted> {
         for (seq, carried) in &writes {
             inner.carried.insert(&seq.to_be_bytes(), carried)?;
         }
-        // Durable before the groups holding the originals go.
+        // Durable before the epochs holding the originals go.
         inner.store.flush()?;
     }
     for seq in &releases {
         inner.carried.remove(&seq.to_be_bytes())?;
     }
 
-    let keys: Vec<u64> = groups.iter().map(|g| g.key).collect();
+    let dropped: Vec<u64> = epochs.iter().map(|(epoch, _)| *epoch).collect();
     {
         let mut state = inner.state.lock();
         for (seq, _) in &writes {
@@ -129,18 +142,16 @@ fn compact_log(inner: &LogInner, now: Millis) -> Result<Compacted> {
         for seq in &releases {
             state.carried.remove(seq);
         }
-        state.forget_groups(&keys);
+        state.forget_epochs(&dropped);
     }
-    if !keys.is_empty() {
-        let mut batch = sled::Batch::default();
-        for key in &keys {
-            batch.remove(&key.to_be_bytes());
-        }
-        // No flush of its own: if a removal is lost in a crash, recovery reads the group again, prefers the
-        // carried copies, and finds every other message in it resolved, so nothing is delivered twice.
-        inner.log_tree.apply_batch(batch)?;
+    for epoch in &dropped {
+        inner.epochs.lock().remove(epoch);
+        // No flush of its own: if the drop is lost in a crash, recovery reads the epoch again, prefers the carried
+        // copies, and finds every other message in it resolved, so nothing is delivered twice.
+        inner.store.drop_tree(&epoch_tree_name(*epoch))?;
     }
-    done.groups = keys.len() as u64;
+    done.groups = epochs.iter().map(|(_, g)| g.len() as u64).sum();
+    done.epochs = dropped.len() as u64;
     done.carried = writes.len() as u64;
     done.released = releases.len() as u64;
     Ok(done)

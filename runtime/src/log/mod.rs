@@ -2,11 +2,17 @@
 //!
 //! # Layout
 //!
-//! The `log` tree holds *groups*. A group is everything one flush made durable: new messages (each with its
-//! resolved recipients) and resolutions (an agent began an attempt at a message, handled it, failed it once, or
-//! gave up on it). Its key is a big-endian group number, its value one postcard-encoded [`Group`]. Writing a few
-//! hundred records as one sled value with one flush is what makes acceptance fast: sled pays per key and per
-//! flush, not per byte. The `log_carried` tree holds messages that outlived their group (see [`compact`]).
+//! The log holds *groups*. A group is everything one flush made durable: new messages (each with its resolved
+//! recipients) and resolutions (an agent began an attempt at a message, handled it, failed it once, or gave up on
+//! it). Its key is a big-endian group number, its value one postcard-encoded [`Group`]. Writing a few hundred
+//! records as one sled value with one flush is what makes acceptance fast: sled pays per key and per flush, not
+//! per byte.
+//!
+//! Groups live in *epochs*, one sled tree each (`log`, then `log.0000000000000001`, ...): the writer starts a new
+//! epoch when the current one holds an eighth of `retention.max_messages` or spans an eighth of
+//! `retention.max_age`, and retention drops whole epochs with sled's `drop_tree`. A queue-like tree whose keys
+//! are removed one by one makes sled keep many times the live data on disk; a dropped tree's pages are freed at
+//! once. The `log_carried` tree holds messages that outlived their epoch (see [`compact`]).
 //!
 //! # Guarantees
 //!
@@ -48,6 +54,9 @@ use tokio::sync::{mpsc, oneshot};
 
 pub use self::state::{HistoryEntry, HistoryPage, HistoryQuery, Receipt, ReceiptStatus};
 use self::state::{LogState, CARRIED_TREE, DEAD_TREE, LOG_TREE};
+
+/// How many epochs a retention bound spans: the count bound is kept to within an eighth.
+const EPOCHS_PER_BOUND: u64 = 8;
 use crate::{
     config::{MessagesConfig, RetentionConfig, StoreConfig},
     error::{Error, Result},
@@ -357,7 +366,8 @@ struct LogInner {
     /// Bytes of appends and resolutions submitted and not yet taken by the writer.
     queued_bytes: AtomicUsize,
     state: Mutex<LogState>,
-    log_tree: sled::Tree,
+    /// The epochs' trees, by epoch number; the last is the one written.
+    epochs: Mutex<std::collections::BTreeMap<u64, sled::Tree>>,
     carried: TypedTree<Carried>,
     dead: TypedTree<DeadLetter>,
     audit: sled::Tree,
@@ -374,6 +384,11 @@ struct LogInner {
 }
 
 impl LogInner {
+    /// The tree of an epoch (`None` once retention dropped it).
+    fn tree(&self, epoch: u64) -> Option<sled::Tree> {
+        self.epochs.lock().get(&epoch).cloned()
+    }
+
     fn failure(&self) -> Option<Error> {
         self.failure
             .lock()
@@ -393,11 +408,19 @@ impl std::fmt::Debug for MessageLog {
 impl MessageLog {
     /// Opens the log and replays it. Nothing is written until [`MessageLog::start`].
     pub fn open(store: &Store, options: LogOptions) -> Result<(MessageLog, Recovery)> {
-        let log_tree = store.raw_tree(LOG_TREE)?;
+        let mut epochs = std::collections::BTreeMap::new();
+        for name in store.tree_names() {
+            if let Some(epoch) = state::epoch_of(&name) {
+                epochs.insert(epoch, store.raw_tree(&name)?);
+            }
+        }
+        if epochs.is_empty() {
+            epochs.insert(0, store.raw_tree(&state::epoch_tree_name(0))?);
+        }
         let carried = store.typed::<Carried>(CARRIED_TREE)?;
         let dead = store.typed::<DeadLetter>(DEAD_TREE)?;
         let audit = store.raw_tree(crate::audit::AUDIT_TREE)?;
-        let (state, recovery) = LogState::recover(&log_tree, &carried)?;
+        let (state, recovery) = LogState::recover(&epochs, &carried)?;
         let (tx, rx) = mpsc::unbounded_channel();
         let log = MessageLog {
             inner: Arc::new(LogInner {
@@ -405,7 +428,7 @@ impl MessageLog {
                 rx: Mutex::new(Some(rx)),
                 queued_bytes: AtomicUsize::new(0),
                 state: Mutex::new(state),
-                log_tree,
+                epochs: Mutex::new(epochs),
                 carried,
                 dead,
                 audit,

@@ -24,10 +24,33 @@ pub(super) const LOG_TREE: &str = "log";
 pub(super) const CARRIED_TREE: &str = "log_carried";
 pub(super) const DEAD_TREE: &str = "dead_letters";
 
+/// The tree of an epoch: `log` for the first (as older versions named the one log tree), then `log.` and the
+/// epoch's number in 16 digits, so that names sort as numbers do.
+pub(super) fn epoch_tree_name(epoch: u64) -> String {
+    if epoch == 0 {
+        LOG_TREE.to_string()
+    } else {
+        format!("{LOG_TREE}.{epoch:016}")
+    }
+}
+
+/// The epoch a tree's name stands for, if it is an epoch's tree.
+pub(super) fn epoch_of(name: &str) -> Option<u64> {
+    if name == LOG_TREE {
+        return Some(0);
+    }
+    let digits = name.strip_prefix("log.")?;
+    (digits.len() == 16 && digits.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| digits.parse().ok())
+        .flatten()
+}
+
 /// What the index knows of one group without reading it.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct GroupMeta {
     pub key: u64,
+    /// The epoch (tree) holding it.
+    pub epoch: u64,
     pub first_seq: u64,
     pub messages: u64,
     pub at: Millis,
@@ -46,12 +69,16 @@ pub(super) struct LogState {
     pub dead: BTreeSet<(u64, AgentName)>,
     /// Sequence numbers of the messages in `log_carried`: they outlived their group.
     pub carried: BTreeSet<u64>,
+    /// The epoch the writer writes to, how many messages it holds so far, and when its first group was written.
+    pub epoch: u64,
+    pub epoch_messages: u64,
+    pub epoch_started: Millis,
 }
 
 impl LogState {
-    /// Replays the carried messages, then the whole log.
+    /// Replays the carried messages, then every epoch of the log in order.
     pub fn recover(
-        tree: &sled::Tree,
+        epochs: &BTreeMap<u64, sled::Tree>,
         carried_tree: &TypedTree<Carried>,
     ) -> Result<(LogState, Recovery)> {
         let mut state = LogState {
@@ -61,6 +88,9 @@ impl LogState {
             unresolved: BTreeMap::new(),
             dead: BTreeSet::new(),
             carried: BTreeSet::new(),
+            epoch: epochs.keys().next_back().copied().unwrap_or(0),
+            epoch_messages: 0,
+            epoch_started: Millis(0),
         };
         // Messages with unresolved recipients, kept whole until the end of the replay to build redeliveries.
         let mut bodies: HashMap<u64, Arc<StoredMessage>> = HashMap::new();
@@ -78,7 +108,10 @@ impl LogState {
             }
             recovery.messages += 1;
         }
-        for entry in tree.iter() {
+        for (epoch, entry) in epochs
+            .iter()
+            .flat_map(|(epoch, tree)| tree.iter().map(move |e| (*epoch, e)))
+        {
             let (key, bytes) = entry?;
             let group: Group<Record> = decode(LOG_TREE, &bytes)?;
             let key = key_u64(&key);
@@ -117,10 +150,17 @@ impl LogState {
             }
             state.groups.push_back(GroupMeta {
                 key,
+                epoch,
                 first_seq: group.first_seq,
                 messages,
                 at: group.at,
             });
+            if epoch == state.epoch {
+                if state.epoch_messages == 0 && state.epoch_started == Millis(0) {
+                    state.epoch_started = group.at;
+                }
+                state.epoch_messages += messages;
+            }
             state.next_group = key + 1;
             state.next_seq = state.next_seq.max(group.first_seq + messages);
             recovery.groups += 1;
@@ -170,6 +210,13 @@ impl LogState {
         }
         self.next_seq = meta.first_seq + meta.messages;
         self.next_group = meta.key + 1;
+        if meta.epoch == self.epoch && self.epoch_started != Millis(0) {
+            self.epoch_messages += meta.messages;
+        } else {
+            self.epoch = meta.epoch;
+            self.epoch_messages = meta.messages;
+            self.epoch_started = meta.at;
+        }
         self.groups.push_back(meta);
     }
 
@@ -202,20 +249,33 @@ impl LogState {
         self.unresolved.len() as u64
     }
 
-    /// The groups retention lets go, oldest first: a prefix over the count bound or older than `age_cutoff`. The
-    /// newest group always stays: its `first_seq` is how the next sequence number is known after a restart.
-    /// Unresolved messages do not stop it: compaction carries them forward.
-    pub fn compactable(&self, max_messages: u64, age_cutoff: Millis) -> Vec<GroupMeta> {
+    /// The epochs retention lets go, oldest first, each with its groups: a prefix of whole epochs over the count
+    /// bound or entirely older than `age_cutoff`. The writer's epoch always stays (its newest group's
+    /// `first_seq` is how the next sequence number is known after a restart). Unresolved messages do not stop it:
+    /// compaction carries them forward.
+    pub fn compactable(&self, max_messages: u64, age_cutoff: Millis) -> Vec<(u64, Vec<GroupMeta>)> {
+        let mut by_epoch: Vec<(u64, Vec<GroupMeta>)> = Vec::new();
+        for group in &self.groups {
+            match by_epoch.last_mut() {
+                Some((epoch, groups)) if *epoch == group.epoch => groups.push(*group),
+                _ => by_epoch.push((group.epoch, vec![*group])),
+            }
+        }
         let mut retained: u64 = self.groups.iter().map(|g| g.messages).sum();
+        let newest = self.groups.back().map(|g| g.epoch);
         let mut out = Vec::new();
-        for group in self.groups.iter().take(self.groups.len().saturating_sub(1)) {
-            // Retention works in whole groups, so the count bound may be undershot by less than one group.
-            let over_count = retained > max_messages;
-            if !(over_count || group.at < age_cutoff) {
+        for (epoch, groups) in by_epoch {
+            if epoch == self.epoch || Some(epoch) == newest {
                 break;
             }
-            retained -= group.messages;
-            out.push(*group);
+            // Retention works in whole epochs, so the count bound may be undershot by up to one epoch.
+            let over_count = retained > max_messages;
+            let too_old = groups.iter().all(|g| g.at < age_cutoff);
+            if !(over_count || too_old) {
+                break;
+            }
+            retained -= groups.iter().map(|g| g.messages).sum::<u64>();
+            out.push((epoch, groups));
         }
         out
     }
@@ -237,13 +297,15 @@ impl LogState {
         })
     }
 
-    /// Forgets groups that compaction removed (they are the front of `groups`), and dead-letter marks of messages
-    /// no longer retained anywhere.
-    pub fn forget_groups(&mut self, keys: &[u64]) {
-        for key in keys {
-            if self.groups.front().is_some_and(|g| g.key == *key) {
-                self.groups.pop_front();
-            }
+    /// Forgets the groups of epochs that compaction dropped (they are the front of `groups`), and dead-letter
+    /// marks of messages no longer retained anywhere.
+    pub fn forget_epochs(&mut self, epochs: &[u64]) {
+        while self
+            .groups
+            .front()
+            .is_some_and(|g| epochs.contains(&g.epoch))
+        {
+            self.groups.pop_front();
         }
         let first_retained = self.groups.front().map_or(self.next_seq, |g| g.first_seq);
         let carried = &self.carried;
@@ -383,7 +445,12 @@ pub(super) fn history(inner: &LogInner, query: &HistoryQuery) -> Result<HistoryP
         if query.until.is_some_and(|until| meta.at >= until) {
             continue;
         }
-        let Some(bytes) = inner.log_tree.get(meta.key.to_be_bytes())? else {
+        let Some(bytes) = inner
+            .tree(meta.epoch)
+            .map(|t| t.get(meta.key.to_be_bytes()))
+            .transpose()?
+            .flatten()
+        else {
             // Compacted away since the list was copied.
             continue;
         };
@@ -426,7 +493,12 @@ pub(super) fn read_after(inner: &LogInner, after: u64, limit: usize) -> Result<V
     };
     let mut out = Vec::new();
     for meta in candidates {
-        let Some(bytes) = inner.log_tree.get(meta.key.to_be_bytes())? else {
+        let Some(bytes) = inner
+            .tree(meta.epoch)
+            .map(|t| t.get(meta.key.to_be_bytes()))
+            .transpose()?
+            .flatten()
+        else {
             continue;
         };
         let group: Group<Record> = decode(LOG_TREE, &bytes)?;
