@@ -153,6 +153,12 @@ impl Agent {
                     let mut cx = SkillContext::new(&self.entry.name, envelope, &self.ums);
                     match skill.run(&mut cx).await {
                         Ok(()) => Ok(cx.into_outputs()),
+                        Err(err) if err.is_interrupted() => {
+                            // Shutting down: leave the message unresolved, to be handled after the restart.
+                            self.ums.put_back(&self.entry);
+                            tracing::info!(agent = %self.entry.name, kind, "skill interrupted by shutdown");
+                            return Ok(Next::Stop("interrupted by shutdown"));
+                        }
                         Err(err) => Err(format!("skill `{kind}` failed: {err}")),
                     }
                 }

@@ -6,13 +6,16 @@
 
 use std::{
     path::{Path, PathBuf},
-    sync::Arc,
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc,
+    },
 };
 
 use dreamos_runtime::config::ScannerConfig;
 use dreamos_scanner::{
     model::{Definition, Lang, SymbolKind},
-    CodeIndex, Deps, IndexOptions, IndexReport, RepoInfo, SearchHit, SearchOptions, SymbolHit,
+    Budget, CodeIndex, Deps, IndexOptions, IndexReport, RepoInfo, SearchHit, SearchOptions, SymbolHit,
     SymbolOptions,
 };
 
@@ -29,6 +32,17 @@ struct CodeInner {
     /// Canonical forms of the configured roots that exist.
     allowed: Vec<PathBuf>,
     config: ScannerConfig,
+    /// Set at shutdown: every search running or started after stops.
+    closing: Arc<AtomicBool>,
+}
+
+/// Cancels one query when the call that started it goes away (a frontend gave up, the agent stopped).
+struct CancelOnDrop(Arc<AtomicBool>);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
 }
 
 /// Options of a search, as frontends receive them.
@@ -61,6 +75,7 @@ impl Code {
                 index,
                 allowed,
                 config: config.clone(),
+                closing: Arc::new(AtomicBool::new(false)),
             }),
         })
     }
@@ -131,18 +146,28 @@ impl Code {
         .await
     }
 
+    /// Runs a search within the `[scanner] query_*` bounds. Dropping the future (the caller went away) stops the
+    /// search at its next check, as [`Code::close`] stops every search.
     pub async fn search(&self, request: SearchRequest) -> Result<Vec<SearchHit>> {
         let limit = self.limit(request.limit)?;
         let lang = request.lang.as_deref().map(parse_lang).transpose()?;
+        let mine = Arc::new(AtomicBool::new(false));
+        let _cancel = CancelOnDrop(mine.clone());
         let options = SearchOptions {
             limit,
             repo: request.repo,
             lang,
             path: request.path,
+            budget: budget(&self.inner.config, vec![mine, self.inner.closing.clone()]),
         };
         let code = self.clone();
         self.blocking(move || Ok(code.inner.index.search(&request.query, &options)?))
             .await
+    }
+
+    /// Stops every search, running or to come, with `cancelled`: the process is shutting down.
+    pub fn close(&self) {
+        self.inner.closing.store(true, Ordering::Relaxed);
     }
 
     pub async fn symbol(
@@ -217,6 +242,16 @@ impl Code {
     }
 }
 
+/// A search's bounds from the configuration, stopped by any of `cancel`.
+pub fn budget(config: &ScannerConfig, cancel: Vec<Arc<AtomicBool>>) -> Budget {
+    Budget {
+        timeout: Some(config.query_timeout),
+        max_scan_bytes: Some(config.query_max_scan_bytes),
+        max_regex_states: Some(config.query_max_regex_states),
+        cancel,
+    }
+}
+
 /// Resolves `.` and `..` without touching the file system.
 fn normalize(path: &Path) -> PathBuf {
     let mut out = PathBuf::new();
@@ -243,4 +278,62 @@ fn parse_kind(text: &str) -> Result<SymbolKind> {
             "unknown kind `{text}`: use function, method, class, struct, enum, interface, type_alias, constant, variable, macro, module, field, enum_variant, union, namespace or impl"
         ))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn closing_stops_running_searches_with_cancelled() {
+        let repo = tempfile::tempdir().expect("repo");
+        let body = "fn alpha() {}\n".repeat(200);
+        for i in 0..200 {
+            std::fs::write(repo.path().join(format!("f{i}.rs")), &body).expect("write");
+        }
+        let data = tempfile::tempdir().expect("data");
+        let config = ScannerConfig {
+            allowed_roots: vec![repo.path().to_path_buf()],
+            max_file_bytes: 1 << 20,
+            default_limit: 20,
+            max_limit: 1000,
+            query_timeout: std::time::Duration::from_secs(60),
+            query_max_scan_bytes: u64::MAX,
+            query_max_regex_states: 2000,
+        };
+        let code = Code::open(&data.path().join("index"), &config).expect("open");
+        code.index(repo.path().to_str().expect("utf-8"), Some("r"))
+            .await
+            .expect("index");
+        let request = SearchRequest {
+            query: "/al.ha/".to_string(),
+            limit: Some(1000),
+            ..SearchRequest::default()
+        };
+        let running = {
+            let (code, request) = (code.clone(), request.clone());
+            tokio::spawn(async move {
+                loop {
+                    if let Err(err) = code.search(request.clone()).await {
+                        return err;
+                    }
+                }
+            })
+        };
+        code.search(request.clone()).await.expect("a search runs");
+        code.close();
+        let err = tokio::time::timeout(std::time::Duration::from_secs(30), running)
+            .await
+            .expect("the loop of searches stops")
+            .expect("task");
+        assert_eq!(err.kind(), "cancelled", "{err}");
+        assert!(SkillError::from(err).is_interrupted());
+        // And every later one.
+        assert_eq!(
+            code.search(request).await.expect_err("closed").kind(),
+            "cancelled"
+        );
+    }
+
+    use crate::skill::SkillError;
 }

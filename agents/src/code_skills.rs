@@ -177,6 +177,13 @@ impl Skill for CodeSkillImpl {
         };
         match answer {
             Ok(body) => cx.reply(body),
+            // Stopped by the shutdown: no answer now, the message is handled again after the restart.
+            Err(
+                err @ (crate::Error::Scanner(dreamos_scanner::Error::Cancelled)
+                | crate::Error::ShuttingDown),
+            ) => {
+                Err(SkillError::from(err))
+            }
             // The sender's mistake: answer it, and do not retry what will fail the same way.
             Err(err) if !err.is_internal() => cx.reply(json!({
                 "text": format!("error: {err}"),

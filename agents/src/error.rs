@@ -124,6 +124,9 @@ fn scanner_kind(e: &dreamos_scanner::Error) -> &'static str {
     use dreamos_scanner::Error as S;
     match e {
         S::Query(_) => "invalid_query",
+        S::TooExpensive(_) => "query_too_expensive",
+        S::Timeout { .. } => "timeout",
+        S::Cancelled => "cancelled",
         S::UnknownLanguage(_) | S::LanguageDisabled { .. } => "unknown_language",
         S::RepoName { .. } | S::BadPath { .. } => "invalid_argument",
         S::UnknownRepo(_) => "unknown_repo",

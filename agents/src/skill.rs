@@ -17,31 +17,63 @@ use serde_json::json;
 
 use crate::{events::SwarmEvent, phone::CellPhone, stats::AgentSnapshot, ums::Ums};
 
-/// Why a skill failed; the message is retried, then dead-lettered.
+/// Why a skill failed; the message is retried, then dead-lettered. A skill *interrupted* because the process is
+/// shutting down has not failed: its message is left unresolved and handled again after the restart.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SkillError(pub String);
+pub struct SkillError {
+    message: String,
+    interrupted: bool,
+}
+
+impl SkillError {
+    pub fn new(message: impl Into<String>) -> SkillError {
+        SkillError {
+            message: message.into(),
+            interrupted: false,
+        }
+    }
+
+    /// The skill stopped because the swarm is shutting down.
+    pub fn interrupted(message: impl Into<String>) -> SkillError {
+        SkillError {
+            message: message.into(),
+            interrupted: true,
+        }
+    }
+
+    pub fn is_interrupted(&self) -> bool {
+        self.interrupted
+    }
+}
 
 impl std::fmt::Display for SkillError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(&self.message)
     }
 }
 
 impl From<String> for SkillError {
     fn from(text: String) -> Self {
-        SkillError(text)
+        SkillError::new(text)
     }
 }
 
 impl From<&str> for SkillError {
     fn from(text: &str) -> Self {
-        SkillError(text.to_string())
+        SkillError::new(text)
     }
 }
 
 impl From<crate::Error> for SkillError {
     fn from(err: crate::Error) -> Self {
-        SkillError(err.to_string())
+        if matches!(
+            err,
+            crate::Error::Scanner(dreamos_scanner::Error::Cancelled) | crate::Error::ShuttingDown
+        ) {
+            SkillError::interrupted(err.to_string())
+        } else {
+            SkillError::new(err.to_string())
+        }
     }
 }
 
@@ -258,7 +290,7 @@ impl Skill for Report {
     async fn run(&self, cx: &mut SkillContext<'_>) -> Result<(), SkillError> {
         let snapshot = cx
             .snapshot()
-            .ok_or_else(|| SkillError(format!("agent {} is not registered", cx.agent())))?;
+            .ok_or_else(|| SkillError::new(format!("agent {} is not registered", cx.agent())))?;
         let text = format!(
             "{} is {}: {} queued, {} handled, {} failed, {} restarts",
             snapshot.name,
@@ -299,10 +331,10 @@ impl Skill for Fault {
             "stack_overflow" => {
                 tracing::error!(agent = %cx.agent(), "fault skill: overflowing the stack on request");
                 let depth = overflow(std::hint::black_box(1));
-                Err(SkillError(format!("the stack held {depth} frames")))
+                Err(SkillError::new(format!("the stack held {depth} frames")))
             }
             "panic" => panic!("fault skill: panicking on request"),
-            "fail" => Err(SkillError("fault skill: failing on request".to_string())),
+            "fail" => Err(SkillError::new("fault skill: failing on request")),
             other => {
                 if let Some(ms) = other
                     .strip_prefix("sleep ")

@@ -387,6 +387,8 @@ impl Swarm {
             return;
         }
         self.inner.ums.stop_accepting();
+        // A search in a skill would otherwise hold its agent (and so the shutdown) until the search's deadline.
+        self.inner.code.close();
         if let Err(err) = self.inner.orchestrator.stop_all(timeout).await {
             tracing::warn!(error = %err, "agents did not all stop in time");
         }

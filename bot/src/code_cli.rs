@@ -204,6 +204,7 @@ pub fn search(data_dir: &Path, config: &Config, args: SearchArgs) -> anyhow::Res
         repo: args.repo,
         lang: args.lang.as_deref().map(str::parse).transpose()?,
         path: args.path,
+        budget: dreamos_agents::code::budget(&config.scanner, Vec::new()),
     };
     let hits = index.search(&args.query, &options)?;
     let mut out = Out::new();

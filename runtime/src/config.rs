@@ -139,6 +139,13 @@ pub struct ScannerConfig {
     pub max_file_bytes: u64,
     pub default_limit: usize,
     pub max_limit: usize,
+    /// One search's time limit.
+    #[serde(with = "duration")]
+    pub query_timeout: Duration,
+    /// The most bytes of file text one search may verify.
+    pub query_max_scan_bytes: u64,
+    /// The largest regular expression one search may run, in states (`a{1000}` is 1,000).
+    pub query_max_regex_states: u64,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -516,6 +523,14 @@ impl Config {
                 "supervisor.max_restarts",
                 u64::from(self.supervisor.max_restarts),
             ),
+            (
+                "scanner.query_max_scan_bytes",
+                self.scanner.query_max_scan_bytes,
+            ),
+            (
+                "scanner.query_max_regex_states",
+                self.scanner.query_max_regex_states,
+            ),
         ];
         for (key, value) in positive {
             if value == 0 {
@@ -554,6 +569,12 @@ impl Config {
                 "discord.defer_after".to_string(),
                 "must be under 2.5 s: Discord drops an interaction not answered within 3 s"
                     .to_string(),
+            ));
+        }
+        if self.scanner.query_timeout < Duration::from_millis(1) {
+            return Err((
+                "scanner.query_timeout".to_string(),
+                "must be at least 1ms (a search past it stops with a timeout error)".to_string(),
             ));
         }
         if self.scanner.default_limit > self.scanner.max_limit {

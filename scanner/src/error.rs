@@ -14,6 +14,15 @@ pub enum Error {
     /// A search query is malformed; the message says what is wrong and how to write it.
     #[error("bad query: {0}")]
     Query(String),
+    /// A query would cost more than its budget allows (a regular expression too large, too much text to verify).
+    #[error("the query is too expensive: {0}")]
+    TooExpensive(String),
+    /// A query ran past its time limit and was stopped.
+    #[error("the query was stopped after {} s, its time limit; narrow it (a longer literal, lang:, path: or repo:) or raise the limit ([scanner] query_timeout)", limit.as_secs_f64())]
+    Timeout { limit: std::time::Duration },
+    /// A query was stopped because its caller went away or the process is shutting down.
+    #[error("the query was cancelled")]
+    Cancelled,
     /// A repository name is not usable; the message says which characters are allowed.
     #[error("bad repository name {name:?}: {why}")]
     RepoName { name: String, why: String },

@@ -25,7 +25,7 @@ pub mod watch;
 
 pub use error::{Error, Result};
 pub use index::{
-    CodeIndex, DepEdge, Deps, IndexOptions, IndexProgress, IndexReport, MatchKind, RepoInfo,
+    Budget, CodeIndex, DepEdge, Deps, IndexOptions, IndexProgress, IndexReport, MatchKind, RepoInfo,
     SearchHit, SearchOptions, SymbolEntry, SymbolHit, SymbolOptions, WatchUpdate,
 };
 pub use watch::{WatchEvent, WatchHandle};

@@ -327,3 +327,78 @@ fn a_hit_on_a_huge_line_gives_a_bounded_answer() {
     assert_eq!(console.ok("/status")["messages"]["dead_letters"], 0);
     console.finish();
 }
+
+#[test]
+fn every_search_is_bounded_in_cost_and_time() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let repo = dir.path().join("repo");
+    std::fs::create_dir_all(repo.join("src")).expect("repo");
+    std::fs::write(
+        repo.join("big.txt"),
+        format!("{}c\nshort aab line\n", "a".repeat(900_000)),
+    )
+    .expect("write");
+    let body = "fn alpha() {}\n".repeat(100);
+    for i in 0..300 {
+        std::fs::write(repo.join(format!("src/f{i}.rs")), &body).expect("write");
+    }
+    let roots = format!("[\"{}\"]", dir.path().display());
+    let env = [
+        ("DREAMOS_SCANNER__ALLOWED_ROOTS", roots.as_str()),
+        ("DREAMOS_SCANNER__MAX_FILE_BYTES", "2000000"),
+    ];
+    let mut console = Console::start(&dir.path().join("data"), &[], &env);
+    console.ok(&format!("/index {}", repo.display()));
+
+    // A regex that would take a minute on the long line is refused before any work, naming its limit.
+    let started = std::time::Instant::now();
+    let (kind, message) = console.refused("/search /a{4000}b/");
+    assert_eq!(kind, "query_too_expensive");
+    assert!(message.contains("query_max_regex_states"), "{message}");
+    let (kind, _) = console.refused("/search /a{100000}/");
+    assert_eq!(kind, "query_too_expensive");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(20),
+        "{:?}",
+        started.elapsed()
+    );
+    // Through an agent the sender gets the error as the reply; nothing is retried into a dead letter.
+    let reply = console.ok("/send agent-1 /a{4000}b/ --kind search --wait");
+    assert_eq!(
+        reply["reply"]["body"]["error"]["kind"], "query_too_expensive",
+        "{reply}"
+    );
+    // A 1,000-character symbol name is a bad query, not an internal error.
+    let (kind, message) = console.refused(&format!("/symbol {}", "a".repeat(1000)));
+    assert_eq!(kind, "invalid_query", "{message}");
+    // Under the limits the same shapes answer.
+    console.ok("/search /a{1000}b/");
+    assert_eq!(console.ok("/status")["messages"]["dead_letters"], 0);
+    console.finish();
+
+    // A search past its time limit stops with `timeout`, naming the key that sets it.
+    let mut console = Console::start(
+        &dir.path().join("data"),
+        &[],
+        &[env[0], env[1], ("DREAMOS_SCANNER__QUERY_TIMEOUT", "1ms")],
+    );
+    let (kind, message) = console.refused("/search /al.ha/ --limit 1000");
+    assert_eq!(kind, "timeout", "{message}");
+    assert!(message.contains("query_timeout"), "{message}");
+    console.finish();
+
+    // The command-line tool keeps the same bounds.
+    let data = dir.path().join("data");
+    let (status, _, stderr) = dreamos_run_in(
+        dir.path(),
+        &[
+            "search",
+            "--data-dir",
+            data.to_str().expect("utf-8"),
+            "/a{4000}b/",
+        ],
+        &[],
+    );
+    assert!(!status.success());
+    assert!(stderr.contains("query_max_regex_states"), "{stderr}");
+}

@@ -28,7 +28,7 @@ use tantivy::{
 };
 
 pub use types::{
-    DepEdge, Deps, IndexOptions, IndexProgress, IndexReport, MatchKind, RepoInfo, SearchHit,
+    Budget, DepEdge, Deps, IndexOptions, IndexProgress, IndexReport, MatchKind, RepoInfo, SearchHit,
     SearchOptions, SymbolEntry, SymbolHit, SymbolOptions,
 };
 pub use writer::{WatchUpdate, WriterSettings};

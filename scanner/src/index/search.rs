@@ -7,7 +7,9 @@
 //! define the identifier or whose path contains it); pure text queries stream candidates in index order and stop as
 //! soon as enough verified lines are found.
 
+use std::cell::Cell;
 use std::collections::{BTreeMap, BTreeSet};
+use std::time::Instant;
 
 use memchr::memmem;
 use tantivy::collector::TopDocs;
@@ -21,7 +23,7 @@ use tantivy::{DocAddress, DocSet, Searcher, TantivyDocument, Term, TERMINATED};
 use super::schema::{Fields, FileDef, KIND_FILE};
 use super::tokenizer::{for_each_code_token, has_code_token, lowercase, MAX_IDENTIFIER_BYTES};
 use super::trigram::TrigramQuery;
-use super::{stored_str, tantivy_err, Inner, SearchHit, SearchOptions};
+use super::{stored_str, tantivy_err, Budget, Inner, SearchHit, SearchOptions};
 use crate::error::{Error, Result};
 use crate::model::Lang;
 use crate::query::{self, PathPattern, Term as QTerm};
@@ -52,8 +54,69 @@ struct Filters {
     paths: Vec<Vec<PathPattern>>,
 }
 
+/// Lines a matcher goes through between two looks at the clock.
+const LINES_PER_CHECK: usize = 1024;
+
+/// Keeps a query within its [`Budget`]: the time it started, the text it has verified so far.
+pub(crate) struct Meter<'b> {
+    budget: &'b Budget,
+    deadline: Option<Instant>,
+    scanned: Cell<u64>,
+}
+
+impl<'b> Meter<'b> {
+    pub(crate) fn start(budget: &'b Budget) -> Meter<'b> {
+        Meter {
+            budget,
+            deadline: budget.timeout.map(|t| Instant::now() + t),
+            scanned: Cell::new(0),
+        }
+    }
+
+    /// Fails when the query was cancelled or is past its deadline.
+    pub(crate) fn check(&self) -> Result<()> {
+        if self.budget.cancelled() {
+            return Err(Error::Cancelled);
+        }
+        if let (Some(deadline), Some(limit)) = (self.deadline, self.budget.timeout) {
+            if Instant::now() >= deadline {
+                return Err(Error::Timeout { limit });
+            }
+        }
+        Ok(())
+    }
+
+    /// Counts `bytes` more of verified text, then [`Meter::check`]s.
+    fn charge(&self, bytes: usize) -> Result<()> {
+        let scanned = self.scanned.get().saturating_add(bytes as u64);
+        self.scanned.set(scanned);
+        if let Some(max) = self.budget.max_scan_bytes {
+            if scanned > max {
+                return Err(Error::TooExpensive(format!(
+                    "it would read more than {max} bytes of code, the limit for one query ([scanner] query_max_scan_bytes); narrow it with a longer literal, lang:, path: or repo:"
+                )));
+            }
+        }
+        self.check()
+    }
+}
+
 pub(crate) fn search(inner: &Inner, text: &str, opts: &SearchOptions) -> Result<Vec<SearchHit>> {
+    let meter = Meter::start(&opts.budget);
     let q = query::parse(text)?;
+    if let Some(max) = opts.budget.max_regex_states {
+        for term in &q.terms {
+            if let QTerm::Regex(re) = term {
+                let states = query::regex_states(re, q.case_sensitive)?;
+                if states > max {
+                    return Err(Error::TooExpensive(format!(
+                        "/{}/ expands to {states} states and the limit is {max} ([scanner] query_max_regex_states); use smaller repetition counts, such as a{{1,100}} instead of a{{4000}}",
+                        query::clip(re)
+                    )));
+                }
+            }
+        }
+    }
     let mut filters = Filters {
         repos: vec![],
         langs: vec![],
@@ -157,10 +220,12 @@ pub(crate) fn search(inner: &Inner, text: &str, opts: &SearchOptions) -> Result<
         }
     }
     let tquery = BooleanQuery::new(clauses);
+    meter.check()?;
     let verifier = Verifier {
         fields: f,
         matchers: &matchers,
         case_sensitive: q.case_sensitive,
+        meter: &meter,
     };
     let mut hits = Vec::new();
     if scored {
@@ -360,6 +425,7 @@ struct Verifier<'a> {
     fields: &'a Fields,
     matchers: &'a [Matcher],
     case_sensitive: bool,
+    meter: &'a Meter<'a>,
 }
 
 impl Verifier<'_> {
@@ -372,10 +438,12 @@ impl Verifier<'_> {
         hits: &mut Vec<SearchHit>,
     ) -> Result<()> {
         let f = self.fields;
+        self.meter.check()?;
         let doc: TantivyDocument = searcher
             .doc(addr)
             .map_err(tantivy_err("reading a stored file"))?;
         let content = stored_str(&doc, f.content).unwrap_or("");
+        self.meter.charge(content.len())?;
         // Only identifier and symbol terms look at definitions; text-only queries skip decoding them.
         let needs_defs = self
             .matchers
@@ -387,8 +455,14 @@ impl Verifier<'_> {
             None => Vec::new(),
         };
         let index = LineIndex::new(content);
-        let Some(lines) =
-            matching_lines(content, &index, &defs, self.matchers, self.case_sensitive)
+        let Some(lines) = matching_lines(
+            content,
+            &index,
+            &defs,
+            self.matchers,
+            self.case_sensitive,
+            self.meter,
+        )?
         else {
             return Ok(());
         };
@@ -512,7 +586,8 @@ fn matching_lines(
     defs: &[FileDef],
     matchers: &[Matcher],
     case_sensitive: bool,
-) -> Option<BTreeMap<usize, LineMatch>> {
+    meter: &Meter<'_>,
+) -> Result<Option<BTreeMap<usize, LineMatch>>> {
     // Lowercasing keeps line breaks, so line numbers found in the lowercase copy are the content's line numbers;
     // only the offsets differ when non-ASCII characters change length, hence its own line index. Regex and
     // case-sensitive terms never look at the copy, so it is only made when a term needs it.
@@ -542,7 +617,10 @@ fn matching_lines(
                 for off in memmem::find_iter(lower.as_bytes(), t.as_bytes()) {
                     candidates.insert(lower_line_of(off));
                 }
-                for line in candidates {
+                for (n, line) in candidates.into_iter().enumerate() {
+                    if n % LINES_PER_CHECK == 0 {
+                        meter.check()?;
+                    }
                     if has_code_token(index.line(content, line), t) {
                         found.insert(line);
                     }
@@ -563,7 +641,7 @@ fn matching_lines(
             } => {
                 // Lines are matched without their line break, so a needle holding one can never match.
                 if needle.contains(['\n', '\r']) {
-                    return None;
+                    return Ok(None);
                 }
                 if case_sensitive {
                     for off in memmem::find_iter(content.as_bytes(), needle.as_bytes()) {
@@ -580,6 +658,9 @@ fn matching_lines(
                 // at line edges), so one pass over the whole text rules most candidates out cheaply.
                 if re.is_match(content) {
                     for line in 0..index.count(content) {
+                        if line % LINES_PER_CHECK == 0 {
+                            meter.check()?;
+                        }
                         if re.is_match(index.line(content, line)) {
                             found.insert(line);
                         }
@@ -588,7 +669,7 @@ fn matching_lines(
             }
         }
         if found.is_empty() {
-            return None;
+            return Ok(None);
         }
         for line in found {
             let entry = out.entry(line).or_default();
@@ -600,7 +681,7 @@ fn matching_lines(
             }
         }
     }
-    Some(out)
+    Ok(Some(out))
 }
 
 /// The definitions whose name has `t` among its code tokens, with their 0-based first line.

@@ -77,12 +77,22 @@ fn fuzzy_distance(chars: usize) -> u8 {
     }
 }
 
+/// The longest name `symbol` looks up. Names are matched by prefix and fuzzily through automata whose size grows
+/// with the name, and no real definition has a longer one.
+pub(crate) const MAX_SYMBOL_NAME_BYTES: usize = 256;
+
 pub(crate) fn symbol(inner: &Inner, name: &str, opts: &SymbolOptions) -> Result<Vec<SymbolHit>> {
     let name = name.trim();
     if name.is_empty() {
         return Err(Error::Query(
             "the symbol name is empty; give a name such as parse_query or Parser".to_string(),
         ));
+    }
+    if name.len() > MAX_SYMBOL_NAME_BYTES {
+        return Err(Error::Query(format!(
+            "the symbol name is {} bytes long and the most is {MAX_SYMBOL_NAME_BYTES}; give the name of one definition, such as parse_query",
+            name.len()
+        )));
     }
     if opts.limit == 0 {
         return Ok(Vec::new());

@@ -213,6 +213,27 @@ impl Parser {\n    pub fn parse(&self) {}\n    pub fn parse_all(&self) {}\n}\n\
 fn Parse() {}\nfn prase() {}\nfn parser_state() {}\nconst PARSE_LIMIT: u32 = 3;\n";
 
 #[test]
+fn an_overlong_symbol_name_is_a_bad_query_not_an_internal_error() {
+    let repo = write_repo(&[("s.rs", SYMBOLS_RS)]);
+    let (_dir, index) = index_dir();
+    run(&index, "sym", repo.path());
+    let long = "a".repeat(1000);
+    match index.symbol(&long, &SymbolOptions::default()) {
+        Err(crate::Error::Query(why)) => assert!(why.contains("256"), "{why}"),
+        other => panic!("expected a bad query, got {other:?}"),
+    }
+    // The longest name allowed still runs every phase (exact, prefix, fuzzy) without hitting an automaton limit.
+    let longest = "a".repeat(256);
+    assert_eq!(
+        index
+            .symbol(&longest, &SymbolOptions::default())
+            .expect("a 256-byte name is looked up")
+            .len(),
+        0
+    );
+}
+
+#[test]
 fn symbol_lookup_ranks_exact_prefix_fuzzy() {
     let repo = write_repo(&[("s.rs", SYMBOLS_RS)]);
     let (_dir, index) = index_dir();

@@ -4,6 +4,9 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
@@ -90,6 +93,8 @@ pub struct SearchOptions {
     pub lang: Option<Lang>,
     /// Only paths matching this glob or containing this text (besides any `path:` in the query).
     pub path: Option<String>,
+    /// How much work the search may do before it gives up.
+    pub budget: Budget,
 }
 
 impl Default for SearchOptions {
@@ -99,7 +104,53 @@ impl Default for SearchOptions {
             repo: None,
             lang: None,
             path: None,
+            budget: Budget::default(),
         }
+    }
+}
+
+/// Bounds on one query's work. A query past a bound stops at its next check (between files, and every few
+/// thousand lines within one) and fails with [`crate::Error::Timeout`], [`crate::Error::TooExpensive`] or
+/// [`crate::Error::Cancelled`]; a regular expression too big to run cheaply is refused before any work.
+#[derive(Debug, Clone)]
+pub struct Budget {
+    /// Wall time from the start of the query.
+    pub timeout: Option<Duration>,
+    /// Bytes of file text the query may verify (a stand-in for lines scanned that does not depend on line length).
+    pub max_scan_bytes: Option<u64>,
+    /// The largest regular expression, in states after repetitions are expanded (`a{1000}` is 1,000 states). The
+    /// time one regex takes over a line grows with its states, and a single match cannot be interrupted.
+    pub max_regex_states: Option<u64>,
+    /// The query stops when any of these is set (the caller went away, or the process is shutting down).
+    pub cancel: Vec<Arc<AtomicBool>>,
+}
+
+impl Default for Budget {
+    /// The swarm's defaults: 5 s, 1 GiB of text, 2,000 regex states (see [`crate::query::regex_states`]), no
+    /// cancellation.
+    fn default() -> Self {
+        Budget {
+            timeout: Some(Duration::from_secs(5)),
+            max_scan_bytes: Some(1 << 30),
+            max_regex_states: Some(2_000),
+            cancel: Vec::new(),
+        }
+    }
+}
+
+impl Budget {
+    /// No bounds at all.
+    pub fn unlimited() -> Budget {
+        Budget {
+            timeout: None,
+            max_scan_bytes: None,
+            max_regex_states: None,
+            cancel: Vec::new(),
+        }
+    }
+
+    pub(crate) fn cancelled(&self) -> bool {
+        self.cancel.iter().any(|c| c.load(Ordering::Relaxed))
     }
 }
 

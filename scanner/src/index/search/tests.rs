@@ -535,3 +535,135 @@ fn limit_stops_early_and_is_respected() {
         assert_eq!(hits.len(), limit);
     }
 }
+
+/// A repository with one line of 900 KB, the shape on which unbounded regexes took minutes.
+fn long_line_index() -> (tempfile::TempDir, tempfile::TempDir, CodeIndex) {
+    let line = format!("{}c", "a".repeat(900_000));
+    let repo = write_repo(&[("big.txt", &format!("{line}\nshort aab line\n"))]);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let index = CodeIndex::open(dir.path()).expect("open");
+    let mut options = IndexOptions::default();
+    options.walk.max_file_size = 4 << 20;
+    index
+        .index_repo("big", repo.path(), &options, &|_| {})
+        .expect("index");
+    (repo, dir, index)
+}
+
+#[test]
+fn a_regex_too_large_to_run_cheaply_is_refused_before_any_work() {
+    let (_repo, _dir, index) = long_line_index();
+    let started = std::time::Instant::now();
+    for query in ["/a{4000}b/", "/a{100000}/", "/.{4000}b/"] {
+        match index.search(query, &SearchOptions::default()) {
+            Err(crate::Error::TooExpensive(why)) => {
+                assert!(why.contains("query_max_regex_states"), "{why}")
+            }
+            other => panic!("{query}: expected TooExpensive, got {other:?}"),
+        }
+    }
+    // Under the limit the same shape runs, and fast: the limit sits below the regex engine's cliff.
+    let hits = index
+        .search("/a{1000}b/", &SearchOptions::default())
+        .expect("a small repetition runs");
+    assert!(hits.is_empty());
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+}
+
+#[test]
+fn a_search_past_its_deadline_or_cancelled_stops_with_its_own_error() {
+    let (_repo, _dir, index) = long_line_index();
+    let timed = SearchOptions {
+        budget: crate::Budget {
+            timeout: Some(std::time::Duration::ZERO),
+            ..crate::Budget::default()
+        },
+        ..SearchOptions::default()
+    };
+    match index.search("/a+c/", &timed) {
+        Err(crate::Error::Timeout { limit }) => assert_eq!(limit, std::time::Duration::ZERO),
+        other => panic!("expected a timeout, got {other:?}"),
+    }
+    let flag = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let cancelled = SearchOptions {
+        budget: crate::Budget {
+            cancel: vec![flag],
+            ..crate::Budget::default()
+        },
+        ..SearchOptions::default()
+    };
+    assert!(matches!(
+        index.search("/a+c/", &cancelled),
+        Err(crate::Error::Cancelled)
+    ));
+    let small = SearchOptions {
+        budget: crate::Budget {
+            max_scan_bytes: Some(1000),
+            ..crate::Budget::default()
+        },
+        ..SearchOptions::default()
+    };
+    match index.search("/a+c/", &small) {
+        Err(crate::Error::TooExpensive(why)) => {
+            assert!(why.contains("query_max_scan_bytes"), "{why}")
+        }
+        other => panic!("expected TooExpensive, got {other:?}"),
+    }
+    // Within its budget the same query answers.
+    let hits = index
+        .search("/a+c/", &SearchOptions::default())
+        .expect("search");
+    assert_eq!(hits.len(), 1);
+    assert!(hits[0].snippet.chars().count() < 1000);
+}
+
+#[test]
+fn a_cancellation_from_another_thread_stops_a_running_search() {
+    // Many files, each verified in turn: the flag is seen between files.
+    let text = "fn alpha() {}\n".repeat(200);
+    let files: Vec<(String, String)> = (0..400)
+        .map(|i| (format!("src/f{i}.rs"), text.clone()))
+        .collect();
+    let borrowed: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(p, t)| (p.as_str(), t.as_str()))
+        .collect();
+    let repo = write_repo(&borrowed);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let index = CodeIndex::open(dir.path()).expect("open");
+    index
+        .index_repo("many", repo.path(), &IndexOptions::default(), &|_| {})
+        .expect("index");
+    let flag = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let options = SearchOptions {
+        limit: usize::MAX,
+        budget: crate::Budget {
+            cancel: vec![flag.clone()],
+            ..crate::Budget::unlimited()
+        },
+        ..SearchOptions::default()
+    };
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let rounds = std::sync::Arc::new(AtomicU64::new(0));
+    let searcher = {
+        let rounds = rounds.clone();
+        std::thread::spawn(move || loop {
+            match index.search("/al.ha/", &options) {
+                Ok(hits) => {
+                    assert_eq!(hits.len(), 400 * 200);
+                    rounds.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(e) => return e,
+            }
+        })
+    };
+    // Once a whole search has run, cancel the ones that follow, wherever they are.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while rounds.load(Ordering::Relaxed) == 0 && std::time::Instant::now() < deadline {
+        std::thread::yield_now();
+    }
+    assert!(rounds.load(Ordering::Relaxed) > 0, "no search finished");
+    flag.store(true, Ordering::Relaxed);
+    let error = searcher.join().expect("search thread");
+    assert!(matches!(error, crate::Error::Cancelled), "{error:?}");
+}
