@@ -15,8 +15,8 @@ use std::{
 use dreamos_runtime::config::ScannerConfig;
 use dreamos_scanner::{
     model::{Definition, Lang, SymbolKind},
-    Budget, CodeIndex, Deps, IndexOptions, IndexReport, RepoInfo, SearchHit, SearchOptions, SymbolHit,
-    SymbolOptions,
+    Budget, CodeIndex, Deps, IndexOptions, IndexReport, RepoInfo, SearchHit, SearchOptions,
+    SymbolHit, SymbolOptions,
 };
 
 use crate::error::{Error, Result};

@@ -181,9 +181,7 @@ impl Skill for CodeSkillImpl {
             Err(
                 err @ (crate::Error::Scanner(dreamos_scanner::Error::Cancelled)
                 | crate::Error::ShuttingDown),
-            ) => {
-                Err(SkillError::from(err))
-            }
+            ) => Err(SkillError::from(err)),
             // The sender's mistake: answer it, and do not retry what will fail the same way.
             Err(err) if !err.is_internal() => cx.reply(json!({
                 "text": format!("error: {err}"),

@@ -428,6 +428,19 @@ async fn shutdown_signal() {
     }
 }
 
+/// Resolves on SIGTERM.
+async fn terminate_signal() {
+    #[cfg(unix)]
+    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(mut terminate) => {
+            terminate.recv().await;
+        }
+        Err(_) => std::future::pending().await,
+    }
+    #[cfg(not(unix))]
+    std::future::pending::<()>().await
+}
+
 /// A terminal: rustyline on its own thread (it blocks), commands run here, events printed above the prompt.
 async fn interactive_loop(
     session: &Session,
@@ -447,17 +460,27 @@ async fn interactive_loop(
     let mut events = session.swarm().events_since_start();
     let names: Arc<Mutex<Names>> = Arc::new(Mutex::new(names_of(session.swarm()).await));
     let (line_tx, mut line_rx) = mpsc::channel::<String>(1);
+    // SIGTERM can end the console while the editor thread holds the terminal raw: its settings are put back on
+    // the way out.
+    let terminal = SavedTerminal::save();
     // The editor thread prints each answer itself, between two prompts: text written to the terminal by another
     // thread while the line editor owns it lands inside the prompt and garbles what the user types.
     let (done_tx, done_rx) = std::sync::mpsc::channel::<String>();
     let history = options.history_file.clone();
     let helper_names = names.clone();
+    let (ready_tx, ready_rx) = oneshot::channel::<()>();
     let editor = std::thread::Builder::new()
         .name("dreamos-console".to_string())
-        .spawn(move || editor_thread(history, helper_names, line_tx, done_rx))
+        .spawn(move || editor_thread(history, helper_names, line_tx, done_rx, ready_tx))
         .context("starting the console thread")?;
+    // On a terminal, the Ctrl-C key works as in a shell: at the prompt it clears the line (a key, as the editor
+    // holds the terminal raw), while a command runs it is SIGINT and stops that command. rustyline installs a SIGINT handler of its own when its editor is made, for its whole
+    // life; ours goes in after it and calls it in turn (signal-hook-registry chains to the handler it replaces),
+    // so both hear every SIGINT.
+    let _ = ready_rx.await;
+    let mut interrupts = Interrupts::new()?;
 
-    let mut signal = std::pin::pin!(shutdown_signal());
+    let mut signal = std::pin::pin!(terminate_signal());
     let swarm = session.swarm().clone();
     let mut fatal = std::pin::pin!(swarm.failed());
     let end = loop {
@@ -475,6 +498,7 @@ async fn interactive_loop(
                 } else {
                     let answer = tokio::select! {
                         answer = session.run(&line) => answer,
+                        _ = interrupts.recv() => interrupted(&line),
                         _ = &mut signal => break End::Signal,
                     };
                     *names.lock() = names_of(session.swarm()).await;
@@ -486,6 +510,9 @@ async fn interactive_loop(
                     break End::Input;
                 }
             }
+            // At the prompt the Ctrl-C key is no signal (the editor holds the terminal raw and clears the line), so
+            // a SIGINT here was sent to the process: it stops the swarm, as in every other mode.
+            _ = interrupts.recv() => break End::Signal,
             _ = &mut signal => break End::Signal,
         }
     };
@@ -495,6 +522,7 @@ async fn interactive_loop(
     if matches!(end, End::Input) {
         let _ = tokio::task::spawn_blocking(move || editor.join()).await;
     }
+    drop(terminal);
     // The pipe and the editor keep their own notion of "fatal"; a signal is a signal wherever it arrives.
     Ok(end)
 }
@@ -511,11 +539,79 @@ fn pending_events(events: &mut EventReceiver, output: &Output) -> Vec<String> {
     }
 }
 
+/// SIGINT, caught (a console on a terminal never dies of it).
+struct Interrupts {
+    #[cfg(unix)]
+    signal: tokio::signal::unix::Signal,
+}
+
+impl Interrupts {
+    fn new() -> anyhow::Result<Interrupts> {
+        Ok(Interrupts {
+            #[cfg(unix)]
+            signal: tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+                .context("catching SIGINT")?,
+        })
+    }
+
+    async fn recv(&mut self) {
+        #[cfg(unix)]
+        self.signal.recv().await;
+        #[cfg(not(unix))]
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// The answer to a command stopped by Ctrl-C.
+fn interrupted(line: &str) -> Answer {
+    Answer {
+        command: line
+            .trim_start_matches('/')
+            .split_whitespace()
+            .next()
+            .unwrap_or_default()
+            .to_string(),
+        result: Err(CommandError {
+            kind: "interrupted".to_string(),
+            message: "stopped by Ctrl-C; what the command had already done stays done (a sent message stays accepted: /history shows it)".to_string(),
+        }),
+    }
+}
+
+/// The terminal's settings when the console started, put back when it ends.
+struct SavedTerminal {
+    #[cfg(unix)]
+    saved: Option<nix::sys::termios::Termios>,
+}
+
+impl SavedTerminal {
+    fn save() -> SavedTerminal {
+        SavedTerminal {
+            #[cfg(unix)]
+            saved: nix::sys::termios::tcgetattr(std::io::stdin()).ok(),
+        }
+    }
+}
+
+impl Drop for SavedTerminal {
+    fn drop(&mut self) {
+        #[cfg(unix)]
+        if let Some(saved) = &self.saved {
+            let _ = nix::sys::termios::tcsetattr(
+                std::io::stdin(),
+                nix::sys::termios::SetArg::TCSADRAIN,
+                saved,
+            );
+        }
+    }
+}
+
 fn editor_thread(
     history: PathBuf,
     names: Arc<Mutex<Names>>,
     lines: mpsc::Sender<String>,
     done: std::sync::mpsc::Receiver<String>,
+    ready: oneshot::Sender<()>,
 ) {
     let mut editor =
         match rustyline::Editor::<ConsoleHelper, rustyline::history::DefaultHistory>::new() {
@@ -525,6 +621,7 @@ fn editor_thread(
                 return;
             }
         };
+    let _ = ready.send(());
     editor.set_helper(Some(ConsoleHelper { names }));
     let _ = editor.load_history(&history);
     loop {

@@ -158,10 +158,9 @@ pub fn regex_states(pattern: &str, case_sensitive: bool) -> Result<u64> {
         match hir.kind() {
             HirKind::Empty | HirKind::Look(_) => 1,
             HirKind::Class(Class::Bytes(_)) => 1,
-            HirKind::Class(Class::Unicode(c)) => c
-                .ranges()
-                .last()
-                .map_or(1, |r| r.end().len_utf8() as u64),
+            HirKind::Class(Class::Unicode(c)) => {
+                c.ranges().last().map_or(1, |r| r.end().len_utf8() as u64)
+            }
             HirKind::Literal(lit) => lit.0.len() as u64,
             HirKind::Capture(c) => states(&c.sub),
             HirKind::Repetition(r) => {
