@@ -85,13 +85,25 @@ fn parse_role(text: &str) -> Result<Role, String> {
 
 /// Runs the command line; errors are printed with their whole chain and exit non-zero.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        // Help and version go to stdout as clap prints them.
+        Err(err) if !err.use_stderr() => err.exit(),
+        // A usage error repeats the argument it refuses: at most part of it.
+        Err(err) => {
+            let text = crate::command::clip_long(&err.to_string());
+            let _ = std::io::Write::write_fmt(&mut std::io::stderr(), format_args!("{text}\n"));
+            return ExitCode::from(2);
+        }
+    };
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            // One line per cause, outermost first: "error: opening ...: data directory ... is in use".
+            // One line per cause, outermost first: "error: opening ...: data directory ... is in use". An error
+            // that repeats an argument repeats at most part of it.
+            let text = crate::command::clip_long(&format!("{err:#}"));
             let _ =
-                std::io::Write::write_fmt(&mut std::io::stderr(), format_args!("error: {err:#}\n"));
+                std::io::Write::write_fmt(&mut std::io::stderr(), format_args!("error: {text}\n"));
             ExitCode::FAILURE
         }
     }
