@@ -24,6 +24,7 @@ pub mod phone;
 pub mod skill;
 pub mod stats;
 pub mod swarm;
+pub mod tasks;
 pub mod ums;
 
 pub use dreamos_runtime::message;

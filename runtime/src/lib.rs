@@ -20,6 +20,7 @@ pub mod log;
 pub mod message;
 pub mod roster;
 pub mod store;
+pub mod task;
 pub mod telemetry;
 
 pub use config::Config;

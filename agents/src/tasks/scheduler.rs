@@ -1,0 +1,626 @@
+//! The task scheduler as a state machine: which task runs next, where, and what a result, a failure, a timeout,
+//! a cancellation or an approval does to it and to the tasks that depend on it.
+//!
+//! It does no I/O and reads no clock: every call takes `now`, and every call that changes tasks returns the ids of
+//! the tasks it changed, so that its caller can make those records durable before it reports anything. That keeps
+//! every rule testable with plain numbers for time.
+//!
+//! Rules:
+//! - **Order.** Highest priority first, first created first within a priority (ids grow in creation order). A task
+//!   that no agent can take now is passed over, so it never blocks work another agent could do.
+//! - **Placement.** Onto an agent that has the skill, is not paused and runs fewer tasks than its limit; the least
+//!   loaded first, then by name.
+//! - **Failure.** A failed attempt (an error or a timeout) is retried after an exponential backoff with jitter
+//!   (between half and all of `initial · 2^(attempts−1)`, at most `max`) until `max_attempts`; then the task fails,
+//!   and so does every task that depends on it, with the reason.
+//! - **Dependencies** must exist when a task is created, and must not be failed or cancelled; a cycle is refused.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use dreamos_runtime::message::{Millis, Priority};
+use dreamos_runtime::task::{Approval, Progress, Task, TaskId, TaskSpec, TaskStatus};
+use rand::{rngs::StdRng, Rng, SeedableRng};
+
+/// Backoff between attempts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Backoff {
+    pub initial_ms: u64,
+    pub max_ms: u64,
+}
+
+impl Backoff {
+    /// The longest wait before attempt `attempts + 1`; the wait drawn lies between half of it and all of it.
+    pub fn ceiling(&self, attempts: u32) -> u64 {
+        let doublings = attempts.saturating_sub(1).min(62);
+        self.initial_ms
+            .saturating_mul(1u64 << doublings)
+            .min(self.max_ms)
+    }
+}
+
+/// Why the scheduler refused a request. Each has a kind for frontends and a message that says what to do.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TaskError {
+    #[error("no agent has the skill `{0}`; /help send lists the skills")]
+    UnknownSkill(String),
+    #[error("there is no task {0}; /task list shows the tasks")]
+    UnknownTask(TaskId),
+    #[error("task {0}, given in --after, does not exist; /task list shows the tasks")]
+    UnknownDependency(TaskId),
+    #[error("--after {0} would make a dependency cycle: {1}")]
+    Cycle(TaskId, String),
+    #[error(
+        "task {0}, given in --after, is {1}; retry it first (/task retry {0}) or leave it out"
+    )]
+    DependencyFinished(TaskId, &'static str),
+    #[error("task {id} is {status}; {what}")]
+    State {
+        id: TaskId,
+        status: &'static str,
+        what: String,
+    },
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl TaskError {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            TaskError::UnknownSkill(_) => "unknown_skill",
+            TaskError::UnknownTask(_) => "unknown_task",
+            TaskError::UnknownDependency(_) => "unknown_dependency",
+            TaskError::Cycle(..) => "dependency_cycle",
+            TaskError::DependencyFinished(..) => "dependency_failed",
+            TaskError::State { .. } => "task_state",
+            TaskError::Invalid(_) => "invalid_argument",
+        }
+    }
+}
+
+/// A task placed on an agent: the caller starts the skill.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Assignment {
+    pub task: TaskId,
+    pub agent: String,
+}
+
+/// What a running skill must be told when a person acts on its task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Interrupt {
+    /// Nothing runs: nothing to tell.
+    None,
+    /// Tell the running skill to stop at its next check.
+    Stop,
+}
+
+/// One agent as the scheduler sees it.
+#[derive(Debug, Clone)]
+struct Slot {
+    /// `*` means every skill.
+    skills: BTreeSet<String>,
+    paused: bool,
+    limit: usize,
+    running: BTreeSet<TaskId>,
+}
+
+impl Slot {
+    fn can_run(&self, skill: &str) -> bool {
+        !self.paused
+            && self.running.len() < self.limit
+            && (self.skills.contains("*") || self.skills.contains(skill))
+    }
+}
+
+/// The tasks and the agents that run them.
+pub struct Scheduler {
+    tasks: BTreeMap<TaskId, Task>,
+    next_id: u64,
+    agents: BTreeMap<String, Slot>,
+    /// Skills tasks may name (the swarm's registry).
+    skills: BTreeSet<String>,
+    paused: bool,
+    backoff: Backoff,
+    rng: StdRng,
+}
+
+impl Scheduler {
+    /// An empty scheduler; `seed` makes the backoff's jitter reproducible.
+    pub fn new(skills: impl IntoIterator<Item = String>, backoff: Backoff, seed: u64) -> Scheduler {
+        Scheduler {
+            tasks: BTreeMap::new(),
+            next_id: 1,
+            agents: BTreeMap::new(),
+            skills: skills.into_iter().collect(),
+            paused: false,
+            backoff,
+            rng: StdRng::seed_from_u64(seed),
+        }
+    }
+
+    /// Takes back the tasks the store holds after a restart. A task that was running when the process died has
+    /// had its attempt counted: it is queued again (keeping its checkpoint), or fails if that was its last attempt.
+    /// Returns the tasks whose records changed.
+    pub fn recover(&mut self, tasks: Vec<Task>, now: Millis) -> Vec<TaskId> {
+        let mut changed = Vec::new();
+        for mut task in tasks {
+            self.next_id = self.next_id.max(task.id.0 + 1);
+            if task.status == TaskStatus::Running {
+                task.started_at = None;
+                task.updated_at = now;
+                if task.attempts >= task.max_attempts {
+                    task.status = TaskStatus::Failed;
+                    task.error = Some(format!(
+                        "the process stopped during each of its {} attempts",
+                        task.attempts
+                    ));
+                    task.finished_at = Some(now);
+                } else {
+                    task.status = TaskStatus::Queued;
+                }
+                changed.push(task.id);
+            }
+            self.tasks.insert(task.id, task);
+        }
+        let failed: Vec<TaskId> = changed
+            .iter()
+            .copied()
+            .filter(|id| self.tasks[id].status == TaskStatus::Failed)
+            .collect();
+        for id in failed {
+            changed.extend(self.fail_dependents(id, now));
+        }
+        changed
+    }
+
+    /// Adds or updates an agent: its skills (`*` for all), whether it is paused, how many tasks it runs at once.
+    pub fn set_agent(&mut self, name: &str, skills: &[String], paused: bool, limit: usize) {
+        let slot = self.agents.entry(name.to_string()).or_insert(Slot {
+            skills: BTreeSet::new(),
+            paused,
+            limit,
+            running: BTreeSet::new(),
+        });
+        slot.skills = skills.iter().cloned().collect();
+        slot.paused = paused;
+        slot.limit = limit;
+    }
+
+    /// Removes an agent. Its running tasks are the caller's to fail or interrupt first.
+    pub fn remove_agent(&mut self, name: &str) {
+        self.agents.remove(name);
+    }
+
+    /// Swarm-wide pause (CaptainPhone `pause`): nothing new starts; running tasks go on.
+    pub fn set_paused(&mut self, paused: bool) {
+        self.paused = paused;
+    }
+
+    pub fn is_paused(&self) -> bool {
+        self.paused
+    }
+
+    pub fn get(&self, id: TaskId) -> Option<&Task> {
+        self.tasks.get(&id)
+    }
+
+    pub fn tasks(&self) -> impl Iterator<Item = &Task> {
+        self.tasks.values()
+    }
+
+    /// Creates a task from `spec`, after checking it against the skills and the existing tasks.
+    pub fn create(&mut self, spec: TaskSpec, now: Millis) -> Result<TaskId, TaskError> {
+        if !self.skills.contains(&spec.skill) {
+            return Err(TaskError::UnknownSkill(spec.skill));
+        }
+        if spec.max_attempts == 0 {
+            return Err(TaskError::Invalid(
+                "--max-attempts must be at least 1".to_string(),
+            ));
+        }
+        if spec.timeout_ms == Some(0) {
+            return Err(TaskError::Invalid(
+                "--timeout must be longer than 0".to_string(),
+            ));
+        }
+        let id = TaskId(self.next_id);
+        let mut seen = BTreeSet::new();
+        for dep in &spec.after {
+            if !seen.insert(*dep) {
+                return Err(TaskError::Invalid(format!(
+                    "--after names task {dep} twice"
+                )));
+            }
+            if *dep == id {
+                return Err(TaskError::Cycle(*dep, format!("{id} → {id}")));
+            }
+            let Some(task) = self.tasks.get(dep) else {
+                return Err(TaskError::UnknownDependency(*dep));
+            };
+            if matches!(task.status, TaskStatus::Failed | TaskStatus::Cancelled) {
+                return Err(TaskError::DependencyFinished(*dep, task.status.as_str()));
+            }
+        }
+        if let Some(path) = self.cycle_through(id, &spec.after) {
+            return Err(TaskError::Cycle(path[1], render_path(&path)));
+        }
+        self.next_id += 1;
+        self.tasks.insert(id, Task::new(id, spec, now));
+        Ok(id)
+    }
+
+    /// A path `id → … → id` when `id` depending on `after` would close a cycle. Tasks only depend on tasks that
+    /// existed before them, so this finds one only in a store edited by hand; it is checked all the same.
+    fn cycle_through(&self, id: TaskId, after: &[TaskId]) -> Option<Vec<TaskId>> {
+        let mut stack: Vec<(TaskId, Vec<TaskId>)> =
+            after.iter().map(|d| (*d, vec![id, *d])).collect();
+        let mut visited = BTreeSet::new();
+        while let Some((at, path)) = stack.pop() {
+            if at == id {
+                return Some(path);
+            }
+            if !visited.insert(at) {
+                continue;
+            }
+            if let Some(task) = self.tasks.get(&at) {
+                for next in &task.after {
+                    let mut longer = path.clone();
+                    longer.push(*next);
+                    stack.push((*next, longer));
+                }
+            }
+        }
+        None
+    }
+
+    /// Places every task that can start now; returns the placements (their tasks are now `running`).
+    pub fn schedule(&mut self, now: Millis) -> Vec<Assignment> {
+        if self.paused {
+            return Vec::new();
+        }
+        let mut ready: Vec<(std::cmp::Reverse<Priority>, TaskId)> = self
+            .tasks
+            .values()
+            .filter(|t| t.status == TaskStatus::Queued)
+            .filter(|t| t.not_before.is_none_or(|nb| nb <= now))
+            .filter(|t| {
+                t.after.iter().all(|d| {
+                    self.tasks
+                        .get(d)
+                        .is_some_and(|d| d.status == TaskStatus::Done)
+                })
+            })
+            .map(|t| (std::cmp::Reverse(t.priority), t.id))
+            .collect();
+        ready.sort();
+        let mut out = Vec::new();
+        for (_, id) in ready {
+            let skill = &self.tasks[&id].skill;
+            let Some(agent) = self
+                .agents
+                .iter()
+                .filter(|(_, slot)| slot.can_run(skill))
+                .min_by_key(|(name, slot)| (slot.running.len(), (*name).clone()))
+                .map(|(name, _)| name.clone())
+            else {
+                continue;
+            };
+            if let Some(slot) = self.agents.get_mut(&agent) {
+                slot.running.insert(id);
+            }
+            if let Some(task) = self.tasks.get_mut(&id) {
+                task.status = TaskStatus::Running;
+                task.attempts += 1;
+                task.agent = Some(agent.clone());
+                task.started_at = Some(now);
+                task.not_before = None;
+                task.updated_at = now;
+            }
+            out.push(Assignment { task: id, agent });
+        }
+        out
+    }
+
+    /// The skill of a running task reported progress.
+    pub fn progress(&mut self, id: TaskId, progress: Progress, now: Millis) -> Option<TaskId> {
+        let task = self.running_mut(id)?;
+        task.progress = Some(Progress {
+            percent: progress.percent.min(100),
+            line: progress.line,
+        });
+        task.updated_at = now;
+        Some(id)
+    }
+
+    /// The skill of a running task saved a checkpoint.
+    pub fn checkpoint(
+        &mut self,
+        id: TaskId,
+        value: serde_json::Value,
+        now: Millis,
+    ) -> Option<TaskId> {
+        let task = self.running_mut(id)?;
+        task.checkpoint = Some(value);
+        task.updated_at = now;
+        Some(id)
+    }
+
+    fn running_mut(&mut self, id: TaskId) -> Option<&mut Task> {
+        self.tasks
+            .get_mut(&id)
+            .filter(|t| t.status == TaskStatus::Running)
+    }
+
+    /// The attempt succeeded. A report about a task no longer running (cancelled meanwhile) changes nothing.
+    pub fn succeeded(&mut self, id: TaskId, result: serde_json::Value, now: Millis) -> Vec<TaskId> {
+        self.release(id);
+        let Some(task) = self.running_mut(id) else {
+            return Vec::new();
+        };
+        task.status = TaskStatus::Done;
+        task.result = Some(result);
+        task.error = None;
+        task.started_at = None;
+        task.finished_at = Some(now);
+        task.updated_at = now;
+        vec![id]
+    }
+
+    /// The attempt failed (an error, or its timeout): retried after a backoff, or failed for good with its
+    /// dependents.
+    pub fn failed(&mut self, id: TaskId, error: String, now: Millis) -> Vec<TaskId> {
+        self.release(id);
+        let backoff = self.backoff;
+        let jitter: f64 = self.rng.random();
+        let Some(task) = self.running_mut(id) else {
+            return Vec::new();
+        };
+        task.started_at = None;
+        task.updated_at = now;
+        task.error = Some(error);
+        if task.attempts < task.max_attempts {
+            let ceiling = backoff.ceiling(task.attempts);
+            let wait = ceiling / 2 + ((ceiling - ceiling / 2) as f64 * jitter) as u64;
+            task.status = TaskStatus::Queued;
+            task.not_before = Some(Millis(now.0.saturating_add(wait)));
+            return vec![id];
+        }
+        task.status = TaskStatus::Failed;
+        task.finished_at = Some(now);
+        let mut changed = vec![id];
+        changed.extend(self.fail_dependents(id, now));
+        changed
+    }
+
+    /// The running tasks past their timeout, as failed attempts; the caller stops their skills.
+    pub fn expire(&mut self, now: Millis) -> Vec<TaskId> {
+        let late: Vec<(TaskId, u64)> = self
+            .tasks
+            .values()
+            .filter(|t| t.status == TaskStatus::Running)
+            .filter_map(|t| {
+                let limit = t.timeout_ms?;
+                let started = t.started_at?;
+                (now.0 >= started.0.saturating_add(limit)).then_some((t.id, limit))
+            })
+            .collect();
+        let mut changed = Vec::new();
+        for (id, limit) in late {
+            changed.extend(self.failed(id, format!("timed out after {limit} ms"), now));
+        }
+        changed
+    }
+
+    /// The running skill stopped because it was asked to (pause, shutdown): the attempt does not count, and the
+    /// task goes to `to` (`queued` or `paused`) keeping its checkpoint.
+    pub fn interrupted(&mut self, id: TaskId, to: TaskStatus, now: Millis) -> Vec<TaskId> {
+        self.release(id);
+        let Some(task) = self.running_mut(id) else {
+            return Vec::new();
+        };
+        task.attempts = task.attempts.saturating_sub(1);
+        task.status = to;
+        task.started_at = None;
+        task.updated_at = now;
+        vec![id]
+    }
+
+    /// Cancels a task that has not finished. A running skill is told to stop (`Interrupt::Stop`); the task is
+    /// `cancelled` at once, and its dependents fail.
+    pub fn cancel(
+        &mut self,
+        id: TaskId,
+        now: Millis,
+    ) -> Result<(Interrupt, Vec<TaskId>), TaskError> {
+        let task = self.tasks.get_mut(&id).ok_or(TaskError::UnknownTask(id))?;
+        if task.status.is_final() {
+            return Err(state(
+                task,
+                "only a task that has not finished can be cancelled",
+            ));
+        }
+        let interrupt = if task.status == TaskStatus::Running {
+            Interrupt::Stop
+        } else {
+            Interrupt::None
+        };
+        task.status = TaskStatus::Cancelled;
+        task.started_at = None;
+        task.finished_at = Some(now);
+        task.updated_at = now;
+        self.release(id);
+        let mut changed = vec![id];
+        changed.extend(self.fail_dependents(id, now));
+        Ok((interrupt, changed))
+    }
+
+    /// Holds a task. A queued or waiting one is `paused` at once; a running one is told to stop at its next check
+    /// and becomes `paused` when it has ([`Scheduler::interrupted`]).
+    pub fn pause(&mut self, id: TaskId, now: Millis) -> Result<Interrupt, TaskError> {
+        let task = self.tasks.get_mut(&id).ok_or(TaskError::UnknownTask(id))?;
+        match task.status {
+            TaskStatus::Queued | TaskStatus::WaitingApproval => {
+                task.status = TaskStatus::Paused;
+                task.updated_at = now;
+                Ok(Interrupt::None)
+            }
+            TaskStatus::Running => Ok(Interrupt::Stop),
+            _ => Err(state(
+                task,
+                "only a queued, waiting or running task can be paused",
+            )),
+        }
+    }
+
+    /// Lets a paused task go on: queued again, or waiting for approval if it still needs one.
+    pub fn resume(&mut self, id: TaskId, now: Millis) -> Result<(), TaskError> {
+        let task = self.tasks.get_mut(&id).ok_or(TaskError::UnknownTask(id))?;
+        if task.status != TaskStatus::Paused {
+            return Err(state(task, "only a paused task can be resumed"));
+        }
+        task.status = if task.approval == Approval::Pending {
+            TaskStatus::WaitingApproval
+        } else {
+            TaskStatus::Queued
+        };
+        task.updated_at = now;
+        Ok(())
+    }
+
+    /// Runs a failed or cancelled task again from its first attempt (keeping its checkpoint).
+    pub fn retry(&mut self, id: TaskId, now: Millis) -> Result<(), TaskError> {
+        let task = self.tasks.get_mut(&id).ok_or(TaskError::UnknownTask(id))?;
+        if !matches!(task.status, TaskStatus::Failed | TaskStatus::Cancelled) {
+            return Err(state(
+                task,
+                "only a failed or cancelled task can be retried",
+            ));
+        }
+        task.status = TaskStatus::Queued;
+        task.attempts = 0;
+        task.error = None;
+        task.not_before = None;
+        task.finished_at = None;
+        task.updated_at = now;
+        Ok(())
+    }
+
+    /// A captain approves a waiting task: it is queued.
+    pub fn approve(&mut self, id: TaskId, by: &str, now: Millis) -> Result<(), TaskError> {
+        let task = self.waiting(id)?;
+        task.approval = Approval::Approved { by: by.to_string() };
+        task.status = TaskStatus::Queued;
+        task.updated_at = now;
+        Ok(())
+    }
+
+    /// A captain rejects a waiting task: it is cancelled, and its dependents fail.
+    pub fn reject(&mut self, id: TaskId, by: &str, now: Millis) -> Result<Vec<TaskId>, TaskError> {
+        let task = self.waiting(id)?;
+        task.approval = Approval::Rejected { by: by.to_string() };
+        task.status = TaskStatus::Cancelled;
+        task.error = Some(format!("rejected by {by}"));
+        task.finished_at = Some(now);
+        task.updated_at = now;
+        let mut changed = vec![id];
+        changed.extend(self.fail_dependents(id, now));
+        Ok(changed)
+    }
+
+    fn waiting(&mut self, id: TaskId) -> Result<&mut Task, TaskError> {
+        let task = self.tasks.get_mut(&id).ok_or(TaskError::UnknownTask(id))?;
+        if task.status != TaskStatus::WaitingApproval {
+            return Err(state(
+                task,
+                "only a task waiting for approval can be approved or rejected",
+            ));
+        }
+        Ok(task)
+    }
+
+    /// When the scheduler next has something to do on its own: a backoff ending, a timeout passing.
+    pub fn next_wakeup(&self) -> Option<Millis> {
+        self.tasks
+            .values()
+            .filter_map(|t| match t.status {
+                TaskStatus::Queued => t.not_before,
+                TaskStatus::Running => Some(Millis(t.started_at?.0.saturating_add(t.timeout_ms?))),
+                _ => None,
+            })
+            .min()
+    }
+
+    /// Fails, transitively, every unfinished task that depends on `id`, naming it as the reason.
+    fn fail_dependents(&mut self, id: TaskId, now: Millis) -> Vec<TaskId> {
+        let mut changed = Vec::new();
+        let mut queue = vec![id];
+        while let Some(at) = queue.pop() {
+            let why = match self.tasks.get(&at) {
+                Some(t) => format!("task {at}, which it depends on, {}", fate(t)),
+                None => continue,
+            };
+            let dependents: Vec<TaskId> = self
+                .tasks
+                .values()
+                .filter(|t| {
+                    !t.status.is_final() && t.status != TaskStatus::Running && t.after.contains(&at)
+                })
+                .map(|t| t.id)
+                .collect();
+            for dep in dependents {
+                if let Some(task) = self.tasks.get_mut(&dep) {
+                    task.status = TaskStatus::Failed;
+                    task.error = Some(why.clone());
+                    task.finished_at = Some(now);
+                    task.updated_at = now;
+                }
+                changed.push(dep);
+                queue.push(dep);
+            }
+        }
+        changed
+    }
+
+    fn release(&mut self, id: TaskId) {
+        if let Some(agent) = self.tasks.get(&id).and_then(|t| t.agent.clone()) {
+            if let Some(slot) = self.agents.get_mut(&agent) {
+                slot.running.remove(&id);
+            }
+        }
+    }
+
+    /// How many tasks `agent` runs now.
+    pub fn load(&self, agent: &str) -> usize {
+        self.agents.get(agent).map_or(0, |s| s.running.len())
+    }
+}
+
+fn fate(task: &Task) -> String {
+    match task.status {
+        TaskStatus::Cancelled => match &task.approval {
+            Approval::Rejected { by } => format!("was rejected by {by}"),
+            _ => "was cancelled".to_string(),
+        },
+        _ => match &task.error {
+            Some(e) => format!("failed: {e}"),
+            None => "failed".to_string(),
+        },
+    }
+}
+
+fn state(task: &Task, what: &str) -> TaskError {
+    TaskError::State {
+        id: task.id,
+        status: task.status.as_str(),
+        what: what.to_string(),
+    }
+}
+
+fn render_path(path: &[TaskId]) -> String {
+    path.iter()
+        .map(TaskId::to_string)
+        .collect::<Vec<_>>()
+        .join(" → ")
+}
+
+#[cfg(test)]
+mod tests;
