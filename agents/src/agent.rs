@@ -151,7 +151,28 @@ impl Agent {
                         return Ok(Next::Stop("the message log refuses writes"));
                     }
                     let mut cx = SkillContext::new(&self.entry.name, envelope, &self.ums);
-                    match skill.run(&mut cx).await {
+                    // Captain orders never wait for a skill: they are obeyed while it runs, and `stop` ends it.
+                    let ran = {
+                        let run = skill.run(&mut cx);
+                        tokio::pin!(run);
+                        loop {
+                            tokio::select! {
+                                biased;
+                                result = &mut run => break Some(result),
+                                _ = self.entry.mailbox.order_arrived() => {
+                                    if self.obey_during_skill()? {
+                                        break None;
+                                    }
+                                }
+                            }
+                        }
+                    };
+                    let Some(ran) = ran else {
+                        // Stopped mid-skill: the message was not handled; it waits for the next start.
+                        self.ums.put_back(&self.entry);
+                        return Ok(Next::Stop("stopped by captain order"));
+                    };
+                    match ran {
                         Ok(()) => Ok(cx.into_outputs()),
                         Err(err) if err.is_interrupted() => {
                             // Shutting down: leave the message unresolved, to be handled after the restart.
@@ -176,6 +197,34 @@ impl Agent {
             return Ok(Next::Stop("the message log refuses writes"));
         }
         Ok(next)
+    }
+
+    /// Obeys the captain orders that arrived while a skill runs, each acknowledged on its own; returns true when
+    /// one of them says stop (or the log refuses the acknowledgement, which stops the agent too).
+    fn obey_during_skill(&self) -> Result<bool, ActorProcessingErr> {
+        while let Some(order) = self.entry.mailbox.pop_order() {
+            let envelope = &order.message.envelope;
+            let (outputs, stop) = if &*envelope.kind == REPLY_KIND {
+                (Vec::new(), false)
+            } else {
+                let (text, stop) = self.obey(&envelope.kind, envelope)?;
+                match self.reply_to(envelope, json!({ "text": text, "verb": &*envelope.kind })) {
+                    Ok(reply) => (vec![reply], stop),
+                    Err(err) => {
+                        tracing::warn!(agent = %self.entry.name, error = %err, "cannot acknowledge an order with a reply");
+                        (Vec::new(), stop)
+                    }
+                }
+            };
+            if let Err(err) = self.ums.order_handled(&self.entry, &order, outputs) {
+                tracing::warn!(agent = %self.entry.name, error = %err, "cannot record an order's verdict; stopping the agent");
+                return Ok(true);
+            }
+            if stop {
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 
     /// Carries out a captain order; returns the text of the acknowledgement and whether to stop.

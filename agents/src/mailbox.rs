@@ -57,6 +57,8 @@ pub type Waker = Box<dyn Fn() -> bool + Send + Sync>;
 struct Lanes {
     lanes: [VecDeque<Delivery>; LANES],
     in_flight: Option<Delivery>,
+    /// A captain order taken while `in_flight` (a skill) still runs: orders never wait for a skill.
+    order_in_flight: Option<Delivery>,
     /// Paused: only captain orders are taken (so that `resume` can arrive).
     paused: bool,
     /// Halted: nothing is taken; the agent is stopping.
@@ -81,6 +83,8 @@ impl Lanes {
 pub struct Mailbox {
     lanes: Mutex<Lanes>,
     waker: Mutex<Option<Waker>>,
+    /// Told when a captain order arrives, so that an agent busy in a skill hears it at once.
+    orders: tokio::sync::Notify,
     /// A pump request is on its way to the actor; set by [`Mailbox::wake`], cleared by the actor.
     scheduled: AtomicBool,
 }
@@ -104,14 +108,45 @@ impl Mailbox {
         Mailbox {
             lanes: Mutex::new(Lanes::default()),
             waker: Mutex::new(None),
+            orders: tokio::sync::Notify::new(),
             scheduled: AtomicBool::new(false),
         }
     }
 
     /// Queues a delivery at the back of its lane and wakes the agent.
     pub fn push(&self, delivery: Delivery) {
+        let order = delivery.lane() == CAPTAIN_LANE;
         self.lanes.lock().lanes[delivery.lane()].push_back(delivery);
+        if order {
+            self.orders.notify_one();
+        }
         self.wake();
+    }
+
+    /// Resolves when a captain order may be waiting (at once if one arrived since the last call).
+    pub async fn order_arrived(&self) {
+        self.orders.notified().await;
+    }
+
+    /// Takes the next captain order while a skill is in flight, and remembers it as the order in flight.
+    pub fn pop_order(&self) -> Option<Delivery> {
+        let mut lanes = self.lanes.lock();
+        if lanes.halted || lanes.order_in_flight.is_some() {
+            return None;
+        }
+        let delivery = lanes.lanes[CAPTAIN_LANE].pop_front()?;
+        lanes.order_in_flight = Some(delivery.clone());
+        Some(delivery)
+    }
+
+    /// The order taken by [`Mailbox::pop_order`] is done.
+    pub fn finish_order(&self) {
+        self.lanes.lock().order_in_flight = None;
+    }
+
+    /// Removes and returns the order taken by [`Mailbox::pop_order`]: the agent died while obeying it.
+    pub fn take_order_in_flight(&self) -> Option<Delivery> {
+        self.lanes.lock().order_in_flight.take()
     }
 
     /// Queues deliveries again at the front of their lanes, keeping their relative order.
@@ -176,13 +211,16 @@ impl Mailbox {
             Some(_) => cell += 1,
             None => {}
         }
+        if lanes.order_in_flight.is_some() {
+            orders += 1;
+        }
         (cell, orders)
     }
 
     /// Nothing queued and nothing in flight that this agent could take now.
     pub fn is_idle(&self) -> bool {
         let lanes = self.lanes.lock();
-        lanes.in_flight.is_none() && !lanes.ready()
+        lanes.in_flight.is_none() && lanes.order_in_flight.is_none() && !lanes.ready()
     }
 
     pub fn set_paused(&self, paused: bool) {

@@ -417,6 +417,10 @@ impl Orchestrator {
         };
         entry.mailbox.detach();
         tracing::warn!(agent = %name, %reason, "agent failed");
+        // An order obeyed during a skill is not what crashed: it goes back in front, unresolved.
+        if let Some(order) = entry.mailbox.take_order_in_flight() {
+            entry.mailbox.requeue(vec![order]);
+        }
         let in_flight = entry.mailbox.take_in_flight();
         let Some(slot) = state.slots.get_mut(&name) else {
             if let Some(delivery) = in_flight {
@@ -508,8 +512,15 @@ impl Orchestrator {
         if let Some(entry) = self.ums.entry(name.as_str()) {
             // A graceful stop happens between messages, so nothing should be in flight; if something is, it was
             // not handled and goes back in front.
-            if let Some(delivery) = entry.mailbox.take_in_flight() {
-                entry.mailbox.requeue(vec![delivery]);
+            let unresolved: Vec<crate::mailbox::Delivery> = [
+                entry.mailbox.take_order_in_flight(),
+                entry.mailbox.take_in_flight(),
+            ]
+            .into_iter()
+            .flatten()
+            .collect();
+            if !unresolved.is_empty() {
+                entry.mailbox.requeue(unresolved);
             }
         }
         self.finish_stop(myself, state, &name).await;

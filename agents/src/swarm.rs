@@ -318,7 +318,8 @@ impl Swarm {
 
     /// Moves every message waiting for an agent (not the one it is handling) to dead letters, whatever its state,
     /// and tells the captain. Captain only. Returns the agent and how many went.
-    pub fn purge_agent(&self, who: &Principal, name: &str) -> Result<(AgentSnapshot, usize)> {
+    /// Moves every message waiting for `name` to dead letters; answers once that is durable (and visible).
+    pub async fn purge_agent(&self, who: &Principal, name: &str) -> Result<(AgentSnapshot, usize)> {
         who.require_captain("purging an agent's queue")?;
         self.existing(name)?;
         let entry = self
@@ -330,6 +331,7 @@ impl Swarm {
             })?;
         let reason = format!("purged from {name}'s queue by {}", who.name);
         let purged = self.inner.ums.purge(&entry, &reason)?;
+        self.inner.ums.log().barrier().await?;
         Ok((self.agent(name)?, purged))
     }
 

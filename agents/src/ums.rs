@@ -541,6 +541,26 @@ impl Ums {
         delivery: &Delivery,
         outputs: Vec<StoredMessage>,
     ) -> Result<()> {
+        self.resolve_handled(entry, delivery, outputs, false)
+    }
+
+    /// [`Ums::handled`] for a captain order obeyed while a skill runs (the mailbox's second slot).
+    pub(crate) fn order_handled(
+        &self,
+        entry: &AgentEntry,
+        delivery: &Delivery,
+        outputs: Vec<StoredMessage>,
+    ) -> Result<()> {
+        self.resolve_handled(entry, delivery, outputs, true)
+    }
+
+    fn resolve_handled(
+        &self,
+        entry: &AgentEntry,
+        delivery: &Delivery,
+        outputs: Vec<StoredMessage>,
+        order: bool,
+    ) -> Result<()> {
         let written = self.inner.log.resolve(
             Resolution {
                 seq: delivery.message.envelope.seq,
@@ -550,14 +570,24 @@ impl Ums {
             outputs,
         );
         if let Err(err) = written {
-            self.put_back(entry);
+            if order {
+                if let Some(delivery) = entry.mailbox.take_order_in_flight() {
+                    entry.mailbox.requeue(vec![delivery]);
+                }
+            } else {
+                self.put_back(entry);
+            }
             return Err(err.into());
         }
         entry.stats.handled_one();
         // Finished only once the acknowledgement is queued for the writer: `drain` relies on an idle mailbox
         // meaning its acknowledgements are already in the writer's queue. A restart of the actor after this
         // point does not redeliver the message, and the queued write makes it durable.
-        entry.mailbox.finish();
+        if order {
+            entry.mailbox.finish_order();
+        } else {
+            entry.mailbox.finish();
+        }
         Ok(())
     }
 

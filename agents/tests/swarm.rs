@@ -481,3 +481,116 @@ async fn a_store_that_fails_under_an_acknowledgement_stops_the_swarm_and_the_mes
     assert!(original.entries[0].receipts[0].handled());
     swarm.shutdown(DEADLINE).await;
 }
+
+/// A skill that runs until it is dropped (or for a minute), counting its starts.
+struct Long;
+
+static LONG_STARTS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
+#[async_trait::async_trait]
+impl dreamos_agents::Skill for Long {
+    fn name(&self) -> &'static str {
+        "long"
+    }
+
+    fn summary(&self) -> &'static str {
+        "test skill: runs for a minute"
+    }
+
+    async fn run(
+        &self,
+        cx: &mut dreamos_agents::SkillContext<'_>,
+    ) -> Result<(), dreamos_agents::SkillError> {
+        LONG_STARTS.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        cx.reply(serde_json::json!({ "text": "done" }))
+    }
+}
+
+async fn until(what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    while !check() {
+        assert!(tokio::time::Instant::now() < deadline, "{what}");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn captain_orders_reach_an_agent_in_the_middle_of_a_long_skill_at_once() {
+    let h = Harness::new();
+    let store = Store::open(h.dir.path()).expect("store");
+    let mut skills = SkillRegistry::builtin();
+    skills.add(Arc::new(Long));
+    let swarm = Swarm::start(h.config.clone(), store, skills)
+        .await
+        .expect("swarm starts");
+    let mut events = swarm.subscribe();
+    let agent: Address = "agent-1".parse().expect("address");
+    let long = swarm
+        .cell_phone(&captain())
+        .send(agent.clone(), "long", Body::text("x"), Priority::Normal)
+        .await
+        .expect("accepted");
+    until("agent-1 starts the long skill", || {
+        LONG_STARTS.load(std::sync::atomic::Ordering::Acquire) == 1
+    })
+    .await;
+    let captain_phone = swarm.captain_phone(&captain()).expect("captain");
+    // `report` and `pause` are obeyed while the skill runs; the skill goes on.
+    for verb in [ControlVerb::Report, ControlVerb::Pause, ControlVerb::Resume] {
+        let sent = captain_phone
+            .control(agent.clone(), verb)
+            .await
+            .expect("order accepted");
+        let heard = tokio::time::Instant::now();
+        reply_to(&mut events, sent.id).await;
+        assert!(
+            heard.elapsed() < Duration::from_millis(100),
+            "{verb:?} acknowledged after {:?}",
+            heard.elapsed()
+        );
+    }
+    // `stop` ends the skill and the agent within 100 ms of its acceptance.
+    let stop = captain_phone
+        .control(agent.clone(), ControlVerb::Stop)
+        .await
+        .expect("stop accepted");
+    let heard = tokio::time::Instant::now();
+    reply_to(&mut events, stop.id).await;
+    until("agent-1 is stopped", || {
+        swarm.agent("agent-1").ok().map(|a| a.status.as_str()) == Some("stopped")
+    })
+    .await;
+    assert!(
+        heard.elapsed() < Duration::from_millis(100),
+        "stopped after {:?}",
+        heard.elapsed()
+    );
+    // The interrupted message was not handled: it is still owed, and runs again when the agent is back.
+    let page = swarm
+        .history(&HistoryQuery {
+            kind: Some("long".into()),
+            ..Default::default()
+        })
+        .expect("history");
+    assert_eq!(page.entries.len(), 1);
+    assert_eq!(page.entries[0].message.envelope.id, long.id);
+    assert!(
+        matches!(
+            page.entries[0].receipts[0].status,
+            ReceiptStatus::Pending { .. }
+        ),
+        "{:?}",
+        page.entries[0].receipts
+    );
+    assert_eq!(swarm.agent("agent-1").expect("agent").queue, 1);
+    swarm
+        .spawn_agent(&captain(), "agent-1", None, None)
+        .await
+        .expect("spawn again");
+    until("the long skill starts again", || {
+        LONG_STARTS.load(std::sync::atomic::Ordering::Acquire) == 2
+    })
+    .await;
+    swarm.shutdown(Duration::from_millis(500)).await;
+}

@@ -290,7 +290,7 @@ impl Session {
             AgentAction::Stop => self.swarm.stop_agent(who, name).await?,
             AgentAction::Restart => self.swarm.restart_agent(who, name).await?,
             AgentAction::Purge => {
-                let (agent, purged) = self.swarm.purge_agent(who, name)?;
+                let (agent, purged) = self.swarm.purge_agent(who, name).await?;
                 return Ok(Reply::Agent(AgentReply {
                     action: action.as_str(),
                     agent,
