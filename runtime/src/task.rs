@@ -9,7 +9,9 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
+use crate::error::{Error, Result};
 use crate::message::{Millis, Priority};
+use crate::store::Store;
 
 /// A task's id: a number, assigned in creation order, so ids also give the first-in-first-out order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -228,6 +230,63 @@ impl Task {
     }
 }
 
+/// The tree that holds every task, keyed by id (big-endian, so in creation order).
+pub const TASKS_TREE: &str = "tasks";
+
+/// The tasks in the store. A record is written whole on every change; it is durable once the message log's next
+/// flush has completed (`MessageLog::barrier`), which is how callers make a change durable before they report it
+/// (concurrent changes share one flush). Records are JSON: a task's arguments, checkpoint and result are
+/// arbitrary JSON values, which the store's compact binary encoding cannot hold.
+#[derive(Clone)]
+pub struct TaskStore {
+    tree: sled::Tree,
+}
+
+impl TaskStore {
+    pub fn open(store: &Store) -> Result<TaskStore> {
+        Ok(TaskStore {
+            tree: store.raw_tree(TASKS_TREE)?,
+        })
+    }
+
+    pub fn put(&self, task: &Task) -> Result<()> {
+        let bytes = serde_json::to_vec(task).map_err(|e| Error::Corrupt {
+            tree: TASKS_TREE,
+            message: e.to_string(),
+        })?;
+        self.tree.insert(task.id.0.to_be_bytes(), bytes)?;
+        Ok(())
+    }
+
+    pub fn remove(&self, id: TaskId) -> Result<()> {
+        self.tree.remove(id.0.to_be_bytes())?;
+        Ok(())
+    }
+
+    /// Every task, oldest first.
+    pub fn load(&self) -> Result<Vec<Task>> {
+        let mut tasks = Vec::with_capacity(self.tree.len());
+        for entry in self.tree.iter() {
+            let (_, bytes) = entry?;
+            tasks.push(
+                serde_json::from_slice(&bytes).map_err(|e| Error::Corrupt {
+                    tree: TASKS_TREE,
+                    message: e.to_string(),
+                })?,
+            );
+        }
+        Ok(tasks)
+    }
+
+    pub fn len(&self) -> usize {
+        self.tree.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.tree.is_empty()
+    }
+}
+
 /// At most 80 characters of user input, for an error that repeats it.
 fn clip(text: &str) -> String {
     match text.char_indices().nth(80) {
@@ -239,6 +298,51 @@ fn clip(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn spec() -> TaskSpec {
+        TaskSpec {
+            title: "index the repo".to_string(),
+            skill: "scan".to_string(),
+            args: serde_json::json!({"path": ".", "deep": [1, 2, {"x": null}]}),
+            priority: Priority::High,
+            after: vec![TaskId(1)],
+            timeout_ms: Some(5_000),
+            max_attempts: 3,
+            approve: true,
+            origin: Origin {
+                by: "user:console".to_string(),
+                frontend: "console".to_string(),
+            },
+        }
+    }
+
+    #[test]
+    fn tasks_round_trip_through_the_store_across_a_reopen() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut task = Task::new(TaskId(2), spec(), Millis(10));
+        task.checkpoint = Some(serde_json::json!({"files": 12, "last": "src/lib.rs"}));
+        task.progress = Some(Progress {
+            percent: 40,
+            line: "12 of 30 files".to_string(),
+        });
+        {
+            let store = Store::open(dir.path()).expect("store");
+            let tasks = TaskStore::open(&store).expect("tasks");
+            tasks
+                .put(&Task::new(TaskId(10), spec(), Millis(11)))
+                .expect("put");
+            tasks.put(&task).expect("put");
+            tasks.put(&Task::new(TaskId(3), spec(), Millis(12))).expect("put");
+            tasks.remove(TaskId(3)).expect("remove");
+            store.flush().expect("flush");
+        }
+        let store = Store::open(dir.path()).expect("reopen");
+        let loaded = TaskStore::open(&store).expect("tasks").load().expect("load");
+        assert_eq!(loaded.len(), 2);
+        assert_eq!(loaded[0], task, "in id order, every field kept");
+        assert_eq!(loaded[1].id, TaskId(10));
+        assert_eq!(loaded[0].status, TaskStatus::WaitingApproval);
+    }
 
     #[test]
     fn ids_and_statuses_parse_with_clear_errors() {
