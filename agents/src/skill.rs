@@ -147,6 +147,7 @@ pub struct SkillContext<'a> {
     message: &'a Envelope,
     ums: &'a Ums,
     outputs: Vec<StoredMessage>,
+    task: Option<crate::tasks::TaskHooks>,
 }
 
 impl<'a> SkillContext<'a> {
@@ -156,7 +157,62 @@ impl<'a> SkillContext<'a> {
             message,
             ums,
             outputs: Vec::new(),
+            task: None,
         }
+    }
+
+    /// A context for running a skill as one attempt at a task (the message is the task's input).
+    pub(crate) fn for_task(
+        agent: &'a AgentName,
+        message: &'a Envelope,
+        ums: &'a Ums,
+        hooks: crate::tasks::TaskHooks,
+    ) -> Self {
+        SkillContext {
+            task: Some(hooks),
+            ..SkillContext::new(agent, message, ums)
+        }
+    }
+
+    /// The task this skill runs as, when it runs as one.
+    pub fn task(&self) -> Option<dreamos_runtime::task::TaskId> {
+        self.task.as_ref().map(|t| t.id)
+    }
+
+    /// The checkpoint the task saved before the process stopped: a skill resumes from here instead of starting
+    /// over. `None` for a message, and for a task's first run.
+    pub fn resumed_from(&self) -> Option<&serde_json::Value> {
+        self.task.as_ref().and_then(|t| t.checkpoint.as_ref())
+    }
+
+    /// Saves a checkpoint for the task; it is durable when this returns. A long skill calls it after each unit of
+    /// work it would not want to redo. For a message (not a task) it is an error.
+    pub async fn checkpoint(&mut self, value: serde_json::Value) -> Result<(), SkillError> {
+        match &mut self.task {
+            Some(task) => task.save(value).await,
+            None => Err(SkillError::new(
+                "checkpoints are for tasks; this skill runs for a message",
+            )),
+        }
+    }
+
+    /// True once the task was cancelled, paused or timed out, or the swarm is stopping: the skill should stop at
+    /// its next check (returning an error made with [`SkillError::interrupted`]).
+    pub fn is_cancelled(&self) -> bool {
+        self.task.as_ref().is_some_and(|t| t.cancel.is_set())
+    }
+
+    /// Resolves when [`SkillContext::is_cancelled`] becomes true (never, for a message).
+    pub async fn cancelled(&self) {
+        match &self.task {
+            Some(task) => task.cancel.wait().await,
+            None => std::future::pending().await,
+        }
+    }
+
+    /// When the current attempt times out, if the task has a timeout.
+    pub fn deadline(&self) -> Option<tokio::time::Instant> {
+        self.task.as_ref().and_then(|t| t.deadline)
     }
 
     /// The agent running the skill.
@@ -212,8 +268,11 @@ impl<'a> SkillContext<'a> {
         Ok(())
     }
 
-    /// Tells the frontends how far the skill has got. Not persisted: progress is ephemeral.
+    /// Tells the frontends how far the skill has got. For a task it is also kept in the task's record.
     pub fn progress(&self, percent: Option<u8>, note: &str) {
+        if let Some(task) = &self.task {
+            task.progress(percent.unwrap_or(0), note);
+        }
         self.ums.emit(SwarmEvent::Progress {
             agent: self.agent.clone(),
             message: self.message.id,

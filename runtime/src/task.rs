@@ -268,12 +268,10 @@ impl TaskStore {
         let mut tasks = Vec::with_capacity(self.tree.len());
         for entry in self.tree.iter() {
             let (_, bytes) = entry?;
-            tasks.push(
-                serde_json::from_slice(&bytes).map_err(|e| Error::Corrupt {
-                    tree: TASKS_TREE,
-                    message: e.to_string(),
-                })?,
-            );
+            tasks.push(serde_json::from_slice(&bytes).map_err(|e| Error::Corrupt {
+                tree: TASKS_TREE,
+                message: e.to_string(),
+            })?);
         }
         Ok(tasks)
     }
@@ -332,12 +330,17 @@ mod tests {
                 .put(&Task::new(TaskId(10), spec(), Millis(11)))
                 .expect("put");
             tasks.put(&task).expect("put");
-            tasks.put(&Task::new(TaskId(3), spec(), Millis(12))).expect("put");
+            tasks
+                .put(&Task::new(TaskId(3), spec(), Millis(12)))
+                .expect("put");
             tasks.remove(TaskId(3)).expect("remove");
             store.flush().expect("flush");
         }
         let store = Store::open(dir.path()).expect("reopen");
-        let loaded = TaskStore::open(&store).expect("tasks").load().expect("load");
+        let loaded = TaskStore::open(&store)
+            .expect("tasks")
+            .load()
+            .expect("load");
         assert_eq!(loaded.len(), 2);
         assert_eq!(loaded[0], task, "in id order, every field kept");
         assert_eq!(loaded[1].id, TaskId(10));

@@ -1,11 +1,16 @@
 //! Tasks: work bigger than one message, scheduled onto agents by skill.
 //!
-//! What is here so far is the scheduler's state machine ([`scheduler`]): the order tasks start in, where they run,
-//! and what results, failures, timeouts, cancellations, pauses and approvals do to them and their dependents. The
-//! task record it works on is `dreamos_runtime::task`. Not yet built (the task-manager issue stays open): the
-//! actor that drives it with the clock and makes each change durable before it is reported, long-running skills
-//! with progress, checkpoints and cancellation, and the `/task` commands.
+//! - [`scheduler`]: the state machine — the order tasks start in, where they run, and what results, failures,
+//!   timeouts, cancellations, pauses and approvals do to them and their dependents.
+//! - [`manager`]: the tokio task that drives it with the clock, makes each change durable before it answers, and
+//!   runs skills as tasks (progress, checkpoints, cancellation and a deadline in their `SkillContext`).
+//!
+//! The task record is `dreamos_runtime::task`. Not yet built (the task-manager issue stays open): the manager is
+//! not started by the swarm, and there are no `/task` commands yet.
 
+pub mod manager;
 pub mod scheduler;
 
+pub(crate) use manager::TaskHooks;
+pub use manager::{Control, ManagerError, TaskConfig, TaskManager};
 pub use scheduler::{Assignment, Backoff, Interrupt, Scheduler, TaskError};

@@ -1,0 +1,633 @@
+//! The task manager: one tokio task that owns the [`Scheduler`], makes every change durable before it answers,
+//! starts skills for the tasks it places, and reacts to their results, checkpoints and progress, to timeouts
+//! and to people's controls.
+//!
+//! Durability: a changed task's record is written to the store's `tasks` tree, then the manager waits for the
+//! message log's next flush (`MessageLog::barrier`) before it answers or starts anything; changes made together
+//! share one flush. A task's completion is written with its result in one record, so after a crash a finished task
+//! never runs again, and a running one is queued again with its latest checkpoint ([`Scheduler::recover`]).
+//!
+//! Time: the scheduler reads no clock; the manager gives it milliseconds measured on tokio's clock from the wall
+//! time at start, so tests can pause and advance time.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use dreamos_runtime::message::{Address, AgentName, Body, Envelope, Millis};
+use dreamos_runtime::task::{Progress, Task, TaskId, TaskSpec, TaskStatus, TaskStore};
+use tokio::sync::{mpsc, oneshot, Notify};
+
+use super::scheduler::{Backoff, Interrupt, Scheduler, TaskError};
+use crate::skill::{SkillContext, SkillError, SkillRegistry};
+use crate::ums::Ums;
+
+/// How the manager runs.
+#[derive(Debug, Clone)]
+pub struct TaskConfig {
+    pub backoff: Backoff,
+    /// Tasks one agent runs side by side.
+    pub per_agent: usize,
+    /// Requests that may wait for the manager; beyond it a request is refused (`overloaded`).
+    pub queue: usize,
+}
+
+impl Default for TaskConfig {
+    fn default() -> Self {
+        TaskConfig {
+            backoff: Backoff {
+                initial_ms: 1_000,
+                max_ms: 60_000,
+            },
+            per_agent: 1,
+            queue: 4096,
+        }
+    }
+}
+
+/// Why a request to the manager failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ManagerError {
+    #[error(transparent)]
+    Task(#[from] TaskError),
+    #[error("the task manager has {0} requests waiting; try again shortly")]
+    Overloaded(usize),
+    #[error("the task manager has stopped")]
+    Stopped,
+    #[error("cannot store the task: {0}")]
+    Store(#[from] dreamos_runtime::Error),
+}
+
+impl ManagerError {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ManagerError::Task(e) => e.kind(),
+            ManagerError::Overloaded(_) => "overloaded",
+            ManagerError::Stopped => "shutting_down",
+            ManagerError::Store(dreamos_runtime::Error::StoreFailed(_)) => "store_failed",
+            ManagerError::Store(_) => "internal",
+        }
+    }
+}
+
+type Reply<T> = oneshot::Sender<Result<T, ManagerError>>;
+
+/// A person's control on one task.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Control {
+    Pause,
+    Resume,
+    Cancel,
+    Retry,
+    Approve { by: String },
+    Reject { by: String },
+}
+
+enum Request {
+    Create(Box<TaskSpec>, Reply<Task>),
+    Control(TaskId, Control, Reply<Task>),
+    Get(TaskId, Reply<Task>),
+    List(Reply<Vec<Task>>),
+    /// The swarm-wide pause of CaptainPhone `pause`/`resume`.
+    PauseAll(bool, Reply<()>),
+    Shutdown(Reply<()>),
+    Checkpoint {
+        id: TaskId,
+        attempt: u32,
+        value: serde_json::Value,
+        done: Reply<()>,
+    },
+    Progress {
+        id: TaskId,
+        attempt: u32,
+        progress: Progress,
+    },
+    Finished {
+        id: TaskId,
+        attempt: u32,
+        outcome: Outcome,
+    },
+}
+
+enum Outcome {
+    Done(serde_json::Value),
+    Failed(String),
+    /// The skill stopped because it was told to.
+    Interrupted,
+}
+
+/// A cancellation signal: set once, seen by checks and by waiters.
+#[derive(Default)]
+pub(crate) struct CancelSignal {
+    set: AtomicBool,
+    notify: Notify,
+}
+
+impl CancelSignal {
+    pub(crate) fn set(&self) {
+        self.set.store(true, Ordering::Release);
+        self.notify.notify_waiters();
+    }
+
+    pub(crate) fn is_set(&self) -> bool {
+        self.set.load(Ordering::Acquire)
+    }
+
+    pub(crate) async fn wait(&self) {
+        loop {
+            let notified = self.notify.notified();
+            if self.is_set() {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
+/// What a skill running as a task holds: its task, its checkpoint, its cancellation, its deadline.
+pub(crate) struct TaskHooks {
+    pub(crate) id: TaskId,
+    attempt: u32,
+    pub(crate) checkpoint: Option<serde_json::Value>,
+    pub(crate) cancel: Arc<CancelSignal>,
+    pub(crate) deadline: Option<tokio::time::Instant>,
+    manager: mpsc::Sender<Request>,
+}
+
+impl TaskHooks {
+    pub(crate) async fn save(&mut self, value: serde_json::Value) -> Result<(), SkillError> {
+        let (done, saved) = oneshot::channel();
+        self.manager
+            .send(Request::Checkpoint {
+                id: self.id,
+                attempt: self.attempt,
+                value: value.clone(),
+                done,
+            })
+            .await
+            .map_err(|_| SkillError::interrupted("the task manager has stopped"))?;
+        match saved.await {
+            Ok(Ok(())) => {
+                self.checkpoint = Some(value);
+                Ok(())
+            }
+            Ok(Err(err)) => Err(SkillError::new(format!(
+                "cannot save the checkpoint: {err}"
+            ))),
+            Err(_) => Err(SkillError::interrupted("the task manager has stopped")),
+        }
+    }
+
+    pub(crate) fn progress(&self, percent: u8, line: &str) {
+        // Progress is advisory: when the manager is busy, a report is dropped rather than waited for.
+        let _ = self.manager.try_send(Request::Progress {
+            id: self.id,
+            attempt: self.attempt,
+            progress: Progress {
+                percent,
+                line: line.to_string(),
+            },
+        });
+    }
+}
+
+/// The handle frontends and the swarm hold. Cheap to clone.
+#[derive(Clone)]
+pub struct TaskManager {
+    tx: mpsc::Sender<Request>,
+    queue: usize,
+}
+
+impl TaskManager {
+    /// Loads the stored tasks, queues again those that were running, and starts the manager.
+    pub async fn start(
+        store: TaskStore,
+        ums: Ums,
+        skills: Arc<SkillRegistry>,
+        agents: Vec<(String, Vec<String>)>,
+        config: TaskConfig,
+    ) -> Result<TaskManager, ManagerError> {
+        let clock = Clock::start();
+        let mut scheduler =
+            Scheduler::new(skills.names(), config.backoff, clock.base.0 ^ 0x5DEE_CE66);
+        for (name, agent_skills) in &agents {
+            scheduler.set_agent(name, agent_skills, false, config.per_agent);
+        }
+        let changed = scheduler.recover(store.load()?, clock.now());
+        for id in &changed {
+            if let Some(task) = scheduler.get(*id) {
+                store.put(task)?;
+            }
+        }
+        if !changed.is_empty() {
+            ums.log().barrier().await?;
+        }
+        let (tx, rx) = mpsc::channel(config.queue);
+        let worker = Worker {
+            scheduler,
+            store,
+            ums,
+            skills,
+            clock,
+            running: BTreeMap::new(),
+            tx: tx.clone(),
+        };
+        tokio::spawn(worker.run(rx));
+        Ok(TaskManager {
+            tx,
+            queue: config.queue,
+        })
+    }
+
+    async fn ask<T>(&self, make: impl FnOnce(Reply<T>) -> Request) -> Result<T, ManagerError> {
+        let (reply, answer) = oneshot::channel();
+        self.tx.try_send(make(reply)).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => ManagerError::Overloaded(self.queue),
+            mpsc::error::TrySendError::Closed(_) => ManagerError::Stopped,
+        })?;
+        answer.await.map_err(|_| ManagerError::Stopped)?
+    }
+
+    /// Creates a task; answers once it is durable.
+    pub async fn create(&self, spec: TaskSpec) -> Result<Task, ManagerError> {
+        self.ask(|r| Request::Create(Box::new(spec), r)).await
+    }
+
+    /// Pauses, resumes, cancels, retries, approves or rejects a task; answers once the change is durable.
+    pub async fn control(&self, id: TaskId, control: Control) -> Result<Task, ManagerError> {
+        self.ask(|r| Request::Control(id, control, r)).await
+    }
+
+    pub async fn get(&self, id: TaskId) -> Result<Task, ManagerError> {
+        self.ask(|r| Request::Get(id, r)).await
+    }
+
+    /// Every task, oldest first.
+    pub async fn list(&self) -> Result<Vec<Task>, ManagerError> {
+        self.ask(Request::List).await
+    }
+
+    /// Stops the manager: running tasks are interrupted and queued again (durably), to resume at the next start.
+    pub async fn shutdown(&self) -> Result<(), ManagerError> {
+        let (reply, answer) = oneshot::channel();
+        self.tx
+            .send(Request::Shutdown(reply))
+            .await
+            .map_err(|_| ManagerError::Stopped)?;
+        answer.await.map_err(|_| ManagerError::Stopped)?
+    }
+
+    /// Stops (or lets again) the scheduling of the whole swarm; running tasks go on.
+    pub async fn pause_all(&self, paused: bool) -> Result<(), ManagerError> {
+        self.ask(|r| Request::PauseAll(paused, r)).await
+    }
+}
+
+/// Milliseconds on tokio's clock, counted from the wall time at start.
+struct Clock {
+    base: Millis,
+    start: tokio::time::Instant,
+}
+
+impl Clock {
+    fn start() -> Clock {
+        Clock {
+            base: Millis::now(),
+            start: tokio::time::Instant::now(),
+        }
+    }
+
+    fn now(&self) -> Millis {
+        Millis(self.base.0 + self.start.elapsed().as_millis() as u64)
+    }
+
+    fn instant(&self, at: Millis) -> tokio::time::Instant {
+        self.start + Duration::from_millis(at.0.saturating_sub(self.base.0))
+    }
+}
+
+/// A skill running for a task.
+struct Running {
+    attempt: u32,
+    cancel: Arc<CancelSignal>,
+    /// What the task becomes when the skill reports that it stopped on request.
+    stopped_to: TaskStatus,
+}
+
+struct Worker {
+    scheduler: Scheduler,
+    store: TaskStore,
+    ums: Ums,
+    skills: Arc<SkillRegistry>,
+    clock: Clock,
+    running: BTreeMap<TaskId, Running>,
+    tx: mpsc::Sender<Request>,
+}
+
+impl Worker {
+    async fn run(mut self, mut rx: mpsc::Receiver<Request>) {
+        loop {
+            if let Err(err) = self.dispatch().await {
+                tracing::error!(error = %err, "task manager: cannot store a task; it stops");
+                break;
+            }
+            let wake = self
+                .scheduler
+                .next_wakeup()
+                .map(|at| self.clock.instant(at));
+            tokio::select! {
+                request = rx.recv() => match request {
+                    Some(Request::Shutdown(reply)) => {
+                        let result = self.stop_running().await;
+                        let _ = reply.send(result);
+                        return;
+                    }
+                    Some(request) => self.handle(request).await,
+                    None => break,
+                },
+                _ = sleep_until(wake), if wake.is_some() => {
+                    let now = self.clock.now();
+                    let expired = self.scheduler.expire(now);
+                    for id in &expired {
+                        // A timed-out attempt's skill is told to stop; its late answer changes nothing.
+                        if let Some(run) = self.running.remove(id) {
+                            run.cancel.set();
+                        }
+                    }
+                    if let Err(err) = self.persist(&expired).await {
+                        tracing::error!(error = %err, "task manager: cannot store a task; it stops");
+                        break;
+                    }
+                }
+            }
+        }
+        for run in self.running.values() {
+            run.cancel.set();
+        }
+    }
+
+    /// Shutting down: running skills are told to stop and their tasks queued again, without counting the
+    /// attempt, so the next start runs them from their latest checkpoint.
+    async fn stop_running(&mut self) -> Result<(), ManagerError> {
+        let now = self.clock.now();
+        let mut changed = Vec::new();
+        for (id, run) in std::mem::take(&mut self.running) {
+            run.cancel.set();
+            changed.extend(self.scheduler.interrupted(id, TaskStatus::Queued, now));
+        }
+        self.persist(&changed).await
+    }
+
+    /// Writes the records of `changed` and waits until they are durable.
+    async fn persist(&self, changed: &[TaskId]) -> Result<(), ManagerError> {
+        if changed.is_empty() {
+            return Ok(());
+        }
+        for id in changed {
+            if let Some(task) = self.scheduler.get(*id) {
+                self.store.put(task)?;
+            }
+        }
+        self.ums.log().barrier().await?;
+        Ok(())
+    }
+
+    fn task(&self, id: TaskId) -> Result<Task, ManagerError> {
+        self.scheduler
+            .get(id)
+            .cloned()
+            .ok_or(ManagerError::Task(TaskError::UnknownTask(id)))
+    }
+
+    async fn handle(&mut self, request: Request) {
+        let now = self.clock.now();
+        match request {
+            Request::Create(spec, reply) => {
+                let result = match self.scheduler.create(*spec, now) {
+                    Ok(id) => match self.persist(&[id]).await {
+                        Ok(()) => self.task(id),
+                        Err(err) => Err(err),
+                    },
+                    Err(err) => Err(err.into()),
+                };
+                let _ = reply.send(result);
+            }
+            Request::Control(id, control, reply) => {
+                let result = self.control(id, control, now).await;
+                let _ = reply.send(result);
+            }
+            Request::Get(id, reply) => {
+                let _ = reply.send(self.task(id));
+            }
+            Request::List(reply) => {
+                let _ = reply.send(Ok(self.scheduler.tasks().cloned().collect()));
+            }
+            Request::PauseAll(paused, reply) => {
+                self.scheduler.set_paused(paused);
+                let _ = reply.send(Ok(()));
+            }
+            // The run loop takes shutdowns itself (it must stop after answering); this only keeps the match whole.
+            Request::Shutdown(reply) => {
+                let _ = reply.send(self.stop_running().await);
+            }
+            Request::Checkpoint {
+                id,
+                attempt,
+                value,
+                done,
+            } => {
+                let result = if self.is_current(id, attempt) {
+                    match self.scheduler.checkpoint(id, value, now) {
+                        Some(id) => self.persist(&[id]).await,
+                        None => Ok(()),
+                    }
+                } else {
+                    Err(ManagerError::Task(TaskError::State {
+                        id,
+                        status: self.scheduler.get(id).map_or("gone", |t| t.status.as_str()),
+                        what: "this attempt no longer runs".to_string(),
+                    }))
+                };
+                let _ = done.send(result);
+            }
+            Request::Progress {
+                id,
+                attempt,
+                progress,
+            } => {
+                // Kept in memory; written with the task's next durable change.
+                if self.is_current(id, attempt) {
+                    self.scheduler.progress(id, progress, now);
+                }
+            }
+            Request::Finished {
+                id,
+                attempt,
+                outcome,
+            } => {
+                if !self.is_current(id, attempt) {
+                    return;
+                }
+                let Some(run) = self.running.remove(&id) else {
+                    return;
+                };
+                let changed = match outcome {
+                    Outcome::Done(result) => self.scheduler.succeeded(id, result, now),
+                    Outcome::Failed(error) => self.scheduler.failed(id, error, now),
+                    Outcome::Interrupted => self.scheduler.interrupted(id, run.stopped_to, now),
+                };
+                if let Err(err) = self.persist(&changed).await {
+                    tracing::error!(task = %id, error = %err, "task manager: cannot store a result");
+                }
+            }
+        }
+    }
+
+    fn is_current(&self, id: TaskId, attempt: u32) -> bool {
+        self.running.get(&id).is_some_and(|r| r.attempt == attempt)
+    }
+
+    async fn control(
+        &mut self,
+        id: TaskId,
+        control: Control,
+        now: Millis,
+    ) -> Result<Task, ManagerError> {
+        let changed = match control {
+            Control::Cancel => {
+                let (interrupt, changed) = self.scheduler.cancel(id, now)?;
+                if interrupt == Interrupt::Stop {
+                    if let Some(run) = self.running.remove(&id) {
+                        run.cancel.set();
+                    }
+                }
+                changed
+            }
+            Control::Pause => match self.scheduler.pause(id, now)? {
+                Interrupt::None => vec![id],
+                Interrupt::Stop => {
+                    // Paused once the skill has stopped at its next check.
+                    if let Some(run) = self.running.get_mut(&id) {
+                        run.stopped_to = TaskStatus::Paused;
+                        run.cancel.set();
+                    }
+                    Vec::new()
+                }
+            },
+            Control::Resume => {
+                self.scheduler.resume(id, now)?;
+                vec![id]
+            }
+            Control::Retry => {
+                self.scheduler.retry(id, now)?;
+                vec![id]
+            }
+            Control::Approve { by } => {
+                self.scheduler.approve(id, &by, now)?;
+                vec![id]
+            }
+            Control::Reject { by } => self.scheduler.reject(id, &by, now)?,
+        };
+        self.persist(&changed).await?;
+        self.task(id)
+    }
+
+    /// Places what can start, makes the placements durable, then starts their skills.
+    async fn dispatch(&mut self) -> Result<(), ManagerError> {
+        let placed = self.scheduler.schedule(self.clock.now());
+        if placed.is_empty() {
+            return Ok(());
+        }
+        let ids: Vec<TaskId> = placed.iter().map(|a| a.task).collect();
+        self.persist(&ids).await?;
+        for assignment in placed {
+            let Some(task) = self.scheduler.get(assignment.task).cloned() else {
+                continue;
+            };
+            let cancel = Arc::new(CancelSignal::default());
+            self.running.insert(
+                task.id,
+                Running {
+                    attempt: task.attempts,
+                    cancel: cancel.clone(),
+                    stopped_to: TaskStatus::Queued,
+                },
+            );
+            self.start_skill(task, &assignment.agent, cancel);
+        }
+        Ok(())
+    }
+
+    fn start_skill(&self, task: Task, agent: &str, cancel: Arc<CancelSignal>) {
+        let Some(skill) = self.skills.get(&task.skill).cloned() else {
+            let _ = self.tx.try_send(Request::Finished {
+                id: task.id,
+                attempt: task.attempts,
+                outcome: Outcome::Failed(format!("no skill `{}` in this build", task.skill)),
+            });
+            return;
+        };
+        let Ok(agent) = AgentName::new(agent) else {
+            return;
+        };
+        let ums = self.ums.clone();
+        let tx = self.tx.clone();
+        let deadline = task
+            .timeout_ms
+            .map(|ms| tokio::time::Instant::now() + Duration::from_millis(ms));
+        tokio::spawn(async move {
+            let envelope = Envelope::new(
+                Address::user(&task.origin.by),
+                Address::agent(&agent),
+                &task.skill,
+                Body::from_value(&task.args),
+            );
+            let hooks = TaskHooks {
+                id: task.id,
+                attempt: task.attempts,
+                checkpoint: task.checkpoint.clone(),
+                cancel: cancel.clone(),
+                deadline,
+                manager: tx.clone(),
+            };
+            let mut cx = SkillContext::for_task(&agent, &envelope, &ums, hooks);
+            let ran = tokio::select! {
+                ran = skill.run(&mut cx) => Some(ran),
+                // A skill that does not check its cancellation is dropped at its next await.
+                _ = cancel.wait() => None,
+            };
+            let outcome = match ran {
+                None => Outcome::Interrupted,
+                Some(Err(err)) if err.is_interrupted() || cancel.is_set() => Outcome::Interrupted,
+                Some(Err(err)) => Outcome::Failed(err.to_string()),
+                Some(Ok(())) => Outcome::Done(result_of(cx.into_outputs())),
+            };
+            let _ = tx
+                .send(Request::Finished {
+                    id: task.id,
+                    attempt: task.attempts,
+                    outcome,
+                })
+                .await;
+        });
+    }
+}
+
+/// A task's result: the body of the skill's last reply (`null` when it made none).
+fn result_of(outputs: Vec<dreamos_runtime::log::StoredMessage>) -> serde_json::Value {
+    outputs
+        .last()
+        .and_then(|m| serde_json::from_str(m.envelope.body.as_json()).ok())
+        .unwrap_or(serde_json::Value::Null)
+}
+
+async fn sleep_until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests;
