@@ -233,9 +233,9 @@ impl Task {
 /// The tree that holds every task, keyed by id (big-endian, so in creation order).
 pub const TASKS_TREE: &str = "tasks";
 
-/// The tasks in the store. A record is written whole on every change; it is durable once the message log's next
-/// flush has completed (`MessageLog::barrier`), which is how callers make a change durable before they report it
-/// (concurrent changes share one flush). Records are JSON: a task's arguments, checkpoint and result are
+/// The tasks in the store. A record is written whole on every change; it is durable once `MessageLog::sync` has
+/// returned, which is how callers make a change durable before they report it (concurrent changes share one
+/// flush). Records are JSON: a task's arguments, checkpoint and result are
 /// arbitrary JSON values, which the store's compact binary encoding cannot hold.
 #[derive(Clone)]
 pub struct TaskStore {

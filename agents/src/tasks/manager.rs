@@ -2,9 +2,9 @@
 //! starts skills for the tasks it places, and reacts to their results, checkpoints and progress, to timeouts
 //! and to people's controls.
 //!
-//! Durability: a changed task's record is written to the store's `tasks` tree, then the manager waits for the
-//! message log's next flush (`MessageLog::barrier`) before it answers or starts anything; changes made together
-//! share one flush. A task's completion is written with its result in one record, so after a crash a finished task
+//! Durability: a changed task's record is written to the store's `tasks` tree, then the manager waits for a flush
+//! and fdatasync of the store (`MessageLog::sync`) before it answers or starts anything; changes made together
+//! share one flush, and so do the log's concurrent groups. A task's completion is written with its result in one record, so after a crash a finished task
 //! never runs again, and a running one is queued again with its latest checkpoint ([`Scheduler::recover`]).
 //!
 //! Time: the scheduler reads no clock; the manager gives it milliseconds measured on tokio's clock from the wall
@@ -221,7 +221,7 @@ impl TaskManager {
             }
         }
         if !changed.is_empty() {
-            ums.log().barrier().await?;
+            ums.log().sync().await?;
         }
         let (tx, rx) = mpsc::channel(config.queue);
         let worker = Worker {
@@ -325,41 +325,80 @@ struct Worker {
     tx: mpsc::Sender<Request>,
 }
 
+/// The most requests one batch takes before it makes its changes durable.
+const BATCH: usize = 1024;
+
+/// What a batch of requests owes once its changes are durable.
+enum Answer {
+    Task(Reply<Task>, TaskId),
+    Tasks(Reply<Vec<Task>>),
+    Done(Reply<()>),
+}
+
+#[derive(Default)]
+struct Batch {
+    changed: Vec<TaskId>,
+    answers: Vec<Answer>,
+    shutdown: Option<Reply<()>>,
+}
+
 impl Worker {
+    /// Takes requests in batches: applies every waiting request to the scheduler, places what can start, writes
+    /// every changed record, waits for one flush, and only then answers and starts skills. Concurrent requests
+    /// so share one fdatasync, as messages do in the log.
     async fn run(mut self, mut rx: mpsc::Receiver<Request>) {
         loop {
-            if let Err(err) = self.dispatch().await {
-                tracing::error!(error = %err, "task manager: cannot store a task; it stops");
-                break;
-            }
             let wake = self
                 .scheduler
                 .next_wakeup()
                 .map(|at| self.clock.instant(at));
+            let mut batch = Batch::default();
             tokio::select! {
                 request = rx.recv() => match request {
-                    Some(Request::Shutdown(reply)) => {
-                        let result = self.stop_running().await;
-                        let _ = reply.send(result);
-                        return;
-                    }
-                    Some(request) => self.handle(request).await,
+                    Some(request) => self.apply(request, &mut batch),
                     None => break,
                 },
                 _ = sleep_until(wake), if wake.is_some() => {
-                    let now = self.clock.now();
-                    let expired = self.scheduler.expire(now);
+                    let expired = self.scheduler.expire(self.clock.now());
                     for id in &expired {
                         // A timed-out attempt's skill is told to stop; its late answer changes nothing.
                         if let Some(run) = self.running.remove(id) {
                             run.cancel.set();
                         }
                     }
-                    if let Err(err) = self.persist(&expired).await {
-                        tracing::error!(error = %err, "task manager: cannot store a task; it stops");
-                        break;
-                    }
+                    batch.changed.extend(expired);
                 }
+            }
+            while batch.answers.len() < BATCH && batch.shutdown.is_none() {
+                match rx.try_recv() {
+                    Ok(request) => self.apply(request, &mut batch),
+                    Err(_) => break,
+                }
+            }
+            let placed = if batch.shutdown.is_none() {
+                self.scheduler.schedule(self.clock.now())
+            } else {
+                Vec::new()
+            };
+            batch.changed.extend(placed.iter().map(|a| a.task));
+            if let Some(reply) = batch.shutdown.take() {
+                self.stop_running(&mut batch);
+                let written = self.persist(&batch.changed).await;
+                self.answer(batch.answers, written.is_ok());
+                let _ = reply.send(written);
+                return;
+            }
+            let written = self.persist(&batch.changed).await;
+            let ok = written.is_ok();
+            if let Err(err) = written {
+                tracing::error!(error = %err, "task manager: cannot store tasks; it stops");
+            }
+            self.answer(batch.answers, ok);
+            if !ok {
+                break;
+            }
+            for assignment in placed {
+                self.start(assignment);
             }
         }
         for run in self.running.values() {
@@ -367,16 +406,46 @@ impl Worker {
         }
     }
 
+    /// Answers what a batch owes, with the state now durable (or the failure to make it so).
+    fn answer(&self, answers: Vec<Answer>, durable: bool) {
+        let failed = || {
+            ManagerError::Store(dreamos_runtime::Error::StoreFailed(
+                "the task manager could not make its changes durable".to_string(),
+            ))
+        };
+        for answer in answers {
+            match answer {
+                Answer::Task(reply, id) => {
+                    let _ = reply.send(if durable {
+                        self.task(id)
+                    } else {
+                        Err(failed())
+                    });
+                }
+                Answer::Tasks(reply) => {
+                    let _ = reply.send(if durable {
+                        Ok(self.scheduler.tasks().cloned().collect())
+                    } else {
+                        Err(failed())
+                    });
+                }
+                Answer::Done(reply) => {
+                    let _ = reply.send(if durable { Ok(()) } else { Err(failed()) });
+                }
+            }
+        }
+    }
+
     /// Shutting down: running skills are told to stop and their tasks queued again, without counting the
     /// attempt, so the next start runs them from their latest checkpoint.
-    async fn stop_running(&mut self) -> Result<(), ManagerError> {
+    fn stop_running(&mut self, batch: &mut Batch) {
         let now = self.clock.now();
-        let mut changed = Vec::new();
         for (id, run) in std::mem::take(&mut self.running) {
             run.cancel.set();
-            changed.extend(self.scheduler.interrupted(id, TaskStatus::Queued, now));
+            batch
+                .changed
+                .extend(self.scheduler.interrupted(id, TaskStatus::Queued, now));
         }
-        self.persist(&changed).await
     }
 
     /// Writes the records of `changed` and waits until they are durable.
@@ -384,12 +453,15 @@ impl Worker {
         if changed.is_empty() {
             return Ok(());
         }
+        let mut seen = std::collections::BTreeSet::new();
         for id in changed {
-            if let Some(task) = self.scheduler.get(*id) {
-                self.store.put(task)?;
+            if seen.insert(*id) {
+                if let Some(task) = self.scheduler.get(*id) {
+                    self.store.put(task)?;
+                }
             }
         }
-        self.ums.log().barrier().await?;
+        self.ums.log().sync().await?;
         Ok(())
     }
 
@@ -400,56 +472,60 @@ impl Worker {
             .ok_or(ManagerError::Task(TaskError::UnknownTask(id)))
     }
 
-    async fn handle(&mut self, request: Request) {
+    /// Applies one request to the scheduler. Refusals are answered at once (nothing changed); everything else
+    /// is answered after the batch is durable.
+    fn apply(&mut self, request: Request, batch: &mut Batch) {
         let now = self.clock.now();
         match request {
-            Request::Create(spec, reply) => {
-                let result = match self.scheduler.create(*spec, now) {
-                    Ok(id) => match self.persist(&[id]).await {
-                        Ok(()) => self.task(id),
-                        Err(err) => Err(err),
-                    },
-                    Err(err) => Err(err.into()),
-                };
-                let _ = reply.send(result);
-            }
-            Request::Control(id, control, reply) => {
-                let result = self.control(id, control, now).await;
-                let _ = reply.send(result);
-            }
+            Request::Create(spec, reply) => match self.scheduler.create(*spec, now) {
+                Ok(id) => {
+                    batch.changed.push(id);
+                    batch.answers.push(Answer::Task(reply, id));
+                }
+                Err(err) => {
+                    let _ = reply.send(Err(err.into()));
+                }
+            },
+            Request::Control(id, control, reply) => match self.control(id, control, now) {
+                Ok(changed) => {
+                    batch.changed.extend(changed);
+                    batch.answers.push(Answer::Task(reply, id));
+                }
+                Err(err) => {
+                    let _ = reply.send(Err(err));
+                }
+            },
             Request::Get(id, reply) => {
-                let _ = reply.send(self.task(id));
+                if self.scheduler.get(id).is_some() {
+                    batch.answers.push(Answer::Task(reply, id));
+                } else {
+                    let _ = reply.send(Err(ManagerError::Task(TaskError::UnknownTask(id))));
+                }
             }
-            Request::List(reply) => {
-                let _ = reply.send(Ok(self.scheduler.tasks().cloned().collect()));
-            }
+            Request::List(reply) => batch.answers.push(Answer::Tasks(reply)),
             Request::PauseAll(paused, reply) => {
                 self.scheduler.set_paused(paused);
-                let _ = reply.send(Ok(()));
+                batch.answers.push(Answer::Done(reply));
             }
-            // The run loop takes shutdowns itself (it must stop after answering); this only keeps the match whole.
-            Request::Shutdown(reply) => {
-                let _ = reply.send(self.stop_running().await);
-            }
+            Request::Shutdown(reply) => batch.shutdown = Some(reply),
             Request::Checkpoint {
                 id,
                 attempt,
                 value,
                 done,
             } => {
-                let result = if self.is_current(id, attempt) {
-                    match self.scheduler.checkpoint(id, value, now) {
-                        Some(id) => self.persist(&[id]).await,
-                        None => Ok(()),
-                    }
+                if self.is_current(id, attempt) {
+                    batch
+                        .changed
+                        .extend(self.scheduler.checkpoint(id, value, now));
+                    batch.answers.push(Answer::Done(done));
                 } else {
-                    Err(ManagerError::Task(TaskError::State {
+                    let _ = done.send(Err(ManagerError::Task(TaskError::State {
                         id,
                         status: self.scheduler.get(id).map_or("gone", |t| t.status.as_str()),
                         what: "this attempt no longer runs".to_string(),
-                    }))
-                };
-                let _ = done.send(result);
+                    })));
+                }
             }
             Request::Progress {
                 id,
@@ -472,14 +548,11 @@ impl Worker {
                 let Some(run) = self.running.remove(&id) else {
                     return;
                 };
-                let changed = match outcome {
+                batch.changed.extend(match outcome {
                     Outcome::Done(result) => self.scheduler.succeeded(id, result, now),
                     Outcome::Failed(error) => self.scheduler.failed(id, error, now),
                     Outcome::Interrupted => self.scheduler.interrupted(id, run.stopped_to, now),
-                };
-                if let Err(err) = self.persist(&changed).await {
-                    tracing::error!(task = %id, error = %err, "task manager: cannot store a result");
-                }
+                });
             }
         }
     }
@@ -488,13 +561,13 @@ impl Worker {
         self.running.get(&id).is_some_and(|r| r.attempt == attempt)
     }
 
-    async fn control(
+    fn control(
         &mut self,
         id: TaskId,
         control: Control,
         now: Millis,
-    ) -> Result<Task, ManagerError> {
-        let changed = match control {
+    ) -> Result<Vec<TaskId>, ManagerError> {
+        Ok(match control {
             Control::Cancel => {
                 let (interrupt, changed) = self.scheduler.cancel(id, now)?;
                 if interrupt == Interrupt::Stop {
@@ -528,35 +601,27 @@ impl Worker {
                 vec![id]
             }
             Control::Reject { by } => self.scheduler.reject(id, &by, now)?,
-        };
-        self.persist(&changed).await?;
-        self.task(id)
+        })
     }
 
-    /// Places what can start, makes the placements durable, then starts their skills.
-    async fn dispatch(&mut self) -> Result<(), ManagerError> {
-        let placed = self.scheduler.schedule(self.clock.now());
-        if placed.is_empty() {
-            return Ok(());
+    /// Starts the skill of a placement that is now durable.
+    fn start(&mut self, assignment: super::scheduler::Assignment) {
+        let Some(task) = self.scheduler.get(assignment.task).cloned() else {
+            return;
+        };
+        if task.status != TaskStatus::Running {
+            return;
         }
-        let ids: Vec<TaskId> = placed.iter().map(|a| a.task).collect();
-        self.persist(&ids).await?;
-        for assignment in placed {
-            let Some(task) = self.scheduler.get(assignment.task).cloned() else {
-                continue;
-            };
-            let cancel = Arc::new(CancelSignal::default());
-            self.running.insert(
-                task.id,
-                Running {
-                    attempt: task.attempts,
-                    cancel: cancel.clone(),
-                    stopped_to: TaskStatus::Queued,
-                },
-            );
-            self.start_skill(task, &assignment.agent, cancel);
-        }
-        Ok(())
+        let cancel = Arc::new(CancelSignal::default());
+        self.running.insert(
+            task.id,
+            Running {
+                attempt: task.attempts,
+                cancel: cancel.clone(),
+                stopped_to: TaskStatus::Queued,
+            },
+        );
+        self.start_skill(task, &assignment.agent, cancel);
     }
 
     fn start_skill(&self, task: Task, agent: &str, cancel: Arc<CancelSignal>) {

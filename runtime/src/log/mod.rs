@@ -605,6 +605,14 @@ impl MessageLog {
         }
     }
 
+    /// Makes every write to the store made before this call durable — other trees' too, not only what was
+    /// submitted to the log — sharing the flush (and fdatasync) with the log's concurrent groups. This is how
+    /// state kept beside the log (tasks, frontends' cursors) becomes durable before it is reported.
+    pub async fn sync(&self) -> Result<()> {
+        self.request_flush();
+        self.barrier().await
+    }
+
     /// Stops accepting, writes and flushes everything queued before this call, and stops the threads.
     pub async fn close(&self) {
         if self.inner.closed.swap(true, Ordering::AcqRel) {

@@ -151,7 +151,9 @@ async fn a_task_runs_to_done_with_progress_and_checkpoints_and_its_record_is_dur
         .create(work(json!({"steps": 3})))
         .await
         .expect("create");
-    assert_eq!(created.status, TaskStatus::Queued);
+    // On an idle swarm a task is placed in the same durable write as its creation.
+    assert_eq!(created.status, TaskStatus::Running);
+    assert_eq!(created.agent.as_deref(), Some("agent-1"));
     let done = until(&fx, created.id, "done", |t| t.status == TaskStatus::Done).await;
     assert_eq!(done.result, Some(json!({"done": 3})));
     assert_eq!(done.checkpoint, Some(json!({"done": 3})));
