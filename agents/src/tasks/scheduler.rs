@@ -121,6 +121,39 @@ pub struct Scheduler {
     paused: bool,
     backoff: Backoff,
     rng: StdRng,
+    /// Queued tasks in the order they may start: priority, then id. Kept by [`Scheduler::reindex`], so that a
+    /// round of scheduling looks only at queued tasks, not at every task ever kept.
+    queued: BTreeSet<(std::cmp::Reverse<Priority>, TaskId)>,
+    /// When something happens on its own: a queued task's backoff ends, a running task's timeout passes.
+    timers: BTreeSet<(Millis, TaskId)>,
+    /// What `queued` and `timers` hold for each task, to take it out when the task changes.
+    indexed: BTreeMap<TaskId, Index>,
+    /// The tasks that depend on each task.
+    dependents: BTreeMap<TaskId, Vec<TaskId>>,
+}
+
+/// One task's entries in the scheduler's indexes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Index {
+    queued: Option<(std::cmp::Reverse<Priority>, TaskId)>,
+    timer: Option<(Millis, TaskId)>,
+}
+
+fn index_of(task: &Task) -> Index {
+    match task.status {
+        TaskStatus::Queued => Index {
+            queued: Some((std::cmp::Reverse(task.priority), task.id)),
+            timer: task.not_before.map(|at| (at, task.id)),
+        },
+        TaskStatus::Running => Index {
+            queued: None,
+            timer: task
+                .started_at
+                .zip(task.timeout_ms)
+                .map(|(start, ms)| (Millis(start.0.saturating_add(ms)), task.id)),
+        },
+        _ => Index::default(),
+    }
 }
 
 impl Scheduler {
@@ -134,6 +167,47 @@ impl Scheduler {
             paused: false,
             backoff,
             rng: StdRng::seed_from_u64(seed),
+            queued: BTreeSet::new(),
+            timers: BTreeSet::new(),
+            indexed: BTreeMap::new(),
+            dependents: BTreeMap::new(),
+        }
+    }
+
+    /// Brings the indexes up to date with task `id`'s record. Every change of a task's status, backoff or start
+    /// goes through here (the public methods call it for the tasks they change).
+    fn reindex(&mut self, id: TaskId) {
+        let old = self.indexed.remove(&id).unwrap_or_default();
+        if let Some(key) = old.queued {
+            self.queued.remove(&key);
+        }
+        if let Some(key) = old.timer {
+            self.timers.remove(&key);
+        }
+        let Some(task) = self.tasks.get(&id) else {
+            return;
+        };
+        let new = index_of(task);
+        if let Some(key) = new.queued {
+            self.queued.insert(key);
+        }
+        if let Some(key) = new.timer {
+            self.timers.insert(key);
+        }
+        if new != Index::default() {
+            self.indexed.insert(id, new);
+        }
+    }
+
+    fn reindex_all(&mut self, ids: &[TaskId]) {
+        for id in ids {
+            self.reindex(*id);
+        }
+    }
+
+    fn add_dependents(&mut self, task: &Task) {
+        for dep in &task.after {
+            self.dependents.entry(*dep).or_default().push(task.id);
         }
     }
 
@@ -159,7 +233,10 @@ impl Scheduler {
                 }
                 changed.push(task.id);
             }
-            self.tasks.insert(task.id, task);
+            self.add_dependents(&task);
+            let id = task.id;
+            self.tasks.insert(id, task);
+            self.reindex(id);
         }
         let failed: Vec<TaskId> = changed
             .iter()
@@ -169,6 +246,7 @@ impl Scheduler {
         for id in failed {
             changed.extend(self.fail_dependents(id, now));
         }
+        self.reindex_all(&changed);
         changed
     }
 
@@ -244,7 +322,10 @@ impl Scheduler {
             return Err(TaskError::Cycle(path[1], render_path(&path)));
         }
         self.next_id += 1;
-        self.tasks.insert(id, Task::new(id, spec, now));
+        let task = Task::new(id, spec, now);
+        self.add_dependents(&task);
+        self.tasks.insert(id, task);
+        self.reindex(id);
         Ok(id)
     }
 
@@ -277,23 +358,23 @@ impl Scheduler {
         if self.paused {
             return Vec::new();
         }
-        let mut ready: Vec<(std::cmp::Reverse<Priority>, TaskId)> = self
-            .tasks
-            .values()
-            .filter(|t| t.status == TaskStatus::Queued)
-            .filter(|t| t.not_before.is_none_or(|nb| nb <= now))
-            .filter(|t| {
-                t.after.iter().all(|d| {
-                    self.tasks
-                        .get(d)
-                        .is_some_and(|d| d.status == TaskStatus::Done)
+        let ready: Vec<TaskId> = self
+            .queued
+            .iter()
+            .map(|(_, id)| *id)
+            .filter(|id| {
+                self.tasks.get(id).is_some_and(|t| {
+                    t.not_before.is_none_or(|nb| nb <= now)
+                        && t.after.iter().all(|d| {
+                            self.tasks
+                                .get(d)
+                                .is_some_and(|d| d.status == TaskStatus::Done)
+                        })
                 })
             })
-            .map(|t| (std::cmp::Reverse(t.priority), t.id))
             .collect();
-        ready.sort();
         let mut out = Vec::new();
-        for (_, id) in ready {
+        for id in ready {
             let skill = &self.tasks[&id].skill;
             let Some(agent) = self
                 .agents
@@ -315,6 +396,7 @@ impl Scheduler {
                 task.not_before = None;
                 task.updated_at = now;
             }
+            self.reindex(id);
             out.push(Assignment { task: id, agent });
         }
         out
@@ -362,6 +444,7 @@ impl Scheduler {
         task.started_at = None;
         task.finished_at = Some(now);
         task.updated_at = now;
+        self.reindex(id);
         vec![id]
     }
 
@@ -382,25 +465,26 @@ impl Scheduler {
             let wait = ceiling / 2 + ((ceiling - ceiling / 2) as f64 * jitter) as u64;
             task.status = TaskStatus::Queued;
             task.not_before = Some(Millis(now.0.saturating_add(wait)));
+            self.reindex(id);
             return vec![id];
         }
         task.status = TaskStatus::Failed;
         task.finished_at = Some(now);
         let mut changed = vec![id];
         changed.extend(self.fail_dependents(id, now));
+        self.reindex_all(&changed);
         changed
     }
 
     /// The running tasks past their timeout, as failed attempts; the caller stops their skills.
     pub fn expire(&mut self, now: Millis) -> Vec<TaskId> {
         let late: Vec<(TaskId, u64)> = self
-            .tasks
-            .values()
-            .filter(|t| t.status == TaskStatus::Running)
-            .filter_map(|t| {
+            .timers
+            .range(..=(now, TaskId(u64::MAX)))
+            .filter_map(|(_, id)| {
+                let t = self.tasks.get(id)?;
                 let limit = t.timeout_ms?;
-                let started = t.started_at?;
-                (now.0 >= started.0.saturating_add(limit)).then_some((t.id, limit))
+                (t.status == TaskStatus::Running).then_some((t.id, limit))
             })
             .collect();
         let mut changed = Vec::new();
@@ -421,6 +505,7 @@ impl Scheduler {
         task.status = to;
         task.started_at = None;
         task.updated_at = now;
+        self.reindex(id);
         vec![id]
     }
 
@@ -450,6 +535,7 @@ impl Scheduler {
         self.release(id);
         let mut changed = vec![id];
         changed.extend(self.fail_dependents(id, now));
+        self.reindex_all(&changed);
         Ok((interrupt, changed))
     }
 
@@ -461,6 +547,7 @@ impl Scheduler {
             TaskStatus::Queued | TaskStatus::WaitingApproval => {
                 task.status = TaskStatus::Paused;
                 task.updated_at = now;
+                self.reindex(id);
                 Ok(Interrupt::None)
             }
             TaskStatus::Running => Ok(Interrupt::Stop),
@@ -483,6 +570,7 @@ impl Scheduler {
             TaskStatus::Queued
         };
         task.updated_at = now;
+        self.reindex(id);
         Ok(())
     }
 
@@ -495,12 +583,23 @@ impl Scheduler {
                 "only a failed or cancelled task can be retried",
             ));
         }
+        // A dependency that failed would fail it again at once: that one is retried first.
+        let after = task.after.clone();
+        for dep in after {
+            if let Some(d) = self.tasks.get(&dep) {
+                if matches!(d.status, TaskStatus::Failed | TaskStatus::Cancelled) {
+                    return Err(TaskError::DependencyFinished(dep, d.status.as_str()));
+                }
+            }
+        }
+        let task = self.tasks.get_mut(&id).ok_or(TaskError::UnknownTask(id))?;
         task.status = TaskStatus::Queued;
         task.attempts = 0;
         task.error = None;
         task.not_before = None;
         task.finished_at = None;
         task.updated_at = now;
+        self.reindex(id);
         Ok(())
     }
 
@@ -510,6 +609,7 @@ impl Scheduler {
         task.approval = Approval::Approved { by: by.to_string() };
         task.status = TaskStatus::Queued;
         task.updated_at = now;
+        self.reindex(id);
         Ok(())
     }
 
@@ -523,6 +623,7 @@ impl Scheduler {
         task.updated_at = now;
         let mut changed = vec![id];
         changed.extend(self.fail_dependents(id, now));
+        self.reindex_all(&changed);
         Ok(changed)
     }
 
@@ -539,14 +640,7 @@ impl Scheduler {
 
     /// When the scheduler next has something to do on its own: a backoff ending, a timeout passing.
     pub fn next_wakeup(&self) -> Option<Millis> {
-        self.tasks
-            .values()
-            .filter_map(|t| match t.status {
-                TaskStatus::Queued => t.not_before,
-                TaskStatus::Running => Some(Millis(t.started_at?.0.saturating_add(t.timeout_ms?))),
-                _ => None,
-            })
-            .min()
+        self.timers.iter().next().map(|(at, _)| *at)
     }
 
     /// Fails, transitively, every unfinished task that depends on `id`, naming it as the reason.
@@ -559,12 +653,16 @@ impl Scheduler {
                 None => continue,
             };
             let dependents: Vec<TaskId> = self
-                .tasks
-                .values()
-                .filter(|t| {
-                    !t.status.is_final() && t.status != TaskStatus::Running && t.after.contains(&at)
+                .dependents
+                .get(&at)
+                .into_iter()
+                .flatten()
+                .filter(|d| {
+                    self.tasks
+                        .get(d)
+                        .is_some_and(|t| !t.status.is_final() && t.status != TaskStatus::Running)
                 })
-                .map(|t| t.id)
+                .copied()
                 .collect();
             for dep in dependents {
                 if let Some(task) = self.tasks.get_mut(&dep) {

@@ -418,3 +418,88 @@ fn after_a_restart_running_tasks_resume_from_their_checkpoint_and_finished_ones_
         [(running.0, "a"), (next.0, "b")]
     );
 }
+
+/// The indexes (queued order, timers, dependents) always agree with the records, whatever happens in between.
+#[test]
+fn the_indexes_agree_with_the_records_through_random_operations() {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand::rngs::StdRng::seed_from_u64(11);
+    let mut s = scheduler();
+    s.set_agent("a", &["*".to_string()], false, 3);
+    let mut now = 0u64;
+    for step in 0..3_000 {
+        now += rng.random_range(0..50);
+        let t = Millis(now);
+        let count = s.tasks().count() as u64;
+        let pick = TaskId(rng.random_range(1..=count.max(1)));
+        match rng.random_range(0..12) {
+            0 | 1 => {
+                let mut spec = spec("ping");
+                spec.priority = Priority::ALL[rng.random_range(0..4)];
+                spec.approve = rng.random_bool(0.1);
+                spec.timeout_ms = rng.random_bool(0.3).then(|| rng.random_range(1..200));
+                if count > 0 && rng.random_bool(0.3) {
+                    spec.after = vec![pick];
+                }
+                let _ = s.create(spec, t);
+            }
+            2 | 3 => {
+                s.schedule(t);
+            }
+            4 => {
+                s.succeeded(pick, json!(step), t);
+            }
+            5 => {
+                s.failed(pick, "x".to_string(), t);
+            }
+            6 => {
+                let _ = s.cancel(pick, t);
+            }
+            7 => {
+                let _ = s.pause(pick, t);
+            }
+            8 => {
+                let _ = s.resume(pick, t);
+            }
+            9 => {
+                let _ = s.retry(pick, t);
+            }
+            10 => {
+                let _ = s.approve(pick, "c", t);
+            }
+            _ => {
+                s.expire(t);
+            }
+        }
+        let queued: BTreeSet<(std::cmp::Reverse<Priority>, TaskId)> = s
+            .tasks()
+            .filter(|t| t.status == TaskStatus::Queued)
+            .map(|t| (std::cmp::Reverse(t.priority), t.id))
+            .collect();
+        assert_eq!(s.queued, queued, "step {step}");
+        let wake = s
+            .tasks()
+            .filter_map(|t| match t.status {
+                TaskStatus::Queued => t.not_before,
+                TaskStatus::Running => Some(Millis(t.started_at?.0 + t.timeout_ms?)),
+                _ => None,
+            })
+            .min();
+        assert_eq!(s.next_wakeup(), wake, "step {step}");
+        // No unfinished task waits on a failed or cancelled one: it would have failed with it.
+        for task in s.tasks().filter(|t| !t.status.is_final()) {
+            for dep in &task.after {
+                let dep = s.get(*dep).expect("dependency");
+                assert!(
+                    !matches!(dep.status, TaskStatus::Failed | TaskStatus::Cancelled)
+                        || task.status == TaskStatus::Running,
+                    "step {step}: task {} waits on {} which is {:?}",
+                    task.id,
+                    dep.id,
+                    dep.status
+                );
+            }
+        }
+    }
+    assert!(s.tasks().count() > 100);
+}
