@@ -35,6 +35,19 @@ impl Principal {
         Address::user(&self.name)
     }
 
+    /// Refuses with [`Error::Forbidden`] unless this principal is an operator or captain.
+    pub fn require_operator(&self, action: &str) -> Result<()> {
+        if matches!(self.role, Role::Operator | Role::Captain) {
+            Ok(())
+        } else {
+            Err(Error::Forbidden {
+                action: action.to_string(),
+                needed: "operator",
+                role: self.role.to_string(),
+            })
+        }
+    }
+
     /// Refuses with [`Error::Forbidden`] unless this principal is captain.
     pub fn require_captain(&self, action: &str) -> Result<()> {
         if self.role == Role::Captain {

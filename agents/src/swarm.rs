@@ -53,6 +53,7 @@ struct SwarmInner {
     startup_events: Mutex<Option<EventReceiver>>,
     orchestrator_task: Mutex<Option<JoinHandle<()>>>,
     shut_down: AtomicBool,
+    tasks: crate::tasks::TaskManager,
 }
 
 /// `/status`: the agents and the message log's counters.
@@ -128,6 +129,19 @@ impl Swarm {
                 orchestrator.start(&agent_name(&record.name)?).await?;
             }
         }
+        let tasks = crate::tasks::TaskManager::start(
+            dreamos_runtime::task::TaskStore::open(&store)?,
+            ums.clone(),
+            skills.clone(),
+            to_start
+                .iter()
+                .filter(|r| r.desired == DesiredState::Running)
+                .map(|r| (r.name.clone(), r.skills.clone()))
+                .collect(),
+            crate::tasks::TaskConfig::from(&config.tasks),
+        )
+        .await
+        .map_err(|e| Error::Actor(format!("starting the task manager: {e}")))?;
         tracing::info!(agents = to_start.len(), dir = %store.dir().display(), "swarm started");
         Ok(Swarm {
             inner: Arc::new(SwarmInner {
@@ -141,6 +155,7 @@ impl Swarm {
                 started_at: Millis::now(),
                 startup_events: Mutex::new(Some(startup_events)),
                 orchestrator_task: Mutex::new(Some(orchestrator_task)),
+                tasks,
                 shut_down: AtomicBool::new(false),
             }),
         })
@@ -159,6 +174,11 @@ impl Swarm {
         self.inner.audit.record(entry)?;
         self.inner.ums.log().request_flush();
         Ok(())
+    }
+
+    /// The task manager: `/task ...` runs through it.
+    pub fn tasks(&self) -> &crate::tasks::TaskManager {
+        &self.inner.tasks
     }
 
     /// The code index: `/index`, `/search`, `/symbol`, `/outline` and `/deps` run through it.
@@ -291,6 +311,14 @@ impl Swarm {
         register(&self.inner.ums, &self.inner.skills, &record)?;
         self.inner.roster.put(&record)?;
         self.inner.orchestrator.start(&agent).await?;
+        if let Err(err) = self
+            .inner
+            .tasks
+            .set_agent(name, Some(record.skills.clone()))
+            .await
+        {
+            tracing::warn!(agent = name, error = %err, "the task manager did not take the agent");
+        }
         self.agent(name)
     }
 
@@ -300,6 +328,10 @@ impl Swarm {
         let agent = self.existing(name)?;
         self.inner.orchestrator.stop(&agent).await?;
         self.set_desired(name, DesiredState::Stopped)?;
+        // A stopped agent takes no new tasks (the ones it runs finish).
+        if let Err(err) = self.inner.tasks.set_agent(name, None).await {
+            tracing::warn!(agent = name, error = %err, "the task manager did not drop the agent");
+        }
         self.agent(name)
     }
 
@@ -387,6 +419,10 @@ impl Swarm {
     pub async fn shutdown(&self, timeout: Duration) {
         if self.inner.shut_down.swap(true, Ordering::AcqRel) {
             return;
+        }
+        // Running tasks are interrupted and queued again (durably) to resume at the next start.
+        if let Err(err) = self.inner.tasks.shutdown().await {
+            tracing::warn!(error = %err, "the task manager did not stop cleanly");
         }
         self.inner.ums.stop_accepting();
         // A search in a skill would otherwise hold its agent (and so the shutdown) until the search's deadline.

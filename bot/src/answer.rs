@@ -34,6 +34,24 @@ pub enum Reply {
     Outline(OutlineReply),
     Deps(Deps),
     Repos(ReposReply),
+    Task(TaskReply),
+    Tasks(TasksReply),
+}
+
+/// `/task create|show|pause|...`: the task as it now is (durable).
+#[derive(Debug, Clone, Serialize)]
+pub struct TaskReply {
+    /// The subcommand: `create`, `show`, `pause`, ...
+    pub action: &'static str,
+    pub task: dreamos_runtime::task::Task,
+}
+
+/// `/task list`: newest first.
+#[derive(Debug, Clone, Serialize)]
+pub struct TasksReply {
+    pub tasks: Vec<dreamos_runtime::task::Task>,
+    /// How many tasks matched before `--limit`.
+    pub matched: usize,
 }
 
 /// `/help`: the commands (one, when asked about one), with their options when explained.

@@ -119,6 +119,80 @@ pub fn one_line(text: &str) -> String {
     }
 }
 
+fn past(action: &str) -> &str {
+    match action {
+        "create" => "created",
+        "pause" => "paused",
+        "resume" => "resumed",
+        "cancel" => "cancelled",
+        "retry" => "retried",
+        "approve" => "approved",
+        "reject" => "rejected",
+        other => other,
+    }
+}
+
+/// `task 17 [running on agent-1, 40%: 12 of 30 files] index the repo (scan, high)`.
+pub fn task_line(task: &dreamos_runtime::task::Task) -> String {
+    let mut state = task.status.as_str().to_string();
+    if let Some(agent) = &task.agent {
+        if task.status == dreamos_runtime::task::TaskStatus::Running {
+            state.push_str(&format!(" on {agent}"));
+        }
+    }
+    if let Some(p) = &task.progress {
+        if !task.status.is_final() {
+            state.push_str(&format!(", {}%: {}", p.percent, one_line(&p.line)));
+        }
+    }
+    if let Some(error) = &task.error {
+        if task.status.is_final() {
+            state.push_str(&format!(": {}", one_line(error)));
+        }
+    }
+    format!(
+        "task {} [{state}] {} ({}, {})",
+        task.id,
+        one_line(&task.title),
+        task.skill,
+        task.priority.as_str()
+    )
+}
+
+/// `/task show`: every field people ask about, one per line.
+fn task_details(task: &dreamos_runtime::task::Task) -> String {
+    let mut lines = vec![task_line(task)];
+    lines.push(format!(
+        "attempts {} of {}{}",
+        task.attempts,
+        task.max_attempts,
+        task.timeout_ms
+            .map(|ms| format!(", timeout {ms} ms"))
+            .unwrap_or_default()
+    ));
+    if !task.after.is_empty() {
+        let after: Vec<String> = task.after.iter().map(|t| t.to_string()).collect();
+        lines.push(format!("after {}", after.join(", ")));
+    }
+    lines.push(format!(
+        "created {} by {} ({})",
+        task.created_at.rfc3339(),
+        task.origin.by,
+        task.origin.frontend
+    ));
+    lines.push(format!("args {}", one_line(&task.args.to_string())));
+    if let Some(c) = &task.checkpoint {
+        lines.push(format!("checkpoint {}", one_line(&c.to_string())));
+    }
+    if let Some(r) = &task.result {
+        lines.push(format!("result {}", one_line(&r.to_string())));
+    }
+    if let Some(e) = &task.error {
+        lines.push(format!("error {}", one_line(e)));
+    }
+    lines.join("\n")
+}
+
 /// An answer for people.
 pub fn answer_text(answer: &Answer) -> String {
     match &answer.result {
@@ -192,6 +266,23 @@ pub fn reply_text(reply: &Reply) -> String {
             if let Some(next) = page.next_before {
                 lines.push(format!(
                     "more: /history --before {next} (with the same filters)"
+                ));
+            }
+            lines.join("\n")
+        }
+        Reply::Task(reply) => match reply.action {
+            "show" => task_details(&reply.task),
+            action => format!("{} {}", past(action), task_line(&reply.task)),
+        },
+        Reply::Tasks(list) => {
+            let mut lines: Vec<String> = list.tasks.iter().map(task_line).collect();
+            if lines.is_empty() {
+                lines.push("no tasks match".to_string());
+            } else if list.matched > list.tasks.len() {
+                lines.push(format!(
+                    "{} of {} shown; --limit shows more",
+                    list.tasks.len(),
+                    list.matched
                 ));
             }
             lines.join("\n")

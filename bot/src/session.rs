@@ -10,9 +10,11 @@ use crate::{
     answer::{
         AgentReply, AgentsReply, BroadcastReply, DeadLetterView, DeadLettersReply, HelpEntry,
         HelpReply, HistoryReply, MessageView, OrderAck, OutlineReply, Reply, ReposReply,
-        SearchReply, SendReply, SymbolReply,
+        SearchReply, SendReply, SymbolReply, TaskReply, TasksReply,
     },
-    command::{self, AgentAction, Command, HistoryArgs, Invocation, ParseError, COMMANDS},
+    command::{
+        self, AgentAction, Command, HistoryArgs, Invocation, ParseError, TaskCommand, COMMANDS,
+    },
 };
 use dreamos_agents::{
     events::{EventReceiver, RecvError},
@@ -66,6 +68,19 @@ impl From<dreamos_runtime::Error> for CommandError {
     fn from(e: dreamos_runtime::Error) -> Self {
         SwarmError::from(e).into()
     }
+}
+
+/// A task manager's refusal as a command's error; a store failing underneath is internal (logged with an id).
+fn task_error(e: dreamos_agents::tasks::ManagerError) -> CommandError {
+    if e.kind() == "internal" {
+        let id = ulid::Ulid::new();
+        tracing::error!(error_id = %id, error = %e, "internal error");
+        return CommandError::new(
+            "internal",
+            format!("internal error (id {id}); the log has the details"),
+        );
+    }
+    CommandError::new(e.kind(), command::clip_long(&e.to_string()))
 }
 
 /// The answer to one command.
@@ -274,6 +289,138 @@ impl Session {
             Command::Repos => Ok(Reply::Repos(ReposReply {
                 repos: self.swarm.code().repos().await?,
             })),
+            Command::Task(task) => self.task(task).await,
+        }
+    }
+
+    /// `/task ...`: everything goes through the swarm's task manager, which answers once changes are durable.
+    async fn task(&self, command: TaskCommand) -> Result<Reply, CommandError> {
+        use dreamos_agents::tasks::Control;
+        use dreamos_runtime::task::{Origin, TaskId, TaskSpec};
+        let tasks = self.swarm.tasks();
+        let reply = |action: &'static str, task| Ok(Reply::Task(TaskReply { action, task }));
+        if !matches!(command, TaskCommand::List { .. } | TaskCommand::Show(_)) {
+            self.principal
+                .require_operator("creating and controlling tasks")?;
+        }
+        let control = |id: u64, control: Control| async move {
+            tasks.control(TaskId(id), control).await.map_err(task_error)
+        };
+        match command {
+            TaskCommand::Create {
+                skill,
+                args,
+                priority,
+                after,
+                title,
+                timeout,
+                max_attempts,
+                approve,
+            } => {
+                let args_value = match args.as_deref().map(str::trim) {
+                    None | Some("") => serde_json::json!({}),
+                    Some(text) if text.starts_with('{') => {
+                        serde_json::from_str::<serde_json::Value>(text).map_err(|e| {
+                            CommandError::new(
+                                "invalid_argument",
+                                format!("ARGS starts like a JSON object but is not one ({e}); give a JSON object, or plain text"),
+                            )
+                        })?
+                    }
+                    Some(text) => serde_json::json!({ "text": text }),
+                };
+                let max = self.swarm.config().messages.max_body_bytes;
+                let size = args_value.to_string().len();
+                if size > max {
+                    return Err(CommandError::new(
+                        "body_too_large",
+                        format!(
+                            "ARGS is {size} bytes; the most is {max} ([messages] max_body_bytes)"
+                        ),
+                    ));
+                }
+                let mut ids = Vec::new();
+                for text in &after {
+                    ids.push(text.parse::<TaskId>().map_err(|e| {
+                        CommandError::new("invalid_argument", format!("--after: {e}"))
+                    })?);
+                }
+                let timeout_ms = match timeout {
+                    None => None,
+                    Some(text) => {
+                        let d = humantime::parse_duration(text.trim()).map_err(|e| {
+                            CommandError::new(
+                                "invalid_argument",
+                                format!("--timeout `{}` is not a duration ({e}); write e.g. 30s, 10m or 2h", command::clip(&text)),
+                            )
+                        })?;
+                        if d.is_zero() {
+                            return Err(CommandError::new(
+                                "invalid_argument",
+                                "--timeout must be longer than 0",
+                            ));
+                        }
+                        Some(d.as_millis().min(u128::from(u64::MAX)) as u64)
+                    }
+                };
+                let title = title.unwrap_or_else(|| match args.as_deref().map(str::trim) {
+                    None | Some("") => skill.clone(),
+                    Some(text) => format!("{skill} {}", command::clip(text)),
+                });
+                let spec = TaskSpec {
+                    title: command::clip(&title),
+                    skill,
+                    args: args_value,
+                    priority,
+                    after: ids,
+                    timeout_ms,
+                    max_attempts: max_attempts.unwrap_or(self.swarm.config().tasks.max_attempts),
+                    approve,
+                    origin: Origin {
+                        by: self.principal.name.clone(),
+                        frontend: self.frontend.to_string(),
+                    },
+                };
+                reply("create", tasks.create(spec).await.map_err(task_error)?)
+            }
+            TaskCommand::List {
+                status,
+                agent,
+                limit,
+            } => {
+                let limit = self.page_limit(limit)?;
+                let mut all = tasks.list().await.map_err(task_error)?;
+                all.retain(|t| {
+                    status.as_deref().is_none_or(|s| t.status.as_str() == s)
+                        && agent
+                            .as_deref()
+                            .is_none_or(|a| t.agent.as_deref() == Some(a))
+                });
+                all.reverse();
+                let matched = all.len();
+                all.truncate(limit);
+                Ok(Reply::Tasks(TasksReply {
+                    tasks: all,
+                    matched,
+                }))
+            }
+            TaskCommand::Show(id) => {
+                reply("show", tasks.get(TaskId(id)).await.map_err(task_error)?)
+            }
+            TaskCommand::Pause(id) => reply("pause", control(id, Control::Pause).await?),
+            TaskCommand::Resume(id) => reply("resume", control(id, Control::Resume).await?),
+            TaskCommand::Cancel(id) => reply("cancel", control(id, Control::Cancel).await?),
+            TaskCommand::Retry(id) => reply("retry", control(id, Control::Retry).await?),
+            TaskCommand::Approve(id) => {
+                self.principal.require_captain("approving tasks")?;
+                let by = self.principal.name.clone();
+                reply("approve", control(id, Control::Approve { by }).await?)
+            }
+            TaskCommand::Reject(id) => {
+                self.principal.require_captain("rejecting tasks")?;
+                let by = self.principal.name.clone();
+                reply("reject", control(id, Control::Reject { by }).await?)
+            }
         }
     }
 

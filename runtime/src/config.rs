@@ -27,6 +27,7 @@ pub struct Config {
     pub scanner: ScannerConfig,
     pub supervisor: SupervisorConfig,
     pub shutdown: ShutdownConfig,
+    pub tasks: TasksConfig,
     pub discord: DiscordConfig,
     pub debug: DebugConfig,
     pub console: ConsoleConfig,
@@ -158,6 +159,23 @@ pub struct SupervisorConfig {
     pub max_restarts: u32,
     #[serde(with = "duration")]
     pub restart_window: Duration,
+}
+
+/// The task manager.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TasksConfig {
+    /// Tasks one agent runs side by side.
+    pub per_agent: usize,
+    /// A failed attempt waits between half and all of `backoff_initial · 2^(attempts−1)`, at most `backoff_max`.
+    #[serde(with = "duration")]
+    pub backoff_initial: Duration,
+    #[serde(with = "duration")]
+    pub backoff_max: Duration,
+    /// Attempts of a task created without `--max-attempts`.
+    pub max_attempts: u32,
+    /// Requests that may wait for the task manager; beyond it one is refused (`overloaded`).
+    pub max_pending: usize,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -523,6 +541,9 @@ impl Config {
                 "supervisor.max_restarts",
                 u64::from(self.supervisor.max_restarts),
             ),
+            ("tasks.per_agent", self.tasks.per_agent as u64),
+            ("tasks.max_attempts", u64::from(self.tasks.max_attempts)),
+            ("tasks.max_pending", self.tasks.max_pending as u64),
             (
                 "scanner.query_max_scan_bytes",
                 self.scanner.query_max_scan_bytes,

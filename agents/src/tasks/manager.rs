@@ -46,6 +46,19 @@ impl Default for TaskConfig {
     }
 }
 
+impl From<&dreamos_runtime::config::TasksConfig> for TaskConfig {
+    fn from(c: &dreamos_runtime::config::TasksConfig) -> TaskConfig {
+        TaskConfig {
+            backoff: Backoff {
+                initial_ms: c.backoff_initial.as_millis() as u64,
+                max_ms: c.backoff_max.as_millis() as u64,
+            },
+            per_agent: c.per_agent,
+            queue: c.max_pending,
+        }
+    }
+}
+
 /// Why a request to the manager failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ManagerError {
@@ -91,6 +104,8 @@ enum Request {
     List(Reply<Vec<Task>>),
     /// The swarm-wide pause of CaptainPhone `pause`/`resume`.
     PauseAll(bool, Reply<()>),
+    /// An agent may take tasks with these skills (`*` for all), or none (`None`: stopped, paused, gone).
+    Agent(String, Option<Vec<String>>, Reply<()>),
     Shutdown(Reply<()>),
     Checkpoint {
         id: TaskId,
@@ -232,6 +247,7 @@ impl TaskManager {
             clock,
             running: BTreeMap::new(),
             tx: tx.clone(),
+            per_agent: config.per_agent,
         };
         tokio::spawn(worker.run(rx));
         Ok(TaskManager {
@@ -276,6 +292,16 @@ impl TaskManager {
             .await
             .map_err(|_| ManagerError::Stopped)?;
         answer.await.map_err(|_| ManagerError::Stopped)?
+    }
+
+    /// Lets agent `name` take tasks with `skills` (`*` for all), or no more tasks (`None`); its running tasks go on.
+    pub async fn set_agent(
+        &self,
+        name: &str,
+        skills: Option<Vec<String>>,
+    ) -> Result<(), ManagerError> {
+        self.ask(|r| Request::Agent(name.to_string(), skills, r))
+            .await
     }
 
     /// Stops (or lets again) the scheduling of the whole swarm; running tasks go on.
@@ -323,6 +349,7 @@ struct Worker {
     clock: Clock,
     running: BTreeMap<TaskId, Running>,
     tx: mpsc::Sender<Request>,
+    per_agent: usize,
 }
 
 /// The most requests one batch takes before it makes its changes durable.
@@ -508,6 +535,15 @@ impl Worker {
                 batch.answers.push(Answer::Done(reply));
             }
             Request::Shutdown(reply) => batch.shutdown = Some(reply),
+            Request::Agent(name, skills, reply) => {
+                match skills {
+                    Some(skills) => self
+                        .scheduler
+                        .set_agent(&name, &skills, false, self.per_agent),
+                    None => self.scheduler.set_agent(&name, &[], true, self.per_agent),
+                }
+                batch.answers.push(Answer::Done(reply));
+            }
             Request::Checkpoint {
                 id,
                 attempt,
@@ -642,12 +678,15 @@ impl Worker {
             .timeout_ms
             .map(|ms| tokio::time::Instant::now() + Duration::from_millis(ms));
         tokio::spawn(async move {
-            let envelope = Envelope::new(
+            let mut envelope = Envelope::new(
                 Address::user(&task.origin.by),
                 Address::agent(&agent),
                 &task.skill,
                 Body::from_value(&task.args),
             );
+            // A task's input was accepted when the task was created.
+            envelope.created_at = task.created_at;
+            envelope.accepted_at = task.created_at;
             let hooks = TaskHooks {
                 id: task.id,
                 attempt: task.attempts,

@@ -350,6 +350,34 @@ pub enum Command {
         depth: Option<u32>,
     },
     Repos,
+    Task(TaskCommand),
+}
+
+/// `/task ...`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TaskCommand {
+    Create {
+        skill: String,
+        args: Option<String>,
+        priority: Priority,
+        after: Vec<String>,
+        title: Option<String>,
+        timeout: Option<String>,
+        max_attempts: Option<u32>,
+        approve: bool,
+    },
+    List {
+        status: Option<String>,
+        agent: Option<String>,
+        limit: Option<usize>,
+    },
+    Show(u64),
+    Pause(u64),
+    Resume(u64),
+    Cancel(u64),
+    Retry(u64),
+    Approve(u64),
+    Reject(u64),
 }
 
 impl Command {
@@ -369,6 +397,7 @@ impl Command {
             Command::Outline { .. } => "outline",
             Command::Deps { .. } => "deps",
             Command::Repos => "repos",
+            Command::Task(_) => "task",
         }
     }
 
@@ -465,6 +494,46 @@ impl Command {
                 depth: inv.integer("depth").map(|n| n as u32),
             },
             "repos" => Command::Repos,
+            "task" => {
+                let id = || -> Result<u64, ParseError> {
+                    inv.integer("id").map(|n| n as u64).ok_or_else(|| {
+                        ParseError::new(
+                            "missing_argument",
+                            "give the task's id, such as /task show 17",
+                        )
+                    })
+                };
+                Command::Task(match inv.sub.map(|s| s.name) {
+                    Some("create") => TaskCommand::Create {
+                        skill: inv.required("skill")?,
+                        args: inv.text("args"),
+                        priority: priority(Priority::Normal),
+                        after: inv.list("after").unwrap_or_default(),
+                        title: inv.text("title"),
+                        timeout: inv.text("timeout"),
+                        max_attempts: inv.integer("max-attempts").map(|n| n as u32),
+                        approve: inv.flag("approve"),
+                    },
+                    Some("list") => TaskCommand::List {
+                        status: inv.text("status"),
+                        agent: inv.text("agent"),
+                        limit: usize_of("limit"),
+                    },
+                    Some("show") => TaskCommand::Show(id()?),
+                    Some("pause") => TaskCommand::Pause(id()?),
+                    Some("resume") => TaskCommand::Resume(id()?),
+                    Some("cancel") => TaskCommand::Cancel(id()?),
+                    Some("retry") => TaskCommand::Retry(id()?),
+                    Some("approve") => TaskCommand::Approve(id()?),
+                    Some("reject") => TaskCommand::Reject(id()?),
+                    _ => {
+                        return Err(ParseError::new(
+                            "missing_argument",
+                            "/task needs an action: create, list, show, pause, resume, cancel, retry, approve or reject",
+                        ))
+                    }
+                })
+            }
             other => {
                 return Err(ParseError::new(
                     "unknown_command",

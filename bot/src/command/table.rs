@@ -501,6 +501,62 @@ pub static COMMANDS: &[CommandSpec] = &[
         subcommands: &[],
     },
     CommandSpec {
+        name: "task",
+        summary: "long work scheduled onto agents: create, list, show, pause, resume, cancel, retry, approve",
+        help: "A task runs a skill on an agent that has it, highest priority first, with retries, a timeout, \
+               dependencies and captain approval; it survives restarts and resumes from its latest checkpoint. \
+               Viewers may list and show tasks; operators create and control them; captains approve or reject.",
+        role: Role::Viewer,
+        options: &[],
+        subcommands: &[
+            SubcommandSpec {
+                name: "create",
+                summary: "create a task: SKILL [ARGS]; answers with its id once it is durable",
+                options: TASK_CREATE,
+            },
+            SubcommandSpec {
+                name: "list",
+                summary: "tasks, newest first",
+                options: TASK_LIST,
+            },
+            SubcommandSpec {
+                name: "show",
+                summary: "one task in full: state, attempts, progress, checkpoint, result or error",
+                options: ONE_TASK,
+            },
+            SubcommandSpec {
+                name: "pause",
+                summary: "hold a task; a running one stops at its next check and keeps its checkpoint",
+                options: ONE_TASK,
+            },
+            SubcommandSpec {
+                name: "resume",
+                summary: "let a paused task go on",
+                options: ONE_TASK,
+            },
+            SubcommandSpec {
+                name: "cancel",
+                summary: "cancel a task that has not finished; tasks after it fail",
+                options: ONE_TASK,
+            },
+            SubcommandSpec {
+                name: "retry",
+                summary: "run a failed or cancelled task again from its first attempt",
+                options: ONE_TASK,
+            },
+            SubcommandSpec {
+                name: "approve",
+                summary: "let a task that waits for approval run (captain)",
+                options: ONE_TASK,
+            },
+            SubcommandSpec {
+                name: "reject",
+                summary: "refuse a task that waits for approval: it is cancelled (captain)",
+                options: ONE_TASK,
+            },
+        ],
+    },
+    CommandSpec {
         name: "deadletters",
         summary: "messages that failed too often, newest first",
         help: "Messages given up on after [messages] max_attempts, with the agent, the attempts and the last error.",
@@ -508,6 +564,114 @@ pub static COMMANDS: &[CommandSpec] = &[
         options: &[PAGE_LIMIT, BEFORE],
         subcommands: &[],
     },
+];
+
+const TASK_STATUSES: &[&str] = &[
+    "queued",
+    "running",
+    "waiting_approval",
+    "paused",
+    "done",
+    "failed",
+    "cancelled",
+];
+
+const TASK_ID: OptionSpec = positional(
+    "id",
+    OptionKind::Integer {
+        min: 1,
+        max: Bound::Fixed(MAX_EXACT),
+    },
+    Takes::Word,
+    true,
+    "the task's id (/task list shows them)",
+    None,
+);
+
+const ONE_TASK: &[OptionSpec] = &[TASK_ID];
+
+const TASK_CREATE: &[OptionSpec] = &[
+    positional(
+        "skill",
+        OptionKind::Kind,
+        Takes::Word,
+        true,
+        "the skill that does the work",
+        Some(Source::Skills),
+    ),
+    positional(
+        "args",
+        OptionKind::Text,
+        Takes::RawRest,
+        false,
+        "the skill's input: a JSON object, or text (as /send's), taken as typed",
+        None,
+    ),
+    named(
+        "priority",
+        OptionKind::Choice(PRIORITIES),
+        "higher priorities start first; first created first within one",
+        Some(DefaultValue::Literal("normal")),
+        None,
+    ),
+    named(
+        "after",
+        OptionKind::List,
+        "tasks (ids, comma-separated) that must be done before this one starts",
+        None,
+        None,
+    ),
+    named(
+        "title",
+        OptionKind::Text,
+        "a name for people (default: the skill and its input)",
+        None,
+        None,
+    ),
+    named(
+        "timeout",
+        OptionKind::Text,
+        "one attempt's time limit, such as 30s or 10m; a timeout counts as a failed attempt",
+        None,
+        None,
+    ),
+    named(
+        "max-attempts",
+        OptionKind::Integer {
+            min: 1,
+            max: Bound::Fixed(100),
+        },
+        "attempts before the task fails",
+        Some(DefaultValue::Setting("[tasks] max_attempts", |c| {
+            c.tasks.max_attempts.to_string()
+        })),
+        None,
+    ),
+    named(
+        "approve",
+        OptionKind::Flag,
+        "wait for a captain's /task approve before it first runs",
+        None,
+        None,
+    ),
+];
+
+const TASK_LIST: &[OptionSpec] = &[
+    named(
+        "status",
+        OptionKind::Choice(TASK_STATUSES),
+        "only tasks in this state",
+        None,
+        None,
+    ),
+    named(
+        "agent",
+        OptionKind::Agent,
+        "only tasks this agent runs or ran",
+        None,
+        Some(Source::Agents),
+    ),
+    PAGE_LIMIT,
 ];
 
 /// The command of that name.

@@ -96,7 +96,7 @@ pub fn answer(answer: &Answer) -> DiscordMessage {
 fn plain(reply: &Reply) -> bool {
     matches!(
         reply,
-        Reply::Send(_) | Reply::Broadcast(_) | Reply::Agent(_) | Reply::Index(_)
+        Reply::Send(_) | Reply::Broadcast(_) | Reply::Agent(_) | Reply::Index(_) | Reply::Task(_)
     )
 }
 
@@ -111,6 +111,7 @@ fn summary(command: &str, reply: &Reply) -> String {
         Reply::Agents(a) => format!("{} agents", a.agents.len()),
         Reply::DeadLetters(d) => format!("{} dead letters", d.dead_letters.len()),
         Reply::Repos(r) => format!("{} repositories", r.repos.len()),
+        Reply::Tasks(t) => format!("{} tasks", t.tasks.len()),
         _ => "the answer".to_string(),
     };
     format!("/{command}: {count}; the whole answer is attached")
