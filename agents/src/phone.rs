@@ -150,11 +150,13 @@ impl std::str::FromStr for ControlVerb {
 pub struct CaptainPhone {
     ums: Ums,
     owner: Address,
+    /// `pause` and `resume` to everyone also hold and release the scheduling of tasks.
+    tasks: crate::tasks::TaskManager,
 }
 
 impl CaptainPhone {
-    pub(crate) fn new(ums: Ums, owner: Address) -> CaptainPhone {
-        CaptainPhone { ums, owner }
+    pub(crate) fn new(ums: Ums, owner: Address, tasks: crate::tasks::TaskManager) -> CaptainPhone {
+        CaptainPhone { ums, owner, tasks }
     }
 
     /// Broadcasts an order to a group or to every live agent. Urgent unless told otherwise.
@@ -167,15 +169,25 @@ impl CaptainPhone {
         self.order(to, "order", Body::text(text), priority).await
     }
 
-    /// Sends a control verb to one agent, a group or everyone, at urgent priority.
+    /// Sends a control verb to one agent, a group or everyone, at urgent priority. `pause` and `resume` to
+    /// everyone also stop and let again the scheduling of new tasks (running ones go on).
     pub async fn control(&self, to: Address, verb: ControlVerb) -> Result<Sent> {
-        self.order(
-            to,
-            verb.as_str(),
-            Body::from_value(&serde_json::json!({ "verb": verb.as_str() })),
-            Priority::Urgent,
-        )
-        .await
+        let everyone = matches!(to, Address::All);
+        let sent = self
+            .order(
+                to,
+                verb.as_str(),
+                Body::from_value(&serde_json::json!({ "verb": verb.as_str() })),
+                Priority::Urgent,
+            )
+            .await?;
+        if everyone && matches!(verb, ControlVerb::Pause | ControlVerb::Resume) {
+            self.tasks
+                .pause_all(verb == ControlVerb::Pause)
+                .await
+                .map_err(|e| Error::Actor(format!("the task manager: {e}")))?;
+        }
+        Ok(sent)
     }
 
     async fn order(&self, to: Address, kind: &str, body: Body, priority: Priority) -> Result<Sent> {

@@ -228,7 +228,11 @@ impl Swarm {
     /// A phone to give orders; only a captain gets one.
     pub fn captain_phone(&self, who: &Principal) -> Result<CaptainPhone> {
         who.require_captain("giving orders")?;
-        Ok(CaptainPhone::new(self.inner.ums.clone(), who.address()))
+        Ok(CaptainPhone::new(
+            self.inner.ums.clone(),
+            who.address(),
+            self.inner.tasks.clone(),
+        ))
     }
 
     pub fn agents(&self) -> Vec<AgentSnapshot> {

@@ -594,3 +594,51 @@ async fn captain_orders_reach_an_agent_in_the_middle_of_a_long_skill_at_once() {
     .await;
     swarm.shutdown(Duration::from_millis(500)).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_captain_pause_to_everyone_holds_new_tasks_until_resume() {
+    use dreamos_runtime::task::{Origin, TaskSpec, TaskStatus};
+    let h = Harness::new();
+    let swarm = h.start().await;
+    let captain_phone = swarm.captain_phone(&captain()).expect("captain");
+    captain_phone
+        .control(Address::All, ControlVerb::Pause)
+        .await
+        .expect("pause");
+    let spec = TaskSpec {
+        title: "ping".to_string(),
+        skill: "ping".to_string(),
+        args: serde_json::json!({"text": "held"}),
+        priority: Priority::Normal,
+        after: Vec::new(),
+        timeout_ms: None,
+        max_attempts: 1,
+        approve: false,
+        origin: Origin {
+            by: "console".to_string(),
+            frontend: "console".to_string(),
+        },
+    };
+    let task = swarm.tasks().create(spec).await.expect("create");
+    assert_eq!(
+        task.status,
+        TaskStatus::Queued,
+        "held while the swarm is paused"
+    );
+    captain_phone
+        .control(Address::All, ControlVerb::Resume)
+        .await
+        .expect("resume");
+    let tasks = swarm.tasks().clone();
+    let id = task.id;
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    loop {
+        let now = tasks.get(id).await.expect("get");
+        if now.status == TaskStatus::Done {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{now:?}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    swarm.shutdown(DEADLINE).await;
+}

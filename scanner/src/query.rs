@@ -172,7 +172,12 @@ pub fn regex_states(pattern: &str, case_sensitive: bool) -> Result<u64> {
                 .fold(0u64, |sum, h| sum.saturating_add(states(h))),
         }
     }
-    let hir = regex_syntax::ParserBuilder::new()
+    Ok(states(&parse_regex(pattern, case_sensitive)?))
+}
+
+/// A query's regex as syntax, with the flags the matcher uses (see [`build_regex`]).
+pub(crate) fn parse_regex(pattern: &str, case_sensitive: bool) -> Result<regex_syntax::hir::Hir> {
+    regex_syntax::ParserBuilder::new()
         .case_insensitive(!case_sensitive)
         .multi_line(true)
         .build()
@@ -182,8 +187,7 @@ pub fn regex_states(pattern: &str, case_sensitive: bool) -> Result<u64> {
                 "/{}/ is not a valid regular expression ({e})",
                 clip(pattern)
             ))
-        })?;
-    Ok(states(&hir))
+        })
 }
 
 /// At most 80 characters of a pattern, for messages that echo it.

@@ -5,8 +5,9 @@
 //! - [`manager`]: the tokio task that drives it with the clock, makes each change durable before it answers, and
 //!   runs skills as tasks (progress, checkpoints, cancellation and a deadline in their `SkillContext`).
 //!
-//! The task record is `dreamos_runtime::task`. Not yet built (the task-manager issue stays open): the manager is
-//! not started by the swarm, and there are no `/task` commands yet.
+//! The task record is `dreamos_runtime::task`. The swarm starts the manager (`Swarm::tasks`); `/task` is in the
+//! command table. Not yet built (the task-manager issue stays open): `/index` as a task, progress as events,
+//! retention of finished tasks, captain `pause`/`resume` broadcasts reaching the scheduler.
 
 pub mod manager;
 pub mod scheduler;

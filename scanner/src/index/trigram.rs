@@ -12,7 +12,7 @@ use std::collections::BTreeSet;
 use regex_syntax::hir::{Class, Hir, HirKind};
 
 use super::tokenizer::{lowercase, trigrams};
-use crate::error::{Error, Result};
+use crate::error::Result;
 
 /// A boolean combination of trigrams a file must contain.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -85,16 +85,7 @@ impl TrigramQuery {
 
     /// The requirement for lines matching `pattern`, parsed with the same flags the matcher uses.
     pub fn for_regex(pattern: &str, case_sensitive: bool) -> Result<TrigramQuery> {
-        let hir = regex_syntax::ParserBuilder::new()
-            .case_insensitive(!case_sensitive)
-            .multi_line(true)
-            .build()
-            .parse(pattern)
-            .map_err(|e| {
-                Error::Query(format!(
-                    "/{pattern}/ is not a valid regular expression ({e})"
-                ))
-            })?;
+        let hir = crate::query::parse_regex(pattern, case_sensitive)?;
         Ok(analyze(&hir).into_query())
     }
 }
