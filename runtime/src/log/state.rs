@@ -445,16 +445,9 @@ pub(super) fn history(inner: &LogInner, query: &HistoryQuery) -> Result<HistoryP
         if query.until.is_some_and(|until| meta.at >= until) {
             continue;
         }
-        let Some(bytes) = inner
-            .tree(meta.epoch)
-            .map(|t| t.get(meta.key.to_be_bytes()))
-            .transpose()?
-            .flatten()
-        else {
-            // Compacted away since the list was copied.
+        let Some(group) = read_group(inner, &meta)? else {
             continue;
         };
-        let group: Group<Record> = decode(LOG_TREE, &bytes)?;
         for record in group.records.into_iter().rev() {
             let Record::Message(message) = record else {
                 continue;
@@ -493,15 +486,9 @@ pub(super) fn read_after(inner: &LogInner, after: u64, limit: usize) -> Result<V
     };
     let mut out = Vec::new();
     for meta in candidates {
-        let Some(bytes) = inner
-            .tree(meta.epoch)
-            .map(|t| t.get(meta.key.to_be_bytes()))
-            .transpose()?
-            .flatten()
-        else {
+        let Some(group) = read_group(inner, &meta)? else {
             continue;
         };
-        let group: Group<Record> = decode(LOG_TREE, &bytes)?;
         for record in group.records {
             if let Record::Message(message) = record {
                 if message.envelope.seq.0 > after {
@@ -514,6 +501,17 @@ pub(super) fn read_after(inner: &LogInner, after: u64, limit: usize) -> Result<V
         }
     }
     Ok(out)
+}
+
+/// The group `meta` names, or `None` when compaction removed it since its metadata was copied.
+fn read_group(inner: &LogInner, meta: &GroupMeta) -> Result<Option<Group<Record>>> {
+    let Some(tree) = inner.tree(meta.epoch) else {
+        return Ok(None);
+    };
+    match tree.get(meta.key.to_be_bytes())? {
+        Some(bytes) => Ok(Some(decode(LOG_TREE, &bytes)?)),
+        None => Ok(None),
+    }
 }
 
 /// A history page being filled.
