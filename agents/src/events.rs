@@ -30,6 +30,9 @@ pub enum SwarmEvent {
         percent: Option<u8>,
         note: String,
     },
+    /// A task changed: its state (durable when this is seen) or its progress (kept in memory until the task's
+    /// next durable change).
+    Task(Arc<dreamos_runtime::task::Task>),
     /// The supervisor restarted a crashed agent.
     AgentRestarted {
         agent: AgentName,
@@ -53,6 +56,7 @@ impl SwarmEvent {
                 }
             }
             SwarmEvent::Progress { .. } => "progress",
+            SwarmEvent::Task(_) => "task",
             SwarmEvent::AgentRestarted { .. } => "agent_restarted",
             SwarmEvent::Fatal { .. } => "fatal",
         }
@@ -63,6 +67,11 @@ impl SwarmEvent {
         64 + match self {
             SwarmEvent::Message(message) => message.size_hint(),
             SwarmEvent::Progress { note, .. } => note.len(),
+            SwarmEvent::Task(task) => {
+                256 + task.title.len()
+                    + task.progress.as_ref().map_or(0, |p| p.line.len())
+                    + task.error.as_ref().map_or(0, String::len)
+            }
             SwarmEvent::AgentRestarted { reason, .. } => reason.len(),
             SwarmEvent::Fatal { error } => error.len(),
         }

@@ -38,6 +38,7 @@ fn event_data(event: &SwarmEvent) -> Value {
             percent,
             note,
         } => json!({ "agent": agent, "message": message, "percent": percent, "note": note }),
+        SwarmEvent::Task(task) => json!(task.as_ref()),
         SwarmEvent::AgentRestarted {
             agent,
             restarts,
@@ -73,6 +74,7 @@ pub fn event_text(event: &SwarmEvent) -> String {
             Some(p) => format!("[progress] {agent} {p}%: {note}"),
             None => format!("[progress] {agent}: {note}"),
         },
+        SwarmEvent::Task(task) => format!("[task] {}", task_line(task)),
         SwarmEvent::AgentRestarted {
             agent,
             restarts,

@@ -20,6 +20,7 @@ use dreamos_runtime::task::{Progress, Task, TaskId, TaskSpec, TaskStatus, TaskSt
 use tokio::sync::{mpsc, oneshot, Notify};
 
 use super::scheduler::{Backoff, Interrupt, Scheduler, TaskError};
+use crate::events::SwarmEvent;
 use crate::skill::{SkillContext, SkillError, SkillRegistry};
 use crate::ums::Ums;
 
@@ -339,6 +340,8 @@ struct Running {
     cancel: Arc<CancelSignal>,
     /// What the task becomes when the skill reports that it stopped on request.
     stopped_to: TaskStatus,
+    /// When its progress was last shown as an event.
+    shown_at: Option<tokio::time::Instant>,
 }
 
 struct Worker {
@@ -351,6 +354,9 @@ struct Worker {
     tx: mpsc::Sender<Request>,
     per_agent: usize,
 }
+
+/// The least time between two progress events of one task.
+const PROGRESS_EVERY: Duration = Duration::from_millis(250);
 
 /// The most requests one batch takes before it makes its changes durable.
 const BATCH: usize = 1024;
@@ -489,6 +495,12 @@ impl Worker {
             }
         }
         self.ums.log().sync().await?;
+        // Durable now: frontends may show the changes.
+        for id in seen {
+            if let Some(task) = self.scheduler.get(id) {
+                self.ums.emit(SwarmEvent::Task(Arc::new(task.clone())));
+            }
+        }
         Ok(())
     }
 
@@ -568,9 +580,27 @@ impl Worker {
                 attempt,
                 progress,
             } => {
-                // Kept in memory; written with the task's next durable change.
+                // Kept in memory; written with the task's next durable change. Shown at most every
+                // PROGRESS_EVERY per task, and always when it reaches 100%.
                 if self.is_current(id, attempt) {
+                    let last = progress.percent >= 100;
                     self.scheduler.progress(id, progress, now);
+                    let at = tokio::time::Instant::now();
+                    let show = self.running.get_mut(&id).is_some_and(|run| {
+                        let due = last
+                            || run
+                                .shown_at
+                                .is_none_or(|shown| at.duration_since(shown) >= PROGRESS_EVERY);
+                        if due {
+                            run.shown_at = Some(at);
+                        }
+                        due
+                    });
+                    if show {
+                        if let Some(task) = self.scheduler.get(id) {
+                            self.ums.emit(SwarmEvent::Task(Arc::new(task.clone())));
+                        }
+                    }
                 }
             }
             Request::Finished {
@@ -655,6 +685,7 @@ impl Worker {
                 attempt: task.attempts,
                 cancel: cancel.clone(),
                 stopped_to: TaskStatus::Queued,
+                shown_at: None,
             },
         );
         self.start_skill(task, &assignment.agent, cancel);
