@@ -12,6 +12,7 @@ use dreamos_runtime::{
 
 use crate::{
     error::{Error, Result},
+    stats::AgentStatus,
     ums::{Sent, Ums},
 };
 
@@ -181,11 +182,36 @@ impl CaptainPhone {
                 Priority::Urgent,
             )
             .await?;
+        let tasks_err =
+            |e: crate::tasks::ManagerError| Error::Actor(format!("the task manager: {e}"));
         if everyone && matches!(verb, ControlVerb::Pause | ControlVerb::Resume) {
             self.tasks
                 .pause_all(verb == ControlVerb::Pause)
                 .await
-                .map_err(|e| Error::Actor(format!("the task manager: {e}")))?;
+                .map_err(tasks_err)?;
+        }
+        // Each agent the order reaches takes no new tasks while it is paused or stopping, and takes them again
+        // when it resumes (unless it is stopped or failed, whose order waits in its queue).
+        for agent in &sent.recipients {
+            let skills = match verb {
+                ControlVerb::Pause | ControlVerb::Stop => None,
+                ControlVerb::Resume => match self.ums.entry(agent.as_str()) {
+                    Some(entry)
+                        if !matches!(
+                            entry.stats.status(),
+                            AgentStatus::Stopped | AgentStatus::Failed
+                        ) =>
+                    {
+                        Some(entry.spec.read().skills.clone())
+                    }
+                    _ => continue,
+                },
+                ControlVerb::Report => continue,
+            };
+            self.tasks
+                .set_agent(agent.as_str(), skills)
+                .await
+                .map_err(tasks_err)?;
         }
         Ok(sent)
     }

@@ -138,7 +138,7 @@ impl Swarm {
                 .filter(|r| r.desired == DesiredState::Running)
                 .map(|r| (r.name.clone(), r.skills.clone()))
                 .collect(),
-            crate::tasks::TaskConfig::from(&config.tasks),
+            crate::tasks::TaskConfig::from(&config),
         )
         .await
         .map_err(|e| Error::Actor(format!("starting the task manager: {e}")))?;
@@ -347,6 +347,16 @@ impl Swarm {
         if let Some(record) = self.inner.roster.get(name)? {
             if record.desired == DesiredState::Stopped {
                 self.set_desired(name, DesiredState::Running)?;
+            }
+            if record.desired != DesiredState::Paused {
+                if let Err(err) = self
+                    .inner
+                    .tasks
+                    .set_agent(name, Some(record.skills.clone()))
+                    .await
+                {
+                    tracing::warn!(agent = name, error = %err, "the task manager did not take the agent");
+                }
             }
         }
         self.agent(name)

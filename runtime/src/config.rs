@@ -131,6 +131,11 @@ pub struct RetentionConfig {
     pub audit_max_entries: u64,
     #[serde(with = "duration")]
     pub audit_max_age: Duration,
+    /// Finished tasks (done, failed, cancelled) kept, newest first ...
+    pub tasks_max: u64,
+    /// ... and none finished longer ago than this.
+    #[serde(with = "duration")]
+    pub tasks_max_age: Duration,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -537,6 +542,7 @@ impl Config {
                 "retention.audit_max_entries",
                 self.retention.audit_max_entries,
             ),
+            ("retention.tasks_max", self.retention.tasks_max),
             (
                 "supervisor.max_restarts",
                 u64::from(self.supervisor.max_restarts),

@@ -237,6 +237,9 @@ pub const TASKS_TREE: &str = "tasks";
 /// returned, which is how callers make a change durable before they report it (concurrent changes share one
 /// flush). Records are JSON: a task's arguments, checkpoint and result are
 /// arbitrary JSON values, which the store's compact binary encoding cannot hold.
+/// The key of the next-id record: above every task id (ids stay below 2^53).
+const NEXT_ID_KEY: [u8; 8] = u64::MAX.to_be_bytes();
+
 #[derive(Clone)]
 pub struct TaskStore {
     tree: sled::Tree,
@@ -263,10 +266,30 @@ impl TaskStore {
         Ok(())
     }
 
+    /// Records that ids below `next` are taken, so that forgetting the newest tasks never lets an id be reused.
+    pub fn set_next_id(&self, next: u64) -> Result<()> {
+        self.tree.insert(NEXT_ID_KEY, &next.to_be_bytes())?;
+        Ok(())
+    }
+
+    /// The id the next task gets at least (0 when no task was ever forgotten).
+    pub fn next_id(&self) -> Result<u64> {
+        Ok(match self.tree.get(NEXT_ID_KEY)? {
+            Some(bytes) => {
+                let bytes: [u8; 8] = bytes.as_ref().try_into().map_err(|_| Error::Corrupt {
+                    tree: TASKS_TREE,
+                    message: "the next task id is not 8 bytes".to_string(),
+                })?;
+                u64::from_be_bytes(bytes)
+            }
+            None => 0,
+        })
+    }
+
     /// Every task, oldest first.
     pub fn load(&self) -> Result<Vec<Task>> {
         let mut tasks = Vec::with_capacity(self.tree.len());
-        for entry in self.tree.iter() {
+        for entry in self.tree.range(..NEXT_ID_KEY) {
             let (_, bytes) = entry?;
             tasks.push(serde_json::from_slice(&bytes).map_err(|e| Error::Corrupt {
                 tree: TASKS_TREE,
@@ -276,12 +299,13 @@ impl TaskStore {
         Ok(tasks)
     }
 
+    /// How many tasks are stored.
     pub fn len(&self) -> usize {
-        self.tree.len()
+        self.tree.range(..NEXT_ID_KEY).count()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.tree.is_empty()
+        self.tree.range(..NEXT_ID_KEY).next().is_none()
     }
 }
 

@@ -32,23 +32,24 @@ pub struct TaskConfig {
     pub per_agent: usize,
     /// Requests that may wait for the manager; beyond it a request is refused (`overloaded`).
     pub queue: usize,
+    /// Finished tasks kept (the most recently finished) ...
+    pub keep: usize,
+    /// ... and none finished longer ago than this.
+    pub keep_for: Duration,
+    /// How often the retention bounds are enforced.
+    pub prune_every: Duration,
 }
 
 impl Default for TaskConfig {
     fn default() -> Self {
-        TaskConfig {
-            backoff: Backoff {
-                initial_ms: 1_000,
-                max_ms: 60_000,
-            },
-            per_agent: 1,
-            queue: 4096,
-        }
+        TaskConfig::from(&dreamos_runtime::config::Config::defaults())
     }
 }
 
-impl From<&dreamos_runtime::config::TasksConfig> for TaskConfig {
-    fn from(c: &dreamos_runtime::config::TasksConfig) -> TaskConfig {
+impl From<&dreamos_runtime::config::Config> for TaskConfig {
+    fn from(config: &dreamos_runtime::config::Config) -> TaskConfig {
+        let c = &config.tasks;
+        let r = &config.retention;
         TaskConfig {
             backoff: Backoff {
                 initial_ms: c.backoff_initial.as_millis() as u64,
@@ -56,6 +57,9 @@ impl From<&dreamos_runtime::config::TasksConfig> for TaskConfig {
             },
             per_agent: c.per_agent,
             queue: c.max_pending,
+            keep: usize::try_from(r.tasks_max).unwrap_or(usize::MAX),
+            keep_for: r.tasks_max_age,
+            prune_every: r.compact_every.max(Duration::from_millis(10)),
         }
     }
 }
@@ -230,6 +234,7 @@ impl TaskManager {
         for (name, agent_skills) in &agents {
             scheduler.set_agent(name, agent_skills, false, config.per_agent);
         }
+        scheduler.reserve_ids_below(store.next_id()?);
         let changed = scheduler.recover(store.load()?, clock.now());
         for id in &changed {
             if let Some(task) = scheduler.get(*id) {
@@ -249,8 +254,9 @@ impl TaskManager {
             running: BTreeMap::new(),
             tx: tx.clone(),
             per_agent: config.per_agent,
+            retention: (config.keep, config.keep_for),
         };
-        tokio::spawn(worker.run(rx));
+        tokio::spawn(worker.run(rx, config.prune_every));
         Ok(TaskManager {
             tx,
             queue: config.queue,
@@ -353,6 +359,8 @@ struct Worker {
     running: BTreeMap<TaskId, Running>,
     tx: mpsc::Sender<Request>,
     per_agent: usize,
+    /// Finished tasks kept, and for how long.
+    retention: (usize, Duration),
 }
 
 /// The least time between two progress events of one task.
@@ -379,7 +387,9 @@ impl Worker {
     /// Takes requests in batches: applies every waiting request to the scheduler, places what can start, writes
     /// every changed record, waits for one flush, and only then answers and starts skills. Concurrent requests
     /// so share one fdatasync, as messages do in the log.
-    async fn run(mut self, mut rx: mpsc::Receiver<Request>) {
+    async fn run(mut self, mut rx: mpsc::Receiver<Request>, prune_every: Duration) {
+        let mut prune = tokio::time::interval(prune_every);
+        prune.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let wake = self
                 .scheduler
@@ -400,6 +410,13 @@ impl Worker {
                         }
                     }
                     batch.changed.extend(expired);
+                }
+                _ = prune.tick() => {
+                    if let Err(err) = self.prune().await {
+                        tracing::error!(error = %err, "task manager: cannot forget finished tasks; it stops");
+                        break;
+                    }
+                    continue;
                 }
             }
             while batch.answers.len() < BATCH && batch.shutdown.is_none() {
@@ -479,6 +496,32 @@ impl Worker {
                 .changed
                 .extend(self.scheduler.interrupted(id, TaskStatus::Queued, now));
         }
+    }
+
+    /// Enforces the retention of finished tasks: forgets those beyond the bounds, in the store too, and keeps
+    /// their ids taken.
+    async fn prune(&mut self) -> Result<(), ManagerError> {
+        let (keep, keep_for) = self.retention;
+        let cutoff = Millis(
+            self.clock
+                .now()
+                .0
+                .saturating_sub(keep_for.as_millis() as u64),
+        );
+        let gone = self.scheduler.prune(keep, cutoff);
+        if gone.is_empty() {
+            return Ok(());
+        }
+        self.store.set_next_id(self.scheduler.next_id())?;
+        for id in &gone {
+            self.store.remove(*id)?;
+        }
+        self.ums.log().sync().await?;
+        tracing::debug!(
+            forgotten = gone.len(),
+            "task manager: finished tasks forgotten"
+        );
+        Ok(())
     }
 
     /// Writes the records of `changed` and waits until they are durable.

@@ -638,6 +638,61 @@ impl Scheduler {
         Ok(task)
     }
 
+    /// The id the next task will get.
+    pub fn next_id(&self) -> u64 {
+        self.next_id
+    }
+
+    /// Never gives an id below `next` (ids of forgotten tasks stay taken).
+    pub fn reserve_ids_below(&mut self, next: u64) {
+        self.next_id = self.next_id.max(next);
+    }
+
+    /// Forgets finished tasks (done, failed, cancelled): all but the `keep` most recently finished, and every one
+    /// finished before `cutoff`; except one that an unfinished task depends on, which stays until that one is
+    /// finished too. Returns the forgotten ids.
+    pub fn prune(&mut self, keep: usize, cutoff: Millis) -> Vec<TaskId> {
+        let mut finished: Vec<(Millis, TaskId)> = self
+            .tasks
+            .values()
+            .filter(|t| t.status.is_final())
+            .map(|t| (t.finished_at.unwrap_or(t.updated_at), t.id))
+            .collect();
+        if finished.len() <= keep && finished.iter().all(|(at, _)| *at >= cutoff) {
+            return Vec::new();
+        }
+        // Newest first.
+        finished.sort_unstable_by(|a, b| b.cmp(a));
+        let mut gone = Vec::new();
+        for (rank, (at, id)) in finished.into_iter().enumerate() {
+            if rank < keep && at >= cutoff {
+                continue;
+            }
+            let needed = self.dependents.get(&id).is_some_and(|ds| {
+                ds.iter()
+                    .any(|d| self.tasks.get(d).is_some_and(|t| !t.status.is_final()))
+            });
+            if !needed {
+                gone.push(id);
+            }
+        }
+        for id in &gone {
+            if let Some(task) = self.tasks.remove(id) {
+                for dep in &task.after {
+                    if let Some(list) = self.dependents.get_mut(dep) {
+                        list.retain(|d| d != id);
+                        if list.is_empty() {
+                            self.dependents.remove(dep);
+                        }
+                    }
+                }
+            }
+            self.dependents.remove(id);
+            self.reindex(*id);
+        }
+        gone
+    }
+
     /// When the scheduler next has something to do on its own: a backoff ending, a timeout passing.
     pub fn next_wakeup(&self) -> Option<Millis> {
         self.timers.iter().next().map(|(at, _)| *at)

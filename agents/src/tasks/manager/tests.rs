@@ -73,7 +73,8 @@ struct Fixture {
     starts: Arc<Mutex<Vec<tokio::time::Instant>>>,
 }
 
-async fn start_in(dir: tempfile::TempDir, config: TaskConfig) -> Fixture {
+/// A swarm with the `work` skill; its own task manager is the one under test. `tweak` changes the defaults.
+async fn start_in(dir: tempfile::TempDir, tweak: impl FnOnce(&mut Config)) -> Fixture {
     let steps_run = Arc::new(AtomicU32::new(0));
     let starts = Arc::new(Mutex::new(Vec::new()));
     let mut skills = SkillRegistry::builtin();
@@ -82,21 +83,15 @@ async fn start_in(dir: tempfile::TempDir, config: TaskConfig) -> Fixture {
         starts: starts.clone(),
     }));
     let store = Store::open(dir.path()).expect("store");
-    let swarm = Swarm::start(Config::defaults(), store.clone(), skills)
+    let mut config = Config::defaults();
+    // On the paused clock, time jumps to the next timer whenever the runtime waits for the log's writer thread
+    // (every durable change): the retention timer is kept short so that jumps stay short too.
+    config.retention.compact_every = Duration::from_millis(10);
+    tweak(&mut config);
+    let swarm = Swarm::start(config, store.clone(), skills)
         .await
         .expect("swarm");
-    let manager = TaskManager::start(
-        TaskStore::open(&store).expect("tasks"),
-        swarm.ums().clone(),
-        Arc::new(swarm.skills().clone()),
-        vec![
-            ("agent-1".to_string(), vec!["*".to_string()]),
-            ("agent-2".to_string(), vec!["*".to_string()]),
-        ],
-        config,
-    )
-    .await
-    .expect("manager");
+    let manager = swarm.tasks().clone();
     Fixture {
         _dir: dir,
         swarm,
@@ -107,11 +102,7 @@ async fn start_in(dir: tempfile::TempDir, config: TaskConfig) -> Fixture {
 }
 
 async fn start() -> Fixture {
-    start_in(
-        tempfile::tempdir().expect("temp dir"),
-        TaskConfig::default(),
-    )
-    .await
+    start_in(tempfile::tempdir().expect("temp dir"), |_| {}).await
 }
 
 fn work(args: serde_json::Value) -> TaskSpec {
@@ -196,14 +187,11 @@ async fn a_task_runs_to_done_with_progress_and_checkpoints_and_its_record_is_dur
 
 #[tokio::test(start_paused = true)]
 async fn failed_attempts_are_retried_after_the_backoff_on_tokio_time() {
-    let config = TaskConfig {
-        backoff: Backoff {
-            initial_ms: 1_000,
-            max_ms: 10_000,
-        },
-        ..TaskConfig::default()
-    };
-    let fx = start_in(tempfile::tempdir().expect("dir"), config).await;
+    let fx = start_in(tempfile::tempdir().expect("dir"), |c| {
+        c.tasks.backoff_initial = Duration::from_secs(1);
+        c.tasks.backoff_max = Duration::from_secs(10);
+    })
+    .await;
     let created = fx
         .manager
         .create(work(json!({"steps": 1, "fail_first": 2})))
@@ -368,7 +356,7 @@ async fn after_a_restart_a_running_task_resumes_from_its_checkpoint_and_a_finish
 ) {
     let dir = tempfile::tempdir().expect("dir");
     let path = dir.path().to_path_buf();
-    let fx = start_in(dir, TaskConfig::default()).await;
+    let fx = start_in(dir, |_| {}).await;
     let finished = fx
         .manager
         .create(work(json!({"steps": 1})))
@@ -399,7 +387,7 @@ async fn after_a_restart_a_running_task_resumes_from_its_checkpoint_and_a_finish
         ..
     } = fx;
     drop((swarm, manager));
-    let fx = start_in(dir, TaskConfig::default()).await;
+    let fx = start_in(dir, |_| {}).await;
     assert_eq!(fx._dir.path(), path);
     let done = until(&fx, long.id, "done", |t| t.status == TaskStatus::Done).await;
     assert_eq!(
@@ -415,4 +403,172 @@ async fn after_a_restart_a_running_task_resumes_from_its_checkpoint_and_a_finish
     );
     fx.manager.shutdown().await.expect("shutdown");
     fx.swarm.shutdown(Duration::from_secs(1)).await;
+}
+
+// On the real clock: captain orders wait for the log's writer thread with a deadline, which the paused clock
+// would reach early while it waits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_agent_takes_no_new_tasks_until_it_resumes() {
+    let fx = start().await;
+    let captain = fx
+        .swarm
+        .captain_phone(&crate::Principal::new(
+            "captain",
+            dreamos_runtime::config::Role::Captain,
+        ))
+        .expect("captain");
+    let agent_1 = dreamos_runtime::message::Address::agent(
+        &dreamos_runtime::message::AgentName::new("agent-1").expect("name"),
+    );
+    for name in ["agent-1", "agent-3", "agent-4"] {
+        let agent = dreamos_runtime::message::Address::agent(
+            &dreamos_runtime::message::AgentName::new(name).expect("name"),
+        );
+        captain
+            .control(agent, crate::ControlVerb::Pause)
+            .await
+            .expect("pause");
+    }
+    let first = fx
+        .manager
+        .create(work(json!({"steps": 5})))
+        .await
+        .expect("create");
+    let second = fx
+        .manager
+        .create(work(json!({"steps": 1})))
+        .await
+        .expect("create");
+    let running = until(&fx, first.id, "running", |t| {
+        t.status == TaskStatus::Running
+    })
+    .await;
+    assert_eq!(running.agent.as_deref(), Some("agent-2"));
+    // agent-2 runs one task at a time and the others are paused: the second waits.
+    let waiting = fx.manager.get(second.id).await.expect("get");
+    assert_eq!(waiting.status, TaskStatus::Queued, "{waiting:?}");
+    captain
+        .control(agent_1, crate::ControlVerb::Resume)
+        .await
+        .expect("resume");
+    let done = until(&fx, second.id, "done", |t| t.status == TaskStatus::Done).await;
+    assert_eq!(done.agent.as_deref(), Some("agent-1"));
+    let first = fx.manager.get(first.id).await.expect("get");
+    assert_ne!(
+        first.status,
+        TaskStatus::Done,
+        "the second finished on agent-1 while the first still ran"
+    );
+    fx.swarm.shutdown(Duration::from_secs(10)).await;
+}
+
+// On the real clock: the restart waits for the swarm's shutdown with deadlines.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn finished_tasks_are_forgotten_beyond_the_retention_bounds_and_ids_are_never_reused() {
+    let dir = tempfile::tempdir().expect("dir");
+    let fx = start_in(dir, |c| {
+        c.retention.tasks_max = 2;
+        c.retention.tasks_max_age = Duration::from_secs(3600);
+    })
+    .await;
+    let first = fx
+        .manager
+        .create(work(json!({"steps": 1})))
+        .await
+        .expect("create");
+    // A finished task that an unfinished one depends on stays whatever the bounds.
+    let mut waits = work(json!({"steps": 1}));
+    waits.after = vec![first.id];
+    waits.approve = true;
+    let waiting = fx.manager.create(waits).await.expect("create");
+    let mut ids = vec![first.id];
+    for _ in 0..3 {
+        let task = fx
+            .manager
+            .create(work(json!({"steps": 1})))
+            .await
+            .expect("create");
+        until(&fx, task.id, "done", |t| t.status == TaskStatus::Done).await;
+        ids.push(task.id);
+    }
+    let mut kept = Vec::new();
+    for _ in 0..1_000 {
+        kept = fx
+            .manager
+            .list()
+            .await
+            .expect("list")
+            .into_iter()
+            .map(|t| t.id)
+            .collect();
+        if kept.len() == 4 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(kept, vec![first.id, waiting.id, ids[2], ids[3]]);
+    assert_eq!(
+        TaskStore::open(fx.swarm.ums().store())
+            .expect("store")
+            .len(),
+        4
+    );
+    assert_eq!(
+        fx.manager.get(first.id).await.expect("kept").status,
+        TaskStatus::Done
+    );
+    assert!(matches!(
+        fx.manager.get(ids[1]).await,
+        Err(ManagerError::Task(TaskError::UnknownTask(_)))
+    ));
+
+    fx.manager
+        .control(
+            waiting.id,
+            Control::Reject {
+                by: "captain".into(),
+            },
+        )
+        .await
+        .expect("reject");
+    fx.swarm.shutdown(Duration::from_secs(10)).await;
+    let Fixture {
+        _dir: dir,
+        swarm,
+        manager,
+        ..
+    } = fx;
+    drop((swarm, manager));
+
+    // Past the age bound every finished task goes, even the newest; the next id is still new after a restart.
+    let fx = start_in(dir, |c| {
+        c.retention.tasks_max_age = Duration::from_millis(100);
+    })
+    .await;
+    for _ in 0..1_000 {
+        if fx.manager.list().await.expect("list").is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(fx.manager.list().await.expect("list").is_empty());
+    assert!(TaskStore::open(fx.swarm.ums().store())
+        .expect("store")
+        .is_empty());
+    fx.swarm.shutdown(Duration::from_secs(10)).await;
+    let Fixture {
+        _dir: dir,
+        swarm,
+        manager,
+        ..
+    } = fx;
+    drop((swarm, manager));
+    let fx = start_in(dir, |_| {}).await;
+    let next = fx
+        .manager
+        .create(work(json!({"steps": 1})))
+        .await
+        .expect("create");
+    assert!(next.id.0 > waiting.id.0, "id {} was reused", next.id);
+    fx.swarm.shutdown(Duration::from_secs(10)).await;
 }
