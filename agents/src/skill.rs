@@ -408,6 +408,75 @@ impl Skill for Fault {
     }
 }
 
+/// `steps`: a long task for tests of durable execution. Registered with `fault`. Arguments `{"steps": N, "ms": M}`
+/// (at most 10,000 steps of at most 10 s): runs N steps of M milliseconds, reports progress and saves a checkpoint
+/// `{"next": K}` after each, and on a resumed run starts at the checkpoint's step. With `[debug] journal` set, it
+/// appends `start TASK FROM`, `step TASK K`, `saved TASK K` and `finish TASK` lines there, so that a test sees
+/// what ran again after a crash.
+pub struct Steps {
+    pub journal: Option<std::path::PathBuf>,
+}
+
+impl Steps {
+    fn note(&self, line: &str) -> Result<(), SkillError> {
+        use std::io::Write;
+        let Some(path) = &self.journal else {
+            return Ok(());
+        };
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .and_then(|mut f| f.write_all(format!("{line}\n").as_bytes()))
+            .map_err(|e| {
+                SkillError::new(format!("cannot write the journal {}: {e}", path.display()))
+            })
+    }
+}
+
+#[async_trait]
+impl Skill for Steps {
+    fn name(&self) -> &'static str {
+        "steps"
+    }
+
+    fn summary(&self) -> &'static str {
+        "for tests: {\"steps\": N, \"ms\": M} runs N steps with a checkpoint after each"
+    }
+
+    async fn run(&self, cx: &mut SkillContext<'_>) -> Result<(), SkillError> {
+        let args: serde_json::Value =
+            serde_json::from_str(cx.message().body.as_json()).unwrap_or_default();
+        let steps = args["steps"].as_u64().unwrap_or(10).min(10_000);
+        let ms = args["ms"].as_u64().unwrap_or(100).min(10_000);
+        let task = cx
+            .task()
+            .map_or_else(|| "-".to_string(), |id| id.to_string());
+        let from = cx
+            .resumed_from()
+            .and_then(|c| c["next"].as_u64())
+            .unwrap_or(0);
+        self.note(&format!("start {task} {from}"))?;
+        for step in from..steps {
+            if cx.is_cancelled() {
+                return Err(SkillError::interrupted("cancelled"));
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+            self.note(&format!("step {task} {step}"))?;
+            cx.progress(
+                Some(((step + 1) * 100 / steps.max(1)) as u8),
+                &format!("step {} of {steps}", step + 1),
+            );
+            if cx.task().is_some() {
+                cx.checkpoint(json!({ "next": step + 1 })).await?;
+                self.note(&format!("saved {task} {}", step + 1))?;
+            }
+        }
+        self.note(&format!("finish {task}"))?;
+        cx.reply(json!({ "text": format!("{steps} steps done"), "steps": steps }))
+    }
+}
+
 /// Recurses until the stack runs out; the array keeps each frame large and the black boxes keep it a recursion.
 #[allow(unconditional_recursion)]
 fn overflow(depth: u64) -> u64 {

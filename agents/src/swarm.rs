@@ -79,6 +79,10 @@ impl Swarm {
                 "[debug] fault_skill is on: the `fault` skill can abort this process on request"
             );
             skills.add(Arc::new(crate::skill::Fault));
+            let journal = &config.debug.journal;
+            skills.add(Arc::new(crate::skill::Steps {
+                journal: (!journal.as_os_str().is_empty()).then(|| journal.clone()),
+            }));
         }
         let skills = Arc::new(skills);
         let roster = Roster::open(&store)?;

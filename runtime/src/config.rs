@@ -301,6 +301,8 @@ pub struct LogRoute {
 #[serde(deny_unknown_fields)]
 pub struct DebugConfig {
     pub fault_skill: bool,
+    /// Where the `steps` skill appends a line for each thing it does (empty: nowhere).
+    pub journal: std::path::PathBuf,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

@@ -129,18 +129,27 @@ impl Console {
 
     /// Reads the next line, whatever it is, within the deadline; `None` at end of output.
     pub fn next_line(&mut self, deadline: Instant) -> Option<Line> {
+        match self.line_before(deadline) {
+            Ok(line) => Some(line),
+            Err(false) => None,
+            Err(true) => self.fail("no output before the deadline"),
+        }
+    }
+
+    /// The next line if one comes before the deadline; `Err(true)` at the deadline, `Err(false)` at end of output.
+    pub fn line_before(&mut self, deadline: Instant) -> Result<Line, bool> {
         let wait = deadline.saturating_duration_since(Instant::now());
         match self.lines.recv_timeout(wait) {
             Ok(text) => {
                 self.seen.push(text.clone());
-                Some(match serde_json::from_str::<Value>(&text) {
+                Ok(match serde_json::from_str::<Value>(&text) {
                     Ok(value) if value.get("ok").is_some() => Line::Answer(value),
                     Ok(value) if value.get("event").is_some() => Line::Event(value),
                     _ => Line::Text(text),
                 })
             }
-            Err(mpsc::RecvTimeoutError::Disconnected) => None,
-            Err(mpsc::RecvTimeoutError::Timeout) => self.fail("no output before the deadline"),
+            Err(mpsc::RecvTimeoutError::Disconnected) => Err(false),
+            Err(mpsc::RecvTimeoutError::Timeout) => Err(true),
         }
     }
 

@@ -411,12 +411,12 @@ impl Worker {
                     }
                     batch.changed.extend(expired);
                 }
+                // The first tick comes at once, so this round also places the tasks recovered at start.
                 _ = prune.tick() => {
                     if let Err(err) = self.prune().await {
                         tracing::error!(error = %err, "task manager: cannot forget finished tasks; it stops");
                         break;
                     }
-                    continue;
                 }
             }
             while batch.answers.len() < BATCH && batch.shutdown.is_none() {
