@@ -15,11 +15,14 @@ use std::{
 use dreamos_runtime::config::ScannerConfig;
 use dreamos_scanner::{
     model::{Definition, Lang, SymbolKind},
-    Budget, CodeIndex, Deps, IndexOptions, IndexReport, RepoInfo, SearchHit, SearchOptions,
-    SymbolHit, SymbolOptions,
+    Budget, CodeIndex, Deps, IndexOptions, IndexProgress, IndexReport, RepoInfo, SearchHit,
+    SearchOptions, SymbolHit, SymbolOptions,
 };
 
 use crate::error::{Error, Result};
+
+/// New or changed files between two commits of an indexing run: what a crash can cost.
+pub const CHECKPOINT_FILES: u64 = 1_000;
 
 /// The swarm's code index and its rules. Cheap to clone.
 #[derive(Clone)]
@@ -132,16 +135,30 @@ impl Code {
 
     /// Indexes (incrementally) the repository at `path`, named `name` or after its directory.
     pub async fn index(&self, path: &str, name: Option<&str>) -> Result<IndexReport> {
+        self.index_tracked(path, name, |_| {}).await
+    }
+
+    /// [`Code::index`], reporting progress to `progress` (from the scanner's threads), with a commit every
+    /// [`CHECKPOINT_FILES`] new or changed files, so that a run after a crash skips what was committed.
+    pub async fn index_tracked(
+        &self,
+        path: &str,
+        name: Option<&str>,
+        progress: impl Fn(IndexProgress) + Send + Sync + 'static,
+    ) -> Result<IndexReport> {
         let root = self.check_root(path)?;
         let name = name.unwrap_or("").to_string();
         let code = self.clone();
         self.blocking(move || {
-            let mut options = IndexOptions::default();
+            let mut options = IndexOptions {
+                commit_every: CHECKPOINT_FILES,
+                ..IndexOptions::default()
+            };
             options.walk.max_file_size = code.inner.config.max_file_bytes;
             Ok(code
                 .inner
                 .index
-                .index_repo(&name, &root, &options, &|_| {})?)
+                .index_repo(&name, &root, &options, &progress)?)
         })
         .await
     }

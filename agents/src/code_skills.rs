@@ -8,6 +8,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use dreamos_scanner::IndexProgress;
 use serde_json::{json, Value};
 
 use crate::{
@@ -87,8 +88,7 @@ impl Skill for CodeSkillImpl {
         let options = Options(cx.message().body.to_value());
         let answer = match self.skill {
             CodeSkill::Scan => self
-                .code
-                .index(&text, options.str("name").as_deref())
+                .scan(cx, &text, options.str("name").as_deref())
                 .await
                 .map(|r| {
                     json!({
@@ -193,6 +193,58 @@ impl Skill for CodeSkillImpl {
 }
 
 impl CodeSkillImpl {
+    /// Indexes a repository. As a task it reports files read and indexed as progress and saves a checkpoint at
+    /// each of the run's commits; after a crash the next run skips the committed files (the index's manifest
+    /// knows them), and its progress says how many the interrupted run had committed.
+    async fn scan(
+        &self,
+        cx: &mut SkillContext<'_>,
+        path: &str,
+        name: Option<&str>,
+    ) -> crate::Result<dreamos_scanner::IndexReport> {
+        if cx.task().is_none() {
+            return self.code.index(path, name).await;
+        }
+        if let Some(files) = cx.resumed_from().and_then(|c| c["committed"].as_u64()) {
+            cx.progress(
+                None,
+                &format!("resuming: the interrupted run had committed {files} files"),
+            );
+        }
+        let (tx, mut rx) = tokio::sync::watch::channel(None);
+        let run = self.code.index_tracked(path, name, move |p| {
+            let _ = tx.send(Some(p));
+        });
+        tokio::pin!(run);
+        loop {
+            tokio::select! {
+                report = &mut run => return report,
+                changed = rx.changed() => {
+                    if changed.is_err() {
+                        return run.await;
+                    }
+                    let progress = *rx.borrow_and_update();
+                    match progress {
+                        Some(IndexProgress::Walking { files }) => {
+                            cx.progress(None, &format!("read {files} files"));
+                        }
+                        Some(IndexProgress::Indexing { done }) => {
+                            cx.progress(None, &format!("indexed {done} new or changed files"));
+                        }
+                        Some(IndexProgress::Committed { files }) => {
+                            cx.progress(None, &format!("committed {files} files"));
+                            if let Err(err) = cx.checkpoint(json!({ "committed": files })).await {
+                                tracing::warn!(error = %err, "the index's checkpoint was not saved");
+                            }
+                        }
+                        Some(IndexProgress::Committing) => cx.progress(Some(99), "committing"),
+                        None => {}
+                    }
+                }
+            }
+        }
+    }
+
     /// The largest reply body the swarm accepts (`messages.max_body_bytes`).
     fn max_body(&self, cx: &SkillContext<'_>) -> usize {
         cx.max_body_bytes()

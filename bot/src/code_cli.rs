@@ -173,6 +173,7 @@ pub fn index(data_dir: &Path, config: &Config, args: IndexArgs) -> anyhow::Resul
             bar.set_message(match p {
                 IndexProgress::Walking { files } => format!("reading: {files} files"),
                 IndexProgress::Indexing { done } => format!("parsing and indexing: {done} files"),
+                IndexProgress::Committed { files } => format!("committed: {files} files"),
                 IndexProgress::Committing => "committing".to_string(),
             });
         }

@@ -124,6 +124,7 @@ pub fn one_line(text: &str) -> String {
 fn past(action: &str) -> &str {
     match action {
         "create" => "created",
+        "index" => "indexing as",
         "pause" => "paused",
         "resume" => "resumed",
         "cancel" => "cancelled",

@@ -249,10 +249,7 @@ impl Session {
             } => self.broadcast(&text, group, priority).await,
             Command::History(args) => self.history(args),
             Command::DeadLetters { limit, before } => self.dead_letters(limit, before),
-            Command::Index { path, name } => {
-                let report = self.swarm.code().index(&path, name.as_deref()).await?;
-                Ok(Reply::Index(report))
-            }
+            Command::Index { path, name, wait } => self.index(&path, name, wait).await,
             Command::Search(request) => {
                 let hits = self.swarm.code().search(request).await?;
                 Ok(Reply::Search(SearchReply { hits }))
@@ -317,6 +314,11 @@ impl Session {
                 max_attempts,
                 approve,
             } => {
+                // A scan task indexes: the same role as /index.
+                if skill == "scan" {
+                    self.principal
+                        .require_captain("creating a scan task (indexing a repository)")?;
+                }
                 let args_value = match args.as_deref().map(str::trim) {
                     None | Some("") => serde_json::json!({}),
                     Some(text) if text.starts_with('{') => {
@@ -422,6 +424,92 @@ impl Session {
                 reply("reject", control(id, Control::Reject { by }).await?)
             }
         }
+    }
+
+    /// `/index`: a `scan` task. The path rule is checked first, so that a path outside the roots is refused at
+    /// once and nothing is stored; then the task is created and its id answered, or with `--wait` its report once
+    /// it is done.
+    async fn index(
+        &self,
+        path: &str,
+        name: Option<String>,
+        wait: bool,
+    ) -> Result<Reply, CommandError> {
+        use dreamos_runtime::task::{Origin, TaskSpec};
+        let root = self.swarm.code().check_root(path)?;
+        dreamos_scanner::walk::check_root(&root).map_err(SwarmError::from)?;
+        let mut args = serde_json::json!({ "text": path });
+        if let Some(name) = &name {
+            args["name"] = serde_json::json!(name);
+        }
+        let spec = TaskSpec {
+            title: command::clip(&format!("index {path}")),
+            skill: "scan".to_string(),
+            args,
+            priority: Priority::Normal,
+            after: Vec::new(),
+            timeout_ms: None,
+            max_attempts: self.swarm.config().tasks.max_attempts,
+            approve: false,
+            origin: Origin {
+                by: self.principal.name.clone(),
+                frontend: self.frontend.to_string(),
+            },
+        };
+        // Subscribed before the task exists, so that its end cannot slip past.
+        let events = wait.then(|| self.swarm.subscribe());
+        let tasks = self.swarm.tasks();
+        let mut task = tasks.create(spec).await.map_err(task_error)?;
+        let Some(mut events) = events else {
+            return Ok(Reply::Task(TaskReply {
+                action: "index",
+                task,
+            }));
+        };
+        while !task.status.is_final() {
+            match events.recv().await {
+                Ok(SwarmEvent::Task(t)) if t.id == task.id => task = (*t).clone(),
+                Ok(_) => {}
+                // Fell behind: read the task itself.
+                Err(RecvError::Lagged(_)) => task = tasks.get(task.id).await.map_err(task_error)?,
+                Err(RecvError::Closed) => {
+                    return Err(CommandError::new(
+                        "shutting_down",
+                        format!(
+                        "the swarm stopped before task {} finished; it resumes at the next start",
+                        task.id
+                    ),
+                    ))
+                }
+            }
+        }
+        let result = task.result.clone().unwrap_or_default();
+        if task.status != dreamos_runtime::task::TaskStatus::Done {
+            return Err(CommandError::new(
+                "task_failed",
+                format!(
+                    "task {} (index {path}) {}: {}",
+                    task.id,
+                    task.status.as_str(),
+                    task.error.as_deref().unwrap_or("no reason given")
+                ),
+            ));
+        }
+        // The skill answers a sender's mistake (an unreadable directory, say) as a reply with an error.
+        if let Some(error) = result.get("error") {
+            return Err(CommandError::new(
+                error["kind"].as_str().unwrap_or("internal"),
+                error["message"].as_str().unwrap_or_default().to_string(),
+            ));
+        }
+        serde_json::from_value(result["report"].clone())
+            .map(Reply::Index)
+            .map_err(|e| {
+                CommandError::new(
+                    "internal",
+                    format!("task {} ended without an index report: {e}", task.id),
+                )
+            })
     }
 
     async fn agent(

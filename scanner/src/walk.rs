@@ -245,14 +245,13 @@ impl Counters {
     }
 }
 
-/// Walks `root` on every core and calls `visit` once per text file, from several threads at once, in no
-/// particular order. A root that does not exist or is not a directory is an error; an empty directory is an
-/// empty report.
-pub fn walk(
-    root: &Path,
-    opts: &WalkOptions,
-    visit: impl Fn(SourceFile) + Sync,
-) -> Result<WalkReport> {
+/// Checks that `root` can be walked (an existing directory, not on a pseudo-filesystem) without walking it, so that
+/// a caller can refuse a bad root before it starts long work.
+pub fn check_root(root: &Path) -> Result<PathBuf> {
+    checked_root(root).map(|(root, _)| root)
+}
+
+fn checked_root(root: &Path) -> Result<(PathBuf, Vec<(PathBuf, bool)>)> {
     let root = canonical_root(root)?;
     let pseudo = pseudo_mounts();
     if in_pseudo(&root, &pseudo) {
@@ -261,6 +260,18 @@ pub fn walk(
             why: "it is a pseudo-filesystem (kernel state such as /proc, /sys or /dev), not source code".to_string(),
         });
     }
+    Ok((root, pseudo))
+}
+
+/// Walks `root` on every core and calls `visit` once per text file, from several threads at once, in no
+/// particular order. A root that does not exist or is not a directory is an error; an empty directory is an
+/// empty report.
+pub fn walk(
+    root: &Path,
+    opts: &WalkOptions,
+    visit: impl Fn(SourceFile) + Sync,
+) -> Result<WalkReport> {
+    let (root, pseudo) = checked_root(root)?;
     let counters = Arc::new(Counters::default());
 
     let mut builder = WalkBuilder::new(&root);

@@ -51,7 +51,28 @@ fn console_commands_and_code_skills_answer_from_the_index() {
     let data = dir.path().join("data");
     let mut console = Console::start(&data, &[], &[("DREAMOS_SCANNER__ALLOWED_ROOTS", &roots)]);
 
-    let report = console.ok(&format!("/index {} --name demo", repo.display()));
+    // /index is a task: it answers at once with the task, whose result is the report.
+    let created = console.ok(&format!("/index {} --name demo", repo.display()));
+    assert_eq!(created["action"], "index", "{created}");
+    assert_eq!(created["task"]["skill"], "scan");
+    let id = created["task"]["id"].as_u64().expect("task id");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let done = loop {
+        let shown = console.ok(&format!("/task show {id}"));
+        if shown["task"]["status"] == "done" {
+            break shown["task"].clone();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the index task did not finish: {shown}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    assert_eq!(done["result"]["report"]["files"], 6, "{done}");
+    // --wait answers with the report itself (a second run: nothing changed).
+    let again = console.ok(&format!("/index {} --name demo --wait", repo.display()));
+    assert_eq!(again["unchanged"], 6, "{again}");
+    let report = done["result"]["report"].clone();
     assert_eq!(report["repo"], "demo");
     assert_eq!(report["files"], 6);
     // load_config, Config, Config::name, parse_config, Reporter, Reporter::render_report, helper.

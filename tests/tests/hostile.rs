@@ -236,7 +236,7 @@ fn pseudo_filesystems_are_refused_and_the_data_directory_is_never_indexed() {
     .spawn()
     .and_then(|mut child| {
         let mut stdin = child.stdin.take().expect("stdin");
-        stdin.write_all(b"/status\n/index .\n")?;
+        stdin.write_all(b"/status\n/index . --wait\n")?;
         drop(stdin);
         child.wait_with_output()
     })
@@ -301,7 +301,7 @@ fn a_hit_on_a_huge_line_gives_a_bounded_answer() {
             ("DREAMOS_SCANNER__MAX_FILE_BYTES", "2000000"),
         ],
     );
-    console.ok(&format!("/index {}", repo.display()));
+    console.ok(&format!("/index {} --wait", repo.display()));
     let hits = console.ok("/search needle");
     assert_eq!(
         hits["hits"].as_array().map(Vec::len),
@@ -348,7 +348,7 @@ fn every_search_is_bounded_in_cost_and_time() {
         ("DREAMOS_SCANNER__MAX_FILE_BYTES", "2000000"),
     ];
     let mut console = Console::start(&dir.path().join("data"), &[], &env);
-    console.ok(&format!("/index {}", repo.display()));
+    console.ok(&format!("/index {} --wait", repo.display()));
 
     // A regex that would take a minute on the long line is refused before any work, naming its limit.
     let started = std::time::Instant::now();

@@ -332,6 +332,7 @@ pub enum Command {
     Index {
         path: String,
         name: Option<String>,
+        wait: bool,
     },
     Search(SearchRequest),
     Symbol {
@@ -470,6 +471,7 @@ impl Command {
             "index" => Command::Index {
                 path: inv.required("path")?,
                 name: inv.text("name"),
+                wait: inv.flag("wait"),
             },
             "search" => Command::Search(SearchRequest {
                 query: inv.required("query")?,

@@ -382,7 +382,9 @@ pub static COMMANDS: &[CommandSpec] = &[
     CommandSpec {
         name: "index",
         summary: "index (incrementally) the repository at PATH, which must be under [scanner] allowed_roots",
-        help: "Files that did not change since the last run are skipped; every skipped file is counted with why.",
+        help: "Runs as a task: answers at once with the task's id (/task show follows it; --wait answers with the \
+               report when it is done). Files that did not change since the last run are skipped, and so are those \
+               an interrupted run had committed; every skipped file is counted with why.",
         role: Role::Captain,
         options: &[
             positional(
@@ -397,6 +399,13 @@ pub static COMMANDS: &[CommandSpec] = &[
                 "name",
                 OptionKind::Text,
                 "its name in the index (default: the directory's name)",
+                None,
+                None,
+            ),
+            named(
+                "wait",
+                OptionKind::Flag,
+                "answer with the report once the task is done, not at once with the task",
                 None,
                 None,
             ),

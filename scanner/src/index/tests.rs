@@ -457,3 +457,57 @@ fn index_directory_inside_the_repository_is_left_out() {
     );
     assert_eq!(count(&index, "\"index_settings\""), 0);
 }
+
+#[test]
+fn checkpoints_commit_files_as_they_go_and_the_result_is_the_same() {
+    let files = [
+        (
+            "Cargo.toml",
+            "[package]\nname = \"demo\"\nversion = \"0.1.0\"\n",
+        ),
+        ("src/lib.rs", "mod a;\nmod b;\nmod c;\n"),
+        ("src/a.rs", "use crate::b::Bee;\npub struct Ay;\n"),
+        ("src/b.rs", "use crate::a::Ay;\npub struct Bee;\n"),
+        ("src/c.rs", "use std::fmt;\nuse crate::b::Bee;\n"),
+    ];
+    let repo = write_repo(&files);
+    let (_dir, plain) = index_dir();
+    run(&plain, "deps", repo.path());
+    let (_dir2, stepped) = index_dir();
+    let seen = std::sync::Mutex::new(Vec::new());
+    let options = IndexOptions {
+        commit_every: 2,
+        ..IndexOptions::default()
+    };
+    let report = stepped
+        .index_repo("deps", repo.path(), &options, &|p| {
+            seen.lock().expect("not poisoned").push(p)
+        })
+        .expect("index");
+    check_counts(&report, (5, 0, 0, 0, 5));
+    let seen = seen.into_inner().expect("not poisoned");
+    let commits: Vec<u64> = seen
+        .iter()
+        .filter_map(|p| match p {
+            IndexProgress::Committed { files } => Some(*files),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(commits, [2, 4], "{seen:?}");
+    // Imports resolved at the end are the same as with one commit.
+    for file in ["src/a.rs", "src/b.rs", "src/c.rs", "src/lib.rs"] {
+        let a = plain.deps(Some("deps"), file, 2).expect("deps");
+        let b = stepped.deps(Some("deps"), file, 2).expect("deps");
+        assert_eq!(format!("{a:?}"), format!("{b:?}"), "{file}");
+    }
+    assert_eq!(
+        plain.cycles("deps").expect("cycles"),
+        stepped.cycles("deps").expect("cycles")
+    );
+    assert_eq!(count(&plain, "Bee"), count(&stepped, "Bee"));
+    // The checkpoints' records are the manifest of the next run: nothing is read as changed.
+    let again = stepped
+        .index_repo("deps", repo.path(), &options, &|_| {})
+        .expect("index");
+    check_counts(&again, (0, 0, 0, 5, 5));
+}

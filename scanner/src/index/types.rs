@@ -25,6 +25,9 @@ pub struct IndexOptions {
     pub index_threads: usize,
     /// Memory the Tantivy writer may buffer before it writes a segment, in bytes (split between its threads).
     pub writer_memory: usize,
+    /// Commit after every this many new or changed files (0: only at the end), so that work done before a crash
+    /// is kept: the next run finds those files in the manifest and skips them. Imports are resolved at the end.
+    pub commit_every: u64,
 }
 
 impl Default for IndexOptions {
@@ -34,6 +37,7 @@ impl Default for IndexOptions {
             parse_threads: 0,
             index_threads: 0,
             writer_memory: 256 << 20,
+            commit_every: 0,
         }
     }
 }
@@ -47,12 +51,15 @@ pub enum IndexProgress {
     Walking { files: u64 },
     /// `done` new or changed files have been parsed and queued for the index so far.
     Indexing { done: u64 },
+    /// A checkpoint: `files` new or changed files of this run are committed, so a run started after a crash
+    /// skips them (`IndexOptions::commit_every`).
+    Committed { files: u64 },
     /// Everything is queued; Tantivy is writing and committing the segments.
     Committing,
 }
 
 /// What one `index_repo` run did.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct IndexReport {
     /// The repository's name in the index.
     pub repo: String,

@@ -212,11 +212,13 @@ pub(crate) fn index_repo(
     let own_dir = own_dir_prefix(inner, &root);
     let run = Run {
         fields: &inner.fields,
-        writer,
+        writer: parking_lot::RwLock::new(writer),
         repo: &name,
         known: &known,
         fresh: Mutex::new(Vec::new()),
+        checkpointed: Mutex::new(Vec::new()),
         failed: AtomicU64::new(0),
+        since_commit: AtomicU64::new(0),
     };
     let seen = Mutex::new(BTreeSet::new());
     let unchanged = AtomicU64::new(0);
@@ -254,6 +256,11 @@ pub(crate) fn index_repo(
                 if done.is_multiple_of(64) {
                     progress(IndexProgress::Indexing { done });
                 }
+                if opts.commit_every > 0 {
+                    if let Err(e) = run.checkpoint(opts.commit_every, progress) {
+                        first_error.lock().get_or_insert(e);
+                    }
+                }
             }
             Err(e) => {
                 first_error.lock().get_or_insert(e);
@@ -263,7 +270,7 @@ pub(crate) fn index_repo(
     let walk_report = match (walked_report, first_error.into_inner()) {
         (Ok(report), None) => report,
         (Err(e), _) | (Ok(_), Some(e)) => {
-            rollback(run.writer);
+            rollback(run.writer.into_inner());
             return Err(e);
         }
     };
@@ -281,11 +288,10 @@ pub(crate) fn index_repo(
         .collect();
     let (added, changed) = {
         let fresh = run.fresh.lock();
-        let added = fresh
-            .iter()
-            .filter(|(p, _, _)| !known.contains_key(p))
-            .count() as u64;
-        (added, fresh.len() as u64 - added)
+        let checkpointed = run.checkpointed.lock();
+        let all = || fresh.iter().chain(checkpointed.iter());
+        let added = all().filter(|(p, _, _)| !known.contains_key(p)).count() as u64;
+        (added, all().count() as u64 - added)
     };
     progress(IndexProgress::Committing);
     let outcome = match run.finish(&root, &deleted) {
@@ -362,19 +368,53 @@ struct Outcome {
 /// One run's state while files are being indexed.
 struct Run<'a> {
     fields: &'a Fields,
-    writer: &'a mut IndexWriter,
+    /// Files are added under the read lock (from many threads); a checkpoint commits under the write lock, so it
+    /// never commits half of a file's documents.
+    writer: parking_lot::RwLock<&'a mut IndexWriter>,
     repo: &'a str,
     known: &'a BTreeMap<String, Known>,
-    /// Files indexed in this run: path, hash, details (targets not resolved yet).
+    /// Files indexed in this run and not yet committed: path, hash, details (targets not resolved yet).
     fresh: Mutex<Vec<(String, String, InfoDetails)>>,
+    /// Files of this run committed by checkpoints, with their info documents (targets not resolved yet).
+    checkpointed: Mutex<Vec<(String, String, InfoDetails)>>,
     failed: AtomicU64,
+    /// Files indexed since the last checkpoint.
+    since_commit: AtomicU64,
 }
 
 impl Run<'_> {
+    /// Commits what this run indexed so far once `every` files are waiting: their info documents (with the hash
+    /// the next run's manifest compares) go in with them. Imports are resolved by [`Run::finish`].
+    fn checkpoint(&self, every: u64, progress: &(dyn Fn(IndexProgress) + Sync)) -> Result<()> {
+        if self.since_commit.fetch_add(1, Ordering::AcqRel) + 1 < every {
+            return Ok(());
+        }
+        let mut writer = self.writer.write();
+        // Another thread may have committed while this one waited for the lock.
+        if self.since_commit.load(Ordering::Acquire) < every {
+            return Ok(());
+        }
+        self.since_commit.store(0, Ordering::Release);
+        let batch = std::mem::take(&mut *self.fresh.lock());
+        for (path, hash, details) in &batch {
+            writer
+                .add_document(info_doc(self.fields, self.repo, path, hash, details)?)
+                .map_err(tantivy_err("adding a document"))?;
+        }
+        writer.commit().map_err(tantivy_err("committing"))?;
+        let mut checkpointed = self.checkpointed.lock();
+        checkpointed.extend(batch);
+        progress(IndexProgress::Committed {
+            files: checkpointed.len() as u64,
+        });
+        Ok(())
+    }
+
     /// Parses one new or changed file and adds its documents; callable from many threads at once.
     fn index_file(&self, file: SourceFile, hash: String) -> Result<()> {
         let f = self.fields;
-        let writer: &IndexWriter = self.writer;
+        let guard = self.writer.read();
+        let writer: &IndexWriter = &guard;
         if self.known.contains_key(&file.rel_path) {
             // Deleting by key removes the old `file`, `symbol` and `info` documents. A delete only affects
             // documents added before it, so the new ones added next survive.
@@ -421,7 +461,7 @@ impl Run<'_> {
     fn finish(self, root: &Path, deleted: &[String]) -> Result<Outcome> {
         let f = self.fields;
         let repo = self.repo;
-        let writer = self.writer;
+        let writer = self.writer.into_inner();
         for path in deleted {
             writer.delete_term(Term::from_field_text(f.key, &file_key(repo, path)));
         }
@@ -433,6 +473,10 @@ impl Run<'_> {
             .filter(|(p, _)| !gone.contains(p))
             .map(|(p, k)| (p.clone(), (k.hash.clone(), k.details.clone(), false)))
             .collect();
+        // Committed by a checkpoint: their info documents exist, rewritten below only if their imports moved.
+        for (path, hash, details) in self.checkpointed.into_inner() {
+            files.insert(path, (hash, details, false));
+        }
         for (path, hash, details) in self.fresh.into_inner() {
             files.insert(path, (hash, details, true));
         }
@@ -673,11 +717,13 @@ pub(crate) fn update_files(inner: &Inner, name: &str, paths: &[PathBuf]) -> Resu
     }
     let run = Run {
         fields: f,
-        writer: writer_of(&mut guard),
+        writer: parking_lot::RwLock::new(writer_of(&mut guard)),
         repo: name,
         known: &known,
         fresh: Mutex::new(Vec::new()),
+        checkpointed: Mutex::new(Vec::new()),
         failed: AtomicU64::new(0),
+        since_commit: AtomicU64::new(0),
     };
     let mut result = Ok(());
     for (file, hash) in sources {
