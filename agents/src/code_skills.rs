@@ -182,6 +182,10 @@ impl Skill for CodeSkillImpl {
                 err @ (crate::Error::Scanner(dreamos_scanner::Error::Cancelled)
                 | crate::Error::ShuttingDown),
             ) => Err(SkillError::from(err)),
+            // The sender's mistake, in a task: it fails at once, with the reason, and is not retried.
+            Err(err) if !err.is_internal() && cx.task().is_some() => {
+                Err(SkillError::permanent(err.to_string()))
+            }
             // The sender's mistake: answer it, and do not retry what will fail the same way.
             Err(err) if !err.is_internal() => cx.reply(json!({
                 "text": format!("error: {err}"),

@@ -23,6 +23,7 @@ use crate::{events::SwarmEvent, phone::CellPhone, stats::AgentSnapshot, ums::Ums
 pub struct SkillError {
     message: String,
     interrupted: bool,
+    permanent: bool,
 }
 
 impl SkillError {
@@ -30,19 +31,32 @@ impl SkillError {
         SkillError {
             message: message.into(),
             interrupted: false,
+            permanent: false,
         }
     }
 
     /// The skill stopped because the swarm is shutting down.
     pub fn interrupted(message: impl Into<String>) -> SkillError {
         SkillError {
-            message: message.into(),
             interrupted: true,
+            ..SkillError::new(message)
+        }
+    }
+
+    /// A failure that another attempt would repeat (the input is wrong): a task fails at once, without retries.
+    pub fn permanent(message: impl Into<String>) -> SkillError {
+        SkillError {
+            permanent: true,
+            ..SkillError::new(message)
         }
     }
 
     pub fn is_interrupted(&self) -> bool {
         self.interrupted
+    }
+
+    pub fn is_permanent(&self) -> bool {
+        self.permanent
     }
 }
 

@@ -495,13 +495,6 @@ impl Session {
                 ),
             ));
         }
-        // The skill answers a sender's mistake (an unreadable directory, say) as a reply with an error.
-        if let Some(error) = result.get("error") {
-            return Err(CommandError::new(
-                error["kind"].as_str().unwrap_or("internal"),
-                error["message"].as_str().unwrap_or_default().to_string(),
-            ));
-        }
         serde_json::from_value(result["report"].clone())
             .map(Reply::Index)
             .map_err(|e| {

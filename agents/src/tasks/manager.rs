@@ -132,7 +132,11 @@ enum Request {
 
 enum Outcome {
     Done(serde_json::Value),
-    Failed(String),
+    /// Failed; retried after a backoff unless `retry` is false (another attempt would fail the same way).
+    Failed {
+        error: String,
+        retry: bool,
+    },
     /// The skill stopped because it was told to.
     Interrupted,
 }
@@ -659,7 +663,11 @@ impl Worker {
                 };
                 batch.changed.extend(match outcome {
                     Outcome::Done(result) => self.scheduler.succeeded(id, result, now),
-                    Outcome::Failed(error) => self.scheduler.failed(id, error, now),
+                    Outcome::Failed { error, retry: true } => self.scheduler.failed(id, error, now),
+                    Outcome::Failed {
+                        error,
+                        retry: false,
+                    } => self.scheduler.failed_for_good(id, error, now),
                     Outcome::Interrupted => self.scheduler.interrupted(id, run.stopped_to, now),
                 });
             }
@@ -739,7 +747,10 @@ impl Worker {
             let _ = self.tx.try_send(Request::Finished {
                 id: task.id,
                 attempt: task.attempts,
-                outcome: Outcome::Failed(format!("no skill `{}` in this build", task.skill)),
+                outcome: Outcome::Failed {
+                    error: format!("no skill `{}` in this build", task.skill),
+                    retry: false,
+                },
             });
             return;
         };
@@ -778,7 +789,10 @@ impl Worker {
             let outcome = match ran {
                 None => Outcome::Interrupted,
                 Some(Err(err)) if err.is_interrupted() || cancel.is_set() => Outcome::Interrupted,
-                Some(Err(err)) => Outcome::Failed(err.to_string()),
+                Some(Err(err)) => Outcome::Failed {
+                    error: err.to_string(),
+                    retry: !err.is_permanent(),
+                },
                 Some(Ok(())) => Outcome::Done(result_of(cx.into_outputs())),
             };
             let _ = tx

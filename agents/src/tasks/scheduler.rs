@@ -451,6 +451,16 @@ impl Scheduler {
     /// The attempt failed (an error, or its timeout): retried after a backoff, or failed for good with its
     /// dependents.
     pub fn failed(&mut self, id: TaskId, error: String, now: Millis) -> Vec<TaskId> {
+        self.fail(id, error, true, now)
+    }
+
+    /// The attempt failed in a way another would repeat: failed for good with its dependents, whatever attempts
+    /// are left.
+    pub fn failed_for_good(&mut self, id: TaskId, error: String, now: Millis) -> Vec<TaskId> {
+        self.fail(id, error, false, now)
+    }
+
+    fn fail(&mut self, id: TaskId, error: String, retry: bool, now: Millis) -> Vec<TaskId> {
         self.release(id);
         let backoff = self.backoff;
         let jitter: f64 = self.rng.random();
@@ -460,7 +470,7 @@ impl Scheduler {
         task.started_at = None;
         task.updated_at = now;
         task.error = Some(error);
-        if task.attempts < task.max_attempts {
+        if retry && task.attempts < task.max_attempts {
             let ceiling = backoff.ceiling(task.attempts);
             let wait = ceiling / 2 + ((ceiling - ceiling / 2) as f64 * jitter) as u64;
             task.status = TaskStatus::Queued;

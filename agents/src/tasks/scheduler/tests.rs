@@ -177,6 +177,26 @@ fn a_timeout_counts_as_a_failed_attempt() {
 }
 
 #[test]
+fn a_failure_for_good_is_not_retried_whatever_attempts_are_left() {
+    let mut s = scheduler();
+    let id = s
+        .create(with(spec("ping"), |t| t.max_attempts = 5), Millis(0))
+        .expect("create");
+    let after = s
+        .create(with(spec("ping"), |t| t.after = vec![id]), Millis(0))
+        .expect("create");
+    s.schedule(Millis(0));
+    let changed = s.failed_for_good(id, "no such directory".to_string(), Millis(10));
+    assert_eq!(changed, [id, after]);
+    let task = s.get(id).expect("task");
+    assert_eq!(task.status, TaskStatus::Failed);
+    assert_eq!(task.attempts, 1);
+    assert_eq!(task.error.as_deref(), Some("no such directory"));
+    assert_eq!(status(&s, after), TaskStatus::Failed);
+    assert!(s.schedule(Millis(100_000)).is_empty(), "nothing is retried");
+}
+
+#[test]
 fn dependencies_run_in_order_and_a_failure_fails_every_dependent_with_the_reason() {
     let mut s = scheduler();
     let first = s
