@@ -878,6 +878,11 @@ fn tasks_autocomplete_their_ids_carry_approval_buttons_and_edit_their_answer_as_
     let auto = fake.autocomplete(&cap, "task", sub("show", focused_integer("id", "na")));
     let (_, data) = response(&fake, &auto);
     assert_eq!(data["choices"][0]["value"], json!(nap), "by title: {data}");
+    // A member with no swarm role may not list tasks, so sees none of their titles.
+    let auto = fake.autocomplete(&nobody(), "task", sub("show", focused_integer("id", "")));
+    let (kind, data) = response(&fake, &auto);
+    assert_eq!(kind, 8, "{data}");
+    assert_eq!(data["choices"], json!([]), "{data}");
 
     // A viewer's or an operator's click is refused, ephemerally, and the task still waits.
     for member in [viewer(), operator(), nobody()] {

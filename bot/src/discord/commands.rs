@@ -494,8 +494,22 @@ fn autocomplete<'a>(
                 });
                 match focused.and_then(|name| options.iter().find(|o| o.name == name)) {
                     Some(option) if option.autocomplete == Some(Source::Tasks) => {
-                        let subcommand = sub.map_or("", |s| s.name);
-                        tasks::autocomplete(&ctx.data.swarm, subcommand, partial).await
+                        // Task titles are for those who may list tasks: a member with no swarm role sees none.
+                        let interaction = ctx.interaction;
+                        let member_roles: Vec<u64> = interaction
+                            .member
+                            .as_ref()
+                            .map(|m| m.roles.iter().map(|r| r.get()).collect())
+                            .unwrap_or_default();
+                        let config = &ctx.data.swarm.config().discord;
+                        if roles::resolve(config, interaction.user.id.get(), &member_roles)
+                            .is_none()
+                        {
+                            Vec::new()
+                        } else {
+                            let subcommand = sub.map_or("", |s| s.name);
+                            tasks::autocomplete(&ctx.data.swarm, subcommand, partial).await
+                        }
                     }
                     Some(option) => {
                         let names = complete::names_of(&ctx.data.swarm).await;
