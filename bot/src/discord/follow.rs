@@ -103,10 +103,15 @@ impl Follower {
         (Follower { tx }, task)
     }
 
-    /// Follows the message unless the follower is busy (it then stays as answered). Never waits.
-    pub fn follow(&self, follow: Follow) {
-        if let Err(err) = self.tx.try_send(follow) {
-            tracing::debug!(error = %err, "a task's message is not followed");
+    /// Follows the message unless the follower is busy (it then stays as answered, and this is false). Never
+    /// waits.
+    pub fn follow(&self, follow: Follow) -> bool {
+        match self.tx.try_send(follow) {
+            Ok(()) => true,
+            Err(err) => {
+                tracing::debug!(error = %err, "a task's message is not followed");
+                false
+            }
         }
     }
 }
@@ -404,6 +409,105 @@ mod tests {
         assert_eq!(e.due(now), Some(now + EDIT_EVERY));
         e.in_flight = true;
         assert_eq!(e.due(now), None, "one edit in flight at a time");
+    }
+
+    /// A real swarm and the fake Discord: 101 messages of waiting tasks; the first 100 are followed to the end
+    /// of their tasks, the last one is never edited.
+    #[test]
+    fn beyond_the_bound_a_message_is_not_followed_and_the_followed_ones_end_with_their_task() {
+        use dreamos_tests::fake_discord::{FakeDiscord, APPLICATION_ID};
+        // The fake runs its own runtime, so it is started and dropped outside the test's.
+        let fake = FakeDiscord::start();
+        let dir = tempfile::tempdir().expect("temp dir");
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let edited_to_done = |token: &str| {
+            let path = format!("/webhooks/{APPLICATION_ID}/{token}/messages/@original");
+            fake.count(|r| {
+                r.method == "PATCH"
+                    && r.path == path
+                    && r.body["content"]
+                        .as_str()
+                        .is_some_and(|c| c.contains("[done]"))
+            })
+        };
+        runtime.block_on(async {
+            let config = dreamos_runtime::config::Config::defaults();
+            let store = dreamos_runtime::Store::open(dir.path()).expect("store");
+            let swarm = Swarm::start(config, store, dreamos_agents::SkillRegistry::builtin())
+                .await
+                .expect("swarm");
+            let http = Arc::new(
+                serenity::HttpBuilder::new("token")
+                    .proxy(fake.base_url.clone())
+                    .ratelimiter_disabled(true)
+                    .application_id(serenity::ApplicationId::new(APPLICATION_ID))
+                    .build(),
+            );
+            let (stop_tx, stop_rx) = watch::channel(false);
+            let (follower, following) = Follower::spawn(http, swarm.clone(), stop_rx);
+            let mut ids = Vec::new();
+            for i in 0..=MAX_FOLLOWED {
+                let created = swarm
+                    .tasks()
+                    .create(TaskSpec {
+                        title: format!("gated {i}"),
+                        skill: "ping".to_string(),
+                        args: serde_json::json!({ "text": "hi" }),
+                        priority: Priority::Normal,
+                        after: Vec::new(),
+                        timeout_ms: None,
+                        max_attempts: 1,
+                        approve: true,
+                        origin: Origin {
+                            by: "discord.1.2".to_string(),
+                            frontend: "discord".to_string(),
+                        },
+                    })
+                    .await
+                    .expect("created");
+                ids.push(created.id);
+                let follow = Follow::new(format!("t{i}"), "create", created, Instant::now(), false);
+                // Registrations are taken as fast as they come; a burst beyond the channel is dropped, so the
+                // test hands them over one at a time.
+                while !follower.follow(follow.clone()) {
+                    tokio::task::yield_now().await;
+                }
+            }
+            for id in &ids {
+                swarm
+                    .tasks()
+                    .control(
+                        *id,
+                        dreamos_agents::tasks::Control::Approve {
+                            by: "discord.1.2".to_string(),
+                        },
+                    )
+                    .await
+                    .expect("approved");
+            }
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while (0..MAX_FOLLOWED).any(|i| edited_to_done(&format!("t{i}")) == 0) {
+                assert!(
+                    Instant::now() < deadline,
+                    "not every followed message was edited to its task's end"
+                );
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            let _ = stop_tx.send(true);
+            let _ = following.await;
+            swarm.shutdown(Duration::from_secs(5)).await;
+        });
+        drop(runtime);
+        let beyond = format!("t{MAX_FOLLOWED}");
+        assert_eq!(
+            fake.count(|r| r.path.contains(&format!("/{beyond}/"))),
+            0,
+            "the message beyond the bound was edited"
+        );
     }
 
     #[test]
