@@ -5,7 +5,8 @@
 //! become a swarm role, and a [`Session`] runs it, which also writes the audit entry. The answer goes back within
 //! Discord's 3 seconds: at once when it is ready within `[discord] defer_after`, otherwise the interaction is
 //! deferred, edited with progress while the command runs, and edited with the answer when it is done. A
-//! `/broadcast` then keeps editing its answer as agents acknowledge the order. [`on_error`] is the single place
+//! `/broadcast` then keeps editing its answer as agents acknowledge the order, and a `/task` answer is followed
+//! ([`super::follow`]) as its task moves. [`on_error`] is the single place
 //! where a failure becomes a reply: the person is always answered, ephemerally.
 
 use std::{
@@ -238,12 +239,7 @@ async fn run(ctx: Ctx<'_>) -> anyhow::Result<()> {
     };
     let interaction = ctx.interaction;
     let user = interaction.user.id.get();
-    let member_roles: Vec<u64> = interaction
-        .member
-        .as_ref()
-        .map(|m| m.roles.iter().map(|r| r.get()).collect())
-        .unwrap_or_default();
-    let role = roles::resolve(&config.discord, user, &member_roles);
+    let role = member_role(data, user, interaction.member.as_deref());
     let session = session(
         data,
         user,
@@ -297,6 +293,17 @@ async fn run(ctx: Ctx<'_>) -> anyhow::Result<()> {
         tokio::spawn(follow_acks(http, interaction, order, events, timeout));
     }
     Ok(())
+}
+
+/// The swarm role of a Discord user, from their member roles in the guild (see [`roles::resolve`]).
+pub(super) fn member_role(
+    data: &Data,
+    user: u64,
+    member: Option<&serenity::Member>,
+) -> Option<Role> {
+    let member_roles: Vec<u64> =
+        member.map_or_else(Vec::new, |m| m.roles.iter().map(|r| r.get()).collect());
+    roles::resolve(&data.swarm.config().discord, user, &member_roles)
 }
 
 /// The session of a Discord member: the principal named for the user and channel (the name `/task approve`
@@ -496,15 +503,8 @@ fn autocomplete<'a>(
                     Some(option) if option.autocomplete == Some(Source::Tasks) => {
                         // Task titles are for those who may list tasks: a member with no swarm role sees none.
                         let interaction = ctx.interaction;
-                        let member_roles: Vec<u64> = interaction
-                            .member
-                            .as_ref()
-                            .map(|m| m.roles.iter().map(|r| r.get()).collect())
-                            .unwrap_or_default();
-                        let config = &ctx.data.swarm.config().discord;
-                        if roles::resolve(config, interaction.user.id.get(), &member_roles)
-                            .is_none()
-                        {
+                        let user = interaction.user.id.get();
+                        if member_role(ctx.data, user, interaction.member.as_deref()).is_none() {
                             Vec::new()
                         } else {
                             let subcommand = sub.map_or("", |s| s.name);

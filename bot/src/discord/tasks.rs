@@ -160,12 +160,7 @@ pub async fn on_click(
     let swarm = &data.swarm;
     let config = swarm.config();
     let user = component.user.id.get();
-    let member_roles: Vec<u64> = component
-        .member
-        .as_ref()
-        .map(|m| m.roles.iter().map(|r| r.get()).collect())
-        .unwrap_or_default();
-    let role = roles::resolve(&config.discord, user, &member_roles);
+    let role = commands::member_role(data, user, component.member.as_ref());
     let session = commands::session(
         data,
         user,
