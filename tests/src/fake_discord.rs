@@ -230,6 +230,19 @@ impl FakeDiscord {
         self.interaction(4, member, name, options)
     }
 
+    /// Sends a MESSAGE_COMPONENT interaction: `member` clicks the button `custom_id` on a message of the bot's;
+    /// returns its token.
+    pub fn click(&self, member: &Member, custom_id: &str) -> String {
+        let id = self.inner.ids.fetch_add(1, Ordering::AcqRel);
+        let token = format!("interaction-token-{id}");
+        let message = self.inner.ids.fetch_add(1, Ordering::AcqRel);
+        self.dispatch(
+            "INTERACTION_CREATE",
+            component_payload(id, &token, member, custom_id, message),
+        );
+        token
+    }
+
     fn interaction(&self, kind: u8, member: &Member, name: &str, options: Value) -> String {
         let id = self.inner.ids.fetch_add(1, Ordering::AcqRel);
         let token = format!("interaction-token-{id}");
@@ -386,6 +399,26 @@ pub fn interaction_payload(
     })
 }
 
+/// A button click (MESSAGE_COMPONENT, type 3) on message `message` of the bot, with every field serenity 0.12.5
+/// requires: the message the button is on, and `data` with `custom_id` and `component_type` 2 (a button).
+pub fn component_payload(
+    id: u64,
+    token: &str,
+    member: &Member,
+    custom_id: &str,
+    message: u64,
+) -> Value {
+    let mut payload = interaction_payload(id, token, 3, member, "", json!([]));
+    let mut on = message_payload(message, CHANNEL_ID, "a message with buttons", &[], None);
+    on["components"] = json!([{
+        "type": 1,
+        "components": [{ "type": 2, "style": 3, "label": "Approve", "custom_id": custom_id }]
+    }]);
+    payload["message"] = on;
+    payload["data"] = json!({ "custom_id": custom_id, "component_type": 2 });
+    payload
+}
+
 /// Options of a slash command: `opts(&[("agent", json!("agent-1")), ("wait", json!(true))])`. Strings, integers and
 /// booleans get their Discord types.
 pub fn opts(pairs: &[(&str, Value)]) -> Value {
@@ -412,6 +445,11 @@ pub fn sub(name: &str, options: Value) -> Value {
 /// The focused option of an autocomplete interaction (its value is always a string).
 pub fn focused(name: &str, partial: &str) -> Value {
     json!([{ "name": name, "type": 3, "value": partial, "focused": true }])
+}
+
+/// The focused option of an autocomplete interaction on an integer option (`type` 4, its value still a string).
+pub fn focused_integer(name: &str, partial: &str) -> Value {
+    json!([{ "name": name, "type": 4, "value": partial, "focused": true }])
 }
 
 /// Every kind of payload the tests send, for the unit test that deserializes each with serenity.
@@ -451,6 +489,21 @@ pub fn fixtures() -> Vec<(&'static str, Value)> {
         (
             "autocomplete",
             interaction_payload(4, "t4", 4, &member, "send", focused("agent", "age")),
+        ),
+        (
+            "autocomplete of an integer option in a subcommand",
+            interaction_payload(
+                6,
+                "t6",
+                4,
+                &member,
+                "task",
+                sub("approve", focused_integer("id", "1")),
+            ),
+        ),
+        (
+            "a button click",
+            component_payload(7, "t7", &member, "task.approve.17", 8),
         ),
         (
             "member without roles",

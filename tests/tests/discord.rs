@@ -1,6 +1,7 @@
 //! The Discord frontend end to end: the built `dreamos` binary with the real serenity client, against the fake
 //! Discord of `dreamos_tests::fake_discord` on 127.0.0.1. Every command as a slash command, roles, autocomplete,
-//! deferral, live broadcast acknowledgements, the durable outbox across `kill -9`, and the log mirror.
+//! deferral, live broadcast acknowledgements, the durable outbox across `kill -9`, the log mirror, and tasks (ids that
+//! autocomplete, Approve / Reject buttons, answers edited as their task moves).
 
 use std::{
     path::Path,
@@ -8,7 +9,10 @@ use std::{
 };
 
 use dreamos_tests::{
-    fake_discord::{focused, opts, sub, FakeDiscord, Member, CHANNEL_ID, GUILD_ID},
+    fake_discord::{
+        focused, focused_integer, opts, sub, FakeDiscord, Member, APPLICATION_ID, CHANNEL_ID,
+        GUILD_ID,
+    },
     Console,
 };
 use serde_json::{json, Value};
@@ -702,4 +706,280 @@ fn without_a_console_it_serves_until_sigterm_and_never_shows_the_token() {
     let (status, stdout, _) =
         dreamos_tests::run_dreamos(&["config"], &[("DISCORD_TOKEN", TOKEN)], "");
     assert!(status.success() && !stdout.contains(TOKEN) && stdout.contains("[discord]"));
+}
+
+/// The task id in an answer such as `created task 3 [queued] ping gated (ping, normal)`.
+fn task_id(content: &str) -> u64 {
+    content
+        .split("task ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no task id in {content:?}"))
+}
+
+/// The custom ids of the buttons on a message (its `components`).
+fn buttons(message: &Value) -> Vec<String> {
+    message["components"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|row| row["components"].as_array().into_iter().flatten())
+        .filter_map(|button| button["custom_id"].as_str().map(str::to_string))
+        .collect()
+}
+
+/// `/task create` with these options: the interaction's token, the task's id and the answer's data.
+fn create_task(
+    fake: &FakeDiscord,
+    member: &Member,
+    options: &[(&str, Value)],
+) -> (String, u64, Value) {
+    let token = fake.command(member, "task", sub("create", opts(options)));
+    let (kind, data) = response(fake, &token);
+    assert_eq!(kind, 4, "{data}");
+    let id = task_id(data["content"].as_str().unwrap_or_default());
+    (token, id, data)
+}
+
+/// A click's response: (callback type, data, ephemeral).
+fn click(fake: &FakeDiscord, member: &Member, custom_id: &str) -> (u64, Value, bool) {
+    let token = fake.click(member, custom_id);
+    let (kind, data) = response(fake, &token);
+    let ephemeral = data["flags"].as_u64().unwrap_or(0) & 64 != 0;
+    (kind, data, ephemeral)
+}
+
+fn content(data: &Value) -> &str {
+    data["content"].as_str().unwrap_or_default()
+}
+
+/// Polls `/task show ID` until its answer shows the task `[state]` (or `[state ...]`).
+fn wait_task(fake: &FakeDiscord, id: u64, state: &str) -> String {
+    let deadline = Instant::now() + T;
+    loop {
+        let shown = ok(
+            fake,
+            &viewer(),
+            "task",
+            sub("show", opts(&[("id", json!(id))])),
+        );
+        if shown.contains(&format!("[{state}")) {
+            return shown;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "task {id} is not {state}: {shown}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn tasks_autocomplete_their_ids_carry_approval_buttons_and_edit_their_answer_as_they_move() {
+    let fake = FakeDiscord::start();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data_dir = dir.path().join("data");
+    let mut console = start(&fake, &data_dir, dir.path());
+    let cap = captain();
+
+    // A task's answer is edited as the task moves, at most once a second, until it shows the end.
+    let (nap_token, nap, data) = create_task(
+        &fake,
+        &cap,
+        &[
+            ("skill", json!("fault")),
+            ("args", json!("steps 4 600")),
+            ("title", json!("nap")),
+        ],
+    );
+    assert!(
+        content(&data).starts_with(&format!("created task {nap} [")),
+        "{data}"
+    );
+    assert!(buttons(&data).is_empty(), "{data}");
+    let done = fake.wait_response(&nap_token, T, |r| content(r).contains("[done]"));
+    assert!(
+        content(&done).starts_with(&format!("created task {nap} [done] nap")),
+        "{done}"
+    );
+    let original = format!("/webhooks/{APPLICATION_ID}/{nap_token}/messages/@original");
+    let edits: Vec<_> = fake
+        .for_token(&nap_token)
+        .into_iter()
+        .filter(|r| r.method == "PATCH" && r.path == original)
+        .collect();
+    assert!(!edits.is_empty());
+    assert!(content(&edits[edits.len() - 1].body).contains("[done]"));
+    // Its progress showed on the way.
+    assert!(
+        edits.iter().any(|e| content(&e.body).contains("%: step ")),
+        "{:?}",
+        edits.iter().map(|e| content(&e.body)).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        edits[edits.len() - 1].body["allowed_mentions"]["parse"],
+        json!([])
+    );
+    for pair in edits.windows(2) {
+        let apart = pair[1].at.duration_since(pair[0].at);
+        // One second apart, give or take the network's jitter on 127.0.0.1.
+        assert!(apart >= Duration::from_millis(900), "edits {apart:?} apart");
+    }
+
+    // A task that waits for approval is answered with Approve / Reject buttons.
+    let (gated_token, gated, data) = create_task(
+        &fake,
+        &cap,
+        &[
+            ("skill", json!("ping")),
+            ("args", json!("gated")),
+            ("approve", json!(true)),
+        ],
+    );
+    assert!(content(&data).contains("[waiting_approval]"), "{data}");
+    assert_eq!(
+        buttons(&data),
+        [
+            format!("task.approve.{gated}"),
+            format!("task.reject.{gated}")
+        ]
+    );
+    // So is /task show of it, for anyone who may look.
+    let token = fake.command(
+        &viewer(),
+        "task",
+        sub("show", opts(&[("id", json!(gated))])),
+    );
+    let (kind, data) = response(&fake, &token);
+    assert_eq!(kind, 4, "{data}");
+    assert_eq!(buttons(&data).len(), 2, "{data}");
+
+    // Task ids autocomplete as integers, newest first; approve offers the waiting ones.
+    let auto = fake.autocomplete(&cap, "task", sub("approve", focused_integer("id", "")));
+    let (kind, data) = response(&fake, &auto);
+    assert_eq!(kind, 8, "{data}");
+    let choices = data["choices"].as_array().expect("choices").clone();
+    assert_eq!(choices.len(), 1, "{data}");
+    assert_eq!(choices[0]["value"], json!(gated), "an integer: {data}");
+    assert_eq!(
+        choices[0]["name"],
+        json!(format!("{gated} · ping gated [waiting_approval]"))
+    );
+    let auto = fake.autocomplete(&cap, "task", sub("show", focused_integer("id", "")));
+    let (_, data) = response(&fake, &auto);
+    let values: Vec<u64> = data["choices"]
+        .as_array()
+        .expect("choices")
+        .iter()
+        .filter_map(|c| c["value"].as_u64())
+        .collect();
+    assert_eq!(values, [gated, nap], "{data}");
+    let auto = fake.autocomplete(&cap, "task", sub("show", focused_integer("id", "na")));
+    let (_, data) = response(&fake, &auto);
+    assert_eq!(data["choices"][0]["value"], json!(nap), "by title: {data}");
+    // A member with no swarm role may not list tasks, so sees none of their titles.
+    let auto = fake.autocomplete(&nobody(), "task", sub("show", focused_integer("id", "")));
+    let (kind, data) = response(&fake, &auto);
+    assert_eq!(kind, 8, "{data}");
+    assert_eq!(data["choices"], json!([]), "{data}");
+
+    // A viewer's or an operator's click is refused, ephemerally, and the task still waits.
+    for member in [viewer(), operator(), nobody()] {
+        let (kind, data, ephemeral) = click(&fake, &member, &format!("task.approve.{gated}"));
+        assert_eq!(kind, 4, "{data}");
+        assert!(ephemeral, "{data}");
+        assert!(
+            content(&data).starts_with("**Refused** (`forbidden`)"),
+            "{data}"
+        );
+        assert!(content(&data).contains("needs the captain role"), "{data}");
+    }
+    wait_task(&fake, gated, "waiting_approval");
+
+    // A captain's click approves: the message is updated in place, without buttons, and the task runs.
+    let (kind, data, ephemeral) = click(&fake, &cap, &format!("task.approve.{gated}"));
+    assert_eq!(kind, 7, "{data}");
+    assert!(!ephemeral, "{data}");
+    assert!(
+        content(&data).starts_with(&format!("approved task {gated} [")),
+        "{data}"
+    );
+    assert_eq!(data["components"], json!([]), "{data}");
+    wait_task(&fake, gated, "done");
+    // The answer of its creation follows it too, and loses its buttons.
+    let done = fake.wait_response(&gated_token, T, |r| content(r).contains("[done]"));
+    assert!(buttons(&done).is_empty(), "{done}");
+
+    // Reject cancels.
+    let (_, rejected, _) = create_task(
+        &fake,
+        &cap,
+        &[
+            ("skill", json!("ping")),
+            ("args", json!("no")),
+            ("approve", json!(true)),
+        ],
+    );
+    let (kind, data, _) = click(&fake, &cap, &format!("task.reject.{rejected}"));
+    assert_eq!(kind, 7, "{data}");
+    assert!(
+        content(&data).starts_with(&format!("rejected task {rejected} [cancelled")),
+        "{data}"
+    );
+    assert_eq!(data["components"], json!([]), "{data}");
+    wait_task(&fake, rejected, "cancelled");
+
+    // A finished or unknown task's button, and any other button, say why nothing happened.
+    let (kind, data, ephemeral) = click(&fake, &cap, &format!("task.approve.{rejected}"));
+    assert!(kind == 4 && ephemeral, "{data}");
+    assert!(
+        content(&data).starts_with("**Refused** (`task_state`)"),
+        "{data}"
+    );
+    let (kind, data, ephemeral) = click(&fake, &cap, "task.reject.999");
+    assert!(kind == 4 && ephemeral, "{data}");
+    assert!(
+        content(&data).starts_with("**Refused** (`unknown_task`)"),
+        "{data}"
+    );
+    let (kind, data, ephemeral) = click(&fake, &cap, "something.else");
+    assert!(kind == 4 && ephemeral, "{data}");
+    assert_eq!(content(&data), "This button is no longer active.");
+
+    // Buttons keep working after a restart: their state is the task manager's.
+    let (_, later, data) = create_task(
+        &fake,
+        &cap,
+        &[
+            ("skill", json!("ping")),
+            ("args", json!("later")),
+            ("approve", json!(true)),
+        ],
+    );
+    assert_eq!(buttons(&data).len(), 2, "{data}");
+    console.close_stdin();
+    console.finish();
+    let mut console = start(&fake, &data_dir, dir.path());
+    let (kind, data, _) = click(&fake, &viewer(), &format!("task.approve.{later}"));
+    assert_eq!(kind, 4, "{data}");
+    wait_task(&fake, later, "waiting_approval");
+    let (kind, data, _) = click(&fake, &cap, &format!("task.approve.{later}"));
+    assert_eq!(kind, 7, "{data}");
+    wait_task(&fake, later, "done");
+    console.close_stdin();
+    console.finish();
+
+    // Clicks are audited as the commands they run, by the clicker.
+    let store = dreamos_runtime::Store::open(&data_dir).expect("store");
+    let audit = dreamos_runtime::audit::AuditLog::open(&store).expect("audit");
+    let entries = audit.recent(1000).expect("audit");
+    assert!(entries
+        .iter()
+        .any(|e| e.command == format!("/task approve {gated}") && e.who.contains("(5000)")));
+    assert!(entries.iter().any(|e| {
+        e.command == format!("/task approve {gated}")
+            && e.who.contains("(5003)")
+            && matches!(&e.outcome, dreamos_runtime::audit::AuditOutcome::Error { kind, .. } if kind == "forbidden")
+    }));
 }

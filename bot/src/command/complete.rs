@@ -1,5 +1,5 @@
 //! Tab completion of a console line, from the table: command names, subcommands, `--options` of the command
-//! being typed, and values (choices, agents, groups, skills, repositories, commands).
+//! being typed, and values (choices, agents, groups, skills, repositories, commands, task ids).
 
 use super::{
     spec::{CommandSpec, OptionKind, OptionSpec, Source, Takes},
@@ -13,9 +13,14 @@ pub struct Names {
     pub groups: Vec<String>,
     pub skills: Vec<String>,
     pub repos: Vec<String>,
+    /// Task ids, newest first, at most [`TASKS_OFFERED`].
+    pub tasks: Vec<String>,
 }
 
-/// What completion offers of a running swarm: agents, groups, skills and indexed repositories.
+/// How many of the newest task ids completion offers: enough for the ones people work on, few enough to read.
+pub const TASKS_OFFERED: usize = 100;
+
+/// What completion offers of a running swarm: agents, groups, skills, indexed repositories and recent tasks.
 pub async fn names_of(swarm: &dreamos_agents::Swarm) -> Names {
     let agents = swarm.agents();
     let mut groups: Vec<String> = agents.iter().flat_map(|a| a.groups.clone()).collect();
@@ -25,11 +30,22 @@ pub async fn names_of(swarm: &dreamos_agents::Swarm) -> Names {
         Ok(repos) => repos.into_iter().map(|r| r.name).collect(),
         Err(_) => Vec::new(),
     };
+    // A manager that is busy or stopped offers no ids rather than delaying the prompt.
+    let tasks = match swarm.tasks().list().await {
+        Ok(tasks) => tasks
+            .iter()
+            .rev()
+            .take(TASKS_OFFERED)
+            .map(|t| t.id.to_string())
+            .collect(),
+        Err(_) => Vec::new(),
+    };
     Names {
         agents: agents.into_iter().map(|a| a.name).collect(),
         groups,
         skills: swarm.skills().names(),
         repos,
+        tasks,
     }
 }
 
@@ -127,6 +143,7 @@ pub fn candidates(option: &OptionSpec, names: &Names) -> Vec<String> {
         Some(Source::Skills) => names.skills.clone(),
         Some(Source::Repos) => names.repos.clone(),
         Some(Source::Commands) => COMMANDS.iter().map(|c| c.name.to_string()).collect(),
+        Some(Source::Tasks) => names.tasks.clone(),
         None => Vec::new(),
     }
 }
@@ -141,6 +158,7 @@ mod tests {
             groups: vec!["crew".into()],
             skills: vec!["ping".into(), "search".into()],
             repos: vec!["tokio".into()],
+            tasks: vec!["12".into(), "3".into(), "1".into()],
         };
         let (start, got) = complete(line, &names);
         assert_eq!(got, expected, "{line}");
@@ -167,6 +185,8 @@ mod tests {
         check("/deps a.rs --", &["--depth", "--repo"]);
         check("/history --agent ", &["agent-1", "agent-2"]);
         check("/help s", &["search", "send", "status", "symbol"]);
+        check("/task approve ", &["1", "12", "3"]);
+        check("/task show 1", &["1", "12"]);
         check("/nothing ", &[]);
     }
 }

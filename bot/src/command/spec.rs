@@ -150,6 +150,8 @@ pub enum Source {
     Skills,
     Repos,
     Commands,
+    /// Task ids, newest first (in Discord with their titles and states).
+    Tasks,
 }
 
 impl CommandSpec {

@@ -594,7 +594,7 @@ const TASK_ID: OptionSpec = positional(
     Takes::Word,
     true,
     "the task's id (/task list shows them)",
-    None,
+    Some(Source::Tasks),
 );
 
 const ONE_TASK: &[OptionSpec] = &[TASK_ID];

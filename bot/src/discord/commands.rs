@@ -5,7 +5,8 @@
 //! become a swarm role, and a [`Session`] runs it, which also writes the audit entry. The answer goes back within
 //! Discord's 3 seconds: at once when it is ready within `[discord] defer_after`, otherwise the interaction is
 //! deferred, edited with progress while the command runs, and edited with the answer when it is done. A
-//! `/broadcast` then keeps editing its answer as agents acknowledge the order. [`on_error`] is the single place
+//! `/broadcast` then keeps editing its answer as agents acknowledge the order, and a `/task` answer is followed
+//! ([`super::follow`]) as its task moves. [`on_error`] is the single place
 //! where a failure becomes a reply: the person is always answered, ephemerally.
 
 use std::{
@@ -18,12 +19,13 @@ use dreamos_agents::{events::RecvError, Principal, SwarmEvent};
 use dreamos_runtime::config::{Config, Role};
 use poise::serenity_prelude as serenity;
 
-use super::{outbox, register, reply, roles, Data, Error};
+use super::{follow, outbox, register, reply, roles, tasks, Data, Error};
 use crate::{
     answer::Reply,
     command::{
-        check_value, complete, spec::OptionKind, CommandSpec, Invocation, OptionSpec, ParseError,
-        SubcommandSpec, Value, COMMANDS,
+        check_value, complete,
+        spec::{OptionKind, Source},
+        CommandSpec, Invocation, OptionSpec, ParseError, SubcommandSpec, Value, COMMANDS,
     },
     session::{Answer, Session},
 };
@@ -225,6 +227,7 @@ fn slash_entry(
 }
 
 async fn run(ctx: Ctx<'_>) -> anyhow::Result<()> {
+    let received = tokio::time::Instant::now();
     let data = ctx.data;
     let swarm = &data.swarm;
     let config = swarm.config();
@@ -236,21 +239,14 @@ async fn run(ctx: Ctx<'_>) -> anyhow::Result<()> {
     };
     let interaction = ctx.interaction;
     let user = interaction.user.id.get();
-    let channel = interaction.channel_id.get();
-    let member_roles: Vec<u64> = interaction
-        .member
-        .as_ref()
-        .map(|m| m.roles.iter().map(|r| r.get()).collect())
-        .unwrap_or_default();
-    let role = roles::resolve(&config.discord, user, &member_roles);
-    let principal = Principal::new(
-        &outbox::principal_name(user, channel),
-        role.unwrap_or(Role::Viewer),
+    let role = member_role(data, user, interaction.member.as_deref());
+    let session = session(
+        data,
+        user,
+        interaction.channel_id.get(),
+        &interaction.user.name,
+        role,
     );
-    let inline = data.inline.clone();
-    let session = Session::new(swarm.clone(), principal, "discord")
-        .with_who(format!("{} ({user})", interaction.user.name))
-        .with_wait_observer(Arc::new(move |id| inline.waiting(id)));
     // A broadcast's acknowledgements are followed from before it is sent, so that none slips past.
     let acks = (command.name == "broadcast").then(|| swarm.subscribe());
 
@@ -277,6 +273,18 @@ async fn run(ctx: Ctx<'_>) -> anyhow::Result<()> {
             data.inline.done(sent.id, reply.is_some());
         }
     }
+    if let Ok(Reply::Task(shown)) = &answer.result {
+        // The answer keeps up with its task: progress, approval, the end.
+        if !shown.task.status.is_final() {
+            data.follower.follow(follow::Follow::new(
+                interaction.token.clone(),
+                shown.action,
+                shown.task.clone(),
+                received,
+                false,
+            ));
+        }
+    }
     if let (Some(events), Ok(Reply::Broadcast(order))) = (acks, &answer.result) {
         let http = ctx.serenity_context.http.clone();
         let interaction = interaction.clone();
@@ -285,6 +293,36 @@ async fn run(ctx: Ctx<'_>) -> anyhow::Result<()> {
         tokio::spawn(follow_acks(http, interaction, order, events, timeout));
     }
     Ok(())
+}
+
+/// The swarm role of a Discord user, from their member roles in the guild (see [`roles::resolve`]).
+pub(super) fn member_role(
+    data: &Data,
+    user: u64,
+    member: Option<&serenity::Member>,
+) -> Option<Role> {
+    let member_roles: Vec<u64> =
+        member.map_or_else(Vec::new, |m| m.roles.iter().map(|r| r.get()).collect());
+    roles::resolve(&data.swarm.config().discord, user, &member_roles)
+}
+
+/// The session of a Discord member: the principal named for the user and channel (the name `/task approve`
+/// records as the approver), the role as resolved from their Discord roles, audited as `name (id)`.
+pub(super) fn session(
+    data: &Data,
+    user: u64,
+    channel: u64,
+    name: &str,
+    role: Option<Role>,
+) -> Session {
+    let principal = Principal::new(
+        &outbox::principal_name(user, channel),
+        role.unwrap_or(Role::Viewer),
+    );
+    let inline = data.inline.clone();
+    Session::new(data.swarm.clone(), principal, "discord")
+        .with_who(format!("{name} ({user})"))
+        .with_wait_observer(Arc::new(move |id| inline.waiting(id)))
 }
 
 /// Answers within Discord's 3 seconds: at once if the work is done within `defer_after`, else deferred, edited with
@@ -304,7 +342,9 @@ async fn respond(
             interaction
                 .create_response(
                     http,
-                    serenity::CreateInteractionResponse::Message(message_builder(&message)),
+                    serenity::CreateInteractionResponse::Message(
+                        message_builder(&message).components(tasks::components(&message)),
+                    ),
                 )
                 .await?;
             ctx.has_sent_initial_response.store(true, Ordering::SeqCst);
@@ -339,8 +379,12 @@ async fn respond(
                     }
                 }
             };
+            let message = reply::answer(&answer);
             interaction
-                .edit_response(http, edit_builder(&reply::answer(&answer)))
+                .edit_response(
+                    http,
+                    edit_builder(&message).components(tasks::components(&message)),
+                )
                 .await?;
             answer
         }
@@ -348,7 +392,10 @@ async fn respond(
     Ok(answer)
 }
 
-fn message_builder(message: &reply::DiscordMessage) -> serenity::CreateInteractionResponseMessage {
+/// A message as an interaction's response, without components (the caller adds them).
+pub(super) fn message_builder(
+    message: &reply::DiscordMessage,
+) -> serenity::CreateInteractionResponseMessage {
     let mut builder = serenity::CreateInteractionResponseMessage::new()
         .content(message.content.clone())
         .ephemeral(message.ephemeral)
@@ -362,7 +409,8 @@ fn message_builder(message: &reply::DiscordMessage) -> serenity::CreateInteracti
     builder
 }
 
-fn edit_builder(message: &reply::DiscordMessage) -> serenity::EditInteractionResponse {
+/// A message as an edit of an interaction's response, without components (the caller adds them).
+pub(super) fn edit_builder(message: &reply::DiscordMessage) -> serenity::EditInteractionResponse {
     let mut builder = serenity::EditInteractionResponse::new()
         .content(message.content.clone())
         .allowed_mentions(serenity::CreateAllowedMentions::new());
@@ -438,7 +486,7 @@ async fn follow_acks(
     }
 }
 
-/// Autocomplete of agent names, kinds, repositories and commands.
+/// Autocomplete of agent names, kinds, repositories, commands and task ids.
 fn autocomplete<'a>(
     ctx: Ctx<'a>,
     partial: &'a str,
@@ -452,6 +500,17 @@ fn autocomplete<'a>(
                     _ => None,
                 });
                 match focused.and_then(|name| options.iter().find(|o| o.name == name)) {
+                    Some(option) if option.autocomplete == Some(Source::Tasks) => {
+                        // Task titles are for those who may list tasks: a member with no swarm role sees none.
+                        let interaction = ctx.interaction;
+                        let user = interaction.user.id.get();
+                        if member_role(ctx.data, user, interaction.member.as_deref()).is_none() {
+                            Vec::new()
+                        } else {
+                            let subcommand = sub.map_or("", |s| s.name);
+                            tasks::autocomplete(&ctx.data.swarm, subcommand, partial).await
+                        }
+                    }
                     Some(option) => {
                         let names = complete::names_of(&ctx.data.swarm).await;
                         let lower = partial.to_lowercase();
@@ -471,19 +530,23 @@ fn autocomplete<'a>(
     })
 }
 
-/// Events poise does not dispatch: buttons (none of ours are live after a restart) are acknowledged so that
-/// Discord does not show "This interaction failed".
+/// Events poise does not dispatch: buttons. A task's Approve / Reject buttons run their command
+/// ([`tasks::on_click`]); any other button is acknowledged as no longer active, so that Discord does not show
+/// "This interaction failed".
 pub fn event_handler<'a>(
     ctx: &'a serenity::Context,
     event: &'a serenity::FullEvent,
     _framework: poise::FrameworkContext<'a, Data, Error>,
-    _data: &'a Data,
+    data: &'a Data,
 ) -> poise::BoxFuture<'a, Result<(), Error>> {
     Box::pin(async move {
         if let serenity::FullEvent::InteractionCreate {
             interaction: serenity::Interaction::Component(component),
         } = event
         {
+            if let Some((action, id)) = tasks::parse_custom_id(&component.data.custom_id) {
+                return tasks::on_click(ctx, component, data, action, id).await;
+            }
             let message = serenity::CreateInteractionResponseMessage::new()
                 .content("This button is no longer active.")
                 .ephemeral(true);
@@ -561,6 +624,57 @@ mod tests {
             Some(&serde_json::json!("nonce")),
         );
         serde_json::from_value::<serenity::Message>(message).expect("a message");
+    }
+
+    /// A click and an autocomplete of an integer option parse as what they are, not only as some interaction.
+    #[test]
+    fn a_click_and_an_integer_autocomplete_parse_as_what_they_are() {
+        use dreamos_tests::fake_discord as fake;
+        let member = fake::Member::new(5, "alice", &[6001]);
+        let payload = fake::component_payload(1, "t", &member, "task.reject.9", 2);
+        let Ok(serenity::Interaction::Component(click)) = serde_json::from_value(payload) else {
+            panic!("not a component interaction");
+        };
+        assert!(matches!(
+            click.data.kind,
+            serenity::ComponentInteractionDataKind::Button
+        ));
+        assert_eq!(
+            tasks::parse_custom_id(&click.data.custom_id),
+            Some((
+                tasks::ButtonAction::Reject,
+                dreamos_runtime::task::TaskId(9)
+            ))
+        );
+        assert_eq!(click.user.id.get(), 5, "the user comes from the member");
+        assert_eq!(click.member.as_ref().map(|m| m.roles.len()), Some(1));
+        assert_eq!(click.attachment_size_limit, 26_214_400);
+
+        let payload = fake::interaction_payload(
+            2,
+            "t",
+            4,
+            &member,
+            "task",
+            fake::sub("approve", fake::focused_integer("id", "1")),
+        );
+        let Ok(serenity::Interaction::Autocomplete(auto)) = serde_json::from_value(payload) else {
+            panic!("not an autocomplete interaction");
+        };
+        let args = auto.data.options();
+        let serenity::ResolvedValue::SubCommand(inner) = &args[0].value else {
+            panic!("not a subcommand: {args:?}");
+        };
+        assert!(
+            matches!(
+                inner[0].value,
+                serenity::ResolvedValue::Autocomplete {
+                    kind: serenity::CommandOptionType::Integer,
+                    value: "1"
+                }
+            ),
+            "{inner:?}"
+        );
     }
 
     #[test]

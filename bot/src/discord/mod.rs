@@ -6,6 +6,8 @@
 //! - [`commands`]: poise commands built from the table at run time, one entry point that turns an interaction's
 //!   options into an [`crate::command::Invocation`] and runs it through a [`crate::session::Session`] (answered
 //!   at once, or deferred and then edited), autocomplete, buttons, and the single `on_error`.
+//! - [`tasks`]: task ids that autocomplete, and the Approve / Reject buttons of a task that waits for approval.
+//! - [`follow`]: `/task` answers edited as their task moves (bounded, at most an edit a second per message).
 //! - [`register`]: the registration payload and its fingerprint (registered only when it changed).
 //! - [`roles`]: Discord roles as swarm roles. [`reply`]: answers and messages within Discord's limits.
 //! - [`outbox`]: replies and notices owed to Discord, posted from the log by a durable cursor.
@@ -15,12 +17,14 @@
 //! [`crate::session::Session`] as the console, and hears of the swarm through its events and its log.
 
 pub mod commands;
+pub mod follow;
 pub mod mirror;
 pub mod outbox;
 pub mod register;
 pub mod reply;
 pub mod rest;
 pub mod roles;
+pub mod tasks;
 
 use std::sync::Arc;
 
@@ -73,6 +77,8 @@ pub struct Data {
     pub rest: Arc<Rest>,
     pub inline: Arc<outbox::Inline>,
     pub state: FrontendState,
+    /// Follows `/task` answers and edits them as their task moves.
+    pub follower: follow::Follower,
     /// The bot's application id, from READY.
     pub application: u64,
 }
@@ -104,7 +110,14 @@ pub async fn run(
     let http = builder.build();
 
     let inline = Arc::new(outbox::Inline::default());
-    let setup_data = (swarm.clone(), rest.clone(), inline.clone(), state.clone());
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let setup_data = (
+        swarm.clone(),
+        rest.clone(),
+        inline.clone(),
+        state.clone(),
+        stop_rx.clone(),
+    );
     let framework = poise::Framework::<Data, Error>::builder()
         .options(poise::FrameworkOptions {
             commands: commands::build(),
@@ -116,8 +129,10 @@ pub async fn run(
         .initialize_owners(false)
         .setup(move |ctx, ready, _framework| {
             Box::pin(async move {
-                let (swarm, rest, inline, state) = setup_data;
+                let (swarm, rest, inline, state, stop) = setup_data;
                 let application = ready.application.id.get();
+                let (follower, _following) =
+                    follow::Follower::spawn(ctx.http.clone(), swarm.clone(), stop);
                 // Setup must not fail: poise would then leave every later interaction waiting forever.
                 if let Err(err) = commands::register(ctx, &swarm, &state).await {
                     tracing::error!(error = %err, "registering the slash commands failed; the ones registered before stay");
@@ -128,6 +143,7 @@ pub async fn run(
                     rest,
                     inline,
                     state,
+                    follower,
                     application,
                 })
             })
@@ -150,7 +166,6 @@ pub async fn run(
         }
     }
 
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let outbox = outbox::Outbox {
         swarm: swarm.clone(),
         rest: rest.clone(),

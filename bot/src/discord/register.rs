@@ -79,6 +79,9 @@ fn option_json(option: &OptionSpec, config: &Config) -> Value {
             value["type"] = json!(INTEGER);
             value["min_value"] = json!(min);
             value["max_value"] = json!(max.value(config));
+            if option.autocomplete.is_some() {
+                value["autocomplete"] = json!(true);
+            }
         }
         OptionKind::Choice(words) => {
             value["type"] = json!(STRING);

@@ -2,9 +2,13 @@
 //!
 //! One-line results are plain content; tables and listings go in a code block. Anything longer than Discord's
 //! 2000 characters of content is attached whole as a text file, under a one-line summary. Nothing we send can
-//! ping anyone: every message carries empty `allowed_mentions`, whatever text it echoes.
+//! ping anyone: every message carries empty `allowed_mentions`, whatever text it echoes. An answer showing one task
+//! that waits for a captain's approval carries that task's Approve / Reject buttons.
 
-use dreamos_runtime::log::StoredMessage;
+use dreamos_runtime::{
+    log::StoredMessage,
+    task::{TaskId, TaskStatus},
+};
 use serde_json::{json, Value};
 
 use super::rest::Attachment;
@@ -19,6 +23,8 @@ pub struct DiscordMessage {
     pub content: String,
     pub file: Option<(String, String)>,
     pub ephemeral: bool,
+    /// The task whose Approve / Reject buttons the message carries: one that waits for approval.
+    pub approval: Option<TaskId>,
 }
 
 impl DiscordMessage {
@@ -47,12 +53,14 @@ impl DiscordMessage {
                 content: text,
                 file: None,
                 ephemeral,
+                approval: None,
             }
         } else {
             DiscordMessage {
                 content: clip(&summary, CONTENT_MAX),
                 file: Some((name.to_string(), text)),
                 ephemeral,
+                approval: None,
             }
         }
     }
@@ -71,7 +79,18 @@ pub fn answer(answer: &Answer) -> DiscordMessage {
             let text = render::reply_text(reply);
             let summary = summary(&answer.command, reply);
             if plain(reply) {
-                DiscordMessage::fitted(text, summary, &format!("{}.txt", answer.command), false)
+                let mut message = DiscordMessage::fitted(
+                    text,
+                    summary,
+                    &format!("{}.txt", answer.command),
+                    false,
+                );
+                if let Reply::Task(shown) = reply {
+                    if shown.task.status == TaskStatus::WaitingApproval {
+                        message.approval = Some(shown.task.id);
+                    }
+                }
+                message
             } else {
                 let block = code_block(&text);
                 if block.chars().count() <= CONTENT_MAX {
@@ -79,12 +98,14 @@ pub fn answer(answer: &Answer) -> DiscordMessage {
                         content: block,
                         file: None,
                         ephemeral: false,
+                        approval: None,
                     }
                 } else {
                     DiscordMessage {
                         content: clip(&summary, CONTENT_MAX),
                         file: Some((format!("{}.txt", answer.command), text)),
                         ephemeral: false,
+                        approval: None,
                     }
                 }
             }
