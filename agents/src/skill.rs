@@ -380,8 +380,7 @@ impl Skill for Report {
 /// `fault`: fails on request, the hard ways a buggy skill can. Registered only with `[debug] fault_skill = true`,
 /// for tests of supervision and recovery. The message text names the fault: `abort` (the process aborts),
 /// `stack_overflow` (the thread overflows its stack, which aborts the process), `panic` (the agent crashes and is
-/// restarted), `fail` (the attempt fails cleanly), `sleep MS` (answers after MS milliseconds, at most a minute), or
-/// `steps N MS` (N steps of MS milliseconds, reporting progress after each; at most 100 steps and a minute in all).
+/// restarted), `fail` (the attempt fails cleanly), or `sleep MS` (answers after MS milliseconds, at most a minute).
 /// Anything else is answered `no fault: TEXT`.
 pub struct Fault;
 
@@ -392,7 +391,7 @@ impl Skill for Fault {
     }
 
     fn summary(&self) -> &'static str {
-        "for tests: abort, stack_overflow, panic, fail, sleep MS or steps N MS on request"
+        "for tests: abort, stack_overflow, panic, fail or sleep MS on request"
     }
 
     async fn run(&self, cx: &mut SkillContext<'_>) -> Result<(), SkillError> {
@@ -416,21 +415,6 @@ impl Skill for Fault {
                 {
                     tokio::time::sleep(std::time::Duration::from_millis(ms.min(60_000))).await;
                     return cx.reply(json!({ "text": format!("slept {ms} ms") }));
-                }
-                let steps: Option<Vec<u64>> = other.strip_prefix("steps ").map(|rest| {
-                    rest.split_whitespace()
-                        .filter_map(|n| n.parse().ok())
-                        .collect()
-                });
-                if let Some([n, ms]) = steps.as_deref() {
-                    let n = (*n).clamp(1, 100);
-                    let ms = (*ms).min(60_000 / n);
-                    for i in 1..=n {
-                        tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
-                        let percent = u8::try_from(i * 100 / n).unwrap_or(100);
-                        cx.progress(Some(percent), &format!("step {i} of {n}"));
-                    }
-                    return cx.reply(json!({ "text": format!("did {n} steps of {ms} ms") }));
                 }
                 cx.reply(json!({ "text": format!("no fault: {other}") }))
             }

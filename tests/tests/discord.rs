@@ -318,6 +318,7 @@ fn every_command_works_as_a_slash_command_and_roles_are_enforced() {
         opts(&[
             ("path", json!(repo.to_str().expect("utf-8"))),
             ("name", json!("demo")),
+            ("wait", json!(true)),
         ]),
     );
     assert!(indexed.starts_with("indexed demo: 2 files"), "{indexed}");
@@ -788,8 +789,8 @@ fn tasks_autocomplete_their_ids_carry_approval_buttons_and_edit_their_answer_as_
         &fake,
         &cap,
         &[
-            ("skill", json!("fault")),
-            ("args", json!("steps 4 600")),
+            ("skill", json!("steps")),
+            ("args", json!(r#"{"steps": 4, "ms": 600}"#)),
             ("title", json!("nap")),
         ],
     );
