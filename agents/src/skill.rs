@@ -284,8 +284,10 @@ impl<'a> SkillContext<'a> {
 
     /// Tells the frontends how far the skill has got. For a task it is also kept in the task's record.
     pub fn progress(&self, percent: Option<u8>, note: &str) {
+        // A task's progress is shown as the task's own event.
         if let Some(task) = &self.task {
             task.progress(percent.unwrap_or(0), note);
+            return;
         }
         self.ums.emit(SwarmEvent::Progress {
             agent: self.agent.clone(),

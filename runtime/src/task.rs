@@ -106,7 +106,7 @@ impl FromStr for TaskStatus {
 }
 
 /// How far a running task has come, as its skill last reported it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Progress {
     /// 0 to 100.
     pub percent: u8,

@@ -259,6 +259,7 @@ impl TaskManager {
             tx: tx.clone(),
             per_agent: config.per_agent,
             retention: (config.keep, config.keep_for),
+            shown: BTreeMap::new(),
         };
         tokio::spawn(worker.run(rx, config.prune_every));
         Ok(TaskManager {
@@ -365,6 +366,17 @@ struct Worker {
     per_agent: usize,
     /// Finished tasks kept, and for how long.
     retention: (usize, Duration),
+    /// What was last shown of each unfinished task, so that an unchanged one is not shown again.
+    shown: BTreeMap<TaskId, Shown>,
+}
+
+/// What people see of a task in its events.
+#[derive(Debug, PartialEq, Eq)]
+struct Shown {
+    status: TaskStatus,
+    agent: Option<String>,
+    progress: Option<Progress>,
+    attempts: u32,
 }
 
 /// The least time between two progress events of one task.
@@ -529,7 +541,7 @@ impl Worker {
     }
 
     /// Writes the records of `changed` and waits until they are durable.
-    async fn persist(&self, changed: &[TaskId]) -> Result<(), ManagerError> {
+    async fn persist(&mut self, changed: &[TaskId]) -> Result<(), ManagerError> {
         if changed.is_empty() {
             return Ok(());
         }
@@ -542,13 +554,35 @@ impl Worker {
             }
         }
         self.ums.log().sync().await?;
-        // Durable now: frontends may show the changes.
+        // Durable now: frontends may show the changes (a checkpoint alone shows nothing new).
         for id in seen {
-            if let Some(task) = self.scheduler.get(id) {
-                self.ums.emit(SwarmEvent::Task(Arc::new(task.clone())));
-            }
+            self.show(id);
         }
         Ok(())
+    }
+
+    /// Emits task `id` as an event if what people see of it (status, agent, progress) changed since it was last
+    /// shown.
+    fn show(&mut self, id: TaskId) {
+        let Some(task) = self.scheduler.get(id) else {
+            self.shown.remove(&id);
+            return;
+        };
+        let seen = Shown {
+            status: task.status,
+            agent: task.agent.clone(),
+            progress: task.progress.clone(),
+            attempts: task.attempts,
+        };
+        if self.shown.get(&id) == Some(&seen) {
+            return;
+        }
+        self.ums.emit(SwarmEvent::Task(Arc::new(task.clone())));
+        if task.status.is_final() {
+            self.shown.remove(&id);
+        } else {
+            self.shown.insert(id, seen);
+        }
     }
 
     fn task(&self, id: TaskId) -> Result<Task, ManagerError> {
@@ -644,9 +678,7 @@ impl Worker {
                         due
                     });
                     if show {
-                        if let Some(task) = self.scheduler.get(id) {
-                            self.ums.emit(SwarmEvent::Task(Arc::new(task.clone())));
-                        }
+                        self.show(id);
                     }
                 }
             }
