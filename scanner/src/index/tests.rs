@@ -493,7 +493,11 @@ fn checkpoints_commit_files_as_they_go_and_the_result_is_the_same() {
             _ => None,
         })
         .collect();
-    assert_eq!(commits, [2, 4], "{seen:?}");
+    // Every second file at least triggers a commit, which takes what the walker's threads have indexed by then.
+    assert!(!commits.is_empty() && commits.len() <= 2, "{seen:?}");
+    assert!(commits[0] >= 2, "{seen:?}");
+    assert!(commits.windows(2).all(|w| w[0] < w[1]), "{seen:?}");
+    assert!(commits.iter().all(|&n| n <= 5), "{seen:?}");
     // Imports resolved at the end are the same as with one commit.
     for file in ["src/a.rs", "src/b.rs", "src/c.rs", "src/lib.rs"] {
         let a = plain.deps(Some("deps"), file, 2).expect("deps");
