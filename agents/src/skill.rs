@@ -210,6 +210,26 @@ impl<'a> SkillContext<'a> {
         }
     }
 
+    /// Asks a captain to approve the rest of the work (human in the loop), saving `checkpoint`. When the task
+    /// was approved already (at creation with `--approve`, or by an earlier ask) this returns `Ok` and the skill
+    /// goes on. Otherwise the task waits in `waiting_approval`, durably, and this returns an interrupted error
+    /// that the skill returns as it is; once approved, the skill runs again from `checkpoint`, and asking again
+    /// there returns `Ok`. A rejection cancels the task. For a message (not a task) it is an error.
+    pub async fn request_approval(
+        &mut self,
+        checkpoint: serde_json::Value,
+    ) -> Result<(), SkillError> {
+        let Some(task) = &mut self.task else {
+            return Err(SkillError::new(
+                "approval is for tasks; this skill runs for a message",
+            ));
+        };
+        if task.ask_approval(checkpoint).await? {
+            return Err(SkillError::interrupted("waiting for a captain's approval"));
+        }
+        Ok(())
+    }
+
     /// True once the task was cancelled, paused or timed out, or the swarm is stopping: the skill should stop at
     /// its next check (returning an error made with [`SkillError::interrupted`]).
     pub fn is_cancelled(&self) -> bool {
@@ -426,7 +446,8 @@ impl Skill for Fault {
 
 /// `steps`: a long task for tests of durable execution. Registered with `fault`. Arguments `{"steps": N, "ms": M}`
 /// (at most 10,000 steps of at most 10 s): runs N steps of M milliseconds, reports progress and saves a checkpoint
-/// `{"next": K}` after each, and on a resumed run starts at the checkpoint's step. With `[debug] journal` set, it
+/// `{"next": K}` after each, and on a resumed run starts at the checkpoint's step. With `"approve_at": K` it asks
+/// a captain's approval before step K. With `[debug] journal` set, it
 /// appends `start TASK FROM`, `step TASK K`, `saved TASK K` and `finish TASK` lines there, so that a test sees
 /// what ran again after a crash.
 pub struct Steps {
@@ -472,10 +493,14 @@ impl Skill for Steps {
             .resumed_from()
             .and_then(|c| c["next"].as_u64())
             .unwrap_or(0);
+        let approve_at = args["approve_at"].as_u64();
         self.note(&format!("start {task} {from}"))?;
         for step in from..steps {
             if cx.is_cancelled() {
                 return Err(SkillError::interrupted("cancelled"));
+            }
+            if approve_at == Some(step) && cx.task().is_some() {
+                cx.request_approval(json!({ "next": step })).await?;
             }
             tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
             self.note(&format!("step {task} {step}"))?;

@@ -123,6 +123,13 @@ enum Request {
         attempt: u32,
         progress: Progress,
     },
+    /// The skill asks for approval before it goes on; answered `true` when it must stop and wait.
+    AskApproval {
+        id: TaskId,
+        attempt: u32,
+        checkpoint: serde_json::Value,
+        done: Reply<bool>,
+    },
     Finished {
         id: TaskId,
         attempt: u32,
@@ -199,6 +206,32 @@ impl TaskHooks {
             Ok(Err(err)) => Err(SkillError::new(format!(
                 "cannot save the checkpoint: {err}"
             ))),
+            Err(_) => Err(SkillError::interrupted("the task manager has stopped")),
+        }
+    }
+
+    /// Asks for a captain's approval, saving `checkpoint`; true when the skill must stop (the task now waits),
+    /// false when the task was approved already.
+    pub(crate) async fn ask_approval(
+        &mut self,
+        checkpoint: serde_json::Value,
+    ) -> Result<bool, SkillError> {
+        let (done, answered) = oneshot::channel();
+        self.manager
+            .send(Request::AskApproval {
+                id: self.id,
+                attempt: self.attempt,
+                checkpoint: checkpoint.clone(),
+                done,
+            })
+            .await
+            .map_err(|_| SkillError::interrupted("the task manager has stopped"))?;
+        match answered.await {
+            Ok(Ok(wait)) => {
+                self.checkpoint = Some(checkpoint);
+                Ok(wait)
+            }
+            Ok(Err(err)) => Err(SkillError::new(format!("cannot ask for approval: {err}"))),
             Err(_) => Err(SkillError::interrupted("the task manager has stopped")),
         }
     }
@@ -390,6 +423,7 @@ enum Answer {
     Task(Reply<Task>, TaskId),
     Tasks(Reply<Vec<Task>>),
     Done(Reply<()>),
+    Flag(Reply<bool>, bool),
 }
 
 #[derive(Default)]
@@ -497,6 +531,9 @@ impl Worker {
                 }
                 Answer::Done(reply) => {
                     let _ = reply.send(if durable { Ok(()) } else { Err(failed()) });
+                }
+                Answer::Flag(reply, flag) => {
+                    let _ = reply.send(if durable { Ok(flag) } else { Err(failed()) });
                 }
             }
         }
@@ -679,6 +716,32 @@ impl Worker {
                     });
                     if show {
                         self.show(id);
+                    }
+                }
+            }
+            Request::AskApproval {
+                id,
+                attempt,
+                checkpoint,
+                done,
+            } => {
+                if !self.is_current(id, attempt) {
+                    let _ = done.send(Err(ManagerError::Task(TaskError::State {
+                        id,
+                        status: self.scheduler.get(id).map_or("gone", |t| t.status.as_str()),
+                        what: "this attempt no longer runs".to_string(),
+                    })));
+                    return;
+                }
+                match self.scheduler.ask_approval(id, checkpoint, now) {
+                    Some(changed) => {
+                        // The attempt is over: the skill stops, and its late answer changes nothing.
+                        self.running.remove(&id);
+                        batch.changed.push(changed);
+                        batch.answers.push(Answer::Flag(done, true));
+                    }
+                    None => {
+                        let _ = done.send(Ok(false));
                     }
                 }
             }

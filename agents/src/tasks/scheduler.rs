@@ -519,6 +519,31 @@ impl Scheduler {
         vec![id]
     }
 
+    /// A running task's skill asks for a captain's approval before it goes on: the task waits in
+    /// `waiting_approval` with `checkpoint` saved (the attempt not counted), and after an approval it is queued and
+    /// resumes from that checkpoint. A task approved once (at creation or mid-way) is not asked again: `None`
+    /// then, and the skill goes on at once.
+    pub fn ask_approval(
+        &mut self,
+        id: TaskId,
+        checkpoint: serde_json::Value,
+        now: Millis,
+    ) -> Option<TaskId> {
+        if matches!(self.tasks.get(&id)?.approval, Approval::Approved { .. }) {
+            return None;
+        }
+        self.release(id);
+        let task = self.running_mut(id)?;
+        task.attempts = task.attempts.saturating_sub(1);
+        task.status = TaskStatus::WaitingApproval;
+        task.approval = Approval::Pending;
+        task.checkpoint = Some(checkpoint);
+        task.started_at = None;
+        task.updated_at = now;
+        self.reindex(id);
+        Some(id)
+    }
+
     /// Cancels a task that has not finished. A running skill is told to stop (`Interrupt::Stop`); the task is
     /// `cancelled` at once, and its dependents fail.
     pub fn cancel(

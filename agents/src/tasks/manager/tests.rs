@@ -48,9 +48,13 @@ impl Skill for Work {
             .resumed_from()
             .and_then(|c| c["done"].as_u64())
             .unwrap_or(0);
+        let ask_at = body["ask_at"].as_u64();
         while done < steps {
             if cx.is_cancelled() {
                 return Err(SkillError::interrupted("cancelled"));
+            }
+            if ask_at == Some(done) {
+                cx.request_approval(json!({ "done": done })).await?;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
             self.steps_run.fetch_add(1, Ordering::AcqRel);
@@ -571,4 +575,62 @@ async fn finished_tasks_are_forgotten_beyond_the_retention_bounds_and_ids_are_ne
         .expect("create");
     assert!(next.id.0 > waiting.id.0, "id {} was reused", next.id);
     fx.swarm.shutdown(Duration::from_secs(10)).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_skill_that_asks_for_approval_mid_way_waits_and_resumes_from_its_checkpoint() {
+    let fx = start().await;
+    let task = fx
+        .manager
+        .create(work(json!({"steps": 4, "ask_at": 2})))
+        .await
+        .expect("create");
+    let waiting = until(&fx, task.id, "waiting for approval", |t| {
+        t.status == TaskStatus::WaitingApproval
+    })
+    .await;
+    assert_eq!(waiting.checkpoint, Some(json!({"done": 2})));
+    assert_eq!(waiting.attempts, 0, "asking is not a failed attempt");
+    assert_eq!(fx.steps_run.load(Ordering::Acquire), 2);
+    fx.manager
+        .control(
+            task.id,
+            Control::Approve {
+                by: "captain".into(),
+            },
+        )
+        .await
+        .expect("approve");
+    let done = until(&fx, task.id, "done", |t| t.status == TaskStatus::Done).await;
+    assert_eq!(done.result, Some(json!({"done": 4})));
+    assert_eq!(
+        fx.steps_run.load(Ordering::Acquire),
+        4,
+        "the steps before the approval did not run again"
+    );
+    assert_eq!(fx.starts.lock().expect("starts").len(), 2);
+
+    // Rejected mid-way: cancelled, with who said no.
+    let second = fx
+        .manager
+        .create(work(json!({"steps": 2, "ask_at": 1})))
+        .await
+        .expect("create");
+    until(&fx, second.id, "waiting", |t| {
+        t.status == TaskStatus::WaitingApproval
+    })
+    .await;
+    let rejected = fx
+        .manager
+        .control(
+            second.id,
+            Control::Reject {
+                by: "captain".into(),
+            },
+        )
+        .await
+        .expect("reject");
+    assert_eq!(rejected.status, TaskStatus::Cancelled);
+    fx.manager.shutdown().await.expect("shutdown");
+    fx.swarm.shutdown(Duration::from_secs(1)).await;
 }
