@@ -319,14 +319,7 @@ impl Swarm {
         register(&self.inner.ums, &self.inner.skills, &record)?;
         self.inner.roster.put(&record)?;
         self.inner.orchestrator.start(&agent).await?;
-        if let Err(err) = self
-            .inner
-            .tasks
-            .set_agent(name, Some(record.skills.clone()))
-            .await
-        {
-            tracing::warn!(agent = name, error = %err, "the task manager did not take the agent");
-        }
+        self.offer_tasks(name, Some(record.skills.clone())).await;
         self.agent(name)
     }
 
@@ -337,10 +330,16 @@ impl Swarm {
         self.inner.orchestrator.stop(&agent).await?;
         self.set_desired(name, DesiredState::Stopped)?;
         // A stopped agent takes no new tasks (the ones it runs finish).
-        if let Err(err) = self.inner.tasks.set_agent(name, None).await {
-            tracing::warn!(agent = name, error = %err, "the task manager did not drop the agent");
-        }
+        self.offer_tasks(name, None).await;
         self.agent(name)
+    }
+
+    /// Tells the task manager that agent `name` takes tasks with `skills`, or none (`None`). The agent's own
+    /// change stands even if the manager cannot hear of it (it is stopping); that is logged.
+    async fn offer_tasks(&self, name: &str, skills: Option<Vec<String>>) {
+        if let Err(err) = self.inner.tasks.set_agent(name, skills).await {
+            tracing::warn!(agent = name, error = %err, "the task manager did not hear of the agent's change");
+        }
     }
 
     /// Stops (if running) and starts an agent, clearing its failure count. Captain only.
@@ -353,14 +352,7 @@ impl Swarm {
                 self.set_desired(name, DesiredState::Running)?;
             }
             if record.desired != DesiredState::Paused {
-                if let Err(err) = self
-                    .inner
-                    .tasks
-                    .set_agent(name, Some(record.skills.clone()))
-                    .await
-                {
-                    tracing::warn!(agent = name, error = %err, "the task manager did not take the agent");
-                }
+                self.offer_tasks(name, Some(record.skills.clone())).await;
             }
         }
         self.agent(name)

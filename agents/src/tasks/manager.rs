@@ -187,27 +187,38 @@ pub(crate) struct TaskHooks {
 }
 
 impl TaskHooks {
-    pub(crate) async fn save(&mut self, value: serde_json::Value) -> Result<(), SkillError> {
-        let (done, saved) = oneshot::channel();
+    /// Sends a request about this attempt and waits for its answer; `what` names it in errors.
+    async fn ask<T>(
+        &self,
+        what: &str,
+        make: impl FnOnce(TaskId, u32, Reply<T>) -> Request,
+    ) -> Result<T, SkillError> {
+        let (done, answered) = oneshot::channel();
+        let stopped = || SkillError::interrupted("the task manager has stopped");
         self.manager
-            .send(Request::Checkpoint {
-                id: self.id,
-                attempt: self.attempt,
-                value: value.clone(),
-                done,
-            })
+            .send(make(self.id, self.attempt, done))
             .await
-            .map_err(|_| SkillError::interrupted("the task manager has stopped"))?;
-        match saved.await {
-            Ok(Ok(())) => {
-                self.checkpoint = Some(value);
-                Ok(())
-            }
-            Ok(Err(err)) => Err(SkillError::new(format!(
-                "cannot save the checkpoint: {err}"
-            ))),
-            Err(_) => Err(SkillError::interrupted("the task manager has stopped")),
+            .map_err(|_| stopped())?;
+        match answered.await {
+            Ok(Ok(answer)) => Ok(answer),
+            Ok(Err(err)) => Err(SkillError::new(format!("cannot {what}: {err}"))),
+            Err(_) => Err(stopped()),
         }
+    }
+
+    pub(crate) async fn save(&mut self, value: serde_json::Value) -> Result<(), SkillError> {
+        let sent = value.clone();
+        self.ask("save the checkpoint", |id, attempt, done| {
+            Request::Checkpoint {
+                id,
+                attempt,
+                value: sent,
+                done,
+            }
+        })
+        .await?;
+        self.checkpoint = Some(value);
+        Ok(())
     }
 
     /// Asks for a captain's approval, saving `checkpoint`; true when the skill must stop (the task now waits),
@@ -216,24 +227,19 @@ impl TaskHooks {
         &mut self,
         checkpoint: serde_json::Value,
     ) -> Result<bool, SkillError> {
-        let (done, answered) = oneshot::channel();
-        self.manager
-            .send(Request::AskApproval {
-                id: self.id,
-                attempt: self.attempt,
-                checkpoint: checkpoint.clone(),
-                done,
+        let sent = checkpoint.clone();
+        let wait = self
+            .ask("ask for approval", |id, attempt, done| {
+                Request::AskApproval {
+                    id,
+                    attempt,
+                    checkpoint: sent,
+                    done,
+                }
             })
-            .await
-            .map_err(|_| SkillError::interrupted("the task manager has stopped"))?;
-        match answered.await {
-            Ok(Ok(wait)) => {
-                self.checkpoint = Some(checkpoint);
-                Ok(wait)
-            }
-            Ok(Err(err)) => Err(SkillError::new(format!("cannot ask for approval: {err}"))),
-            Err(_) => Err(SkillError::interrupted("the task manager has stopped")),
-        }
+            .await?;
+        self.checkpoint = Some(checkpoint);
+        Ok(wait)
     }
 
     pub(crate) fn progress(&self, percent: u8, line: &str) {
@@ -686,11 +692,7 @@ impl Worker {
                         .extend(self.scheduler.checkpoint(id, value, now));
                     batch.answers.push(Answer::Done(done));
                 } else {
-                    let _ = done.send(Err(ManagerError::Task(TaskError::State {
-                        id,
-                        status: self.scheduler.get(id).map_or("gone", |t| t.status.as_str()),
-                        what: "this attempt no longer runs".to_string(),
-                    })));
+                    let _ = done.send(Err(self.stale(id)));
                 }
             }
             Request::Progress {
@@ -726,11 +728,7 @@ impl Worker {
                 done,
             } => {
                 if !self.is_current(id, attempt) {
-                    let _ = done.send(Err(ManagerError::Task(TaskError::State {
-                        id,
-                        status: self.scheduler.get(id).map_or("gone", |t| t.status.as_str()),
-                        what: "this attempt no longer runs".to_string(),
-                    })));
+                    let _ = done.send(Err(self.stale(id)));
                     return;
                 }
                 match self.scheduler.ask_approval(id, checkpoint, now) {
@@ -767,6 +765,15 @@ impl Worker {
                 });
             }
         }
+    }
+
+    /// The answer to a skill whose attempt was ended meanwhile (cancelled, timed out, paused).
+    fn stale(&self, id: TaskId) -> ManagerError {
+        ManagerError::Task(TaskError::State {
+            id,
+            status: self.scheduler.get(id).map_or("gone", |t| t.status.as_str()),
+            what: "this attempt no longer runs".to_string(),
+        })
     }
 
     fn is_current(&self, id: TaskId, attempt: u32) -> bool {

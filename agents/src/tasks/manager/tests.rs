@@ -105,6 +105,19 @@ async fn start_in(dir: tempfile::TempDir, tweak: impl FnOnce(&mut Config)) -> Fi
     }
 }
 
+/// Stops the fixture's swarm and starts another on the same data directory.
+async fn restart(fx: Fixture, tweak: impl FnOnce(&mut Config)) -> Fixture {
+    fx.swarm.shutdown(Duration::from_secs(10)).await;
+    let Fixture {
+        _dir: dir,
+        swarm,
+        manager,
+        ..
+    } = fx;
+    drop((swarm, manager));
+    start_in(dir, tweak).await
+}
+
 async fn start() -> Fixture {
     start_in(tempfile::tempdir().expect("temp dir"), |_| {}).await
 }
@@ -383,15 +396,7 @@ async fn after_a_restart_a_running_task_resumes_from_its_checkpoint_and_a_finish
         .expect("done");
     // A clean stop interrupts the running task without counting the attempt.
     fx.manager.shutdown().await.expect("shutdown");
-    fx.swarm.shutdown(Duration::from_secs(1)).await;
-    let Fixture {
-        _dir: dir,
-        swarm,
-        manager,
-        ..
-    } = fx;
-    drop((swarm, manager));
-    let fx = start_in(dir, |_| {}).await;
+    let fx = restart(fx, |_| {}).await;
     assert_eq!(fx._dir.path(), path);
     let done = until(&fx, long.id, "done", |t| t.status == TaskStatus::Done).await;
     assert_eq!(
@@ -535,17 +540,9 @@ async fn finished_tasks_are_forgotten_beyond_the_retention_bounds_and_ids_are_ne
         )
         .await
         .expect("reject");
-    fx.swarm.shutdown(Duration::from_secs(10)).await;
-    let Fixture {
-        _dir: dir,
-        swarm,
-        manager,
-        ..
-    } = fx;
-    drop((swarm, manager));
 
     // Past the age bound every finished task goes, even the newest; the next id is still new after a restart.
-    let fx = start_in(dir, |c| {
+    let fx = restart(fx, |c| {
         c.retention.tasks_max_age = Duration::from_millis(100);
     })
     .await;
@@ -559,15 +556,7 @@ async fn finished_tasks_are_forgotten_beyond_the_retention_bounds_and_ids_are_ne
     assert!(TaskStore::open(fx.swarm.ums().store())
         .expect("store")
         .is_empty());
-    fx.swarm.shutdown(Duration::from_secs(10)).await;
-    let Fixture {
-        _dir: dir,
-        swarm,
-        manager,
-        ..
-    } = fx;
-    drop((swarm, manager));
-    let fx = start_in(dir, |_| {}).await;
+    let fx = restart(fx, |_| {}).await;
     let next = fx
         .manager
         .create(work(json!({"steps": 1})))
