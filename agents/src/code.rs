@@ -149,9 +149,14 @@ impl Code {
         let root = self.check_root(path)?;
         let name = name.unwrap_or("").to_string();
         let code = self.clone();
+        // A caller that goes away (a cancelled task) and the shutdown stop the run at its next file.
+        let mine = Arc::new(AtomicBool::new(false));
+        let _cancel = CancelOnDrop(mine.clone());
+        let cancel = vec![mine, self.inner.closing.clone()];
         self.blocking(move || {
             let mut options = IndexOptions {
                 commit_every: CHECKPOINT_FILES,
+                cancel,
                 ..IndexOptions::default()
             };
             options.walk.max_file_size = code.inner.config.max_file_bytes;

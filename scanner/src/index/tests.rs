@@ -515,3 +515,43 @@ fn checkpoints_commit_files_as_they_go_and_the_result_is_the_same() {
         .expect("index");
     check_counts(&again, (0, 0, 0, 5, 5));
 }
+
+#[test]
+fn a_cancelled_run_keeps_what_its_checkpoints_committed_and_the_next_run_skips_it() {
+    let files: Vec<(String, String)> = (0..12)
+        .map(|i| (format!("f{i:02}.rs"), format!("fn f{i}() {{}}\n")))
+        .collect();
+    let refs: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(p, t)| (p.as_str(), t.as_str()))
+        .collect();
+    let repo = write_repo(&refs);
+    let (_dir, index) = index_dir();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let options = IndexOptions {
+        commit_every: 3,
+        cancel: vec![stop.clone()],
+        // One thread, so that the cancel lands between the first checkpoint and the end.
+        parse_threads: 1,
+        ..IndexOptions::default()
+    };
+    let committed = std::sync::Mutex::new(0);
+    let err = index
+        .index_repo("c", repo.path(), &options, &|p| {
+            if let IndexProgress::Committed { files } = p {
+                *committed.lock().expect("not poisoned") = files;
+                stop.store(true, std::sync::atomic::Ordering::Relaxed);
+            }
+        })
+        .expect_err("cancelled");
+    assert!(matches!(err, crate::Error::Cancelled), "{err}");
+    let committed = committed.into_inner().expect("not poisoned");
+    assert!((3..12).contains(&committed), "{committed}");
+    // What the checkpoint committed is searchable and known to the next run, which indexes only the rest.
+    stop.store(false, std::sync::atomic::Ordering::Relaxed);
+    let report = index
+        .index_repo("c", repo.path(), &options, &|_| {})
+        .expect("index");
+    check_counts(&report, (12 - committed, 0, 0, committed, 12));
+    assert_eq!(report.files, 12);
+}

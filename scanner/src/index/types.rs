@@ -28,6 +28,9 @@ pub struct IndexOptions {
     /// Commit after every this many new or changed files (0: only at the end), so that work done before a crash
     /// is kept: the next run finds those files in the manifest and skips them. Imports are resolved at the end.
     pub commit_every: u64,
+    /// Flags that stop the run when any is set (checked before each file): it ends with `Error::Cancelled`, keeping
+    /// what its checkpoints committed and nothing after.
+    pub cancel: Vec<std::sync::Arc<std::sync::atomic::AtomicBool>>,
 }
 
 impl Default for IndexOptions {
@@ -38,6 +41,7 @@ impl Default for IndexOptions {
             index_threads: 0,
             writer_memory: 256 << 20,
             commit_every: 0,
+            cancel: Vec::new(),
         }
     }
 }

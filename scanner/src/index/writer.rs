@@ -232,7 +232,12 @@ pub(crate) fn index_repo(
     }
     // The walker reads files on several threads; each new or changed file is parsed and handed to the writer right
     // there, so reading, parsing and Tantivy's indexing threads all overlap and no file waits in memory.
+    let cancelled = || opts.cancel.iter().any(|c| c.load(Ordering::Relaxed));
     let walked_report = walk::walk(&root, &walk_opts, |file: SourceFile| {
+        if cancelled() {
+            first_error.lock().get_or_insert(Error::Cancelled);
+            return;
+        }
         let n = walked.fetch_add(1, Ordering::Relaxed) + 1;
         if n.is_multiple_of(256) {
             progress(IndexProgress::Walking { files: n });
