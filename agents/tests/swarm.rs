@@ -605,20 +605,12 @@ async fn a_captain_pause_to_everyone_holds_new_tasks_until_resume() {
         .control(Address::All, ControlVerb::Pause)
         .await
         .expect("pause");
-    let spec = TaskSpec {
-        title: "ping".to_string(),
-        skill: "ping".to_string(),
-        args: serde_json::json!({"text": "held"}),
-        priority: Priority::Normal,
-        after: Vec::new(),
-        timeout_ms: None,
-        max_attempts: 1,
-        approve: false,
-        origin: Origin {
-            by: "console".to_string(),
-            frontend: "console".to_string(),
-        },
-    };
+    let spec = TaskSpec::new(
+        "ping",
+        serde_json::json!({"text": "held"}),
+        1,
+        Origin::new("console", "console"),
+    );
     let task = swarm.tasks().create(spec).await.expect("create");
     assert_eq!(
         task.status,

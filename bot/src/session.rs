@@ -444,17 +444,12 @@ impl Session {
         }
         let spec = TaskSpec {
             title: command::clip(&format!("index {path}")),
-            skill: "scan".to_string(),
-            args,
-            priority: Priority::Normal,
-            after: Vec::new(),
-            timeout_ms: None,
-            max_attempts: self.swarm.config().tasks.max_attempts,
-            approve: false,
-            origin: Origin {
-                by: self.principal.name.clone(),
-                frontend: self.frontend.to_string(),
-            },
+            ..TaskSpec::new(
+                "scan",
+                args,
+                self.swarm.config().tasks.max_attempts,
+                Origin::new(&self.principal.name, self.frontend),
+            )
         };
         // Subscribed before the task exists, so that its end cannot slip past.
         let events = wait.then(|| self.swarm.subscribe());

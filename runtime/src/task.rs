@@ -143,6 +143,38 @@ pub struct TaskSpec {
     pub origin: Origin,
 }
 
+impl TaskSpec {
+    /// A task of `skill` on `args`, titled after the skill: normal priority, no dependencies, no timeout, no
+    /// approval; change the fields for the rest.
+    pub fn new(
+        skill: &str,
+        args: serde_json::Value,
+        max_attempts: u32,
+        origin: Origin,
+    ) -> TaskSpec {
+        TaskSpec {
+            title: skill.to_string(),
+            skill: skill.to_string(),
+            args,
+            priority: Priority::Normal,
+            after: Vec::new(),
+            timeout_ms: None,
+            max_attempts,
+            approve: false,
+            origin,
+        }
+    }
+}
+
+impl Origin {
+    pub fn new(by: &str, frontend: &str) -> Origin {
+        Origin {
+            by: by.to_string(),
+            frontend: frontend.to_string(),
+        }
+    }
+}
+
 /// A task's whole state: what the store keeps, what `/task show` prints.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Task {

@@ -336,7 +336,7 @@ async fn sleep_until(wake: Option<Instant>) {
 #[cfg(test)]
 mod tests {
     use dreamos_runtime::{
-        message::{Millis, Priority},
+        message::Millis,
         task::{Origin, Progress, TaskSpec, TaskStatus},
     };
 
@@ -347,17 +347,13 @@ mod tests {
             TaskId(7),
             TaskSpec {
                 title: "nap".to_string(),
-                skill: "fault".to_string(),
-                args: serde_json::json!({}),
-                priority: Priority::Normal,
-                after: Vec::new(),
-                timeout_ms: None,
-                max_attempts: 1,
                 approve: status == TaskStatus::WaitingApproval,
-                origin: Origin {
-                    by: "user:console".to_string(),
-                    frontend: "console".to_string(),
-                },
+                ..TaskSpec::new(
+                    "fault",
+                    serde_json::json!({}),
+                    1,
+                    Origin::new("user:console", "console"),
+                )
             },
             Millis(0),
         );
@@ -455,17 +451,13 @@ mod tests {
                     .tasks()
                     .create(TaskSpec {
                         title: format!("gated {i}"),
-                        skill: "ping".to_string(),
-                        args: serde_json::json!({ "text": "hi" }),
-                        priority: Priority::Normal,
-                        after: Vec::new(),
-                        timeout_ms: None,
-                        max_attempts: 1,
                         approve: true,
-                        origin: Origin {
-                            by: "discord.1.2".to_string(),
-                            frontend: "discord".to_string(),
-                        },
+                        ..TaskSpec::new(
+                            "ping",
+                            serde_json::json!({ "text": "hi" }),
+                            1,
+                            Origin::new("discord.1.2", "discord"),
+                        )
                     })
                     .await
                     .expect("created");

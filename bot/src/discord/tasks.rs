@@ -205,7 +205,7 @@ pub async fn on_click(
 #[cfg(test)]
 mod tests {
     use dreamos_runtime::{
-        message::{Millis, Priority},
+        message::Millis,
         task::{Origin, TaskSpec},
     };
 
@@ -216,17 +216,12 @@ mod tests {
             TaskId(id),
             TaskSpec {
                 title: title.to_string(),
-                skill: "ping".to_string(),
-                args: serde_json::json!({}),
-                priority: Priority::Normal,
-                after: Vec::new(),
-                timeout_ms: None,
-                max_attempts: 1,
-                approve: false,
-                origin: Origin {
-                    by: "user:console".to_string(),
-                    frontend: "console".to_string(),
-                },
+                ..TaskSpec::new(
+                    "ping",
+                    serde_json::json!({}),
+                    1,
+                    Origin::new("user:console", "console"),
+                )
             },
             Millis(0),
         );

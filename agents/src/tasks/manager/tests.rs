@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use dreamos_runtime::config::Config;
-use dreamos_runtime::message::Priority;
 use dreamos_runtime::task::{Origin, TaskSpec, TaskStatus, TaskStore};
 use dreamos_runtime::Store;
 use serde_json::json;
@@ -123,20 +122,7 @@ async fn start() -> Fixture {
 }
 
 fn work(args: serde_json::Value) -> TaskSpec {
-    TaskSpec {
-        title: "work".to_string(),
-        skill: "work".to_string(),
-        args,
-        priority: Priority::Normal,
-        after: Vec::new(),
-        timeout_ms: None,
-        max_attempts: 3,
-        approve: false,
-        origin: Origin {
-            by: "console".to_string(),
-            frontend: "console".to_string(),
-        },
-    }
+    TaskSpec::new("work", args, 3, Origin::new("console", "console"))
 }
 
 /// Polls the task until `pred` holds, on the paused clock (each poll lets 10 ms pass).

@@ -20,17 +20,7 @@ fn scheduler() -> Scheduler {
 fn spec(skill: &str) -> TaskSpec {
     TaskSpec {
         title: format!("{skill} task"),
-        skill: skill.to_string(),
-        args: json!({}),
-        priority: Priority::Normal,
-        after: Vec::new(),
-        timeout_ms: None,
-        max_attempts: 3,
-        approve: false,
-        origin: Origin {
-            by: "user:console".to_string(),
-            frontend: "console".to_string(),
-        },
+        ..TaskSpec::new(skill, json!({}), 3, Origin::new("user:console", "console"))
     }
 }
 
