@@ -31,13 +31,8 @@ use dreamos_runtime::{
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-fn arg<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::args()
-        .skip_while(|a| a != name)
-        .nth(1)
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
+mod common;
+use common::arg;
 
 fn rss_kib() -> u64 {
     std::fs::read_to_string("/proc/self/status")

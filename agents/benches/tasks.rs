@@ -15,23 +15,17 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use dreamos_agents::message::{Address, Body, Priority};
-use dreamos_agents::tasks::{TaskConfig, TaskManager};
 use dreamos_agents::{Principal, Skill, SkillContext, SkillError, SkillRegistry, Swarm};
 use dreamos_runtime::config::{Config, Role, SyncMode};
-use dreamos_runtime::task::{Origin, TaskSpec, TaskStatus, TaskStore};
+use dreamos_runtime::task::{Origin, TaskSpec, TaskStatus};
 use dreamos_runtime::Store;
 use tokio::sync::mpsc;
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-fn arg<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::args()
-        .skip_while(|a| a != name)
-        .nth(1)
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
+mod common;
+use common::arg;
 
 /// `noop`: tells the bench it started, and is done.
 struct Noop(mpsc::UnboundedSender<Instant>);
@@ -53,20 +47,12 @@ impl Skill for Noop {
 }
 
 fn spec() -> TaskSpec {
-    TaskSpec {
-        title: "noop".to_string(),
-        skill: "noop".to_string(),
-        args: serde_json::json!({}),
-        priority: Priority::Normal,
-        after: Vec::new(),
-        timeout_ms: None,
-        max_attempts: 1,
-        approve: false,
-        origin: Origin {
-            by: "bench".to_string(),
-            frontend: "bench".to_string(),
-        },
-    }
+    TaskSpec::new(
+        "noop",
+        serde_json::json!({}),
+        1,
+        Origin::new("bench", "bench"),
+    )
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -157,31 +143,17 @@ fn main() {
         let dir = tempfile::tempdir().expect("temp dir");
         let mut config = Config::defaults();
         config.store.sync = sync;
+        // Every creator's task may run at once, and every creator may wait on the manager.
+        config.tasks.per_agent = 1024;
+        config.tasks.max_pending = 1 << 16;
         let store = Store::open_with(dir.path(), sync).expect("store");
         let (started_tx, mut started_rx) = mpsc::unbounded_channel();
         let mut skills = SkillRegistry::builtin();
         skills.add(Arc::new(Noop(started_tx)));
-        let swarm = Swarm::start(config, store.clone(), skills)
+        let swarm = Swarm::start(config, store, skills)
             .await
             .expect("swarm");
-        let agents: Vec<(String, Vec<String>)> = swarm
-            .agents()
-            .iter()
-            .map(|a| (a.name.to_string(), vec!["*".to_string()]))
-            .collect();
-        let manager = TaskManager::start(
-            TaskStore::open(&store).expect("tasks"),
-            swarm.ums().clone(),
-            Arc::new(swarm.skills().clone()),
-            agents,
-            TaskConfig {
-                per_agent: 1024,
-                queue: 1 << 16,
-                ..TaskConfig::default()
-            },
-        )
-        .await
-        .expect("manager");
+        let manager = swarm.tasks().clone();
         println!(
             "dreamos task benchmark: sync={sync:?}, {creators} concurrent creators, {seconds} s each, {} agents",
             swarm.agents().len()
