@@ -38,25 +38,22 @@ impl Principal {
 
     /// Refuses with [`Error::Forbidden`] unless this principal is an operator or captain.
     pub fn require_operator(&self, action: &str) -> Result<()> {
-        if matches!(self.role, Role::Operator | Role::Captain) {
-            Ok(())
-        } else {
-            Err(Error::Forbidden {
-                action: action.to_string(),
-                needed: "operator",
-                role: self.role.to_string(),
-            })
-        }
+        self.require(Role::Operator, action)
     }
 
     /// Refuses with [`Error::Forbidden`] unless this principal is captain.
     pub fn require_captain(&self, action: &str) -> Result<()> {
-        if self.role == Role::Captain {
+        self.require(Role::Captain, action)
+    }
+
+    /// Roles are ordered viewer < operator < captain; each may do what those below it may.
+    fn require(&self, needed: Role, action: &str) -> Result<()> {
+        if self.role >= needed {
             Ok(())
         } else {
             Err(Error::Forbidden {
                 action: action.to_string(),
-                needed: "captain",
+                needed: needed.as_str(),
                 role: self.role.to_string(),
             })
         }
