@@ -91,6 +91,22 @@ impl Skill for CodeSkillImpl {
                 .scan(cx, &text, options.str("name").as_deref())
                 .await
                 .map(|r| {
+                    cx.journal(
+                        dreamos_runtime::config::JournalTopic::Indexing,
+                        &["indexing"],
+                        format!(
+                            "indexed {}: {} files, {:.1} MB in {:.1} s ({} added, {} changed, {} deleted, {} unchanged; {} symbols)",
+                            r.repo,
+                            r.files,
+                            r.bytes as f64 / 1e6,
+                            r.seconds,
+                            r.added,
+                            r.changed,
+                            r.deleted,
+                            r.unchanged,
+                            r.symbols
+                        ),
+                    );
                     json!({
                         "text": format!(
                             "indexed {}: {} files ({} changed, {} added, {} deleted), {} symbols in {:.2}s",

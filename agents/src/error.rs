@@ -82,6 +82,14 @@ pub enum Error {
     #[error(transparent)]
     Runtime(#[from] dreamos_runtime::Error),
 
+    /// No memory entry has that id.
+    #[error("no memory entry has id {id}; /journal and /recall show the ids that exist")]
+    UnknownEntry { id: String },
+
+    /// The memory's search index failed underneath (sled, which holds the entries, is unaffected).
+    #[error("memory: {0}")]
+    Memory(String),
+
     /// An actor could not be reached or failed to start.
     #[error("actor system error: {0}")]
     Actor(String),
@@ -104,6 +112,8 @@ impl Error {
             Error::ShuttingDown => "shutting_down",
             Error::Timeout { .. } => "timeout",
             Error::PathNotAllowed { .. } => "path_not_allowed",
+            Error::UnknownEntry { .. } => "unknown_entry",
+            Error::Memory(_) => "internal",
             Error::Scanner(e) => scanner_kind(e),
             Error::Runtime(dreamos_runtime::Error::Closed) => "shutting_down",
             Error::Runtime(dreamos_runtime::Error::Overloaded { .. }) => "overloaded",

@@ -19,6 +19,7 @@ pub mod code_skills;
 pub mod error;
 pub mod events;
 pub mod mailbox;
+pub mod memory;
 pub mod orchestrator;
 pub mod phone;
 pub mod skill;

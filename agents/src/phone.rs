@@ -164,7 +164,17 @@ impl CaptainPhone {
                 "a broadcast goes to `all` or to a group, not to {to}"
             )));
         }
-        self.order(to, "order", Body::text(text), priority).await
+        let sent = self.order(to, "order", Body::text(text), priority).await?;
+        if let Some(memory) = self.ums.memory() {
+            memory.broadcast_sent(crate::memory::journal::Broadcast {
+                id: sent.id,
+                by: self.owner.to_string(),
+                to: sent.to.clone(),
+                text: text.to_string(),
+                recipients: sent.recipients.iter().map(|a| a.to_string()).collect(),
+            });
+        }
+        Ok(sent)
     }
 
     /// Sends a control verb to one agent, a group or everyone, at urgent priority. `pause` and `resume` to
@@ -189,6 +199,17 @@ impl CaptainPhone {
         }
         // Each agent the order reaches takes no new tasks while it is paused or stopping, and takes them again
         // when it resumes (unless it is stopped or failed, whose order waits in its queue).
+        if let (Some(memory), ControlVerb::Pause | ControlVerb::Resume) = (self.ums.memory(), verb)
+        {
+            let what = if verb == ControlVerb::Pause {
+                "paused"
+            } else {
+                "resumed"
+            };
+            for agent in &sent.recipients {
+                memory.agent_changed(agent.as_str(), what, &self.owner.to_string());
+            }
+        }
         for agent in &sent.recipients {
             let skills = match verb {
                 ControlVerb::Pause | ControlVerb::Stop => None,

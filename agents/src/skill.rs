@@ -332,6 +332,77 @@ impl<'a> SkillContext<'a> {
         self.ums.store()
     }
 
+    /// Dreamscribe, when the swarm has it.
+    pub fn memory(&self) -> Option<&crate::memory::Memory> {
+        self.ums.memory()
+    }
+
+    /// Writes a memory entry by this agent, linked to the task it runs as (or else the message it handles);
+    /// answers once it is durable. `links` adds to those.
+    pub async fn remember(
+        &self,
+        kind: dreamos_runtime::memory::EntryKind,
+        text: &str,
+        tags: Vec<String>,
+        mut links: dreamos_runtime::memory::Links,
+    ) -> Result<dreamos_runtime::memory::Entry, SkillError> {
+        let memory = self
+            .memory()
+            .ok_or_else(|| SkillError::permanent("this swarm has no memory"))?;
+        match self.task() {
+            Some(task) => links.tasks.push(task),
+            None => links.messages.push(self.message.id),
+        }
+        memory
+            .remember(crate::memory::NewEntry {
+                author: dreamos_runtime::memory::Author::Agent(self.agent.to_string()),
+                kind,
+                text: text.to_string(),
+                tags,
+                links,
+            })
+            .await
+            .map_err(|e| match e {
+                crate::Error::Invalid(m) => SkillError::permanent(m),
+                other => SkillError::new(other.to_string()),
+            })
+    }
+
+    /// Searches the memory as `/recall` does.
+    pub async fn recall(
+        &self,
+        query: crate::memory::RecallQuery,
+    ) -> Result<crate::memory::Recalled, SkillError> {
+        let memory = self
+            .memory()
+            .ok_or_else(|| SkillError::permanent("this swarm has no memory"))?;
+        memory.recall(query).await.map_err(|e| match e {
+            crate::Error::Invalid(m) => SkillError::permanent(m),
+            other => SkillError::new(other.to_string()),
+        })
+    }
+
+    /// An automatic journal entry about this skill's work (when `[memory] journal` has `topic`), linked like
+    /// [`SkillContext::remember`]'s.
+    pub fn journal(
+        &self,
+        topic: dreamos_runtime::config::JournalTopic,
+        tags: &[&str],
+        text: String,
+    ) {
+        if let Some(memory) = self.memory() {
+            let mut links = dreamos_runtime::memory::Links {
+                agents: vec![self.agent.to_string()],
+                ..Default::default()
+            };
+            match self.task() {
+                Some(task) => links.tasks.push(task),
+                None => links.messages.push(self.message.id),
+            }
+            memory.note(topic, tags, text, links);
+        }
+    }
+
     /// This agent's status and counters.
     pub fn snapshot(&self) -> Option<AgentSnapshot> {
         self.ums.snapshot(self.agent.as_str())

@@ -21,10 +21,13 @@ use parking_lot::Mutex;
 use serde::Serialize;
 use tokio::task::JoinHandle;
 
+use dreamos_runtime::memory::{Author, Entry, EntryId};
+
 use crate::{
     code::Code,
     error::{Error, Result},
     events::{EventBus, EventReceiver},
+    memory::{Memory, NewEntry, Retention, MEMORY_INDEX_DIR},
     orchestrator::OrchestratorHandle,
     phone::{CaptainPhone, CellPhone, Principal},
     skill::SkillRegistry,
@@ -54,6 +57,7 @@ struct SwarmInner {
     orchestrator_task: Mutex<Option<JoinHandle<()>>>,
     shut_down: AtomicBool,
     tasks: crate::tasks::TaskManager,
+    memory: Memory,
 }
 
 /// `/status`: the agents and the message log's counters.
@@ -74,6 +78,7 @@ impl Swarm {
     pub async fn start(config: Config, store: Store, mut skills: SkillRegistry) -> Result<Swarm> {
         let code = Code::open(&store.dir().join(CODE_INDEX_DIR), &config.scanner)?;
         crate::code_skills::register(&mut skills, &code);
+        crate::memory::skills::register(&mut skills);
         if config.debug.fault_skill {
             tracing::warn!(
                 "[debug] fault_skill is on: the `fault` skill can abort this process on request"
@@ -93,6 +98,19 @@ impl Swarm {
         )?;
         let events = EventBus::new(config.messages.event_buffer_bytes);
         let ums = Ums::new(log.clone(), store.clone(), config.messages.clone(), events);
+        let memory = Memory::open(
+            &store,
+            &store.dir().join(MEMORY_INDEX_DIR),
+            log.clone(),
+            config.memory.clone(),
+            Retention {
+                max_entries: config.retention.memory_max,
+                max_age: config.retention.memory_max_age,
+                every: config.retention.compact_every,
+            },
+        )
+        .await?;
+        ums.set_memory(memory.clone());
 
         let mut to_start = Vec::new();
         for agent in &config.agents {
@@ -116,6 +134,7 @@ impl Swarm {
         // Subscribed before anything is routed, so that the first frontend also sees what recovery produced
         // (a dead letter for an agent that is gone, say); see `events_since_start`.
         let startup_events = ums.subscribe();
+        memory.start_journal(ums.subscribe(), config.memory.broadcast_window);
         log.start(ums.router())?;
         ums.recover(recovery)?;
         // What recovery decided (dead letters found at start, with their notices) is durable before anyone asks.
@@ -131,6 +150,15 @@ impl Swarm {
         for record in &to_start {
             if record.desired != DesiredState::Stopped {
                 orchestrator.start(&agent_name(&record.name)?).await?;
+                memory.agent_changed(
+                    &record.name,
+                    if record.desired == DesiredState::Paused {
+                        "started paused"
+                    } else {
+                        "started"
+                    },
+                    "the swarm at start",
+                );
             }
         }
         let tasks = crate::tasks::TaskManager::start(
@@ -160,6 +188,7 @@ impl Swarm {
                 startup_events: Mutex::new(Some(startup_events)),
                 orchestrator_task: Mutex::new(Some(orchestrator_task)),
                 tasks,
+                memory,
                 shut_down: AtomicBool::new(false),
             }),
         })
@@ -183,6 +212,23 @@ impl Swarm {
     /// The task manager: `/task ...` runs through it.
     pub fn tasks(&self) -> &crate::tasks::TaskManager {
         &self.inner.tasks
+    }
+
+    /// Dreamscribe: `/remember`, `/recall`, `/journal` and `/forget` run through it.
+    pub fn memory(&self) -> &Memory {
+        &self.inner.memory
+    }
+
+    /// Writes an entry by a person (operator or captain); answers once it is durable.
+    pub async fn remember(&self, who: &Principal, entry: NewEntry) -> Result<Entry> {
+        who.require_operator("writing to the memory")?;
+        self.inner.memory.remember(entry).await
+    }
+
+    /// Removes an entry from the memory (captain only); the removal is itself journaled.
+    pub async fn forget(&self, who: &Principal, id: EntryId) -> Result<Entry> {
+        who.require_captain("forgetting memory entries")?;
+        self.inner.memory.forget(id, who_author(who)).await
     }
 
     /// The code index: `/index`, `/search`, `/symbol`, `/outline` and `/deps` run through it.
@@ -319,6 +365,9 @@ impl Swarm {
         register(&self.inner.ums, &self.inner.skills, &record)?;
         self.inner.roster.put(&record)?;
         self.inner.orchestrator.start(&agent).await?;
+        self.inner
+            .memory
+            .agent_changed(name, "started", &who.address().to_string());
         self.offer_tasks(name, Some(record.skills.clone())).await;
         self.agent(name)
     }
@@ -329,6 +378,9 @@ impl Swarm {
         let agent = self.existing(name)?;
         self.inner.orchestrator.stop(&agent).await?;
         self.set_desired(name, DesiredState::Stopped)?;
+        self.inner
+            .memory
+            .agent_changed(name, "stopped", &who.address().to_string());
         // A stopped agent takes no new tasks (the ones it runs finish).
         self.offer_tasks(name, None).await;
         self.agent(name)
@@ -347,6 +399,9 @@ impl Swarm {
         who.require_captain("restarting agents")?;
         let agent = self.existing(name)?;
         self.inner.orchestrator.restart(&agent).await?;
+        self.inner
+            .memory
+            .agent_changed(name, "restarted", &who.address().to_string());
         if let Some(record) = self.inner.roster.get(name)? {
             if record.desired == DesiredState::Stopped {
                 self.set_desired(name, DesiredState::Running)?;
@@ -447,6 +502,8 @@ impl Swarm {
                 tracing::warn!("the orchestrator did not stop in time");
             }
         }
+        // What was queued for the memory is written (durably) before the log closes under it.
+        self.inner.memory.close().await;
         self.inner.ums.log().close().await;
         tracing::info!("swarm stopped");
     }
@@ -455,6 +512,19 @@ impl Swarm {
     #[doc(hidden)]
     pub fn ums(&self) -> &Ums {
         &self.inner.ums
+    }
+}
+
+/// A person as the memory names its authors: the principal's address (`user:console`, `user:<discord id>`).
+pub fn who_author(who: &Principal) -> Author {
+    let (frontend, user) = match who.name.parse::<u64>() {
+        Ok(_) => ("discord", who.name.as_str()),
+        Err(_) => ("console", who.name.as_str()),
+    };
+    Author::Person {
+        frontend: frontend.to_string(),
+        user: user.to_string(),
+        name: who.name.clone(),
     }
 }
 

@@ -126,6 +126,8 @@ struct UmsInner {
     router: Arc<Router>,
     config: MessagesConfig,
     accepting: AtomicBool,
+    /// Dreamscribe, once the swarm has opened it (skills reach it through their context).
+    memory: std::sync::OnceLock<crate::memory::Memory>,
 }
 
 /// Turns commits into deliveries. Runs on the log's completer task, before senders are answered, so it only pushes
@@ -265,8 +267,19 @@ impl Ums {
                 router,
                 config,
                 accepting: AtomicBool::new(true),
+                memory: std::sync::OnceLock::new(),
             }),
         }
+    }
+
+    /// Gives skills the memory (once; later calls change nothing).
+    pub fn set_memory(&self, memory: crate::memory::Memory) {
+        let _ = self.inner.memory.set(memory);
+    }
+
+    /// The memory, when the swarm has one (benchmarks and tests below the swarm may not).
+    pub fn memory(&self) -> Option<&crate::memory::Memory> {
+        self.inner.memory.get()
     }
 
     /// The router, to hand to [`MessageLog::start`].

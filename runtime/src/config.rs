@@ -28,6 +28,7 @@ pub struct Config {
     pub supervisor: SupervisorConfig,
     pub shutdown: ShutdownConfig,
     pub tasks: TasksConfig,
+    pub memory: MemoryConfig,
     pub discord: DiscordConfig,
     pub debug: DebugConfig,
     pub console: ConsoleConfig,
@@ -136,6 +137,11 @@ pub struct RetentionConfig {
     /// ... and none finished longer ago than this.
     #[serde(with = "duration")]
     pub tasks_max_age: Duration,
+    /// Dreamscribe keeps at most this many entries, oldest forgotten first ...
+    pub memory_max: u64,
+    /// ... and none older than this.
+    #[serde(with = "duration")]
+    pub memory_max_age: Duration,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -181,6 +187,43 @@ pub struct TasksConfig {
     pub max_attempts: u32,
     /// Requests that may wait for the task manager; beyond it one is refused (`overloaded`).
     pub max_pending: usize,
+}
+
+/// Dreamscribe, the swarm's narrative memory.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct MemoryConfig {
+    /// The longest entry text, in bytes.
+    pub max_text_bytes: usize,
+    /// The most tags one entry may carry.
+    pub max_tags: usize,
+    /// Entries (and forgets) that may wait for the memory's writer; beyond it one is refused (`overloaded`).
+    pub max_pending: usize,
+    /// What the swarm journals on its own: any of `agents`, `broadcasts`, `dead_letters`, `indexing`, `tasks`.
+    pub journal: Vec<JournalTopic>,
+    /// How long a broadcast's acknowledgements are counted before its journal entry is written.
+    #[serde(with = "duration")]
+    pub broadcast_window: Duration,
+    /// The search index is committed at most this often while entries keep coming (a recall first waits for what
+    /// was acknowledged before it, so it never misses an entry).
+    #[serde(with = "duration")]
+    pub index_commit_every: Duration,
+}
+
+/// A kind of thing the swarm writes into its journal by itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JournalTopic {
+    /// An agent started, stopped, paused, resumed, restarted or was marked failed.
+    Agents,
+    /// A captain's broadcast and how many agents acknowledged it.
+    Broadcasts,
+    /// A message that went to dead letters, and why.
+    DeadLetters,
+    /// An indexing run's report.
+    Indexing,
+    /// A task created, done, failed or cancelled.
+    Tasks,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -552,6 +595,9 @@ impl Config {
             ("tasks.per_agent", self.tasks.per_agent as u64),
             ("tasks.max_attempts", u64::from(self.tasks.max_attempts)),
             ("tasks.max_pending", self.tasks.max_pending as u64),
+            ("retention.memory_max", self.retention.memory_max),
+            ("memory.max_pending", self.memory.max_pending as u64),
+            ("memory.max_tags", self.memory.max_tags as u64),
             (
                 "scanner.query_max_scan_bytes",
                 self.scanner.query_max_scan_bytes,
@@ -582,6 +628,19 @@ impl Config {
             return Err((
                 "store.max_queue_bytes".to_string(),
                 "must be at least store.max_group_bytes".to_string(),
+            ));
+        }
+        // An entry must fit in one sled value that stays inline (see `store.max_group_bytes`).
+        if self.memory.max_text_bytes == 0 || self.memory.max_text_bytes > 1024 * 1024 {
+            return Err((
+                "memory.max_text_bytes".to_string(),
+                "must be between 1 and 1048576 bytes".to_string(),
+            ));
+        }
+        if self.memory.index_commit_every.is_zero() {
+            return Err((
+                "memory.index_commit_every".to_string(),
+                "must be longer than zero, such as \"250ms\"".to_string(),
             ));
         }
         if !self.discord.api_url.is_empty() {

@@ -8,6 +8,7 @@
 //! - [`log`]: the durable message log — group commit, recovery, history, dead letters, retention. Start here to
 //!   understand what "accepted" means.
 //! - [`audit`] and [`roster`]: who ran which command; which agents exist and what the captain last asked of them.
+//! - [`memory`]: Dreamscribe's entries (the narrative memory) and the trees that keep them.
 //! - [`frontend`]: small durable facts frontends keep (the Discord outbox's cursor, registered commands' hash).
 //!
 //! Architecture invariant: this crate knows nothing of actors, Discord or tree-sitter. It stores and reports.
@@ -17,6 +18,7 @@ pub mod config;
 pub mod error;
 pub mod frontend;
 pub mod log;
+pub mod memory;
 pub mod message;
 pub mod roster;
 pub mod store;

@@ -435,6 +435,8 @@ enum Answer {
 #[derive(Default)]
 struct Batch {
     changed: Vec<TaskId>,
+    /// Tasks created in this batch: journaled once they are durable.
+    created: Vec<TaskId>,
     answers: Vec<Answer>,
     shutdown: Option<Reply<()>>,
 }
@@ -503,12 +505,39 @@ impl Worker {
             if !ok {
                 break;
             }
+            self.journal_created(&batch.created);
             for assignment in placed {
                 self.start(assignment);
             }
         }
         for run in self.running.values() {
             run.cancel.set();
+        }
+    }
+
+    /// The automatic journal's entry for each task created (and now durable).
+    fn journal_created(&self, created: &[TaskId]) {
+        let Some(memory) = self.ums.memory() else {
+            return;
+        };
+        for task in created.iter().filter_map(|id| self.scheduler.get(*id)) {
+            let approval = if task.approval == dreamos_runtime::task::Approval::Pending {
+                ", waiting for a captain's approval"
+            } else {
+                ""
+            };
+            memory.note(
+                dreamos_runtime::config::JournalTopic::Tasks,
+                &["task", "created"],
+                format!(
+                    "task {} ({}) created by {}{approval}",
+                    task.id, task.title, task.origin.by
+                ),
+                dreamos_runtime::memory::Links {
+                    tasks: vec![task.id],
+                    ..Default::default()
+                },
+            );
         }
     }
 
@@ -643,6 +672,7 @@ impl Worker {
             Request::Create(spec, reply) => match self.scheduler.create(*spec, now) {
                 Ok(id) => {
                     batch.changed.push(id);
+                    batch.created.push(id);
                     batch.answers.push(Answer::Task(reply, id));
                 }
                 Err(err) => {
