@@ -36,6 +36,81 @@ pub enum Reply {
     Repos(ReposReply),
     Task(TaskReply),
     Tasks(TasksReply),
+    Entry(EntryReply),
+    Recall(RecallReply),
+    Journal(JournalReply),
+}
+
+/// A memory entry as answers show it.
+#[derive(Debug, Clone, Serialize)]
+pub struct EntryView {
+    pub id: String,
+    /// When it was written (RFC 3339).
+    pub at: String,
+    /// Who wrote it, for people: `swarm`, `agent-2`, `console:console`.
+    pub author: String,
+    pub kind: &'static str,
+    pub text: String,
+    pub tags: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub messages: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tasks: Vec<u64>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub agents: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub files: Vec<String>,
+}
+
+impl EntryView {
+    pub fn new(entry: &dreamos_runtime::memory::Entry) -> EntryView {
+        EntryView {
+            id: entry.id.to_string(),
+            at: entry.at().rfc3339(),
+            author: entry.author.to_string(),
+            kind: entry.kind.as_str(),
+            text: entry.text.clone(),
+            tags: entry.tags.clone(),
+            messages: entry.links.messages.iter().map(|m| m.to_string()).collect(),
+            tasks: entry.links.tasks.iter().map(|t| t.0).collect(),
+            agents: entry.links.agents.clone(),
+            files: entry.links.files.iter().map(|f| f.to_string()).collect(),
+        }
+    }
+}
+
+/// `/remember` and `/forget`: the entry written (durable) or removed.
+#[derive(Debug, Clone, Serialize)]
+pub struct EntryReply {
+    /// `remember` or `forget`.
+    pub action: &'static str,
+    pub entry: EntryView,
+}
+
+/// `/recall`: the best entries first.
+#[derive(Debug, Clone, Serialize)]
+pub struct RecallReply {
+    pub hits: Vec<RecallHit>,
+    /// Entries that matched, of which `hits` are the best.
+    pub matched: usize,
+    pub took_ms: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RecallHit {
+    #[serde(flatten)]
+    pub entry: EntryView,
+    pub score: f32,
+    /// The best fragment of the text, matched words marked `**like this**`.
+    pub snippet: String,
+}
+
+/// `/journal`: newest first.
+#[derive(Debug, Clone, Serialize)]
+pub struct JournalReply {
+    pub entries: Vec<EntryView>,
+    /// Pass as `--before` for the next page.
+    pub next_before: Option<String>,
 }
 
 /// `/task create|show|pause|...`: the task as it now is (durable).

@@ -273,6 +273,75 @@ pub fn reply_text(reply: &Reply) -> String {
             }
             lines.join("\n")
         }
+        Reply::Entry(reply) => match reply.action {
+            "forget" => format!(
+                "forgot {} (a {} by {} from {})",
+                reply.entry.id, reply.entry.kind, reply.entry.author, reply.entry.at
+            ),
+            _ => format!(
+                "remembered {} ({}{})",
+                reply.entry.id,
+                reply.entry.kind,
+                if reply.entry.tags.is_empty() {
+                    String::new()
+                } else {
+                    format!("; tags: {}", reply.entry.tags.join(", "))
+                }
+            ),
+        },
+        Reply::Recall(found) => {
+            let mut lines: Vec<String> = found
+                .hits
+                .iter()
+                .map(|h| {
+                    format!(
+                        "{} {} {} by {}: {}{}",
+                        h.entry.id,
+                        h.entry.at,
+                        h.entry.kind,
+                        h.entry.author,
+                        one_line(&h.snippet),
+                        tags_suffix(&h.entry.tags)
+                    )
+                })
+                .collect();
+            if lines.is_empty() {
+                lines.push("nothing in memory matches".to_string());
+            } else if found.matched > found.hits.len() {
+                lines.push(format!(
+                    "{} of {} matches shown; --limit shows more",
+                    found.hits.len(),
+                    found.matched
+                ));
+            }
+            lines.join("\n")
+        }
+        Reply::Journal(page) => {
+            let mut lines: Vec<String> = page
+                .entries
+                .iter()
+                .map(|e| {
+                    format!(
+                        "{} {} {} by {}: {}{}",
+                        e.id,
+                        e.at,
+                        e.kind,
+                        e.author,
+                        one_line(&e.text),
+                        tags_suffix(&e.tags)
+                    )
+                })
+                .collect();
+            if lines.is_empty() {
+                lines.push("the journal has no entries that match".to_string());
+            }
+            if let Some(next) = &page.next_before {
+                lines.push(format!(
+                    "more: /journal --before {next} (with the same filters)"
+                ));
+            }
+            lines.join("\n")
+        }
         Reply::Task(reply) => match reply.action {
             "show" => task_details(&reply.task),
             action => format!("{} {}", past(action), task_line(&reply.task)),
@@ -491,6 +560,15 @@ fn agent_table(agents: &[dreamos_agents::AgentSnapshot]) -> String {
         ));
     }
     out.trim_end().to_string()
+}
+
+/// ` [tag, tag]` after an entry's text, or nothing.
+fn tags_suffix(tags: &[String]) -> String {
+    if tags.is_empty() {
+        String::new()
+    } else {
+        format!(" [{}]", tags.join(", "))
+    }
 }
 
 #[cfg(test)]

@@ -8,12 +8,14 @@ use std::time::Duration;
 
 use crate::{
     answer::{
-        AgentReply, AgentsReply, BroadcastReply, DeadLetterView, DeadLettersReply, HelpEntry,
-        HelpReply, HistoryReply, MessageView, OrderAck, OutlineReply, Reply, ReposReply,
-        SearchReply, SendReply, SymbolReply, TaskReply, TasksReply,
+        AgentReply, AgentsReply, BroadcastReply, DeadLetterView, DeadLettersReply, EntryReply,
+        EntryView, HelpEntry, HelpReply, HistoryReply, JournalReply, MessageView, OrderAck,
+        OutlineReply, RecallHit, RecallReply, Reply, ReposReply, SearchReply, SendReply,
+        SymbolReply, TaskReply, TasksReply,
     },
     command::{
-        self, AgentAction, Command, HistoryArgs, Invocation, ParseError, TaskCommand, COMMANDS,
+        self, AgentAction, Command, HistoryArgs, Invocation, ParseError, RecallArgs, RememberArgs,
+        TaskCommand, COMMANDS,
     },
 };
 use dreamos_agents::{
@@ -24,6 +26,7 @@ use dreamos_agents::{
 use dreamos_runtime::{
     audit::{AuditEntry, AuditOutcome},
     log::{HistoryQuery, StoredMessage},
+    memory::EntryKind,
 };
 
 /// A failed command: `kind` is stable for scripts, `message` is for people.
@@ -287,7 +290,141 @@ impl Session {
                 repos: self.swarm.code().repos().await?,
             })),
             Command::Task(task) => self.task(task).await,
+            Command::Remember(args) => self.remember(args).await,
+            Command::Recall(args) => self.recall(args).await,
+            Command::Journal {
+                agent,
+                kind,
+                limit,
+                before,
+            } => self.journal(agent, kind, limit, before),
+            Command::Forget(id) => {
+                let id = entry_id(&id)?;
+                let entry = self.swarm.forget(&self.principal, id).await?;
+                Ok(Reply::Entry(EntryReply {
+                    action: "forget",
+                    entry: EntryView::new(&entry),
+                }))
+            }
         }
+    }
+
+    /// `/remember`: every part is checked before anything is written; the answer comes once it is durable.
+    async fn remember(&self, args: RememberArgs) -> Result<Reply, CommandError> {
+        use dreamos_runtime::memory::{Author, FileLink, Links};
+        let invalid = |m: String| CommandError::new("invalid_argument", m);
+        let kind = entry_kind(args.kind.as_deref())?.unwrap_or(EntryKind::Note);
+        let mut links = Links::default();
+        for task in &args.tasks {
+            links.tasks.push(task.parse().map_err(invalid)?);
+        }
+        for agent in &args.agents {
+            self.swarm.agent(agent)?;
+            links.agents.push(agent.clone());
+        }
+        for file in &args.files {
+            links.files.push(file.parse::<FileLink>().map_err(invalid)?);
+        }
+        for message in &args.messages {
+            links.messages.push(message_id(message)?);
+        }
+        let name = self.who.split(" (").next().unwrap_or(&self.who).to_string();
+        let entry = dreamos_agents::memory::NewEntry {
+            author: Author::Person {
+                frontend: self.frontend.to_string(),
+                user: self.principal.name.clone(),
+                name,
+            },
+            kind,
+            text: args.text,
+            tags: args.tags,
+            links,
+        };
+        let entry = self.swarm.remember(&self.principal, entry).await?;
+        Ok(Reply::Entry(EntryReply {
+            action: "remember",
+            entry: EntryView::new(&entry),
+        }))
+    }
+
+    async fn recall(&self, args: RecallArgs) -> Result<Reply, CommandError> {
+        use dreamos_agents::memory::{index::Filters, RecallQuery};
+        let limit = match args.limit {
+            Some(n) => self.page_limit(Some(n))?,
+            None => 10,
+        };
+        let tags = dreamos_runtime::memory::check_tags(&args.tags, usize::MAX)
+            .map_err(|m| CommandError::new("invalid_argument", m))?;
+        let filters = Filters {
+            author: args.author,
+            agent: args.agent,
+            kind: entry_kind(args.kind.as_deref())?.map(|k| k.as_str().to_string()),
+            tags,
+            since: args
+                .since
+                .as_deref()
+                .map(|t| parse_time("since", t))
+                .transpose()?,
+            until: args
+                .until
+                .as_deref()
+                .map(|t| parse_time("until", t))
+                .transpose()?,
+            task: args.task,
+            message: args
+                .message
+                .as_deref()
+                .map(|m| message_id(m).map(|m| m.to_string()))
+                .transpose()?,
+        };
+        let found = self
+            .swarm
+            .memory()
+            .recall(RecallQuery {
+                words: args.query,
+                filters,
+                limit,
+            })
+            .await?;
+        Ok(Reply::Recall(RecallReply {
+            matched: found.matched,
+            took_ms: found.took_ms,
+            hits: found
+                .hits
+                .iter()
+                .map(|h| RecallHit {
+                    entry: EntryView::new(&h.entry),
+                    score: h.score,
+                    snippet: h.snippet.clone(),
+                })
+                .collect(),
+        }))
+    }
+
+    fn journal(
+        &self,
+        agent: Option<String>,
+        kind: Option<String>,
+        limit: Option<usize>,
+        before: Option<String>,
+    ) -> Result<Reply, CommandError> {
+        let limit = match limit {
+            Some(n) => self.page_limit(Some(n))?,
+            None => 20,
+        };
+        let page = self
+            .swarm
+            .memory()
+            .journal(&dreamos_agents::memory::JournalQuery {
+                agent,
+                kind: entry_kind(kind.as_deref())?,
+                before: before.as_deref().map(entry_id).transpose()?,
+                limit,
+            })?;
+        Ok(Reply::Journal(JournalReply {
+            entries: page.entries.iter().map(EntryView::new).collect(),
+            next_before: page.next_before.map(|id| id.to_string()),
+        }))
     }
 
     /// `/task ...`: everything goes through the swarm's task manager, which answers once changes are durable.
@@ -779,6 +916,31 @@ impl Session {
 }
 
 /// `RFC 3339` (`2026-11-22T10:00:00Z`) or a duration ago (`90s`, `10m`, `2h`, `1d`).
+fn entry_id(text: &str) -> Result<dreamos_runtime::memory::EntryId, CommandError> {
+    text.parse()
+        .map_err(|m| CommandError::new("invalid_argument", m))
+}
+
+fn entry_kind(text: Option<&str>) -> Result<Option<EntryKind>, CommandError> {
+    text.map(|k| k.parse())
+        .transpose()
+        .map_err(|m| CommandError::new("invalid_argument", m))
+}
+
+fn message_id(text: &str) -> Result<dreamos_agents::message::MessageId, CommandError> {
+    ulid::Ulid::from_string(text.trim())
+        .map(dreamos_agents::message::MessageId)
+        .map_err(|_| {
+            CommandError::new(
+                "invalid_argument",
+                format!(
+                    "`{}` is not a message id; ids are 26-character ULIDs (/history shows them)",
+                    command::clip(text)
+                ),
+            )
+        })
+}
+
 fn parse_time(option: &str, text: &str) -> Result<Millis, CommandError> {
     if let Ok(ago) = humantime::parse_duration(text) {
         return Ok(Millis::now().saturating_sub(ago));

@@ -352,6 +352,42 @@ pub enum Command {
     },
     Repos,
     Task(TaskCommand),
+    Remember(RememberArgs),
+    Recall(RecallArgs),
+    Journal {
+        agent: Option<String>,
+        kind: Option<String>,
+        limit: Option<usize>,
+        before: Option<String>,
+    },
+    Forget(String),
+}
+
+/// `/remember`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct RememberArgs {
+    pub text: String,
+    pub kind: Option<String>,
+    pub tags: Vec<String>,
+    pub tasks: Vec<String>,
+    pub agents: Vec<String>,
+    pub files: Vec<String>,
+    pub messages: Vec<String>,
+}
+
+/// `/recall`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct RecallArgs {
+    pub query: String,
+    pub agent: Option<String>,
+    pub author: Option<String>,
+    pub kind: Option<String>,
+    pub tags: Vec<String>,
+    pub since: Option<String>,
+    pub until: Option<String>,
+    pub task: Option<u64>,
+    pub message: Option<String>,
+    pub limit: Option<usize>,
 }
 
 /// `/task ...`.
@@ -399,6 +435,10 @@ impl Command {
             Command::Deps { .. } => "deps",
             Command::Repos => "repos",
             Command::Task(_) => "task",
+            Command::Remember(_) => "remember",
+            Command::Recall(_) => "recall",
+            Command::Journal { .. } => "journal",
+            Command::Forget(_) => "forget",
         }
     }
 
@@ -536,6 +576,34 @@ impl Command {
                     }
                 })
             }
+            "remember" => Command::Remember(RememberArgs {
+                text: inv.required("text")?,
+                kind: inv.text("kind"),
+                tags: inv.list("tags").unwrap_or_default(),
+                tasks: inv.list("tasks").unwrap_or_default(),
+                agents: inv.list("agents").unwrap_or_default(),
+                files: inv.list("files").unwrap_or_default(),
+                messages: inv.list("messages").unwrap_or_default(),
+            }),
+            "recall" => Command::Recall(RecallArgs {
+                query: inv.required("query")?,
+                agent: inv.text("agent"),
+                author: inv.text("author"),
+                kind: inv.text("kind"),
+                tags: inv.list("tags").unwrap_or_default(),
+                since: inv.text("since"),
+                until: inv.text("until"),
+                task: inv.integer("task").map(|n| n as u64),
+                message: inv.text("message"),
+                limit: usize_of("limit"),
+            }),
+            "journal" => Command::Journal {
+                agent: inv.text("agent"),
+                kind: inv.text("kind"),
+                limit: usize_of("limit"),
+                before: inv.text("before"),
+            },
+            "forget" => Command::Forget(inv.required("id")?),
             other => {
                 return Err(ParseError::new(
                     "unknown_command",

@@ -566,6 +566,210 @@ pub static COMMANDS: &[CommandSpec] = &[
         ],
     },
     CommandSpec {
+        name: "remember",
+        summary: "write TEXT into the swarm's memory (Dreamscribe): --kind decision --tags deploy,ci",
+        help: "An entry is durable before the answer comes. Link it to what it tells about with --tasks, --agents, \
+               --files (repo:path:line) and --messages; /recall finds it by its words, partial words and tags.",
+        role: Role::Operator,
+        options: &[
+            positional(
+                "text",
+                OptionKind::Text,
+                Takes::Rest,
+                true,
+                "what to remember: what happened, what was decided and why",
+                None,
+            ),
+            named(
+                "kind",
+                OptionKind::Choice(ENTRY_KINDS),
+                "event, decision, note, summary or fact",
+                Some(DefaultValue::Literal("note")),
+                None,
+            ),
+            named(
+                "tags",
+                OptionKind::List,
+                "comma-separated tags: lowercase letters, digits, - _ . /",
+                None,
+                None,
+            ),
+            named(
+                "tasks",
+                OptionKind::List,
+                "task ids it tells about, comma-separated",
+                None,
+                None,
+            ),
+            named(
+                "agents",
+                OptionKind::List,
+                "agents it tells about, comma-separated",
+                None,
+                None,
+            ),
+            named(
+                "files",
+                OptionKind::List,
+                "places in indexed code it tells about: repo:path:line, comma-separated",
+                None,
+                None,
+            ),
+            named(
+                "messages",
+                OptionKind::List,
+                "message ids it tells about, comma-separated",
+                None,
+                None,
+            ),
+        ],
+        subcommands: &[],
+    },
+    CommandSpec {
+        name: "recall",
+        summary: "search the memory: best matches first (newest on ties), each with a snippet",
+        help: "Words match as written and by their stems (deploys, deployed, deploying), and a word's beginning \
+               finds longer words (migrat finds migration); tags and authors match too. Filters combine; TIME is \
+               RFC 3339 or a duration ago (10m, 2h).",
+        role: Role::Viewer,
+        options: &[
+            positional(
+                "query",
+                OptionKind::Text,
+                Takes::Rest,
+                true,
+                "words to look for",
+                None,
+            ),
+            named(
+                "agent",
+                OptionKind::Text,
+                "entries by this agent or about it",
+                None,
+                Some(Source::Agents),
+            ),
+            named(
+                "author",
+                OptionKind::Text,
+                "entries by this author: swarm, an agent, console:console, discord:<user id>",
+                None,
+                None,
+            ),
+            named(
+                "kind",
+                OptionKind::Choice(ENTRY_KINDS),
+                "only this kind",
+                None,
+                None,
+            ),
+            named(
+                "tags",
+                OptionKind::List,
+                "only entries with all these tags",
+                None,
+                None,
+            ),
+            named(
+                "since",
+                OptionKind::Time,
+                "written at or after (RFC 3339, or a duration ago: 10m, 2h)",
+                None,
+                None,
+            ),
+            named(
+                "until",
+                OptionKind::Time,
+                "written before (RFC 3339, or a duration ago)",
+                None,
+                None,
+            ),
+            named(
+                "task",
+                OptionKind::Integer {
+                    min: 1,
+                    max: Bound::Fixed(MAX_EXACT),
+                },
+                "only entries linked to this task",
+                None,
+                None,
+            ),
+            named(
+                "message",
+                OptionKind::Text,
+                "only entries linked to this message id",
+                None,
+                None,
+            ),
+            named(
+                "limit",
+                OptionKind::Integer {
+                    min: 1,
+                    max: Bound::Setting("[messages] max_page", |c| c.messages.max_page as i64),
+                },
+                "how many to show at most",
+                Some(DefaultValue::Literal("10")),
+                None,
+            ),
+        ],
+        subcommands: &[],
+    },
+    CommandSpec {
+        name: "journal",
+        summary: "the memory newest first: what the swarm and its people wrote down; page on with --before",
+        help: "Every entry: people's /remember, agents' notes and the swarm's own journal (agents started and \
+               stopped, broadcasts, dead letters, indexing runs, tasks; [memory] journal says which).",
+        role: Role::Viewer,
+        options: &[
+            named(
+                "agent",
+                OptionKind::Text,
+                "entries by this agent or about it",
+                None,
+                Some(Source::Agents),
+            ),
+            named(
+                "kind",
+                OptionKind::Choice(ENTRY_KINDS),
+                "only this kind",
+                None,
+                None,
+            ),
+            named(
+                "limit",
+                OptionKind::Integer {
+                    min: 1,
+                    max: Bound::Setting("[messages] max_page", |c| c.messages.max_page as i64),
+                },
+                "how many to show at most",
+                Some(DefaultValue::Literal("20")),
+                None,
+            ),
+            named(
+                "before",
+                OptionKind::Text,
+                "only entries older than this id (the previous page's next_before)",
+                None,
+                None,
+            ),
+        ],
+        subcommands: &[],
+    },
+    CommandSpec {
+        name: "forget",
+        summary: "remove a memory entry by its id, from sled and the search index (captain)",
+        help: "The removal is itself journaled: who forgot which entry, never its text.",
+        role: Role::Captain,
+        options: &[positional(
+            "id",
+            OptionKind::Text,
+            Takes::Word,
+            true,
+            "the entry's id (/journal and /recall show them)",
+            None,
+        )],
+        subcommands: &[],
+    },
+    CommandSpec {
         name: "deadletters",
         summary: "messages that failed too often, newest first",
         help: "Messages given up on after [messages] max_attempts, with the agent, the attempts and the last error.",
@@ -574,6 +778,8 @@ pub static COMMANDS: &[CommandSpec] = &[
         subcommands: &[],
     },
 ];
+
+const ENTRY_KINDS: &[&str] = &["event", "decision", "note", "summary", "fact"];
 
 const TASK_STATUSES: &[&str] = &[
     "queued",

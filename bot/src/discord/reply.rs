@@ -117,7 +117,12 @@ pub fn answer(answer: &Answer) -> DiscordMessage {
 fn plain(reply: &Reply) -> bool {
     matches!(
         reply,
-        Reply::Send(_) | Reply::Broadcast(_) | Reply::Agent(_) | Reply::Index(_) | Reply::Task(_)
+        Reply::Send(_)
+            | Reply::Broadcast(_)
+            | Reply::Agent(_)
+            | Reply::Index(_)
+            | Reply::Task(_)
+            | Reply::Entry(_)
     )
 }
 
@@ -133,6 +138,8 @@ fn summary(command: &str, reply: &Reply) -> String {
         Reply::DeadLetters(d) => format!("{} dead letters", d.dead_letters.len()),
         Reply::Repos(r) => format!("{} repositories", r.repos.len()),
         Reply::Tasks(t) => format!("{} tasks", t.tasks.len()),
+        Reply::Recall(r) => format!("{} of {} matches", r.hits.len(), r.matched),
+        Reply::Journal(j) => format!("{} entries", j.entries.len()),
         _ => "the answer".to_string(),
     };
     format!("/{command}: {count}; the whole answer is attached")
