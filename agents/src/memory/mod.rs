@@ -514,6 +514,26 @@ struct Writer {
     room: Arc<Semaphore>,
 }
 
+type SyncFuture =
+    std::pin::Pin<Box<dyn std::future::Future<Output = dreamos_runtime::Result<()>> + Send>>;
+
+/// Waits for the sync in flight; never resolves when there is none.
+async fn wait_sync(in_flight: &mut Option<(Staged, SyncFuture)>) -> dreamos_runtime::Result<()> {
+    match in_flight {
+        Some((_, sync)) => sync.as_mut().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// What was written to sled since the last sync began: its changes in order (for the indexer) and its answers.
+#[derive(Default)]
+struct Staged {
+    changes: Vec<Change>,
+    answers: Vec<(oneshot::Sender<Result<Entry>>, Result<Entry>)>,
+    added: u64,
+    removed: u64,
+}
+
 /// What one batch wrote, in order, for the indexer.
 enum Change {
     Added(Vec<Entry>),
@@ -521,26 +541,50 @@ enum Change {
 }
 
 impl Writer {
+    /// Group commit, pipelined: requests are written to sled as they come; one `MessageLog::sync` at a time is in
+    /// flight, covering everything written before it began, and while it runs the next group is written. Each
+    /// group is answered (and handed to the indexer) once its sync is done.
     async fn run(mut self, mut rx: mpsc::Receiver<Request>) {
         let mut prune = tokio::time::interval(self.retention.every);
         prune.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut staged = Staged::default();
+        let mut in_flight: Option<(Staged, SyncFuture)> = None;
+        let mut open = true;
         loop {
-            let mut batch = Vec::new();
-            let mut pruning = false;
-            tokio::select! {
-                request = rx.recv() => match request {
-                    Some(r) => batch.push(r),
-                    None => break,
-                },
-                _ = prune.tick() => pruning = true,
-            }
-            while batch.len() < MAX_BATCH {
-                match rx.try_recv() {
-                    Ok(r) => batch.push(r),
-                    Err(_) => break,
+            if in_flight.is_none() && !staged.changes.is_empty() {
+                let log = self.log.clone();
+                let group = std::mem::take(&mut staged);
+                in_flight = Some((group, Box::pin(async move { log.sync().await })));
+            } else if in_flight.is_none() && !staged.answers.is_empty() {
+                // Only refusals (an unknown id to forget, say): nothing to make durable.
+                for (done, result) in std::mem::take(&mut staged.answers) {
+                    let _ = done.send(result);
                 }
             }
-            self.write(batch, pruning).await;
+            if !open && in_flight.is_none() {
+                break;
+            }
+            tokio::select! {
+                request = rx.recv(), if open => match request {
+                    Some(r) => {
+                        let mut batch = vec![r];
+                        while batch.len() < MAX_BATCH {
+                            match rx.try_recv() {
+                                Ok(r) => batch.push(r),
+                                Err(_) => break,
+                            }
+                        }
+                        self.stage(batch, false, &mut staged);
+                    }
+                    None => open = false,
+                },
+                _ = prune.tick(), if open => self.stage(Vec::new(), true, &mut staged),
+                result = wait_sync(&mut in_flight) => {
+                    if let Some((group, _)) = in_flight.take() {
+                        self.complete(group, result).await;
+                    }
+                }
+            }
         }
     }
 
@@ -557,11 +601,14 @@ impl Writer {
         EntryId(id)
     }
 
-    async fn write(&mut self, batch: Vec<Request>, pruning: bool) {
-        let mut changes: Vec<Change> = Vec::new();
-        let mut answers: Vec<(oneshot::Sender<Result<Entry>>, Entry)> = Vec::new();
-        let mut added = 0u64;
-        let mut removed = 0u64;
+    /// Writes a batch to sled (not yet durable) into `staged`; refusals are answered with the group.
+    fn stage(&mut self, batch: Vec<Request>, pruning: bool, staged: &mut Staged) {
+        let Staged {
+            changes,
+            answers,
+            added,
+            removed,
+        } = staged;
         let store = self.inner.store.clone();
         if pruning {
             match self.prune_ids() {
@@ -569,7 +616,7 @@ impl Writer {
                     self.gone_seq += 1;
                     match store.remove(&ids, self.gone_seq) {
                         Ok(gone) => {
-                            removed += gone.len() as u64;
+                            *removed += gone.len() as u64;
                             tracing::debug!(
                                 entries = gone.len(),
                                 "memory retention removed entries"
@@ -596,15 +643,15 @@ impl Writer {
                     };
                     match store.insert(&entry) {
                         Ok(()) => {
-                            added += 1;
-                            push_added(&mut changes, entry.clone());
+                            *added += 1;
+                            push_added(changes, entry.clone());
                             if let Some(done) = done {
-                                answers.push((done, entry));
+                                answers.push((done, Ok(entry)));
                             }
                         }
                         Err(e) => {
                             if let Some(done) = done {
-                                let _ = done.send(Err(e.into()));
+                                answers.push((done, Err(e.into())));
                             }
                         }
                     }
@@ -613,20 +660,20 @@ impl Writer {
                     let existing = match store.get(id) {
                         Ok(Some(e)) => e,
                         Ok(None) => {
-                            let _ = done.send(Err(Error::UnknownEntry { id: id.to_string() }));
+                            answers.push((done, Err(Error::UnknownEntry { id: id.to_string() })));
                             continue;
                         }
                         Err(e) => {
-                            let _ = done.send(Err(e.into()));
+                            answers.push((done, Err(e.into())));
                             continue;
                         }
                     };
                     self.gone_seq += 1;
                     if let Err(e) = store.remove(&[id], self.gone_seq) {
-                        let _ = done.send(Err(e.into()));
+                        answers.push((done, Err(e.into())));
                         continue;
                     }
-                    removed += 1;
+                    *removed += 1;
                     changes.push(Change::Removed(vec![id], self.gone_seq));
                     // The removal is journaled in the same batch: never its text, which was to be forgotten.
                     let note = Entry {
@@ -651,24 +698,31 @@ impl Writer {
                         },
                     };
                     if store.insert(&note).is_ok() {
-                        added += 1;
-                        push_added(&mut changes, note);
+                        *added += 1;
+                        push_added(changes, note);
                     }
-                    answers.push((done, existing));
+                    answers.push((done, Ok(existing)));
                 }
             }
         }
-        if changes.is_empty() {
-            return;
-        }
-        if let Err(e) = self.log.sync().await {
+    }
+
+    /// Answers a group whose sync ended, and hands what it wrote to the indexer.
+    async fn complete(&mut self, group: Staged, synced: dreamos_runtime::Result<()>) {
+        let Staged {
+            changes,
+            answers,
+            added,
+            removed,
+        } = group;
+        if let Err(e) = synced {
             // Written but not known to be durable: nobody is told it was. The index learns of it (if it survived)
             // when it catches up at the next start.
             let error = Error::from(e);
-            for (done, _) in answers {
-                let _ = done.send(Err(Error::Memory(format!(
+            for (done, result) in answers {
+                let _ = done.send(result.and(Err(Error::Memory(format!(
                     "the entry may not have been stored: {error}"
-                ))));
+                )))));
             }
             return;
         }
@@ -713,8 +767,8 @@ impl Writer {
         // Counted once the indexer has them: a recall from now on waits for them.
         i.written.fetch_add(added, Ordering::Relaxed);
         i.removed.fetch_add(removed, Ordering::Relaxed);
-        for (done, entry) in answers {
-            let _ = done.send(Ok(entry));
+        for (done, result) in answers {
+            let _ = done.send(result);
         }
     }
 
