@@ -163,7 +163,7 @@ fn every_command_works_as_a_slash_command_and_roles_are_enforced() {
         .iter()
         .filter_map(|c| c["name"].as_str())
         .collect();
-    assert_eq!(names.len(), 15, "{names:?}");
+    assert_eq!(names.len(), 19, "{names:?}");
     assert!(names.contains(&"send") && names.contains(&"agent") && names.contains(&"task"));
     assert_eq!(
         put.authorization.as_deref(),
@@ -351,6 +351,77 @@ fn every_command_works_as_a_slash_command_and_roles_are_enforced() {
     )
     .contains("src/util.rs"));
     assert!(ok(&fake, &cap, "repos", json!([])).contains("demo"));
+
+    // Dreamscribe: an operator remembers (kind, tags), a viewer recalls and pages the journal, a captain forgets.
+    let remembered = ok(
+        &fake,
+        &operator(),
+        "remember",
+        opts(&[
+            (
+                "text",
+                json!("We moved the nightly backup to 02:00 UTC because of the EU traffic peak"),
+            ),
+            ("kind", json!("decision")),
+            ("tags", json!("backup,ops")),
+        ]),
+    );
+    assert!(remembered.starts_with("remembered "), "{remembered}");
+    let entry_id = remembered
+        .split_whitespace()
+        .nth(1)
+        .expect("the entry's id")
+        .to_string();
+    let recalled = ok(
+        &fake,
+        &viewer(),
+        "recall",
+        opts(&[("query", json!("backup schedul peak"))]),
+    );
+    assert!(
+        recalled.contains(&entry_id)
+            && recalled.contains("**backup**")
+            && recalled.contains("[backup, ops]"),
+        "{recalled}"
+    );
+    let filtered = ok(
+        &fake,
+        &viewer(),
+        "recall",
+        opts(&[("query", json!("backup")), ("kind", json!("fact"))]),
+    );
+    assert!(filtered.contains("nothing in memory matches"), "{filtered}");
+    let journal = ok(&fake, &viewer(), "journal", opts(&[("limit", json!(50))]));
+    assert!(
+        journal.contains(&entry_id) && journal.contains("by swarm"),
+        "{journal}"
+    );
+    let bad_tags = refused(
+        &fake,
+        &operator(),
+        "remember",
+        opts(&[("text", json!("x")), ("tags", json!("Not A Tag"))]),
+    );
+    assert!(bad_tags.contains("not a valid tag"), "{bad_tags}");
+    assert!(
+        refused(&fake, &viewer(), "remember", opts(&[("text", json!("x"))]))
+            .contains("needs the operator role")
+    );
+    assert!(refused(
+        &fake,
+        &operator(),
+        "forget",
+        opts(&[("id", json!(entry_id))])
+    )
+    .contains("needs the captain role"));
+    assert!(ok(&fake, &cap, "forget", opts(&[("id", json!(entry_id))])).starts_with("forgot "));
+    assert!(!ok(
+        &fake,
+        &viewer(),
+        "recall",
+        opts(&[("query", json!("backup"))])
+    )
+    .contains(&entry_id));
 
     // Bad options get the console's errors.
     let bad = refused(&fake, &cap, "history", opts(&[("limit", json!(0))]));
