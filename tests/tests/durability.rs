@@ -18,6 +18,8 @@ use dreamos_tests::dreamos_bin;
 /// The trace of one `dreamos run --json` session that sends one marked message.
 struct Trace {
     lines: Vec<String>,
+    /// The command whose answer is looked for.
+    command: String,
 }
 
 /// A syscall on sled's data file, by where it completed in the trace.
@@ -45,6 +47,11 @@ fn strace() -> Option<PathBuf> {
 }
 
 fn trace_session(strace: &Path, sync: &str, marker: &str) -> Trace {
+    trace_line(strace, sync, &format!("/send agent-1 {marker}"), "send")
+}
+
+/// The trace of a session that runs one command line, whose answer is the one for `command`.
+fn trace_line(strace: &Path, sync: &str, line: &str, command: &str) -> Trace {
     let dir = tempfile::tempdir().expect("temp dir");
     let data = dir.path().join("data");
     let out = dir.path().join("trace.txt");
@@ -67,7 +74,7 @@ fn trace_session(strace: &Path, sync: &str, marker: &str) -> Trace {
         .stdin
         .take()
         .expect("stdin")
-        .write_all(format!("/send agent-1 {marker}\n").as_bytes())
+        .write_all(format!("{line}\n").as_bytes())
         .expect("write stdin");
     let output = child.wait_with_output().expect("strace output");
     let stdout = String::from_utf8_lossy(&output.stdout);
@@ -80,6 +87,7 @@ fn trace_session(strace: &Path, sync: &str, marker: &str) -> Trace {
     let text = std::fs::read_to_string(&out).expect("read trace");
     Trace {
         lines: text.lines().map(str::to_string).collect(),
+        command: command.to_string(),
     }
 }
 
@@ -125,16 +133,22 @@ impl Trace {
         calls
     }
 
-    /// The line where the answer to `/send` was written to stdout.
+    /// The line where the command's answer was written to stdout.
     fn answer_line(&self) -> usize {
+        let needle = format!(r#"\"command\":\"{}\""#, self.command);
         self.lines
             .iter()
             .position(|l| {
                 let rest = l.split_once(' ').map_or("", |(_, r)| r).trim_start();
                 (rest.starts_with("write(1<") || rest.starts_with("writev(1<"))
-                    && rest.contains(r#"\"command\":\"send\""#)
+                    && rest.contains(&needle)
             })
-            .unwrap_or_else(|| self.fail("no write of the /send answer to stdout"))
+            .unwrap_or_else(|| {
+                self.fail(&format!(
+                    "no write of the /{} answer to stdout",
+                    self.command
+                ))
+            })
     }
 
     /// The line where the record holding `marker` was written to the data file.
@@ -217,4 +231,32 @@ fn with_sync_os_the_trace_shows_only_sleds_own_flush() {
     if ranges == 0 {
         trace.fail("no sync_file_range (sled's flush) between the write and the answer");
     }
+}
+
+#[test]
+fn a_memory_entry_is_acknowledged_only_after_it_is_fdatasynced() {
+    let Some(strace) = strace() else {
+        return;
+    };
+    let marker = "memory-marker-9b2e";
+    let trace = trace_line(
+        &strace,
+        "full",
+        &format!("/remember {marker} --kind fact"),
+        "remember",
+    );
+    let calls = trace.data_file_calls();
+    let written = trace.record_written(&calls, marker);
+    let answered = trace.answer_line();
+    assert!(written < answered, "the answer came before the write");
+    let syncs = syncs_between(&calls, written, answered);
+    if syncs.is_empty() {
+        trace.fail(
+            "no fdatasync of sled's data file between the entry's write and its acknowledgement",
+        );
+    }
+    eprintln!(
+        "memory: entry written at trace line {written}, {} at line {}, answer at line {answered}",
+        syncs[0].name, syncs[0].completed_at
+    );
 }

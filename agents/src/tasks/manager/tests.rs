@@ -90,6 +90,9 @@ async fn start_in(dir: tempfile::TempDir, tweak: impl FnOnce(&mut Config)) -> Fi
     // On the paused clock, time jumps to the next timer whenever the runtime waits for the log's writer thread
     // (every durable change): the retention timer is kept short so that jumps stay short too.
     config.retention.compact_every = Duration::from_millis(10);
+    // The automatic journal's writes wait on the log's writer thread too: off, so that only the manager's own
+    // durable changes let the paused clock jump.
+    config.memory.journal = Vec::new();
     tweak(&mut config);
     let swarm = Swarm::start(config, store.clone(), skills)
         .await
