@@ -360,16 +360,8 @@ impl Session {
             agent: args.agent,
             kind: entry_kind(args.kind.as_deref())?.map(|k| k.as_str().to_string()),
             tags,
-            since: args
-                .since
-                .as_deref()
-                .map(|t| parse_time("since", t))
-                .transpose()?,
-            until: args
-                .until
-                .as_deref()
-                .map(|t| parse_time("until", t))
-                .transpose()?,
+            since: parse_time_opt("since", args.since.as_deref())?,
+            until: parse_time_opt("until", args.until.as_deref())?,
             task: args.task,
             message: args
                 .message
@@ -808,16 +800,8 @@ impl Session {
             agent,
             channel: args.channel,
             kind: args.kind,
-            since: args
-                .since
-                .as_deref()
-                .map(|t| parse_time("since", t))
-                .transpose()?,
-            until: args
-                .until
-                .as_deref()
-                .map(|t| parse_time("until", t))
-                .transpose()?,
+            since: parse_time_opt("since", args.since.as_deref())?,
+            until: parse_time_opt("until", args.until.as_deref())?,
             text: args.text,
             before: args.before.map(Seq),
             limit,
@@ -939,6 +923,11 @@ fn message_id(text: &str) -> Result<dreamos_agents::message::MessageId, CommandE
                 ),
             )
         })
+}
+
+/// `--since` or `--until`, when given.
+fn parse_time_opt(option: &str, text: Option<&str>) -> Result<Option<Millis>, CommandError> {
+    text.map(|t| parse_time(option, t)).transpose()
 }
 
 fn parse_time(option: &str, text: &str) -> Result<Millis, CommandError> {

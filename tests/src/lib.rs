@@ -349,3 +349,38 @@ pub fn run_dreamos(
         String::from_utf8_lossy(&output.stderr).into_owned(),
     )
 }
+
+/// Writes command lines to a console's stdin on a thread, as fast as the pipe takes them, until stopped or the pipe
+/// breaks (the process was killed). `line(n)` is the n-th line.
+pub struct Feeder {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Feeder {
+    pub fn start(console: &mut Console, line: impl Fn(u64) -> String + Send + 'static) -> Feeder {
+        let mut stdin = console.take_stdin();
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let mut n = 0u64;
+            while !flag.load(std::sync::atomic::Ordering::Acquire) {
+                if writeln!(stdin, "{}", line(n)).is_err() {
+                    return;
+                }
+                n += 1;
+            }
+        });
+        Feeder {
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    pub fn stop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Release);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}

@@ -6,11 +6,10 @@
 
 use std::{
     collections::{HashMap, HashSet},
-    io::Write,
     time::{Duration, Instant},
 };
 
-use dreamos_tests::{Console, Line};
+use dreamos_tests::{Console, Feeder, Line};
 use rand::{rngs::StdRng, Rng, SeedableRng};
 use serde_json::Value;
 
@@ -34,7 +33,9 @@ fn accepted_messages_survive_sigkill_and_are_handled_exactly_once() {
         let mut console = Console::start(dir.path(), &[], &[]);
         // Kill after a random number of acceptances, sometimes the very first.
         let kill_after = rng.random_range(1..=400);
-        let mut stdin = console_feeder(&mut console, iteration);
+        let mut stdin = Feeder::start(&mut console, move |n| {
+            format!("/send agent-{} crash {iteration}-{n}", n % 4 + 1)
+        });
         let deadline = Instant::now() + Duration::from_secs(60);
         let mut read = 0;
         while read < kill_after {
@@ -102,41 +103,6 @@ fn accepted_messages_survive_sigkill_and_are_handled_exactly_once() {
         accepted.len(),
         pings.len()
     );
-}
-
-/// Writes `/send` lines on a thread until stopped or the pipe breaks.
-struct Feeder {
-    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Feeder {
-    fn stop(&mut self) {
-        self.stop.store(true, std::sync::atomic::Ordering::Release);
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
-
-fn console_feeder(console: &mut Console, iteration: u64) -> Feeder {
-    let mut stdin = console.take_stdin();
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let flag = stop.clone();
-    let thread = std::thread::spawn(move || {
-        let mut n = 0u64;
-        while !flag.load(std::sync::atomic::Ordering::Acquire) {
-            let agent = n % 4 + 1;
-            if writeln!(stdin, "/send agent-{agent} crash {iteration}-{n}").is_err() {
-                return;
-            }
-            n += 1;
-        }
-    });
-    Feeder {
-        stop,
-        thread: Some(thread),
-    }
 }
 
 /// Every ping (by id) and every reply in history, paging with --before.

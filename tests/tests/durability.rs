@@ -186,6 +186,25 @@ fn syncs_between(calls: &[Call], from: usize, to: usize) -> Vec<&Call> {
         .collect()
 }
 
+/// Fails unless the trace wrote `marker` to sled's data file, then fdatasynced (or fsynced) it, and only then
+/// answered; prints where each happened.
+fn assert_synced_before_the_answer(trace: &Trace, marker: &str, what: &str) {
+    let calls = trace.data_file_calls();
+    let written = trace.record_written(&calls, marker);
+    let answered = trace.answer_line();
+    assert!(written < answered, "the answer came before the write");
+    let syncs = syncs_between(&calls, written, answered);
+    if syncs.is_empty() {
+        trace.fail(&format!(
+            "no fdatasync of sled's data file between the {what}'s write and the answer"
+        ));
+    }
+    eprintln!(
+        "{what}: written at trace line {written}, {} at line {}, answer at line {answered}",
+        syncs[0].name, syncs[0].completed_at
+    );
+}
+
 #[test]
 fn an_acceptance_is_printed_only_after_its_record_is_fdatasynced() {
     let Some(strace) = strace() else {
@@ -193,18 +212,7 @@ fn an_acceptance_is_printed_only_after_its_record_is_fdatasynced() {
     };
     let marker = "durable-marker-7f3a";
     let trace = trace_session(&strace, "full", marker);
-    let calls = trace.data_file_calls();
-    let written = trace.record_written(&calls, marker);
-    let answered = trace.answer_line();
-    assert!(written < answered, "the answer came before the write");
-    let syncs = syncs_between(&calls, written, answered);
-    if syncs.is_empty() {
-        trace.fail("no fdatasync of sled's data file between the record's write and the answer");
-    }
-    eprintln!(
-        "sync = full: record written at trace line {written}, {} at line {}, answer at line {answered}",
-        syncs[0].name, syncs[0].completed_at
-    );
+    assert_synced_before_the_answer(&trace, marker, "message");
 }
 
 #[test]
@@ -245,18 +253,5 @@ fn a_memory_entry_is_acknowledged_only_after_it_is_fdatasynced() {
         &format!("/remember {marker} --kind fact"),
         "remember",
     );
-    let calls = trace.data_file_calls();
-    let written = trace.record_written(&calls, marker);
-    let answered = trace.answer_line();
-    assert!(written < answered, "the answer came before the write");
-    let syncs = syncs_between(&calls, written, answered);
-    if syncs.is_empty() {
-        trace.fail(
-            "no fdatasync of sled's data file between the entry's write and its acknowledgement",
-        );
-    }
-    eprintln!(
-        "memory: entry written at trace line {written}, {} at line {}, answer at line {answered}",
-        syncs[0].name, syncs[0].completed_at
-    );
+    assert_synced_before_the_answer(&trace, marker, "memory entry");
 }

@@ -7,11 +7,10 @@
 
 use std::{
     collections::{HashMap, HashSet},
-    io::Write,
     time::{Duration, Instant},
 };
 
-use dreamos_tests::{Console, Line};
+use dreamos_tests::{Console, Feeder, Line};
 use rand::{rngs::StdRng, Rng, SeedableRng};
 use serde_json::Value;
 
@@ -70,21 +69,11 @@ fn acknowledged_entries_survive_sigkill_and_are_found_after_restart_even_with_th
         }
         let mut console = Console::start(dir.path(), &[], &[NO_JOURNAL]);
         let kill_after = rng.random_range(1..=300);
-        let mut stdin = console.take_stdin();
-        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let flag = stop.clone();
-        let feeder = std::thread::spawn(move || {
-            let mut n = 0u64;
-            while !flag.load(std::sync::atomic::Ordering::Acquire) {
-                let line = format!(
-                    "/remember crash entry k{iteration}x{n} about the deploy of service {} --kind note --tags crash",
-                    n % 7
-                );
-                if writeln!(stdin, "{line}").is_err() {
-                    return;
-                }
-                n += 1;
-            }
+        let mut feeder = Feeder::start(&mut console, move |n| {
+            format!(
+                "/remember crash entry k{iteration}x{n} about the deploy of service {} --kind note --tags crash",
+                n % 7
+            )
         });
         let deadline = Instant::now() + Duration::from_secs(60);
         let mut read = 0;
@@ -111,8 +100,7 @@ fn acknowledged_entries_survive_sigkill_and_are_found_after_restart_even_with_th
             }
         }
         console.kill();
-        stop.store(true, std::sync::atomic::Ordering::Release);
-        let _ = feeder.join();
+        feeder.stop();
     }
 
     // The last kill may have left the index behind sled; delete it too, so that recall runs on a rebuilt one.

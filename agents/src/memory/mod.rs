@@ -578,7 +578,10 @@ impl Writer {
                     }
                     None => open = false,
                 },
-                _ = prune.tick(), if open => self.stage(Vec::new(), true, &mut staged),
+                // Nothing to enforce on an empty memory: no timer then (it would only wake the runtime).
+                _ = prune.tick(), if open && self.inner.entries.load(Ordering::Relaxed) > 0 => {
+                    self.stage(Vec::new(), true, &mut staged)
+                }
                 result = wait_sync(&mut in_flight) => {
                     if let Some((group, _)) = in_flight.take() {
                         self.complete(group, result).await;

@@ -88,6 +88,18 @@ async fn journal_until(memory: &Memory, what: &str, pred: impl Fn(&[Entry]) -> b
     }
 }
 
+/// Returns once the wall clock is past `at` (within a millisecond or two).
+async fn next_millisecond(at: Millis) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(1);
+    while Millis::now() <= at {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the clock did not move"
+        );
+        tokio::task::yield_now().await;
+    }
+}
+
 fn has(entries: &[Entry], tag: &str, needle: &str) -> bool {
     entries.iter().any(|e| {
         e.author == Author::Swarm && e.tags.iter().any(|t| t == tag) && e.text.contains(needle)
@@ -335,6 +347,8 @@ async fn filters_narrow_a_recall_and_ties_go_to_the_newest() {
     );
     a.links.tasks.push(dreamos_runtime::task::TaskId(7));
     let a = memory.remember(a).await.expect("test step");
+    // Time filters work in milliseconds: each entry gets a millisecond of its own.
+    next_millisecond(a.at()).await;
     let mut b = new(
         EntryKind::Note,
         "deploy freeze over the holidays",
@@ -342,6 +356,7 @@ async fn filters_narrow_a_recall_and_ties_go_to_the_newest() {
     );
     b.author = Author::Agent("agent-3".into());
     let b = memory.remember(b).await.expect("test step");
+    next_millisecond(b.at()).await;
     let c = memory
         .remember(new(
             EntryKind::Note,
@@ -350,73 +365,82 @@ async fn filters_narrow_a_recall_and_ties_go_to_the_newest() {
         ))
         .await
         .expect("test step");
-    let ids = |r: Recalled| r.hits.into_iter().map(|h| h.entry.id).collect::<Vec<_>>();
-    let with = |f: Filters| RecallQuery {
-        filters: f,
-        ..words("deploy freeze", 10)
+    // The ids a recall of "deploy freeze" returns with `filters`, best first.
+    let recall = |filters: Filters| {
+        let memory = memory.clone();
+        async move {
+            let found = memory
+                .recall(RecallQuery {
+                    filters,
+                    ..words("deploy freeze", 10)
+                })
+                .await
+                .expect("recall");
+            found
+                .hits
+                .into_iter()
+                .map(|h| h.entry.id)
+                .collect::<Vec<_>>()
+        }
     };
+    let none = Filters::default;
     // Same text, same score: the newest first.
-    assert_eq!(
-        ids(memory
-            .recall(with(Filters::default()))
-            .await
-            .expect("test step")),
-        [c.id, b.id, a.id]
-    );
-    let kind = Filters {
-        kind: Some("decision".into()),
-        ..Filters::default()
-    };
-    assert_eq!(
-        ids(memory.recall(with(kind)).await.expect("test step")),
-        [a.id]
-    );
-    let agent = Filters {
-        agent: Some("agent-3".into()),
-        ..Filters::default()
-    };
-    assert_eq!(
-        ids(memory.recall(with(agent)).await.expect("test step")),
-        [b.id]
-    );
-    let author = Filters {
-        author: Some("console:console".into()),
-        ..Filters::default()
-    };
-    assert_eq!(
-        ids(memory.recall(with(author)).await.expect("test step")),
-        [c.id, a.id]
-    );
-    let tags = Filters {
-        tags: vec!["release".into(), "ops".into()],
-        ..Filters::default()
-    };
-    assert_eq!(
-        ids(memory.recall(with(tags)).await.expect("test step")),
-        [b.id]
-    );
-    let task = Filters {
-        task: Some(7),
-        ..Filters::default()
-    };
-    assert_eq!(
-        ids(memory.recall(with(task)).await.expect("test step")),
-        [a.id]
-    );
-    let until = Filters {
-        until: Some(b.at()),
-        ..Filters::default()
-    };
-    let before_b = ids(memory.recall(with(until)).await.expect("test step"));
-    assert!(
-        before_b.contains(&a.id) && !before_b.contains(&c.id),
-        "{before_b:?}"
-    );
-    let since = Filters {
-        since: Some(Millis(c.at().0 + 1)),
-        ..Filters::default()
-    };
-    assert!(ids(memory.recall(with(since)).await.expect("test step")).is_empty());
+    assert_eq!(recall(none()).await, [c.id, b.id, a.id]);
+    let cases: Vec<(Filters, Vec<EntryId>)> = vec![
+        (
+            Filters {
+                kind: Some("decision".into()),
+                ..none()
+            },
+            vec![a.id],
+        ),
+        (
+            Filters {
+                agent: Some("agent-3".into()),
+                ..none()
+            },
+            vec![b.id],
+        ),
+        (
+            Filters {
+                author: Some("console:console".into()),
+                ..none()
+            },
+            vec![c.id, a.id],
+        ),
+        (
+            Filters {
+                tags: vec!["release".into(), "ops".into()],
+                ..none()
+            },
+            vec![b.id],
+        ),
+        (
+            Filters {
+                task: Some(7),
+                ..none()
+            },
+            vec![a.id],
+        ),
+        (
+            Filters {
+                until: Some(b.at()),
+                ..none()
+            },
+            vec![a.id],
+        ),
+        (
+            Filters {
+                since: Some(Millis(c.at().0 + 1)),
+                ..none()
+            },
+            vec![],
+        ),
+    ];
+    for (filters, expected) in cases {
+        let shown = format!("{filters:?}");
+        assert_eq!(recall(filters).await, expected, "{shown}");
+    }
     swarm.shutdown(Duration::from_secs(5)).await;
 }
 

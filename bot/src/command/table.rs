@@ -93,16 +93,21 @@ const AGENT_NAME: OptionSpec = positional(
     Some(Source::Agents),
 );
 
-const PAGE_LIMIT: OptionSpec = named(
-    "limit",
-    OptionKind::Integer {
-        min: 1,
-        max: Bound::Setting("[messages] max_page", |c| c.messages.max_page as i64),
-    },
-    "how many to show at most",
-    Some(DefaultValue::Literal("50")),
-    None,
-);
+const PAGE_LIMIT: OptionSpec = page_limit("50");
+
+/// `--limit`: at most `[messages] max_page`, `default` unless given.
+const fn page_limit(default: &'static str) -> OptionSpec {
+    named(
+        "limit",
+        OptionKind::Integer {
+            min: 1,
+            max: Bound::Setting("[messages] max_page", |c| c.messages.max_page as i64),
+        },
+        "how many to show at most",
+        Some(DefaultValue::Literal(default)),
+        None,
+    )
+}
 
 const BEFORE: OptionSpec = named(
     "before",
@@ -641,13 +646,7 @@ pub static COMMANDS: &[CommandSpec] = &[
                 "words to look for",
                 None,
             ),
-            named(
-                "agent",
-                OptionKind::Text,
-                "entries by this agent or about it",
-                None,
-                Some(Source::Agents),
-            ),
+            ENTRY_AGENT,
             named(
                 "author",
                 OptionKind::Text,
@@ -655,13 +654,7 @@ pub static COMMANDS: &[CommandSpec] = &[
                 None,
                 None,
             ),
-            named(
-                "kind",
-                OptionKind::Choice(ENTRY_KINDS),
-                "only this kind",
-                None,
-                None,
-            ),
+            ENTRY_KIND,
             named(
                 "tags",
                 OptionKind::List,
@@ -700,16 +693,7 @@ pub static COMMANDS: &[CommandSpec] = &[
                 None,
                 None,
             ),
-            named(
-                "limit",
-                OptionKind::Integer {
-                    min: 1,
-                    max: Bound::Setting("[messages] max_page", |c| c.messages.max_page as i64),
-                },
-                "how many to show at most",
-                Some(DefaultValue::Literal("10")),
-                None,
-            ),
+            page_limit("10"),
         ],
         subcommands: &[],
     },
@@ -720,30 +704,9 @@ pub static COMMANDS: &[CommandSpec] = &[
                stopped, broadcasts, dead letters, indexing runs, tasks; [memory] journal says which).",
         role: Role::Viewer,
         options: &[
-            named(
-                "agent",
-                OptionKind::Text,
-                "entries by this agent or about it",
-                None,
-                Some(Source::Agents),
-            ),
-            named(
-                "kind",
-                OptionKind::Choice(ENTRY_KINDS),
-                "only this kind",
-                None,
-                None,
-            ),
-            named(
-                "limit",
-                OptionKind::Integer {
-                    min: 1,
-                    max: Bound::Setting("[messages] max_page", |c| c.messages.max_page as i64),
-                },
-                "how many to show at most",
-                Some(DefaultValue::Literal("20")),
-                None,
-            ),
+            ENTRY_AGENT,
+            ENTRY_KIND,
+            page_limit("20"),
             named(
                 "before",
                 OptionKind::Text,
@@ -780,6 +743,22 @@ pub static COMMANDS: &[CommandSpec] = &[
 ];
 
 const ENTRY_KINDS: &[&str] = &["event", "decision", "note", "summary", "fact"];
+
+const ENTRY_AGENT: OptionSpec = named(
+    "agent",
+    OptionKind::Text,
+    "entries by this agent or about it",
+    None,
+    Some(Source::Agents),
+);
+
+const ENTRY_KIND: OptionSpec = named(
+    "kind",
+    OptionKind::Choice(ENTRY_KINDS),
+    "only this kind",
+    None,
+    None,
+);
 
 const TASK_STATUSES: &[&str] = &[
     "queued",
