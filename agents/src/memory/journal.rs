@@ -49,7 +49,7 @@ impl Memory {
         let (tx, rx) = mpsc::channel(MAX_TRACKED);
         *self.inner.broadcasts.lock() = Some(tx);
         let memory = self.clone();
-        tokio::spawn(async move {
+        let task = tokio::spawn(async move {
             Journaler {
                 memory,
                 tracked: BTreeMap::new(),
@@ -59,6 +59,7 @@ impl Memory {
             .run(events, rx)
             .await
         });
+        *self.inner.journaler.lock() = Some(task);
     }
 
     /// A broadcast went out: its entry is written once every recipient acknowledged it or the window passed.

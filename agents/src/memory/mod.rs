@@ -174,6 +174,7 @@ struct Inner {
     writer_task: Mutex<Option<tokio::task::JoinHandle<()>>>,
     indexer_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
     broadcasts: Mutex<Option<mpsc::Sender<journal::Broadcast>>>,
+    journaler: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 /// The retention bounds the writer enforces.
@@ -260,6 +261,7 @@ impl Memory {
             writer_task: Mutex::new(None),
             indexer_thread: Mutex::new(Some(indexer_thread)),
             broadcasts: Mutex::new(None),
+            journaler: Mutex::new(None),
         });
         let writer = Writer {
             inner: inner.clone(),
@@ -490,7 +492,13 @@ impl Memory {
         if self.inner.closed.swap(true, Ordering::AcqRel) {
             return;
         }
+        // The journaler ends when its channel closes, writing what it still counted; it holds the memory (and so
+        // sled's trees) until then, so it is waited for before the writer stops.
         self.inner.broadcasts.lock().take();
+        let journaler = self.inner.journaler.lock().take();
+        if let Some(journaler) = journaler {
+            let _ = journaler.await;
+        }
         self.inner.tx.lock().take();
         let task = self.inner.writer_task.lock().take();
         if let Some(task) = task {
