@@ -483,6 +483,9 @@ pub fn index_text(r: &IndexReport) -> String {
 /// A search hit, grep-like: `repo/path:line:` and the snippet indented below.
 pub fn hit_text(h: &SearchHit) -> String {
     let mut text = format!("{}/{}:{}:", one_line(&h.repo), one_line(&h.path), h.line);
+    if h.matched == dreamos_scanner::LineMatch::Substring {
+        text.push_str(" (substring)");
+    }
     for line in h.snippet.lines() {
         text.push_str("\n    ");
         text.push_str(line);

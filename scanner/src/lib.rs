@@ -25,7 +25,8 @@ pub mod watch;
 
 pub use error::{Error, Result};
 pub use index::{
-    Budget, CodeIndex, DepEdge, Deps, IndexOptions, IndexProgress, IndexReport, MatchKind,
-    RepoInfo, SearchHit, SearchOptions, SymbolEntry, SymbolHit, SymbolOptions, WatchUpdate,
+    Budget, CodeIndex, DepEdge, Deps, IndexOptions, IndexProgress, IndexReport, LineMatch,
+    MatchKind, RepoInfo, SearchHit, SearchOptions, SymbolEntry, SymbolHit, SymbolOptions,
+    WatchUpdate,
 };
 pub use watch::{WatchEvent, WatchHandle};

@@ -37,6 +37,8 @@ pub struct Query {
     pub repos: Vec<String>,
     /// Whether literal and regex parts respect case.
     pub case_sensitive: bool,
+    /// The identifier terms as typed (their case kept), for ranking a definition of exactly that name first.
+    pub words: Vec<String>,
 }
 
 /// One thing to look for.
@@ -236,6 +238,7 @@ pub fn parse(input: &str) -> Result<Query> {
         paths: Vec::new(),
         repos: Vec::new(),
         case_sensitive: false,
+        words: Vec::new(),
     };
     loop {
         p.skip_space();
@@ -398,6 +401,7 @@ impl Parser<'_> {
             }
             let word = &self.input[self.byte_at(start)..self.byte_at(self.pos)];
             q.terms.push(if is_identifier(word) {
+                q.words.push(word.to_string());
                 Term::Ident(crate::index::tokenizer::lowercase(word))
             } else {
                 Term::Literal(word.to_string())

@@ -28,8 +28,8 @@ use tantivy::{
 };
 
 pub use types::{
-    Budget, DepEdge, Deps, IndexOptions, IndexProgress, IndexReport, MatchKind, RepoInfo,
-    SearchHit, SearchOptions, SymbolEntry, SymbolHit, SymbolOptions,
+    Budget, DepEdge, Deps, IndexOptions, IndexProgress, IndexReport, LineMatch, MatchKind,
+    RepoInfo, SearchHit, SearchOptions, SymbolEntry, SymbolHit, SymbolOptions,
 };
 pub use writer::{WatchUpdate, WriterSettings};
 

@@ -38,6 +38,9 @@ const MIN_RANKED_FILES: usize = 4;
 const MAX_BATCH: usize = 1 << 14;
 /// Added to a line's score when it is the definition of a searched name, so definitions come before mentions.
 const DEF_LINE_BONUS: f32 = 100.0;
+/// Added again when the definition's whole name is a searched word ignoring case (the field `searcher` for
+/// `Searcher`), and twice when it is the word exactly: `struct Searcher` before it, `SearcherBuilder` after.
+const EXACT_NAME_BONUS: f32 = 30.0;
 
 /// One term, ready to check against text.
 enum Matcher {
@@ -160,6 +163,9 @@ pub(crate) fn search(inner: &Inner, text: &str, opts: &SearchOptions) -> Result<
 
     let mut clauses: Vec<(Occur, Box<dyn Query>)> =
         vec![(Occur::Must, filter_term(f.kind, KIND_FILE))];
+    let filter_clauses = |clauses: &[(Occur, Box<dyn Query>)]| -> Vec<(Occur, Box<dyn Query>)> {
+        clauses.iter().map(|(o, q)| (*o, q.box_clone())).collect()
+    };
     for group in &filters.repos {
         clauses.push((
             Occur::Must,
@@ -187,6 +193,8 @@ pub(crate) fn search(inner: &Inner, text: &str, opts: &SearchOptions) -> Result<
         ));
     }
 
+    // The filters alone, for the substring fill below.
+    let base = filter_clauses(&clauses);
     let mut matchers = Vec::new();
     let mut scored = false;
     for term in &q.terms {
@@ -226,6 +234,7 @@ pub(crate) fn search(inner: &Inner, text: &str, opts: &SearchOptions) -> Result<
         matchers: &matchers,
         case_sensitive: q.case_sensitive,
         meter: &meter,
+        words: &q.words,
     };
     let mut hits = Vec::new();
     if scored {
@@ -235,12 +244,95 @@ pub(crate) fn search(inner: &Inner, text: &str, opts: &SearchOptions) -> Result<
                 .total_cmp(&a.score)
                 .then_with(|| (&a.repo, &a.path, a.line).cmp(&(&b.repo, &b.path, b.line)))
         });
+        for hit in &mut hits {
+            hit.matched = super::LineMatch::Identifier;
+        }
+        hits.truncate(opts.limit);
+        if hits.len() < opts.limit && q.terms.iter().any(|t| matches!(t, QTerm::Ident(_))) {
+            let fill = substring_fill(&searcher, f, base, &q, &meter, opts.limit, &hits)?;
+            hits.extend(fill);
+        }
     } else {
         streamed(&searcher, &tquery, &verifier, opts.limit, &mut hits)?;
         hits.sort_by(|a, b| (&a.repo, &a.path, a.line).cmp(&(&b.repo, &b.path, b.line)));
     }
     hits.truncate(opts.limit);
     Ok(hits)
+}
+
+/// Lines where the query's identifiers appear inside longer words (as substrings, verified), none of `found`: at
+/// most `limit - found.len()`, in index order, each scored below every identifier hit. Other terms (symbols,
+/// literals, regexes) still apply as they are.
+fn substring_fill(
+    searcher: &Searcher,
+    f: &Fields,
+    mut clauses: Vec<(Occur, Box<dyn Query>)>,
+    q: &query::Query,
+    meter: &Meter<'_>,
+    limit: usize,
+    found: &[SearchHit],
+) -> Result<Vec<SearchHit>> {
+    let mut matchers = Vec::new();
+    for term in &q.terms {
+        match term {
+            QTerm::Ident(s) | QTerm::Literal(s) => {
+                clauses.push((
+                    Occur::Must,
+                    trigram_query(f.trigrams, &TrigramQuery::for_literal(s)),
+                ));
+                matchers.push(Matcher::Literal {
+                    needle: s.clone(),
+                    lower: lowercase(s),
+                });
+            }
+            QTerm::Symbol(t) => {
+                clauses.push((Occur::Must, filter_term(f.def_tokens, t)));
+                matchers.push(Matcher::Symbol(t.clone()));
+            }
+            QTerm::Regex(re) => {
+                let tq = TrigramQuery::for_regex(re, q.case_sensitive)?;
+                clauses.push((Occur::Must, trigram_query(f.trigrams, &tq)));
+                matchers.push(Matcher::Regex(query::build_regex(re, q.case_sensitive)?));
+            }
+        }
+    }
+    let verifier = Verifier {
+        fields: f,
+        matchers: &matchers,
+        case_sensitive: q.case_sensitive,
+        meter,
+        words: &q.words,
+    };
+    let seen: BTreeSet<(&str, &str, u32)> = found
+        .iter()
+        .map(|h| (h.repo.as_str(), h.path.as_str(), h.line))
+        .collect();
+    let mut lines = Vec::new();
+    // Lines already found as identifiers come back too: ask for enough to fill the rest after dropping them.
+    streamed(
+        searcher,
+        &BooleanQuery::new(clauses),
+        &verifier,
+        limit.saturating_add(found.len()),
+        &mut lines,
+    )?;
+    lines.sort_by(|a, b| (&a.repo, &a.path, a.line).cmp(&(&b.repo, &b.path, b.line)));
+    let floor = found.iter().map(|h| h.score).fold(f32::INFINITY, f32::min);
+    let below = if floor.is_finite() {
+        floor.min(0.0) - 1.0
+    } else {
+        -1.0
+    };
+    Ok(lines
+        .into_iter()
+        .filter(|h| !seen.contains(&(h.repo.as_str(), h.path.as_str(), h.line)))
+        .take(limit.saturating_sub(found.len()))
+        .map(|mut h| {
+            h.matched = super::LineMatch::Substring;
+            h.score = below;
+            h
+        })
+        .collect())
 }
 
 /// A filter clause: the term must be there, and it adds nothing to the score.
@@ -426,6 +518,8 @@ struct Verifier<'a> {
     matchers: &'a [Matcher],
     case_sensitive: bool,
     meter: &'a Meter<'a>,
+    /// The query's identifiers as typed.
+    words: &'a [String],
 }
 
 impl Verifier<'_> {
@@ -480,12 +574,18 @@ impl Verifier<'_> {
                 lang,
                 snippet: index.snippet(content, line),
                 score: score + m.terms as f32,
+                matched: super::LineMatch::Text,
             };
             if let Some(def) = m.definition {
                 hit.kind = Some(def.kind);
                 hit.end_line = def.end_line.max(hit.line);
-                hit.name = Some(def.name);
                 hit.score += DEF_LINE_BONUS;
+                if self.words.contains(&def.name) {
+                    hit.score += 2.0 * EXACT_NAME_BONUS;
+                } else if self.words.iter().any(|w| w.eq_ignore_ascii_case(&def.name)) {
+                    hit.score += EXACT_NAME_BONUS;
+                }
+                hit.name = Some(def.name);
             }
             hits.push(hit);
         }

@@ -64,7 +64,11 @@ fn huge_limits_do_not_panic() {
         limit: usize::MAX,
         ..SearchOptions::default()
     };
-    assert_eq!(index.search("alpha", &all).expect("search").len(), 1);
+    let alpha = index.search("alpha", &all).expect("search");
+    // The identifier once, then `alphabet` as a substring.
+    assert_eq!(alpha.len(), 2);
+    assert_eq!(alpha[0].matched, super::LineMatch::Identifier);
+    assert_eq!(alpha[1].matched, super::LineMatch::Substring);
     assert_eq!(index.search("\"alpha\"", &all).expect("search").len(), 2);
     let sym = SymbolOptions {
         limit: usize::MAX,
@@ -554,4 +558,104 @@ fn a_cancelled_run_keeps_what_its_checkpoints_committed_and_the_next_run_skips_i
         .expect("index");
     check_counts(&report, (12 - committed, 0, 0, committed, 12));
     assert_eq!(report.files, 12);
+}
+
+#[test]
+fn a_plain_word_also_finds_substrings_ranked_below_identifier_matches_and_labelled() {
+    use super::LineMatch;
+    let repo = write_repo(&[
+        (
+            "src/bytes.rs",
+            "pub struct ByteStr { inner: Vec<u8> }\nfn use_it(b: &ByteStr) {}\n",
+        ),
+        (
+            "lib/dom.js",
+            "function getCorruptedNodeIdByteString(node) {\n  return node.id;\n}\n",
+        ),
+        (
+            "lib/other.js",
+            "const bytestrings = 1; // lowercase inside\n",
+        ),
+    ]);
+    let (_dir, index) = index_dir();
+    run(&index, "mixed", repo.path());
+    let search = |query: &str, limit: usize| {
+        index
+            .search(
+                query,
+                &SearchOptions {
+                    limit,
+                    ..SearchOptions::default()
+                },
+            )
+            .expect("search")
+    };
+    let hits = search("ByteStr", 10);
+    let shown: Vec<(&str, u32, LineMatch)> = hits
+        .iter()
+        .map(|h| (h.path.as_str(), h.line, h.matched))
+        .collect();
+    // The identifier's own lines first (its definition first of all), then the substrings, each labelled.
+    assert_eq!(
+        shown,
+        [
+            ("src/bytes.rs", 1, LineMatch::Identifier),
+            ("src/bytes.rs", 2, LineMatch::Identifier),
+            ("lib/dom.js", 1, LineMatch::Substring),
+            ("lib/other.js", 1, LineMatch::Substring),
+        ],
+        "{hits:#?}"
+    );
+    assert!(hits[2].score < hits[1].score);
+    // A word that is no identifier at all is found only as a substring.
+    let only = search("NodeIdByte", 10);
+    assert_eq!(only.len(), 1, "{only:#?}");
+    assert_eq!(
+        (only[0].path.as_str(), only[0].matched),
+        ("lib/dom.js", LineMatch::Substring)
+    );
+    // The fill never goes past the limit, and is not needed when identifiers fill it.
+    assert_eq!(search("ByteStr", 3).len(), 3);
+    let two = search("ByteStr", 2);
+    assert!(
+        two.iter().all(|h| h.matched == LineMatch::Identifier),
+        "{two:#?}"
+    );
+    // Text queries say so.
+    let text = search("\"node.id\"", 10);
+    assert_eq!(text.len(), 1);
+    assert_eq!(text[0].matched, LineMatch::Text);
+}
+
+#[test]
+fn an_exact_name_definition_ranks_first() {
+    let repo = write_repo(&[
+        (
+            "src/config.rs",
+            "pub struct Config {\n    searcher: Searcher,\n    other: u32,\n}\nfn make(s: Searcher) -> Searcher { s }\n",
+        ),
+        (
+            "src/builder.rs",
+            "pub struct SearcherBuilder {\n    limit: usize,\n}\nimpl SearcherBuilder {\n    fn build(self) -> Searcher { todo() }\n}\n",
+        ),
+        ("src/searcher.rs", "pub struct Searcher {\n    depth: u32,\n}\n"),
+    ]);
+    let (_dir, index) = index_dir();
+    run(&index, "ranks", repo.path());
+    let hits = index
+        .search(
+            "Searcher",
+            &SearchOptions {
+                limit: 3,
+                ..SearchOptions::default()
+            },
+        )
+        .expect("search");
+    let top: Vec<(&str, Option<&str>)> = hits
+        .iter()
+        .map(|h| (h.path.as_str(), h.name.as_deref()))
+        .collect();
+    assert_eq!(top[0], ("src/searcher.rs", Some("Searcher")), "{hits:#?}");
+    // The field of that exact name (another case) comes before a longer name that only contains it.
+    assert_eq!(top[1], ("src/config.rs", Some("searcher")), "{hits:#?}");
 }

@@ -186,6 +186,22 @@ pub struct SearchHit {
     pub snippet: String,
     /// Higher is better; only comparable within one answer.
     pub score: f32,
+    /// How the line matched the query.
+    pub matched: LineMatch,
+}
+
+/// How a search hit matched, best first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LineMatch {
+    /// Every identifier of the query is a whole identifier of the line, or one of its camelCase or snake_case
+    /// parts (ranked by BM25).
+    Identifier,
+    /// The query is text or a regex, and the line holds it.
+    Text,
+    /// Identifier matches fell short of the limit, and the line holds an identifier of the query as a substring
+    /// of a longer word (`ByteStr` in `getCorruptedNodeIdByteString`); ranked below every identifier match.
+    Substring,
 }
 
 /// Narrows a `symbol` lookup.

@@ -87,9 +87,10 @@ fn render(hits: &[SearchHit]) -> Vec<String> {
         .collect()
 }
 
-/// Runs `query` and compares the hits (as `repo:path:line`, in ranking order when `ordered`, else sorted).
+/// Runs `query` and compares the hits (as `repo:path:line`, in ranking order when `ordered`, else sorted), leaving
+/// out the substring fill (tested on its own).
 fn check(fx: &Fixture, query: &str, ordered: bool, expected: &[&str]) {
-    let hits = fx
+    let mut hits = fx
         .index
         .search(
             query,
@@ -99,6 +100,7 @@ fn check(fx: &Fixture, query: &str, ordered: bool, expected: &[&str]) {
             },
         )
         .unwrap_or_else(|e| panic!("search {query:?} failed: {e}"));
+    hits.retain(|h| h.matched != crate::index::LineMatch::Substring);
     let mut got = render(&hits);
     let mut want: Vec<String> = expected.iter().map(|s| s.to_string()).collect();
     if !ordered {
@@ -124,6 +126,22 @@ fn identifier_matches_parts() {
             "demo:src/lib.rs:16",
             "other:main.go:3",
         ],
+    );
+    // ... but it holds `foo` as a substring: that line comes after them, labelled.
+    let hits = fx
+        .index
+        .search(
+            "foo",
+            &SearchOptions {
+                limit: 100,
+                ..SearchOptions::default()
+            },
+        )
+        .expect("search");
+    let last = hits.last().expect("hits");
+    assert_eq!(
+        (last.path.as_str(), last.line, last.matched),
+        ("notes.md", 3, crate::index::LineMatch::Substring)
     );
 }
 
