@@ -103,7 +103,27 @@ impl Extractor {
             Lang::C | Lang::Cpp => blank_macros(source),
             _ => None,
         };
-        let code: &str = blanked.as_deref().unwrap_or(source);
+        // Rust's item-position macro invocations (`cfg_rt! { pub fn spawn_blocking ... }`) hold much public API:
+        // their bodies are read as items in place, nested ones too (see `unwrap_item_macros`).
+        let mut patched = blanked;
+        let mut macro_bodies: Vec<std::ops::Range<usize>> = Vec::new();
+        if lang == Lang::Rust {
+            for _ in 0..MAX_MACRO_DEPTH {
+                let current: &str = patched.as_deref().unwrap_or(source);
+                let tree = self
+                    .parser
+                    .parse(current, None)
+                    .ok_or(Error::Parse { lang: lang.name() })?;
+                match unwrap_item_macros(tree.root_node(), current) {
+                    Some((text, bodies)) => {
+                        macro_bodies.extend(bodies);
+                        patched = Some(text);
+                    }
+                    None => break,
+                }
+            }
+        }
+        let code: &str = patched.as_deref().unwrap_or(source);
         let tree = self
             .parser
             .parse(code, None)
@@ -182,10 +202,68 @@ impl Extractor {
             raws.push(raw);
         }
 
-        facts.definitions = finish_definitions(lang, raws, source);
+        facts.definitions = finish_definitions(lang, raws, source, &macro_bodies);
         facts.imports.sort_by_key(|i| i.line);
         Ok(facts)
     }
+}
+
+/// Macro bodies inside macro bodies read as items, at most this deep.
+const MAX_MACRO_DEPTH: usize = 4;
+
+/// Finds Rust's item-position macro invocations with a brace body (in a file, module, impl or trait body), other
+/// than `macro_rules!`, and blanks their `name! {` and closing `}` with spaces, so that a new parse reads the body's
+/// items in place, in the enclosing module or impl, with their real offsets and lines (as rust-analyzer would
+/// see them after expansion, for the `cfg_*!` kind of macro that passes its items through). Bodies that are not
+/// items parse as errors and yield nothing. Returns the text and the bodies' byte ranges, or `None` when there is
+/// no such invocation.
+fn unwrap_item_macros(root: Node<'_>, code: &str) -> Option<(String, Vec<std::ops::Range<usize>>)> {
+    let mut blank: Vec<std::ops::Range<usize>> = Vec::new();
+    let mut bodies = Vec::new();
+    let mut stack = vec![root];
+    while let Some(node) = stack.pop() {
+        if node.kind() == "macro_invocation" {
+            let at_item = node
+                .parent()
+                .is_some_and(|p| matches!(p.kind(), "source_file" | "declaration_list"));
+            let name = node
+                .child_by_field_name("macro")
+                .map(|n| text(code, n))
+                .unwrap_or("");
+            let mut walk = node.walk();
+            let body = node
+                .named_children(&mut walk)
+                .find(|c| c.kind() == "token_tree");
+            if let (true, Some(body)) = (at_item, body) {
+                let inner = text(code, body);
+                if name != "macro_rules" && inner.starts_with('{') && inner.ends_with('}') {
+                    blank.push(node.start_byte()..body.start_byte() + 1);
+                    blank.push(body.end_byte() - 1..body.end_byte());
+                    bodies.push(body.start_byte()..body.end_byte());
+                }
+            }
+            continue;
+        }
+        // Items live in files, modules, impls and traits; nothing inside a function body is an item worth it.
+        if matches!(node.kind(), "function_item" | "macro_definition") {
+            continue;
+        }
+        let mut walk = node.walk();
+        stack.extend(node.named_children(&mut walk));
+    }
+    if blank.is_empty() {
+        return None;
+    }
+    let mut bytes = code.as_bytes().to_vec();
+    for range in blank {
+        for b in &mut bytes[range] {
+            if *b != b'\n' {
+                *b = b' ';
+            }
+        }
+    }
+    // Whole bytes become spaces, so no character is cut: the text stays UTF-8.
+    String::from_utf8(bytes).ok().map(|text| (text, bodies))
 }
 
 /// Blanks, with spaces, the C/C++ macros that tree-sitter would misread, since it parses without a preprocessor:
@@ -318,7 +396,12 @@ fn whole_line_macro(line: &[u8]) -> Option<usize> {
 }
 
 /// Deduplicates, nests and dresses the raw definitions: containers, method kinds, lines, signature and doc.
-fn finish_definitions(lang: Lang, mut raws: Vec<RawDef<'_>>, source: &str) -> Vec<Definition> {
+fn finish_definitions(
+    lang: Lang,
+    mut raws: Vec<RawDef<'_>>,
+    source: &str,
+    macro_bodies: &[std::ops::Range<usize>],
+) -> Vec<Definition> {
     // Two patterns matching the same name are the same definition; the earlier pattern is the more specific.
     raws.sort_by_key(|r| (r.name_start, r.pattern));
     raws.dedup_by_key(|r| r.name_start);
@@ -379,6 +462,9 @@ fn finish_definitions(lang: Lang, mut raws: Vec<RawDef<'_>>, source: &str) -> Ve
             container,
             signature: signature(source, decl_start),
             doc,
+            in_macro: macro_bodies
+                .iter()
+                .any(|b| b.contains(&raw.node.start_byte())),
         });
         stack.push(i);
     }

@@ -59,6 +59,10 @@ pub struct Definition {
     pub signature: String,
     /// The doc comment directly above the definition, when the language's query captures one.
     pub doc: Option<String>,
+    /// Defined inside the body of an item-position macro invocation (Rust's `cfg_rt! { pub fn ... }`), which
+    /// is read as items in place.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub in_macro: bool,
 }
 
 /// One import, include or module declaration found in a file, as written in the source.

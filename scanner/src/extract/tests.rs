@@ -722,3 +722,83 @@ fn definitions_behind_macros_are_found() {
         "size_t size() const _GLIBCXX_NOEXCEPT { return 0; }"
     );
 }
+
+const TOKIO_STYLE: &str = r#"use crate::runtime::Handle;
+
+cfg_rt! {
+    /// Runs the closure on a thread where blocking is fine.
+    pub fn spawn_blocking<F, R>(f: F) -> JoinHandle<R>
+    where
+        F: FnOnce() -> R,
+    {
+        crate::runtime::spawn_blocking(f)
+    }
+
+    cfg_unstable! {
+        pub struct Builder { name: String }
+    }
+}
+
+impl Handle {
+    cfg_metrics! {
+        pub fn metrics(&self) -> RuntimeMetrics { todo!() }
+    }
+}
+
+macro_rules! cfg_rt {
+    ($($item:item)*) => { $( #[cfg(feature = "rt")] $item )* }
+}
+
+thread_local! {
+    static CURRENT: RefCell<Option<Handle>> = RefCell::new(None);
+}
+
+fn body() {
+    inner! { fn not_an_item_here() {} }
+}
+"#;
+
+#[test]
+fn definitions_inside_item_position_macros_are_found_with_their_lines() {
+    let facts = extract(Lang::Rust, TOKIO_STYLE).expect("extraction succeeds");
+    let got: Vec<(&str, SymbolKind, u32, Option<&str>, bool)> = facts
+        .definitions
+        .iter()
+        .map(|d| {
+            (
+                d.name.as_str(),
+                d.kind,
+                d.line,
+                d.container.as_deref(),
+                d.in_macro,
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("spawn_blocking", Function, 5, None, true),
+            ("Builder", Struct, 13, None, true),
+            ("name", Field, 13, Some("Builder"), true),
+            ("Handle", Impl, 17, None, false),
+            ("metrics", Method, 19, Some("Handle"), true),
+            ("cfg_rt", Macro, 23, None, false),
+            ("CURRENT", Constant, 28, None, true),
+            ("body", Function, 31, None, false),
+        ],
+        "{:#?}",
+        facts.definitions
+    );
+    let spawn = definition(Lang::Rust, TOKIO_STYLE, "spawn_blocking");
+    assert_eq!(
+        spawn.signature,
+        "pub fn spawn_blocking<F, R>(f: F) -> JoinHandle<R>"
+    );
+    assert_eq!(
+        spawn.doc.as_deref(),
+        Some("Runs the closure on a thread where blocking is fine.")
+    );
+    assert_eq!(spawn.end_line, 10);
+    // Imports are still read from the file as written.
+    assert_eq!(facts.imports.len(), 1);
+}
