@@ -245,11 +245,13 @@ impl CodeSkillImpl {
                     }
                     let progress = *rx.borrow_and_update();
                     match progress {
-                        Some(IndexProgress::Walking { files }) => {
-                            cx.progress(None, &format!("read {files} files"));
-                        }
-                        Some(IndexProgress::Indexing { done }) => {
-                            cx.progress(None, &format!("indexed {done} new or changed files"));
+                        Some(IndexProgress::Files { read, indexed, total }) => {
+                            // The last percent is the commit's.
+                            let percent = (read * 98).checked_div(total).unwrap_or(0).min(98) as u8;
+                            cx.progress(
+                                Some(percent),
+                                &format!("read {read} of {total} files, {indexed} new or changed indexed"),
+                            );
                         }
                         Some(IndexProgress::Committed { files }) => {
                             cx.progress(None, &format!("committed {files} files"));

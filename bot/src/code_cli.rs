@@ -171,8 +171,11 @@ pub fn index(data_dir: &Path, config: &Config, args: IndexArgs) -> anyhow::Resul
     let progress = |p: IndexProgress| {
         if let Some(bar) = &bar {
             bar.set_message(match p {
-                IndexProgress::Walking { files } => format!("reading: {files} files"),
-                IndexProgress::Indexing { done } => format!("parsing and indexing: {done} files"),
+                IndexProgress::Files {
+                    read,
+                    indexed,
+                    total,
+                } => format!("read {read} of {total} files, {indexed} new or changed indexed"),
                 IndexProgress::Committed { files } => format!("committed: {files} files"),
                 IndexProgress::Committing => "committing".to_string(),
             });

@@ -273,8 +273,95 @@ pub fn walk(
 ) -> Result<WalkReport> {
     let (root, pseudo) = checked_root(root)?;
     let counters = Arc::new(Counters::default());
+    let builder = builder(&root, pseudo, opts, &counters);
+    builder.build_parallel().run(|| {
+        let counters = &counters;
+        let root = &root;
+        let visit = &visit;
+        Box::new(move |entry| {
+            let Some((entry, rel_path, size)) = candidate(entry, root, counters) else {
+                return WalkState::Continue;
+            };
+            match load(entry.path(), rel_path, size, opts) {
+                Ok(file) => {
+                    counters.files.fetch_add(1, Ordering::Relaxed);
+                    counters.bytes.fetch_add(file.bytes, Ordering::Relaxed);
+                    visit(file);
+                }
+                Err(reason) => counters.skip(reason),
+            }
+            WalkState::Continue
+        })
+    });
+    Ok(counters.report())
+}
 
-    let mut builder = WalkBuilder::new(&root);
+/// The files [`walk`] would try to read under `root` (regular files the ignore rules let through, of at most
+/// `max_file_size` bytes), counted from directory entries and metadata alone: a total for progress reports. A
+/// file later found binary or minified is counted here and skipped by `walk`.
+pub fn count(root: &Path, opts: &WalkOptions) -> Result<u64> {
+    let (root, pseudo) = checked_root(root)?;
+    let counters = Arc::new(Counters::default());
+    let builder = builder(&root, pseudo, opts, &counters);
+    let total = AtomicU64::new(0);
+    builder.build_parallel().run(|| {
+        let counters = &counters;
+        let root = &root;
+        let total = &total;
+        Box::new(move |entry| {
+            if let Some((_, _, size)) = candidate(entry, root, counters) {
+                if size <= opts.max_file_size {
+                    total.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            WalkState::Continue
+        })
+    });
+    Ok(total.into_inner())
+}
+
+/// A regular file of the walk, with its path relative to the root and its size; `None` (counted as skipped) for
+/// anything else.
+fn candidate(
+    entry: std::result::Result<ignore::DirEntry, ignore::Error>,
+    root: &Path,
+    counters: &Counters,
+) -> Option<(ignore::DirEntry, String, u64)> {
+    let entry = match entry {
+        Ok(entry) => entry,
+        Err(err) => {
+            counters.skip(classify_walk_error(&err));
+            return None;
+        }
+    };
+    if !entry.file_type().is_some_and(|t| t.is_file()) {
+        return None;
+    }
+    let Some(rel_path) = relative_path(entry.path(), root) else {
+        counters.skip(SkipReason::InvalidUtf8);
+        return None;
+    };
+    match entry.metadata() {
+        Ok(meta) => {
+            let size = meta.len();
+            Some((entry, rel_path, size))
+        }
+        Err(err) => {
+            counters.skip(classify_walk_error(&err));
+            None
+        }
+    }
+}
+
+/// The walker over `root` with the rules of `opts`: ignore files, hidden files, `.git`, pseudo-filesystems and
+/// symlinks that leave the root or loop.
+fn builder(
+    root: &Path,
+    pseudo: Vec<(PathBuf, bool)>,
+    opts: &WalkOptions,
+    counters: &Arc<Counters>,
+) -> WalkBuilder {
+    let mut builder = WalkBuilder::new(root);
     builder
         .hidden(!opts.include_hidden)
         .git_ignore(opts.respect_ignore_files)
@@ -285,8 +372,8 @@ pub fn walk(
         .require_git(false)
         .follow_links(true)
         .threads(opts.threads);
-    let filter_root = root.clone();
-    let filter_counters = Arc::clone(&counters);
+    let filter_root = root.to_path_buf();
+    let filter_counters = Arc::clone(counters);
     builder.filter_entry(move |entry| {
         if entry.depth() > 0 && entry.file_name() == ".git" {
             return false;
@@ -308,44 +395,7 @@ pub fn walk(
         }
     });
 
-    builder.build_parallel().run(|| {
-        let counters = &counters;
-        let root = &root;
-        let visit = &visit;
-        Box::new(move |entry| {
-            let entry = match entry {
-                Ok(entry) => entry,
-                Err(err) => {
-                    counters.skip(classify_walk_error(&err));
-                    return WalkState::Continue;
-                }
-            };
-            if !entry.file_type().is_some_and(|t| t.is_file()) {
-                return WalkState::Continue;
-            }
-            let Some(rel_path) = relative_path(entry.path(), root) else {
-                counters.skip(SkipReason::InvalidUtf8);
-                return WalkState::Continue;
-            };
-            let size = match entry.metadata() {
-                Ok(meta) => meta.len(),
-                Err(err) => {
-                    counters.skip(classify_walk_error(&err));
-                    return WalkState::Continue;
-                }
-            };
-            match load(entry.path(), rel_path, size, opts) {
-                Ok(file) => {
-                    counters.files.fetch_add(1, Ordering::Relaxed);
-                    counters.bytes.fetch_add(file.bytes, Ordering::Relaxed);
-                    visit(file);
-                }
-                Err(reason) => counters.skip(reason),
-            }
-            WalkState::Continue
-        })
-    });
-    Ok(counters.report())
+    builder
 }
 
 /// The outcome of reading one file with [`read_source`].

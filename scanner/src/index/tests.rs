@@ -78,8 +78,18 @@ fn huge_limits_do_not_panic() {
 }
 
 #[test]
-fn progress_is_reported() {
-    let repo = write_repo(&[("a.rs", "fn a() {}\n"), ("b.rs", "fn b() {}\n")]);
+fn progress_has_a_total_and_only_grows() {
+    // 700 files: several reports while reading, from several threads; one binary file is counted in the total
+    // and skipped.
+    let mut files: Vec<(String, String)> = (0..700)
+        .map(|i| (format!("src/f{i}.rs"), format!("fn f{i}() {{}}\n")))
+        .collect();
+    files.push(("blob.rs".to_string(), "\0\0binary".to_string()));
+    let refs: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(p, t)| (p.as_str(), t.as_str()))
+        .collect();
+    let repo = write_repo(&refs);
     let (_dir, index) = index_dir();
     let seen = std::sync::Mutex::new(Vec::new());
     index
@@ -88,14 +98,26 @@ fn progress_is_reported() {
         })
         .expect("index");
     let seen = seen.into_inner().expect("not poisoned");
+    let counts: Vec<(u64, u64, u64)> = seen
+        .iter()
+        .filter_map(|p| match p {
+            IndexProgress::Files {
+                read,
+                indexed,
+                total,
+            } => Some((*read, *indexed, *total)),
+            _ => None,
+        })
+        .collect();
+    assert!(counts.len() >= 3, "{seen:?}");
     assert!(
-        seen.contains(&IndexProgress::Walking { files: 2 }),
-        "{seen:?}"
+        counts
+            .windows(2)
+            .all(|w| w[1].0 >= w[0].0 && w[1].1 >= w[0].1 && w[1].2 >= w[0].2),
+        "counts go back: {counts:?}"
     );
-    assert!(
-        seen.contains(&IndexProgress::Indexing { done: 2 }),
-        "{seen:?}"
-    );
+    assert!(counts.iter().all(|c| c.2 == 701), "{counts:?}");
+    assert_eq!(counts.last(), Some(&(700, 700, 701)), "{counts:?}");
     assert_eq!(seen.last(), Some(&IndexProgress::Committing), "{seen:?}");
 }
 

@@ -51,10 +51,10 @@ impl Default for IndexOptions {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case", tag = "phase")]
 pub enum IndexProgress {
-    /// The walker has read `files` files so far (changed or not).
-    Walking { files: u64 },
-    /// `done` new or changed files have been parsed and queued for the index so far.
-    Indexing { done: u64 },
+    /// Reading and indexing, one phase (files are parsed as they are read): `read` of the `total` files the run
+    /// will look at (counted before it starts; binary and minified ones among them are skipped), of which
+    /// `indexed` were new or changed and are parsed and queued for the index. Every count only grows.
+    Files { read: u64, indexed: u64, total: u64 },
     /// A checkpoint: `files` new or changed files of this run are committed, so a run started after a crash
     /// skips them (`IndexOptions::commit_every`).
     Committed { files: u64 },

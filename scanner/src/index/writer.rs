@@ -233,6 +233,20 @@ pub(crate) fn index_repo(
     // The walker reads files on several threads; each new or changed file is parsed and handed to the writer right
     // there, so reading, parsing and Tantivy's indexing threads all overlap and no file waits in memory.
     let cancelled = || opts.cancel.iter().any(|c| c.load(Ordering::Relaxed));
+    // The total for progress, from directory entries alone (cheap beside reading and parsing).
+    let total = walk::count(&root, &walk_opts).unwrap_or(0);
+    // Reports come from several threads; one lock orders them, so each count a listener sees only grows.
+    let shown = Mutex::new((0u64, 0u64));
+    let files = |read: u64, indexed: u64| {
+        let mut shown = shown.lock();
+        *shown = (shown.0.max(read), shown.1.max(indexed));
+        progress(IndexProgress::Files {
+            read: shown.0,
+            indexed: shown.1,
+            // Files may appear while the run goes on: the total never falls behind what was read.
+            total: total.max(shown.0),
+        });
+    };
     let walked_report = walk::walk(&root, &walk_opts, |file: SourceFile| {
         if cancelled() {
             first_error.lock().get_or_insert(Error::Cancelled);
@@ -240,7 +254,7 @@ pub(crate) fn index_repo(
         }
         let n = walked.fetch_add(1, Ordering::Relaxed) + 1;
         if n.is_multiple_of(256) {
-            progress(IndexProgress::Walking { files: n });
+            files(n, indexed.load(Ordering::Relaxed));
         }
         if own_dir
             .as_ref()
@@ -259,7 +273,7 @@ pub(crate) fn index_repo(
             Ok(()) => {
                 let done = indexed.fetch_add(1, Ordering::Relaxed) + 1;
                 if done.is_multiple_of(64) {
-                    progress(IndexProgress::Indexing { done });
+                    files(walked.load(Ordering::Relaxed), done);
                 }
                 if opts.commit_every > 0 {
                     if let Err(e) = run.checkpoint(opts.commit_every, progress) {
@@ -279,12 +293,10 @@ pub(crate) fn index_repo(
             return Err(e);
         }
     };
-    progress(IndexProgress::Walking {
-        files: walked.load(Ordering::Relaxed),
-    });
-    progress(IndexProgress::Indexing {
-        done: indexed.load(Ordering::Relaxed),
-    });
+    files(
+        walked.load(Ordering::Relaxed),
+        indexed.load(Ordering::Relaxed),
+    );
     let seen = seen.into_inner();
     let deleted: Vec<String> = known
         .keys()
