@@ -486,9 +486,12 @@ pub fn hit_text(h: &SearchHit) -> String {
     if h.matched == dreamos_scanner::LineMatch::Substring {
         text.push_str(" (substring)");
     }
-    for line in h.snippet.lines() {
-        text.push_str("\n    ");
-        text.push_str(line);
+    // The snippet is the line with one line of context each side: the matching line is marked `>`.
+    let first = h.line.saturating_sub(1).max(1);
+    for (k, line) in h.snippet.lines().enumerate() {
+        let number = first + k as u32;
+        let mark = if number == h.line { '>' } else { ' ' };
+        text.push_str(&format!("\n  {mark} {number:>5} {line}"));
     }
     text
 }
@@ -577,6 +580,31 @@ fn tags_suffix(tags: &[String]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_search_hit_marks_its_line_and_says_when_it_is_a_substring() {
+        let hit = |line: u32, snippet: &str, matched| SearchHit {
+            repo: "r".into(),
+            path: "src/a.rs".into(),
+            line,
+            end_line: line,
+            kind: None,
+            name: None,
+            lang: None,
+            snippet: snippet.into(),
+            score: 1.0,
+            matched,
+        };
+        use dreamos_scanner::LineMatch;
+        assert_eq!(
+            hit_text(&hit(7, "before\nmatch\nafter", LineMatch::Identifier)),
+            "r/src/a.rs:7:\n        6 before\n  >     7 match\n        8 after"
+        );
+        assert_eq!(
+            hit_text(&hit(1, "match\nafter", LineMatch::Substring)),
+            "r/src/a.rs:1: (substring)\n  >     1 match\n        2 after"
+        );
+    }
 
     #[test]
     fn nothing_reaches_a_terminal_raw() {
