@@ -741,7 +741,7 @@ cfg_rt! {
 
 impl Handle {
     cfg_metrics! {
-        pub fn metrics(&self) -> RuntimeMetrics { todo!() }
+        pub fn metrics(&self) -> RuntimeMetrics { RuntimeMetrics::new(self) }
     }
 }
 
