@@ -210,20 +210,10 @@ pub(crate) fn search(inner: &Inner, text: &str, opts: &SearchOptions) -> Result<
                 matchers.push(Matcher::Symbol(t.clone()));
             }
             // Overlong identifiers are not indexed as tokens (see the tokenizer), so they are searched as text.
-            QTerm::Ident(s) | QTerm::Literal(s) => {
-                clauses.push((
-                    Occur::Must,
-                    trigram_query(f.trigrams, &TrigramQuery::for_literal(s)),
-                ));
-                matchers.push(Matcher::Literal {
-                    needle: s.clone(),
-                    lower: lowercase(s),
-                });
-            }
-            QTerm::Regex(re) => {
-                let tq = TrigramQuery::for_regex(re, q.case_sensitive)?;
-                clauses.push((Occur::Must, trigram_query(f.trigrams, &tq)));
-                matchers.push(Matcher::Regex(query::build_regex(re, q.case_sensitive)?));
+            QTerm::Ident(_) | QTerm::Literal(_) | QTerm::Regex(_) => {
+                let (clause, matcher) = text_term(f, term, q.case_sensitive)?;
+                clauses.push((Occur::Must, clause));
+                matchers.push(matcher);
             }
         }
     }
@@ -275,24 +265,15 @@ fn substring_fill(
     let mut matchers = Vec::new();
     for term in &q.terms {
         match term {
-            QTerm::Ident(s) | QTerm::Literal(s) => {
-                clauses.push((
-                    Occur::Must,
-                    trigram_query(f.trigrams, &TrigramQuery::for_literal(s)),
-                ));
-                matchers.push(Matcher::Literal {
-                    needle: s.clone(),
-                    lower: lowercase(s),
-                });
-            }
             QTerm::Symbol(t) => {
                 clauses.push((Occur::Must, filter_term(f.def_tokens, t)));
                 matchers.push(Matcher::Symbol(t.clone()));
             }
-            QTerm::Regex(re) => {
-                let tq = TrigramQuery::for_regex(re, q.case_sensitive)?;
-                clauses.push((Occur::Must, trigram_query(f.trigrams, &tq)));
-                matchers.push(Matcher::Regex(query::build_regex(re, q.case_sensitive)?));
+            // Identifiers are looked for as text here: that is the fill.
+            QTerm::Ident(_) | QTerm::Literal(_) | QTerm::Regex(_) => {
+                let (clause, matcher) = text_term(f, term, q.case_sensitive)?;
+                clauses.push((Occur::Must, clause));
+                matchers.push(matcher);
             }
         }
     }
@@ -333,6 +314,27 @@ fn substring_fill(
             h
         })
         .collect())
+}
+
+/// A term searched as text (an identifier or literal as a substring, or a regex): the trigram clause that narrows
+/// the candidates, and the matcher that verifies them.
+fn text_term(f: &Fields, term: &QTerm, case_sensitive: bool) -> Result<(Box<dyn Query>, Matcher)> {
+    Ok(match term {
+        QTerm::Regex(re) => {
+            let tq = TrigramQuery::for_regex(re, case_sensitive)?;
+            (
+                trigram_query(f.trigrams, &tq),
+                Matcher::Regex(query::build_regex(re, case_sensitive)?),
+            )
+        }
+        QTerm::Ident(s) | QTerm::Literal(s) | QTerm::Symbol(s) => (
+            trigram_query(f.trigrams, &TrigramQuery::for_literal(s)),
+            Matcher::Literal {
+                needle: s.clone(),
+                lower: lowercase(s),
+            },
+        ),
+    })
 }
 
 /// A filter clause: the term must be there, and it adds nothing to the score.
