@@ -21,7 +21,9 @@ use tree_sitter::{Node, Parser, QueryCursor, StreamingIterator};
 
 use crate::error::{Error, Result};
 use crate::lang::{ImportHook, Role};
-use crate::model::{Definition, FileFacts, Import, ImportKind, Lang, SymbolKind};
+use crate::model::{
+    Definition, FileFacts, Import, ImportKind, Lang, RefKind, Reference, SymbolKind,
+};
 
 /// Longest signature kept, in characters: enough for a long function head, short enough for a result line.
 const MAX_SIGNATURE_CHARS: usize = 200;
@@ -131,6 +133,9 @@ impl Extractor {
 
         let mut facts = FileFacts::default();
         let mut raws: Vec<RawDef<'_>> = Vec::new();
+        // References as (where the name starts, kind, node); those that are a definition's own name are dropped
+        // once every definition is known.
+        let mut refs: Vec<(usize, RefKind, Node<'_>)> = Vec::new();
         let mut matches = self
             .cursor
             .matches(&queries.query, tree.root_node(), code.as_bytes());
@@ -148,6 +153,12 @@ impl Extractor {
                     Role::Import(kind) => push_import(&mut facts.imports, kind, capture.node, code),
                     Role::ImportHook(hook) => {
                         import_hook(&mut facts.imports, hook, capture.node, code)
+                    }
+                    Role::Reference(kind) => {
+                        refs.push((capture.node.start_byte(), kind, capture.node))
+                    }
+                    Role::ReferencePath => {
+                        refs.push((capture.node.start_byte(), RefKind::Import, capture.node))
                     }
                     Role::Ignore => {}
                 }
@@ -202,10 +213,60 @@ impl Extractor {
             raws.push(raw);
         }
 
+        let own_names: std::collections::HashSet<usize> =
+            raws.iter().map(|r| r.name_start).collect();
+        facts.references = finish_references(refs, &own_names, code);
         facts.definitions = finish_definitions(lang, raws, source, &macro_bodies);
         facts.imports.sort_by_key(|i| i.line);
         Ok(facts)
     }
+}
+
+/// The longest name a reference keeps, in bytes: longer "names" are generated code, not something people look up.
+const MAX_REFERENCE_NAME_BYTES: usize = 128;
+
+/// Turns reference captures into [`Reference`]s: the name is the node's text (for an import path, its last
+/// segment), a definition's own name is not a use of it, and each (name, kind, line) is kept once, sorted.
+fn finish_references(
+    refs: Vec<(usize, RefKind, Node<'_>)>,
+    own_names: &std::collections::HashSet<usize>,
+    code: &str,
+) -> Vec<Reference> {
+    let mut out: Vec<Reference> = Vec::with_capacity(refs.len());
+    for (start, kind, node) in refs {
+        // An import's local name is often a definition too (`const fs = require("fs")`) and still an import.
+        if kind != RefKind::Import && own_names.contains(&start) {
+            continue;
+        }
+        let mut name = text(code, node);
+        if node.kind() == "interpreted_string_literal" {
+            name = name.trim_matches('"');
+            name = name.rsplit('/').next().unwrap_or(name);
+            // Go's major-version suffix (`github.com/x/y/v2`) is not the package's name.
+            if name.len() > 1
+                && name.starts_with('v')
+                && name[1..].bytes().all(|b| b.is_ascii_digit())
+            {
+                continue;
+            }
+        }
+        if name.is_empty()
+            || name.len() > MAX_REFERENCE_NAME_BYTES
+            || !name
+                .chars()
+                .all(|c| c.is_alphanumeric() || c == '_' || c == '$' || c == '-' || c == '.')
+        {
+            continue;
+        }
+        out.push(Reference {
+            name: name.to_string(),
+            kind,
+            line: node.start_position().row as u32 + 1,
+        });
+    }
+    out.sort_by(|a, b| (a.line, a.kind, &a.name).cmp(&(b.line, b.kind, &b.name)));
+    out.dedup();
+    out
 }
 
 /// Macro bodies inside macro bodies read as items, at most this deep.
@@ -1012,5 +1073,7 @@ fn python_from(out: &mut Vec<Import>, node: Node<'_>, source: &str) {
     }
 }
 
+#[cfg(test)]
+mod ref_tests;
 #[cfg(test)]
 mod tests;

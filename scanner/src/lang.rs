@@ -11,6 +11,8 @@
 //!   `@scope`: an explicit container (a Go receiver type).
 //! - `@import.<how>`: an import; `<how>` is `use`, `module`, `relative`, `include_local`, `include_system`, or
 //!   a language hook (`rust_use`, `python_import`, `python_from`, `java`) that extraction takes apart in code.
+//! - `@reference.<kind>`: a name used as a `call`, a `type` or an `import` (the `references.scm` files);
+//!   `@reference.import_path`: a quoted import path whose last segment is the imported name (Go's packages).
 //! - Captures starting with `_` only feed predicates.
 
 use std::fmt;
@@ -21,7 +23,7 @@ use std::sync::OnceLock;
 use tree_sitter::{Language, Query};
 
 use crate::error::{Error, Result};
-use crate::model::{ImportKind, Lang, SymbolKind};
+use crate::model::{ImportKind, Lang, RefKind, SymbolKind};
 
 impl Lang {
     /// Every language, in a stable order (the order of [`Lang`]'s variants).
@@ -168,6 +170,10 @@ pub enum Role {
     Import(ImportKind),
     /// An import statement that a language hook takes apart in code.
     ImportHook(ImportHook),
+    /// A name used this way.
+    Reference(RefKind),
+    /// A quoted import path; its last `/` segment is the name the file then uses (a Go package).
+    ReferencePath,
     /// A capture that only feeds a predicate.
     Ignore,
 }
@@ -265,6 +271,16 @@ fn role_of(capture: &str) -> Option<Role> {
         };
         return Some(role);
     }
+    if let Some(how) = capture.strip_prefix("reference.") {
+        let role = match how {
+            "call" => Role::Reference(RefKind::Call),
+            "type" => Role::Reference(RefKind::Type),
+            "import" => Role::Reference(RefKind::Import),
+            "import_path" => Role::ReferencePath,
+            _ => return None,
+        };
+        return Some(role);
+    }
     match capture {
         "name" => Some(Role::Name),
         "declarator" => Some(Role::Declarator),
@@ -273,43 +289,53 @@ fn role_of(capture: &str) -> Option<Role> {
     }
 }
 
-/// The query text of a language: its definitions and its imports, joined. TypeScript and TSX share
-/// JavaScript's definitions and imports (their grammars extend JavaScript's) plus their own definitions.
+/// The query text of a language: its definitions, its imports and its references, joined. TypeScript and TSX
+/// share JavaScript's definitions, imports and references (their grammars extend JavaScript's) plus their own.
 pub fn query_source(lang: Lang) -> &'static str {
     match lang {
         Lang::Rust => concat!(
             include_str!("../queries/rust/definitions.scm"),
-            include_str!("../queries/rust/imports.scm")
+            include_str!("../queries/rust/imports.scm"),
+            include_str!("../queries/rust/references.scm")
         ),
         Lang::Python => concat!(
             include_str!("../queries/python/definitions.scm"),
-            include_str!("../queries/python/imports.scm")
+            include_str!("../queries/python/imports.scm"),
+            include_str!("../queries/python/references.scm")
         ),
         Lang::JavaScript => concat!(
             include_str!("../queries/javascript/common.scm"),
             include_str!("../queries/javascript/javascript.scm"),
-            include_str!("../queries/javascript/imports.scm")
+            include_str!("../queries/javascript/imports.scm"),
+            include_str!("../queries/javascript/references.scm"),
+            include_str!("../queries/javascript/references_js.scm")
         ),
         Lang::TypeScript | Lang::Tsx => concat!(
             include_str!("../queries/javascript/common.scm"),
             include_str!("../queries/typescript/typescript.scm"),
-            include_str!("../queries/javascript/imports.scm")
+            include_str!("../queries/javascript/imports.scm"),
+            include_str!("../queries/javascript/references.scm"),
+            include_str!("../queries/typescript/references.scm")
         ),
         Lang::Go => concat!(
             include_str!("../queries/go/definitions.scm"),
-            include_str!("../queries/go/imports.scm")
+            include_str!("../queries/go/imports.scm"),
+            include_str!("../queries/go/references.scm")
         ),
         Lang::Java => concat!(
             include_str!("../queries/java/definitions.scm"),
-            include_str!("../queries/java/imports.scm")
+            include_str!("../queries/java/imports.scm"),
+            include_str!("../queries/java/references.scm")
         ),
         Lang::C => concat!(
             include_str!("../queries/c/definitions.scm"),
-            include_str!("../queries/c/imports.scm")
+            include_str!("../queries/c/imports.scm"),
+            include_str!("../queries/c/references.scm")
         ),
         Lang::Cpp => concat!(
             include_str!("../queries/cpp/definitions.scm"),
-            include_str!("../queries/c/imports.scm")
+            include_str!("../queries/c/imports.scm"),
+            include_str!("../queries/cpp/references.scm")
         ),
     }
 }

@@ -93,9 +93,64 @@ pub enum ImportKind {
     IncludeSystem,
 }
 
+/// How a reference uses a name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RefKind {
+    /// A call of a function, method or macro, or a constructor call (`new Foo()`, `Foo { .. }` in Rust).
+    Call,
+    /// A type named in a signature, a field, a cast, a base class or an `impl`.
+    Type,
+    /// A name brought in by an import (`use a::Foo`, `from m import foo`, `import { foo } from`, `require`).
+    Import,
+}
+
+impl RefKind {
+    /// Every kind, in a stable order.
+    pub const ALL: [RefKind; 3] = [RefKind::Call, RefKind::Type, RefKind::Import];
+
+    /// The kind's lowercase name, as commands take it (`--kind call`).
+    pub fn name(self) -> &'static str {
+        match self {
+            RefKind::Call => "call",
+            RefKind::Type => "type",
+            RefKind::Import => "import",
+        }
+    }
+}
+
+impl std::fmt::Display for RefKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for RefKind {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<RefKind, String> {
+        RefKind::ALL
+            .into_iter()
+            .find(|k| k.name().eq_ignore_ascii_case(s.trim()))
+            .ok_or_else(|| format!("unknown reference kind {s:?}; use call, type or import"))
+    }
+}
+
+/// One use of a name found in a file: a syntactic fact (the name as written), not a resolved binding, so
+/// `x.parse()` is a reference to every `parse`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Reference {
+    pub name: String,
+    pub kind: RefKind,
+    /// 1-based line of the name.
+    pub line: u32,
+}
+
 /// Everything extraction learns from one file.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FileFacts {
     pub definitions: Vec<Definition>,
     pub imports: Vec<Import>,
+    /// Uses of names, sorted by line, each (name, kind, line) once.
+    pub references: Vec<Reference>,
 }
