@@ -141,6 +141,7 @@ fn scanner_kind(e: &dreamos_scanner::Error) -> &'static str {
         S::RepoName { .. } | S::BadPath { .. } => "invalid_argument",
         S::UnknownRepo(_) => "unknown_repo",
         S::UnknownFile(_) => "unknown_file",
+        S::UnknownSymbol(_) => "unknown_symbol",
         S::WalkRoot { .. } | S::Io { .. } => "not_found",
         S::IndexLocked { .. } => "index_busy",
         _ => "internal",

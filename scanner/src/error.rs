@@ -32,6 +32,9 @@ pub enum Error {
     /// A path given to outline/deps is not a file of any indexed repository.
     #[error("{0}")]
     UnknownFile(String),
+    /// A name that nothing in the index defines or uses; the message suggests names like it.
+    #[error("{0}")]
+    UnknownSymbol(String),
     /// Another process holds the index's writer lock.
     #[error("the code index at {} is being written by another process; wait for it to finish, or stop it", dir.display())]
     IndexLocked { dir: PathBuf },

@@ -242,19 +242,19 @@ fn finish_references(
         if node.kind() == "interpreted_string_literal" {
             name = name.trim_matches('"');
             name = name.rsplit('/').next().unwrap_or(name);
-            // Go's major-version suffix (`github.com/x/y/v2`) is not the package's name.
-            if name.len() > 1
-                && name.starts_with('v')
-                && name[1..].bytes().all(|b| b.is_ascii_digit())
-            {
-                continue;
+            // `gopkg.in/yaml.v2` is package `yaml`; a bare major version (`github.com/x/y/v2`) is not a name.
+            if let Some((base, version)) = name.split_once(".v") {
+                if version.bytes().all(|b| b.is_ascii_digit()) {
+                    name = base;
+                }
             }
         }
+        let version_only =
+            name.len() > 1 && name.starts_with('v') && name[1..].bytes().all(|b| b.is_ascii_digit());
         if name.is_empty()
             || name.len() > MAX_REFERENCE_NAME_BYTES
-            || !name
-                .chars()
-                .all(|c| c.is_alphanumeric() || c == '_' || c == '$' || c == '-' || c == '.')
+            || version_only
+            || !name.chars().all(|c| c.is_alphanumeric() || c == '_' || c == '$')
         {
             continue;
         }

@@ -11,7 +11,7 @@
 //! and [`deps::DepGraph`] answers imports, importers (transitively, with distances) and cycles.
 //! Asking questions: [`CodeIndex`] is the public face of the Tantivy index ([`index`]): `index_repo` (incremental,
 //! one commit per run), `search` in the query language of [`query`], `symbol`, `outline`, `deps`, `cycles`,
-//! `symbols`, `repos`, and `watch` ([`watch`]) to keep a repository fresh as files are saved.
+//! `symbols`, `repos`, `refs` and `impact`, and `watch` ([`watch`]) to keep a repository fresh as files are saved.
 
 pub mod deps;
 pub mod error;
@@ -25,8 +25,9 @@ pub mod watch;
 
 pub use error::{Error, Result};
 pub use index::{
-    Budget, CodeIndex, DepEdge, Deps, IndexOptions, IndexProgress, IndexReport, LineMatch,
-    MatchKind, RepoInfo, SearchHit, SearchOptions, SymbolEntry, SymbolHit, SymbolOptions,
-    WatchUpdate,
+    Budget, CodeIndex, DepEdge, Deps, Enclosing, Impact, ImpactDef, ImpactFile, ImpactOptions,
+    ImpactTarget, IndexOptions, IndexProgress, IndexReport, LineMatch, MatchKind, RefHit, Refs,
+    RefsOptions, RepoInfo, SearchHit, SearchOptions, SymbolEntry, SymbolHit, SymbolOptions,
+    WatchUpdate, MAX_IMPACT_DEPTH,
 };
 pub use watch::{WatchEvent, WatchHandle};

@@ -12,7 +12,7 @@ use crate::deps::{DepGraph, Target};
 use crate::error::{Error, Result};
 
 /// The repository's graph, and each file's external imports.
-fn load(inner: &Inner, repo: &str) -> Result<(DepGraph, BTreeMap<String, Vec<String>>)> {
+pub(crate) fn load(inner: &Inner, repo: &str) -> Result<(DepGraph, BTreeMap<String, Vec<String>>)> {
     let all = targets_of_repo(inner, repo)?;
     let mut edges = Vec::new();
     let mut external = BTreeMap::new();

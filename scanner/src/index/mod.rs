@@ -5,6 +5,7 @@
 //! from the index, verified against stored content), `trigram` (what a regex requires), `symbols` and `graph`.
 
 mod graph;
+mod refs;
 pub(crate) mod schema;
 mod search;
 mod symbols;
@@ -13,6 +14,8 @@ pub(crate) mod trigram;
 mod types;
 mod writer;
 
+#[cfg(test)]
+mod ref_tests;
 #[cfg(test)]
 mod tests;
 
@@ -28,8 +31,9 @@ use tantivy::{
 };
 
 pub use types::{
-    Budget, DepEdge, Deps, IndexOptions, IndexProgress, IndexReport, LineMatch, MatchKind,
-    RepoInfo, SearchHit, SearchOptions, SymbolEntry, SymbolHit, SymbolOptions,
+    Budget, DepEdge, Deps, Enclosing, Impact, ImpactDef, ImpactFile, ImpactOptions, ImpactTarget,
+    IndexOptions, IndexProgress, IndexReport, LineMatch, MatchKind, RefHit, Refs, RefsOptions,
+    RepoInfo, SearchHit, SearchOptions, SymbolEntry, SymbolHit, SymbolOptions, MAX_IMPACT_DEPTH,
 };
 pub use writer::{WatchUpdate, WriterSettings};
 
@@ -221,6 +225,18 @@ impl CodeIndex {
     /// Finds definitions by name: exact matches, then prefix matches, then names one or two edits away.
     pub fn symbol(&self, name: &str, opts: &SymbolOptions) -> Result<Vec<SymbolHit>> {
         symbols::symbol(&self.inner, name, opts)
+    }
+
+    /// Where a name is used (calls, type uses, imports), definitions first; see [`Refs`].
+    pub fn refs(&self, name: &str, opts: &RefsOptions) -> Result<Refs> {
+        refs::refs(&self.inner, name, opts)
+    }
+
+    /// What may break if `target` changes: a file's transitive importers (with the uses of its names in the
+    /// direct ones), or the definitions that use a name and those that use them, `opts.depth` steps out.
+    /// `target` is a file when it looks like a path and the index has it, else a symbol name.
+    pub fn impact(&self, target: &str, opts: &ImpactOptions) -> Result<Impact> {
+        refs::impact(&self.inner, target, opts)
     }
 
     /// The definitions of one file, in source order. `path` is relative to a repository root (then `repo` may be

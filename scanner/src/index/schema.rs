@@ -2,7 +2,9 @@
 //!
 //! - `file`: one per source file. Its content is stored (zstd doc store) and indexed twice: as code tokens (for
 //!   identifier search, ranked by BM25) and as distinct lowercase trigrams (candidates for substring and regex
-//!   search). Definition names and the path are indexed as code tokens too, so they can boost the ranking.
+//!   search). Definition names and the path are indexed as code tokens too, so they can boost the ranking. The
+//!   names it uses (references) are indexed raw, one field per kind of use with a frequency per file, so "who
+//!   uses X" and "how often" are answered from postings alone; the uses' lines are stored compactly beside.
 //! - `symbol`: one per definition, for exact / prefix / fuzzy name lookup, outlines and tags listings.
 //! - `info`: one per file, small: content hash (the incremental manifest), counts, raw imports and resolved
 //!   dependency targets. Kept apart from `file` so reading a repository's manifest never decompresses file contents,
@@ -63,6 +65,14 @@ pub struct Fields {
     pub dep_target: Field,
     /// Repository root and totals as JSON (repo).
     pub repo_json: Field,
+    /// Names the file calls, one value per call, indexed raw with frequencies (file).
+    pub ref_call: Field,
+    /// Type names the file uses, one value per use (file).
+    pub ref_type: Field,
+    /// Names the file imports, one value per import (file).
+    pub ref_import: Field,
+    /// The file's references with their lines, in the compact text form of `refs::encode` (stored, file).
+    pub file_refs: Field,
 }
 
 impl Fields {
@@ -106,6 +116,13 @@ impl Fields {
             }
             opts
         };
+        // A reference field: each value is one use of a name; the frequency of the name's term is the count.
+        let reference = TextOptions::default().set_indexing_options(
+            TextFieldIndexing::default()
+                .set_tokenizer("raw")
+                .set_index_option(IndexRecordOption::WithFreqs)
+                .set_fieldnorms(false),
+        );
         let fields = Fields {
             kind: b.add_text_field("kind", raw(false, false)),
             repo: b.add_text_field("repo", raw(true, false)),
@@ -125,6 +142,10 @@ impl Fields {
             info_json: b.add_text_field("info_json", STORED),
             dep_target: b.add_text_field("dep_target", raw(false, false)),
             repo_json: b.add_text_field("repo_json", STORED),
+            ref_call: b.add_text_field("ref_call", reference.clone()),
+            ref_type: b.add_text_field("ref_type", reference.clone()),
+            ref_import: b.add_text_field("ref_import", reference),
+            file_refs: b.add_text_field("file_refs", STORED),
         };
         (b.build(), fields)
     }

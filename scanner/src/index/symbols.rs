@@ -82,6 +82,34 @@ fn fuzzy_distance(chars: usize) -> u8 {
 pub(crate) const MAX_SYMBOL_NAME_BYTES: usize = 256;
 
 pub(crate) fn symbol(inner: &Inner, name: &str, opts: &SymbolOptions) -> Result<Vec<SymbolHit>> {
+    lookup(inner, name, opts, false)
+}
+
+/// The definitions named exactly `name`, case included (what `refs` lists first).
+pub(crate) fn exact(
+    inner: &Inner,
+    name: &str,
+    repo: Option<&str>,
+    limit: usize,
+) -> Result<Vec<SymbolHit>> {
+    let opts = SymbolOptions {
+        kind: None,
+        repo: repo.map(str::to_string),
+        // Case-insensitive matches are read too and dropped below, so read more than asked.
+        limit: limit.saturating_mul(4).max(limit),
+    };
+    let mut hits = lookup(inner, name, &opts, true)?;
+    hits.retain(|h| h.name == name.trim());
+    hits.truncate(limit);
+    Ok(hits)
+}
+
+fn lookup(
+    inner: &Inner,
+    name: &str,
+    opts: &SymbolOptions,
+    exact_only: bool,
+) -> Result<Vec<SymbolHit>> {
     let name = name.trim();
     if name.is_empty() {
         return Err(Error::Query(
@@ -139,6 +167,9 @@ pub(crate) fn symbol(inner: &Inner, name: &str, opts: &SymbolOptions) -> Result<
                 true,
             )),
         ));
+    }
+    if exact_only {
+        phases.truncate(1);
     }
     for (matched, q) in phases {
         if hits.len() >= opts.limit {
@@ -202,8 +233,13 @@ pub(crate) fn symbol(inner: &Inner, name: &str, opts: &SymbolOptions) -> Result<
     Ok(hits)
 }
 
-/// The stored content of one file (empty when the file document is missing, which a concurrent commit can cause).
-fn file_content(searcher: &Searcher, f: &Fields, repo: &str, path: &str) -> Result<String> {
+/// The address of one file's `file` document, if the index has it.
+pub(crate) fn file_doc(
+    searcher: &Searcher,
+    f: &Fields,
+    repo: &str,
+    path: &str,
+) -> Result<Option<DocAddress>> {
     let q = BooleanQuery::new(vec![
         (Occur::Must, term(f.kind, super::schema::KIND_FILE)),
         (Occur::Must, term(f.key, &file_key(repo, path))),
@@ -211,10 +247,15 @@ fn file_content(searcher: &Searcher, f: &Fields, repo: &str, path: &str) -> Resu
     let found = searcher
         .search(&q, &TopDocs::with_limit(1).order_by_score())
         .map_err(tantivy_err("reading a file"))?;
-    let Some((_, addr)) = found.first() else {
+    Ok(found.first().map(|(_, addr)| *addr))
+}
+
+/// The stored content of one file (empty when the file document is missing, which a concurrent commit can cause).
+fn file_content(searcher: &Searcher, f: &Fields, repo: &str, path: &str) -> Result<String> {
+    let Some(addr) = file_doc(searcher, f, repo, path)? else {
         return Ok(String::new());
     };
-    let doc: TantivyDocument = searcher.doc(*addr).map_err(tantivy_err("reading a file"))?;
+    let doc: TantivyDocument = searcher.doc(addr).map_err(tantivy_err("reading a file"))?;
     Ok(stored_str(&doc, f.content).unwrap_or("").to_string())
 }
 

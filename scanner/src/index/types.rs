@@ -299,3 +299,143 @@ pub struct RepoInfo {
     /// When it was last indexed, in seconds since the Unix epoch.
     pub last_indexed: u64,
 }
+
+/// Narrows a `refs` lookup.
+#[derive(Debug, Clone)]
+pub struct RefsOptions {
+    pub repo: Option<String>,
+    /// Only uses of this kind.
+    pub kind: Option<crate::model::RefKind>,
+    /// At most this many uses listed (definitions are listed apart, up to the same number).
+    pub limit: usize,
+}
+
+impl Default for RefsOptions {
+    fn default() -> Self {
+        RefsOptions {
+            repo: None,
+            kind: None,
+            limit: 20,
+        }
+    }
+}
+
+/// The definition a line sits in: its innermost enclosing function, method, class, ...
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Enclosing {
+    pub name: String,
+    pub kind: SymbolKind,
+    pub line: u32,
+}
+
+/// One use of a name found by `refs`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RefHit {
+    pub repo: String,
+    pub path: String,
+    pub line: u32,
+    pub kind: crate::model::RefKind,
+    pub lang: Option<Lang>,
+    /// The definition the use sits in; `None` at a file's top level.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub within: Option<Enclosing>,
+    /// The line with one line of context on each side, joined with `\n`.
+    pub snippet: String,
+}
+
+/// Where a name is defined and used.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Refs {
+    pub name: String,
+    /// Definitions with exactly this name (case included), listed first.
+    pub definitions: Vec<SymbolHit>,
+    /// Uses, file by file in path order, lines in order; at most the limit.
+    pub uses: Vec<RefHit>,
+    /// Every use in the index (of the kind asked for), however many are listed.
+    pub total: u64,
+    /// Files with at least one use.
+    pub files: u64,
+    /// `total` by kind: calls, type uses, imports.
+    pub calls: u64,
+    pub types: u64,
+    pub imports: u64,
+}
+
+/// Narrows an `impact` question.
+#[derive(Debug, Clone)]
+pub struct ImpactOptions {
+    pub repo: Option<String>,
+    /// How many steps to follow: importers of importers, users of users (1 to [`MAX_IMPACT_DEPTH`]).
+    pub depth: u32,
+    /// At most this many files listed.
+    pub limit: usize,
+}
+
+/// The deepest `impact` follows: beyond it, everything depends on everything.
+pub const MAX_IMPACT_DEPTH: u32 = 8;
+
+impl Default for ImpactOptions {
+    fn default() -> Self {
+        ImpactOptions {
+            repo: None,
+            depth: 2,
+            limit: 50,
+        }
+    }
+}
+
+/// What an `impact` question was about.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ImpactTarget {
+    /// A file: its transitive importers may break.
+    File { repo: String, path: String },
+    /// A name: the definitions that use it, and those that use them, may break.
+    Symbol { name: String },
+}
+
+/// A definition that uses the target (or a definition that does), with how many uses.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ImpactDef {
+    pub name: String,
+    pub kind: SymbolKind,
+    pub line: u32,
+    /// Uses inside it of the names of the step before.
+    pub uses: u32,
+    /// 1 for a direct use of the target.
+    pub depth: u32,
+}
+
+/// One file that may break, with what in it may.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ImpactFile {
+    pub repo: String,
+    pub path: String,
+    /// The fewest steps from the target to this file.
+    pub depth: u32,
+    /// Uses in this file of the target's names (a file's definitions, or the symbol and its users).
+    pub uses: u64,
+    /// The definitions in this file that use them; uses at the top level of the file count in `uses` only.
+    pub definitions: Vec<ImpactDef>,
+}
+
+/// What may break if the target changes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Impact {
+    pub target: ImpactTarget,
+    pub depth: u32,
+    /// Files by depth, then by uses (most first), then path; at most the limit.
+    pub files: Vec<ImpactFile>,
+    /// Every file reached, however many are listed.
+    pub total_files: u64,
+    /// Every definition reached.
+    pub total_definitions: u64,
+    /// Every use counted.
+    pub total_uses: u64,
+    /// Set when the walk stopped early at its bound on files read ([`MAX_IMPACT_FILES`]); the counts are then
+    /// lower bounds.
+    pub truncated: bool,
+}
+
+/// The most files one `impact` question reads; beyond it the answer says it is truncated.
+pub const MAX_IMPACT_FILES: usize = 20_000;

@@ -26,7 +26,7 @@ use super::{
 };
 use crate::deps::{Resolver, Target};
 use crate::error::{Error, Result};
-use crate::model::{Definition, FileFacts, Import, Lang};
+use crate::model::{Definition, FileFacts, Import, Lang, RefKind, Reference};
 use crate::walk::{self, ReadOutcome, SourceFile};
 
 /// How the Tantivy writer is set up the first time this process writes.
@@ -454,6 +454,7 @@ impl Run<'_> {
             file.lang,
             &file.text,
             &facts.definitions,
+            &facts.references,
         ) {
             writer
                 .add_document(doc)
@@ -576,6 +577,7 @@ fn file_docs(
     lang: Option<Lang>,
     text: &str,
     defs: &[Definition],
+    refs: &[Reference],
 ) -> Vec<TantivyDocument> {
     let key = file_key(repo, path);
     let lang_name = lang.map_or("", Lang::name);
@@ -605,6 +607,16 @@ fn file_docs(
         f.file_defs,
         serde_json::to_string(&compact).unwrap_or_default(),
     );
+    // One value per use, so a name's term frequency in the file is how many times it is used that way.
+    for r in refs {
+        let field = match r.kind {
+            RefKind::Call => f.ref_call,
+            RefKind::Type => f.ref_type,
+            RefKind::Import => f.ref_import,
+        };
+        file.add_text(field, &r.name);
+    }
+    file.add_text(f.file_refs, super::refs::encode(refs));
     docs.push(file);
     for def in defs {
         let mut doc = TantivyDocument::new();
