@@ -14,9 +14,9 @@ use std::{
 
 use dreamos_runtime::config::ScannerConfig;
 use dreamos_scanner::{
-    model::{Definition, Lang, SymbolKind},
-    Budget, CodeIndex, Deps, IndexOptions, IndexProgress, IndexReport, RepoInfo, SearchHit,
-    SearchOptions, SymbolHit, SymbolOptions,
+    model::{Definition, Lang, RefKind, SymbolKind},
+    Budget, CodeIndex, Deps, Impact, ImpactOptions, IndexOptions, IndexProgress, IndexReport, Refs,
+    RefsOptions, RepoInfo, SearchHit, SearchOptions, SymbolHit, SymbolOptions, MAX_IMPACT_DEPTH,
 };
 
 use crate::error::{Error, Result};
@@ -73,14 +73,50 @@ impl Code {
                 }
             }
         }
-        Ok(Code {
+        let code = Code {
             inner: Arc::new(CodeInner {
                 index,
                 allowed,
                 config: config.clone(),
                 closing: Arc::new(AtomicBool::new(false)),
             }),
-        })
+        };
+        code.reindex_stale();
+        Ok(code)
+    }
+
+    /// An index made by another version was made again empty at open: index its repositories again, in the
+    /// background, those whose roots are still allowed. The shutdown stops it at the next file; the next start
+    /// sees a current index with whatever was committed, and `/index` brings back the rest.
+    fn reindex_stale(&self) {
+        let stale: Vec<(String, PathBuf)> = self.inner.index.stale_repos().to_vec();
+        if stale.is_empty() {
+            return;
+        }
+        let code = self.clone();
+        let spawned = std::thread::Builder::new()
+            .name("reindex".to_string())
+            .spawn(move || {
+                for (name, root) in stale {
+                    let Some(root) = root.to_str().and_then(|r| code.check_root(r).ok()) else {
+                        tracing::warn!(repo = %name, root = %root.display(), "the code index was made again for this version; this repository's root is no longer allowed or gone, so index it again with /index");
+                        continue;
+                    };
+                    let mut options = IndexOptions {
+                        commit_every: CHECKPOINT_FILES,
+                        cancel: vec![code.inner.closing.clone()],
+                        ..IndexOptions::default()
+                    };
+                    options.walk.max_file_size = code.inner.config.max_file_bytes;
+                    match code.inner.index.index_repo(&name, &root, &options, &|_| {}) {
+                        Ok(report) => tracing::info!(repo = %name, files = report.files, "indexed again after the code index was made again for this version"),
+                        Err(err) => tracing::warn!(repo = %name, error = %err, "indexing again after the code index was made again failed; use /index"),
+                    }
+                }
+            });
+        if let Err(err) = spawned {
+            tracing::warn!(error = %err, "cannot start indexing the stale repositories again; use /index");
+        }
     }
 
     pub fn index_handle(&self) -> &CodeIndex {
@@ -238,6 +274,54 @@ impl Code {
         .await
     }
 
+    /// Where a name is used, definitions first (`/refs`, the `refs` skill).
+    pub async fn refs(
+        &self,
+        name: &str,
+        kind: Option<&str>,
+        repo: Option<String>,
+        limit: Option<usize>,
+    ) -> Result<Refs> {
+        let options = RefsOptions {
+            kind: kind
+                .map(|k| k.parse::<RefKind>().map_err(Error::Invalid))
+                .transpose()?,
+            repo,
+            limit: self.limit(limit)?,
+        };
+        let (code, name) = (self.clone(), name.to_string());
+        self.blocking(move || Ok(code.inner.index.refs(&name, &options)?))
+            .await
+    }
+
+    /// What may break if a file or a name changes (`/impact`, the `impact` skill). A file may be given as a path
+    /// on disk inside an indexed repository, as `/outline` takes it.
+    pub async fn impact(
+        &self,
+        target: &str,
+        repo: Option<String>,
+        depth: u32,
+        limit: Option<usize>,
+    ) -> Result<Impact> {
+        if depth == 0 || depth > MAX_IMPACT_DEPTH {
+            return Err(Error::Invalid(format!(
+                "--depth must be between 1 and {MAX_IMPACT_DEPTH}"
+            )));
+        }
+        let limit = self.limit(limit)?;
+        let (code, target) = (self.clone(), target.to_string());
+        self.blocking(move || {
+            let (repo, target) = if target.contains('/') || target.contains('\\') {
+                code.inner.index.locate(repo.as_deref(), &target)
+            } else {
+                (repo, target)
+            };
+            let options = ImpactOptions { repo, depth, limit };
+            Ok(code.inner.index.impact(&target, &options)?)
+        })
+        .await
+    }
+
     pub async fn repos(&self) -> Result<Vec<RepoInfo>> {
         let code = self.clone();
         self.blocking(move || Ok(code.inner.index.repos()?)).await
@@ -355,6 +439,62 @@ mod tests {
             code.search(request).await.expect_err("closed").kind(),
             "cancelled"
         );
+    }
+
+    #[tokio::test]
+    async fn repositories_of_an_index_of_another_version_are_indexed_again_in_the_background() {
+        use tantivy::schema::{Schema, STORED, STRING};
+        let repo = tempfile::tempdir().expect("repo");
+        std::fs::write(
+            repo.path().join("a.rs"),
+            "fn alpha() { beta(); }\nfn beta() {}\n",
+        )
+        .expect("write");
+        let root = repo.path().canonicalize().expect("canonical");
+        let data = tempfile::tempdir().expect("data");
+        let dir = data.path().join("index");
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        {
+            let mut b = Schema::builder();
+            let kind = b.add_text_field("kind", STRING);
+            let name = b.add_text_field("repo", STRING | STORED);
+            let json = b.add_text_field("repo_json", STORED);
+            let old = tantivy::Index::create_in_dir(&dir, b.build()).expect("old index");
+            let mut writer: tantivy::IndexWriter = old.writer(15_000_000).expect("writer");
+            let mut doc = tantivy::TantivyDocument::new();
+            doc.add_text(kind, "repo");
+            doc.add_text(name, "r");
+            doc.add_text(
+                json,
+                serde_json::json!({ "root": root, "last_indexed": 1 }).to_string(),
+            );
+            writer.add_document(doc).expect("add");
+            writer.commit().expect("commit");
+        }
+        let config = ScannerConfig {
+            allowed_roots: vec![root.clone()],
+            max_file_bytes: 1 << 20,
+            default_limit: 20,
+            max_limit: 1000,
+            query_timeout: std::time::Duration::from_secs(60),
+            query_max_scan_bytes: u64::MAX,
+            query_max_regex_states: 2000,
+        };
+        let code = Code::open(&dir, &config).expect("open");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let repos = code.repos().await.expect("repos");
+            if repos.iter().any(|r| r.name == "r" && r.files == 1) {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the stale repository was not indexed again: {repos:?}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        let refs = code.refs("beta", None, None, None).await.expect("refs");
+        assert_eq!(refs.total, 1);
     }
 
     use crate::skill::SkillError;

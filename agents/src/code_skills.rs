@@ -1,4 +1,5 @@
-//! The code skills: `scan`, `search`, `symbol`, `outline` and `deps`, each a thin layer over [`Code`].
+//! The code skills: `scan`, `search`, `symbol`, `outline`, `deps`, `refs` and `impact`, each a thin layer over
+//! [`Code`].
 //!
 //! A message's body text is the skill's main argument (a path, a query, a name); other options come as body
 //! fields (`{"text": "parse_config", "kind": "function", "limit": 5}`). Bad input from the sender (a malformed
@@ -24,6 +25,8 @@ pub fn register(registry: &mut SkillRegistry, code: &Code) {
         CodeSkill::Symbol,
         CodeSkill::Outline,
         CodeSkill::Deps,
+        CodeSkill::Refs,
+        CodeSkill::Impact,
     ] {
         registry.add(Arc::new(CodeSkillImpl {
             skill,
@@ -39,6 +42,8 @@ enum CodeSkill {
     Symbol,
     Outline,
     Deps,
+    Refs,
+    Impact,
 }
 
 struct CodeSkillImpl {
@@ -68,6 +73,8 @@ impl Skill for CodeSkillImpl {
             CodeSkill::Symbol => "symbol",
             CodeSkill::Outline => "outline",
             CodeSkill::Deps => "deps",
+            CodeSkill::Refs => "refs",
+            CodeSkill::Impact => "impact",
         }
     }
 
@@ -80,6 +87,8 @@ impl Skill for CodeSkillImpl {
             CodeSkill::Symbol => "find definitions by name (exact, then prefix, then fuzzy)",
             CodeSkill::Outline => "list the definitions of a file",
             CodeSkill::Deps => "what a file imports and what imports it",
+            CodeSkill::Refs => "where a name is used (calls, types, imports), definitions first",
+            CodeSkill::Impact => "what may break if a file or a name changes",
         }
     }
 
@@ -188,6 +197,85 @@ impl Skill for CodeSkillImpl {
                             deps.importers.len()
                         ),
                         "deps": deps,
+                    })
+                }),
+            CodeSkill::Refs => self
+                .code
+                .refs(
+                    &text,
+                    options.str("kind").as_deref(),
+                    options.str("repo"),
+                    options.usize("limit"),
+                )
+                .await
+                .map(|refs| {
+                    fitted(refs.uses.len(), self.max_body(cx), |n| {
+                        let lines: Vec<String> = refs
+                            .definitions
+                            .iter()
+                            .map(|d| format!("defined: {:?} {} at {}/{}:{}", d.kind, d.name, d.repo, d.path, d.line))
+                            .chain(refs.uses[..n].iter().map(|u| {
+                                let within = u
+                                    .within
+                                    .as_ref()
+                                    .map(|w| format!(" in {}", w.name))
+                                    .unwrap_or_default();
+                                format!("{} at {}/{}:{}{within}", u.kind, u.repo, u.path, u.line)
+                            }))
+                            .collect();
+                        json!({
+                            "text": format!(
+                                "{} uses of {} in {} files ({} calls, {} types, {} imports); {}",
+                                refs.total, refs.name, refs.files, refs.calls, refs.types, refs.imports,
+                                summary(lines.len(), "line", &lines)
+                            ),
+                            "name": refs.name,
+                            "definitions": refs.definitions,
+                            "uses": &refs.uses[..n],
+                            "total": refs.total,
+                            "files": refs.files,
+                        })
+                    })
+                }),
+            CodeSkill::Impact => self
+                .code
+                .impact(
+                    &text,
+                    options.str("repo"),
+                    options.usize("depth").unwrap_or(2).min(u32::MAX as usize) as u32,
+                    options.usize("limit"),
+                )
+                .await
+                .map(|impact| {
+                    fitted(impact.files.len(), self.max_body(cx), |n| {
+                        let lines: Vec<String> = impact.files[..n]
+                            .iter()
+                            .map(|f| {
+                                let defs: Vec<&str> =
+                                    f.definitions.iter().map(|d| d.name.as_str()).collect();
+                                format!(
+                                    "{}/{} (step {}, {} uses){}",
+                                    f.repo,
+                                    f.path,
+                                    f.depth,
+                                    f.uses,
+                                    if defs.is_empty() { String::new() } else { format!(": {}", defs.join(", ")) }
+                                )
+                            })
+                            .collect();
+                        json!({
+                            "text": format!(
+                                "{} files and {} definitions may be affected; {}",
+                                impact.total_files, impact.total_definitions,
+                                summary(n, "file", &lines)
+                            ),
+                            "target": impact.target,
+                            "depth": impact.depth,
+                            "files": &impact.files[..n],
+                            "total_files": impact.total_files,
+                            "total_definitions": impact.total_definitions,
+                            "truncated": impact.truncated,
+                        })
                     })
                 }),
         };

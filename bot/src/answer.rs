@@ -10,7 +10,9 @@ use dreamos_agents::{
     SwarmStatus,
 };
 use dreamos_runtime::log::{DeadLetter, HistoryEntry, Receipt, StoredMessage};
-use dreamos_scanner::{model::Definition, Deps, IndexReport, RepoInfo, SearchHit, SymbolHit};
+use dreamos_scanner::{
+    model::Definition, Deps, Impact, IndexReport, Refs, RepoInfo, SearchHit, SymbolHit,
+};
 use serde::Serialize;
 
 /// What a command produced.
@@ -33,6 +35,8 @@ pub enum Reply {
     Symbol(SymbolReply),
     Outline(OutlineReply),
     Deps(Deps),
+    Refs(Refs),
+    Impact(Impact),
     Repos(ReposReply),
     Task(TaskReply),
     Tasks(TasksReply),

@@ -1,6 +1,6 @@
 //! The command line: `dreamos run [--console] [--json] [--data-dir DIR] [--config FILE] [--role ROLE]`,
 //! `dreamos config` to print the effective configuration, and the scanner's tools (`index`, `search`, `symbol`,
-//! `outline`, `deps`, `symbols`, `repos`, `watch`; see [`crate::code_cli`]).
+//! `outline`, `deps`, `refs`, `impact`, `symbols`, `repos`, `watch`; see [`crate::code_cli`]).
 
 use std::{
     io::IsTerminal,
@@ -56,6 +56,10 @@ pub enum Command {
     Outline(code_cli::FileArgs),
     /// What a file imports, and what imports it.
     Deps(code_cli::FileArgs),
+    /// Where a name is used (calls, type uses, imports), definitions first.
+    Refs(code_cli::RefsArgs),
+    /// What may break if a file or a symbol changes: importers, and the definitions that use it.
+    Impact(code_cli::ImpactArgs),
     /// Every definition, one per line, like a tags file.
     Symbols(code_cli::ListArgs),
     /// The indexed repositories.
@@ -135,6 +139,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Symbol(args) => code_cli::symbol(&data_dir, &config, args),
         Command::Outline(args) => code_cli::outline(&data_dir, args),
         Command::Deps(args) => code_cli::deps(&data_dir, &config, args),
+        Command::Refs(args) => code_cli::refs(&data_dir, &config, args),
+        Command::Impact(args) => code_cli::impact(&data_dir, &config, args),
         Command::Symbols(args) => code_cli::symbols(&data_dir, args),
         Command::Repos(args) => code_cli::repos(&data_dir, args),
         Command::Watch(args) => code_cli::watch(&data_dir, args),

@@ -1,4 +1,4 @@
-//! The scanner's command-line tools: `dreamos index|search|symbol|outline|deps|symbols|repos|watch`.
+//! The scanner's command-line tools: `dreamos index|search|symbol|outline|deps|refs|impact|symbols|repos|watch`.
 //!
 //! They open the code index in `<data-dir>/index` directly, without starting the swarm, so they work beside a
 //! running `dreamos run` (reads always; writes when the swarm is not writing the index at the same moment).
@@ -13,7 +13,8 @@ use std::{
 use anyhow::Context as _;
 use clap::Args;
 use dreamos_scanner::{
-    CodeIndex, IndexOptions, IndexProgress, SearchOptions, SymbolOptions, WatchEvent,
+    CodeIndex, ImpactOptions, IndexOptions, IndexProgress, RefsOptions, SearchOptions,
+    SymbolOptions, WatchEvent,
 };
 
 use dreamos_runtime::Config;
@@ -88,6 +89,38 @@ pub struct FileArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct RefsArgs {
+    /// The symbol's name (case-sensitive), such as parse_query.
+    pub name: String,
+    /// Only uses of this kind: call, type or import.
+    #[arg(long)]
+    pub kind: Option<String>,
+    #[arg(long)]
+    pub repo: Option<String>,
+    /// Most uses listed (default: [scanner] default_limit; at most [scanner] max_limit).
+    #[arg(long)]
+    pub limit: Option<String>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ImpactArgs {
+    /// A file (a path on disk inside an indexed repository, or relative to its root) or a symbol name.
+    pub target: String,
+    #[arg(long)]
+    pub repo: Option<String>,
+    /// Follow importers or users this many steps (1 to 8; default 2).
+    #[arg(long)]
+    pub depth: Option<String>,
+    /// Most files listed (default: [scanner] default_limit; at most [scanner] max_limit).
+    #[arg(long)]
+    pub limit: Option<String>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
 pub struct ListArgs {
     #[arg(long)]
     pub repo: Option<String>,
@@ -106,8 +139,15 @@ pub struct WatchArgs {
 
 fn open(data_dir: &Path) -> anyhow::Result<CodeIndex> {
     let dir = index_dir(data_dir);
-    CodeIndex::open_owned(&dir, data_dir)
-        .with_context(|| format!("opening the code index in {}", dir.display()))
+    let index = CodeIndex::open_owned(&dir, data_dir)
+        .with_context(|| format!("opening the code index in {}", dir.display()))?;
+    for (name, root) in index.stale_repos() {
+        eprintln_quiet(&format!(
+            "the code index was made by another version of dreamos and is empty now; index {name} again: dreamos index {} --name {name}",
+            root.display()
+        ));
+    }
+    Ok(index)
 }
 
 /// Writes lines to stdout, stopping quietly when the reader goes away (`dreamos symbols | head`).
@@ -304,6 +344,69 @@ pub fn deps(data_dir: &Path, config: &Config, args: FileArgs) -> anyhow::Result<
         } else {
             out.line(&format!("{direction:<12} {target} (depth {depth})"))?;
         }
+    }
+    Ok(())
+}
+
+pub fn refs(data_dir: &Path, config: &Config, args: RefsArgs) -> anyhow::Result<()> {
+    let limit = table_number("refs", "limit", args.limit, config)? as usize;
+    let kind = args
+        .kind
+        .as_deref()
+        .map(str::parse::<dreamos_scanner::model::RefKind>)
+        .transpose()
+        .map_err(|e| anyhow::anyhow!("--kind: {e}"))?;
+    let index = open(data_dir)?;
+    let options = RefsOptions {
+        repo: args.repo,
+        kind,
+        limit,
+    };
+    let refs = index.refs(&args.name, &options)?;
+    let mut out = Out::new();
+    if args.json {
+        #[derive(Serialize)]
+        struct Line<'a, T: Serialize> {
+            role: &'static str,
+            #[serde(flatten)]
+            item: &'a T,
+        }
+        for d in &refs.definitions {
+            out.json(&Line {
+                role: "definition",
+                item: d,
+            })?;
+        }
+        for u in &refs.uses {
+            out.json(&Line {
+                role: "use",
+                item: u,
+            })?;
+        }
+    } else {
+        out.line(&render::refs_text(&refs))?;
+    }
+    Ok(())
+}
+
+pub fn impact(data_dir: &Path, config: &Config, args: ImpactArgs) -> anyhow::Result<()> {
+    let depth = table_number("impact", "depth", args.depth, config)? as u32;
+    let limit = table_number("impact", "limit", args.limit, config)? as usize;
+    let index = open(data_dir)?;
+    let (repo, target) = if args.target.contains('/') || args.target.contains('\\') {
+        index.locate(args.repo.as_deref(), &args.target)
+    } else {
+        (args.repo, args.target)
+    };
+    let options = ImpactOptions { repo, depth, limit };
+    let impact = index.impact(&target, &options)?;
+    let mut out = Out::new();
+    if args.json {
+        for file in &impact.files {
+            out.json(file)?;
+        }
+    } else {
+        out.line(&render::impact_text(&impact))?;
     }
     Ok(())
 }

@@ -402,8 +402,102 @@ pub fn reply_text(reply: &Reply) -> String {
                 lines.join("\n")
             }
         }
+        Reply::Refs(r) => refs_text(r),
+        Reply::Impact(i) => impact_text(i),
         Reply::Repos(repos) => lines_or(&repos.repos, repo_text, "no repositories indexed"),
     }
+}
+
+/// `/refs`: a count line, the definitions, then each use with its line marked, as `/search` shows hits.
+pub fn refs_text(r: &dreamos_scanner::Refs) -> String {
+    let mut out = format!(
+        "{}: {} uses in {} files ({} calls, {} type uses, {} imports){}",
+        one_line(&r.name),
+        r.total,
+        r.files,
+        r.calls,
+        r.types,
+        r.imports,
+        if (r.uses.len() as u64) < r.total {
+            format!("; showing {}", r.uses.len())
+        } else {
+            String::new()
+        }
+    );
+    for d in &r.definitions {
+        out.push_str("\ndefined  ");
+        out.push_str(&symbol_text(d));
+    }
+    for u in &r.uses {
+        let within = match &u.within {
+            Some(w) => format!("  in {} {}", name_of(&w.kind), one_line(&w.name)),
+            None => "  (top level)".to_string(),
+        };
+        out.push_str(&format!(
+            "\n{:<8} {}/{}:{}{within}",
+            u.kind.name(),
+            one_line(&u.repo),
+            one_line(&u.path),
+            u.line
+        ));
+        let first = u.line.saturating_sub(1).max(1);
+        for (k, line) in u.snippet.lines().enumerate() {
+            let number = first + k as u32;
+            let mark = if number == u.line { '>' } else { ' ' };
+            out.push_str(&format!("\n  {mark} {number:>5} {line}"));
+        }
+    }
+    out
+}
+
+/// `/impact`: what was asked, the totals, then each file with its step, uses and the definitions in it.
+pub fn impact_text(i: &dreamos_scanner::Impact) -> String {
+    let what = match &i.target {
+        dreamos_scanner::ImpactTarget::File { repo, path } => {
+            format!("file {}/{}", one_line(repo), one_line(path))
+        }
+        dreamos_scanner::ImpactTarget::Symbol { name } => format!("symbol {}", one_line(name)),
+    };
+    let mut out = format!(
+        "impact of {what}, {} steps: {} files, {} definitions, {} uses{}{}",
+        i.depth,
+        i.total_files,
+        i.total_definitions,
+        i.total_uses,
+        if (i.files.len() as u64) < i.total_files {
+            format!("; showing {} files", i.files.len())
+        } else {
+            String::new()
+        },
+        if i.truncated {
+            "; stopped early at the bound on files read, so these are lower bounds"
+        } else {
+            ""
+        }
+    );
+    if i.files.is_empty() {
+        out.push_str("\nnothing depends on it");
+    }
+    for f in &i.files {
+        out.push_str(&format!(
+            "\nstep {} {}/{} ({} uses)",
+            f.depth,
+            one_line(&f.repo),
+            one_line(&f.path),
+            f.uses
+        ));
+        for d in &f.definitions {
+            out.push_str(&format!(
+                "\n    {:>5} {:<10} {} ({} uses, step {})",
+                d.line,
+                name_of(&d.kind),
+                one_line(&d.name),
+                d.uses,
+                d.depth
+            ));
+        }
+    }
+    out
 }
 
 /// One history line: `#3 2026-… user:console → agent-1 [cell normal] ping: hello (agent-1 handled)`.

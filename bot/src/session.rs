@@ -286,6 +286,28 @@ impl Session {
                     .await?;
                 Ok(Reply::Deps(deps))
             }
+            Command::Refs {
+                name,
+                kind,
+                repo,
+                limit,
+            } => Ok(Reply::Refs(
+                self.swarm
+                    .code()
+                    .refs(&name, kind.as_deref(), repo, limit)
+                    .await?,
+            )),
+            Command::Impact {
+                target,
+                repo,
+                depth,
+                limit,
+            } => Ok(Reply::Impact(
+                self.swarm
+                    .code()
+                    .impact(&target, repo, depth.unwrap_or(2), limit)
+                    .await?,
+            )),
             Command::Repos => Ok(Reply::Repos(ReposReply {
                 repos: self.swarm.code().repos().await?,
             })),

@@ -249,12 +249,15 @@ fn finish_references(
                 }
             }
         }
-        let version_only =
-            name.len() > 1 && name.starts_with('v') && name[1..].bytes().all(|b| b.is_ascii_digit());
+        let version_only = name.len() > 1
+            && name.starts_with('v')
+            && name[1..].bytes().all(|b| b.is_ascii_digit());
         if name.is_empty()
             || name.len() > MAX_REFERENCE_NAME_BYTES
             || version_only
-            || !name.chars().all(|c| c.is_alphanumeric() || c == '_' || c == '$')
+            || !name
+                .chars()
+                .all(|c| c.is_alphanumeric() || c == '_' || c == '$')
         {
             continue;
         }

@@ -126,6 +126,47 @@ fn console_commands_and_code_skills_answer_from_the_index() {
     assert_eq!(py["external"], serde_json::json!(["os"]));
     assert_eq!(console.ok("/repos")["repos"][0]["name"], "demo");
 
+    // References: the definition first, then each use with the definition it sits in.
+    let refs = console.ok("/refs parse_config");
+    assert_eq!(refs["definitions"][0]["path"], "src/parser.rs", "{refs}");
+    assert_eq!(refs["total"], 1, "{refs}");
+    let call = &refs["uses"][0];
+    assert_eq!(
+        (
+            &call["path"],
+            &call["line"],
+            &call["kind"],
+            &call["within"]["name"]
+        ),
+        (
+            &Value::from("src/lib.rs"),
+            &Value::from(6),
+            &Value::from("call"),
+            &Value::from("load_config")
+        ),
+        "{refs}"
+    );
+    let types = console.ok("/refs Config --kind type");
+    assert_eq!(types["total"], 3, "lib.rs:5, parser.rs:7 and 8: {types}");
+    assert_eq!(types["calls"], 0, "{types}");
+    // Impact: who uses parse_config (load_config), then who uses that (parser.rs imports it at its top level).
+    let impact = console.ok("/impact parse_config");
+    assert_eq!(impact["files"][0]["path"], "src/lib.rs", "{impact}");
+    assert_eq!(impact["files"][0]["definitions"][0]["name"], "load_config");
+    assert_eq!(impact["files"][1]["path"], "src/parser.rs", "{impact}");
+    assert_eq!(impact["files"][1]["depth"], 2, "{impact}");
+    let file = console.ok("/impact src/parser.rs --repo demo --depth 1");
+    assert_eq!(file["target"]["type"], "file", "{file}");
+    assert_eq!(file["files"][0]["path"], "src/lib.rs", "{file}");
+    assert_eq!(
+        file["files"][0]["uses"], 2,
+        "parse_config and Config: {file}"
+    );
+    let sent = console.ok("/send agent-2 Config --kind refs --wait");
+    assert_eq!(sent["reply"]["body"]["files"], 2, "{sent}");
+    let sent = console.ok("/send agent-3 parse_config --kind impact --wait");
+    assert_eq!(sent["reply"]["body"]["total_files"], 2, "{sent}");
+
     // The same through an agent's skill.
     let sent = console.ok("/send agent-2 load_config --kind search --wait");
     assert_eq!(sent["reply"]["body"]["hits"][0]["path"], "src/lib.rs");
@@ -146,6 +187,18 @@ fn console_commands_and_code_skills_answer_from_the_index() {
         ("/outline src/nope.rs --repo demo", "unknown_file"),
         ("/deps src/lib.rs --repo nothere", "unknown_repo"),
         ("/deps src/lib.rs --repo demo --depth 0", "invalid_argument"),
+        ("/refs nothing_like_it", "unknown_symbol"),
+        ("/refs Config --kind gadget", "invalid_argument"),
+        ("/refs Config --repo nothere", "unknown_repo"),
+        ("/refs parser::Config", "invalid_query"),
+        ("/refs Config --limit 0", "invalid_argument"),
+        ("/impact parse_config --depth 0", "invalid_argument"),
+        (
+            "/impact parse_config --depth 99999999999",
+            "invalid_argument",
+        ),
+        ("/impact src/nope.rs --repo demo", "unknown_file"),
+        ("/impact nothing_like_it", "unknown_symbol"),
     ];
     for (line, kind) in cases {
         assert_eq!(&console.refused(line).0, kind, "{line}");
@@ -241,6 +294,42 @@ fn cli_tools_index_search_and_list_with_json_lines() {
     assert!(deps
         .iter()
         .any(|d| d["direction"] == "imports" && d["target"] == "src/lib.rs"));
+    let refs = json_lines(&run(&["refs", "Config", "--json"]));
+    assert_eq!(refs[0]["role"], "definition", "{refs:?}");
+    assert_eq!(refs[0]["path"], "src/parser.rs");
+    assert!(
+        refs.iter()
+            .any(|r| r["role"] == "use" && r["path"] == "src/lib.rs" && r["line"] == 5),
+        "{refs:?}"
+    );
+    let text = run(&["refs", "parse_config"]);
+    assert!(
+        text.contains("src/lib.rs:6  in function load_config")
+            && text.contains(">     6     parser::parse_config(path)"),
+        "{text}"
+    );
+    let impact = json_lines(&run(&[
+        "impact",
+        "src/parser.rs",
+        "--repo",
+        "demo",
+        "--json",
+    ]));
+    assert_eq!(impact[0]["path"], "src/lib.rs", "{impact:?}");
+    let (status, _, stderr) = run_dreamos(
+        &["--data-dir", data, "impact", "x", "--depth", "0"],
+        &[],
+        "",
+    );
+    assert!(
+        !status.success() && stderr.contains("must be a whole number between"),
+        "{stderr}"
+    );
+    let (status, _, stderr) = run_dreamos(&["--data-dir", data, "refs", "Nope_nothing"], &[], "");
+    assert!(
+        !status.success() && stderr.contains("defines or uses"),
+        "{stderr}"
+    );
     let tags = run(&["symbols", "--repo", "demo"]);
     assert!(
         tags.lines()

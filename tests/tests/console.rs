@@ -34,8 +34,8 @@ fn a_session_sends_broadcasts_reads_history_and_manages_agents() {
         .all(|a| a["status"] == "idle"
             && a["skills"]
                 == serde_json::json!([
-                    "deps", "outline", "ping", "recall", "remember", "report", "scan", "search",
-                    "symbol"
+                    "deps", "impact", "outline", "ping", "recall", "refs", "remember", "report",
+                    "scan", "search", "symbol"
                 ])));
 
     // /send answers once accepted, with id and seq; the reply comes as an event.
@@ -144,7 +144,7 @@ fn a_session_sends_broadcasts_reads_history_and_manages_agents() {
         serde_json::json!([])
     );
     let help = console.ok("/help");
-    assert_eq!(help["commands"].as_array().map(Vec::len), Some(19));
+    assert_eq!(help["commands"].as_array().map(Vec::len), Some(21));
     console.finish();
 }
 

@@ -163,7 +163,7 @@ fn every_command_works_as_a_slash_command_and_roles_are_enforced() {
         .iter()
         .filter_map(|c| c["name"].as_str())
         .collect();
-    assert_eq!(names.len(), 19, "{names:?}");
+    assert_eq!(names.len(), 21, "{names:?}");
     assert!(names.contains(&"send") && names.contains(&"agent") && names.contains(&"task"));
     assert_eq!(
         put.authorization.as_deref(),
@@ -350,6 +350,18 @@ fn every_command_works_as_a_slash_command_and_roles_are_enforced() {
         opts(&[("file", json!("src/lib.rs")), ("repo", json!("demo"))])
     )
     .contains("src/util.rs"));
+    assert!(ok(&fake, &cap, "refs", opts(&[("name", json!("Helper"))])).contains("src/util.rs"));
+    assert!(ok(
+        &fake,
+        &cap,
+        "impact",
+        opts(&[
+            ("target", json!("src/util.rs")),
+            ("repo", json!("demo")),
+            ("depth", json!(1))
+        ])
+    )
+    .contains("src/lib.rs"));
     assert!(ok(&fake, &cap, "repos", json!([])).contains("demo"));
 
     // Dreamscribe: an operator remembers (kind, tags), a viewer recalls and pages the journal, a captain forgets.

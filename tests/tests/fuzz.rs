@@ -42,6 +42,8 @@ const COMMANDS: &[&str] = &[
     "symbol",
     "outline",
     "deps",
+    "refs",
+    "impact",
     "repos",
     "deadletters",
     "nosuchcommand",
@@ -380,7 +382,7 @@ fn random_arguments_to_the_command_line_tools_never_panic() {
         )
     };
     assert!(status.success(), "{stderr}");
-    let tools = ["search", "symbol", "outline", "deps"];
+    let tools = ["search", "symbol", "outline", "deps", "refs", "impact"];
     let tool_options = [
         "--limit", "--lang", "--path", "--repo", "--depth", "--kind", "--json",
     ];

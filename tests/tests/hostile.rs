@@ -162,6 +162,9 @@ fn the_command_line_tools_check_what_the_console_checks() {
         vec!["symbol", "x", "--limit", "99999999999999999999"],
         vec!["deps", "a.rs", "--depth", "0"],
         vec!["deps", "a.rs", "--depth", "1000000"],
+        vec!["refs", "x", "--limit", "0"],
+        vec!["impact", "x", "--depth", "0"],
+        vec!["impact", "x", "--depth", "1000000"],
     ] {
         let mut full = vec!["--data-dir", data];
         full.extend(&args);

@@ -24,6 +24,8 @@ pub const LANGS: &[&str] = &[
     "c",
     "cpp",
 ];
+/// How a name is used, as `--kind` of `/refs` takes it.
+pub const REF_KINDS: &[&str] = &["call", "type", "import"];
 /// The scanner's kinds of definition, as `--kind` of `/symbol` takes them.
 pub const SYMBOL_KINDS: &[&str] = &[
     "function",
@@ -503,6 +505,63 @@ pub static COMMANDS: &[CommandSpec] = &[
                 Some(DefaultValue::Literal("1")),
                 None,
             ),
+        ],
+        subcommands: &[],
+    },
+    CommandSpec {
+        name: "refs",
+        summary: "where a name is used: calls, type uses and imports, definitions first",
+        help: "Uses found by tree-sitter, by name as written (not resolved: x.parse() is a use of every parse), \
+               each with the definition it sits in.",
+        role: Role::Viewer,
+        options: &[
+            positional(
+                "name",
+                OptionKind::Text,
+                Takes::Word,
+                true,
+                "the symbol's name, such as parse_query (case-sensitive)",
+                None,
+            ),
+            named(
+                "kind",
+                OptionKind::Choice(REF_KINDS),
+                "only uses of this kind",
+                None,
+                None,
+            ),
+            REPO,
+            HIT_LIMIT,
+        ],
+        subcommands: &[],
+    },
+    CommandSpec {
+        name: "impact",
+        summary: "what may break if a file or a symbol changes: importers, and the definitions that use it",
+        help: "A file: its importers, N steps out, with the uses of its names in the direct ones. A symbol: the \
+               definitions that use it, then those that use them, N steps out. Grouped by file, with counts.",
+        role: Role::Viewer,
+        options: &[
+            positional(
+                "target",
+                OptionKind::Text,
+                Takes::Word,
+                true,
+                "a file (src/store.rs, or a path on disk) or a symbol name",
+                None,
+            ),
+            REPO,
+            named(
+                "depth",
+                OptionKind::Integer {
+                    min: 1,
+                    max: Bound::Fixed(dreamos_scanner::MAX_IMPACT_DEPTH as i64),
+                },
+                "how many steps of importers or users to follow",
+                Some(DefaultValue::Literal("2")),
+                None,
+            ),
+            HIT_LIMIT,
         ],
         subcommands: &[],
     },

@@ -198,6 +198,14 @@ fn usages_are_derived_from_the_declarations() {
         "/agent spawn|stop|restart|pause|resume|purge NAME [--skills A,B] [--groups A,B]"
     );
     assert_eq!(usage("deps"), "/deps FILE [--repo REPO] [--depth N]");
+    assert_eq!(
+        usage("refs"),
+        "/refs NAME [--kind call|type|import] [--repo REPO] [--limit N]"
+    );
+    assert_eq!(
+        usage("impact"),
+        "/impact TARGET [--repo REPO] [--depth N] [--limit N]"
+    );
 }
 
 #[test]

@@ -132,6 +132,19 @@ fn summary(command: &str, reply: &Reply) -> String {
         Reply::History(h) => format!("{} messages", h.messages.len()),
         Reply::Search(s) => format!("{} hits", s.hits.len()),
         Reply::Symbol(s) => format!("{} definitions", s.symbols.len()),
+        Reply::Refs(r) => format!(
+            "{} definitions, {} of {} uses in {} files",
+            r.definitions.len(),
+            r.uses.len(),
+            r.total,
+            r.files
+        ),
+        Reply::Impact(i) => format!(
+            "{} of {} files, {} definitions",
+            i.files.len(),
+            i.total_files,
+            i.total_definitions
+        ),
         Reply::Outline(o) => format!("{} definitions in {}", o.definitions.len(), o.path),
         Reply::Status(s) => format!("{} agents", s.agents.len()),
         Reply::Agents(a) => format!("{} agents", a.agents.len()),

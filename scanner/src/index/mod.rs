@@ -59,6 +59,8 @@ pub(crate) struct Inner {
     index: Index,
     reader: IndexReader,
     fields: Fields,
+    /// Repositories of an index of another version, made again empty at open (see [`CodeIndex::stale_repos`]).
+    stale: Vec<(String, PathBuf)>,
     /// The one Tantivy writer, created on first write. Holding this mutex also serialises whole indexing runs, so
     /// a watch update and an `index_repo` never interleave their deletes and commits.
     writer: Mutex<Option<IndexWriter>>,
@@ -136,9 +138,25 @@ impl CodeIndex {
             cause,
         })?;
         let (schema, fields) = Fields::build();
-        let index = if dir.join("meta.json").exists() {
+        let mut stale = Vec::new();
+        let existing = if dir.join("meta.json").exists() {
             let index = Index::open_in_dir(dir).map_err(tantivy_err("opening the index"))?;
-            Fields::from_schema(&index.schema()).map_err(Error::Corrupt)?;
+            match Fields::from_schema(&index.schema()) {
+                Ok(_) => Some(index),
+                // Made by another version of the scanner: the index is derived data, so it is made again empty,
+                // and the repositories it held are remembered so that they can be indexed again.
+                Err(why) => {
+                    stale = old_repositories(&index);
+                    drop(index);
+                    tracing::warn!(dir = %dir.display(), %why, repositories = stale.len(), "the code index was made by another version; making it again");
+                    clear_index_dir(dir)?;
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        let index = if let Some(index) = existing {
             index
         } else {
             let settings = IndexSettings {
@@ -178,8 +196,15 @@ impl CodeIndex {
                 reader,
                 fields,
                 writer: Mutex::new(None),
+                stale,
             }),
         })
+    }
+
+    /// The repositories (name, root) that an index made by another version held when this open made it again
+    /// empty; index them again to get them back. Empty when the index was this version's.
+    pub fn stale_repos(&self) -> &[(String, PathBuf)] {
+        &self.inner.stale
     }
 
     /// The directory this index lives in.
@@ -293,6 +318,59 @@ impl CodeIndex {
     ) -> Result<crate::watch::WatchHandle> {
         crate::watch::watch(self.clone(), name, Box::new(on_event))
     }
+}
+
+/// The repositories an index of another version held, read by field names (best effort: what cannot be read
+/// is left out).
+fn old_repositories(index: &Index) -> Vec<(String, PathBuf)> {
+    let schema = index.schema();
+    let (Ok(kind), Ok(repo), Ok(json)) = (
+        schema.get_field("kind"),
+        schema.get_field("repo"),
+        schema.get_field("repo_json"),
+    ) else {
+        return Vec::new();
+    };
+    let Ok(reader) = index.reader() else {
+        return Vec::new();
+    };
+    let searcher = reader.searcher();
+    let query = tantivy::query::TermQuery::new(
+        tantivy::Term::from_field_text(kind, schema::KIND_REPO),
+        tantivy::schema::IndexRecordOption::Basic,
+    );
+    let Ok(addrs) = searcher.search(&query, &tantivy::collector::DocSetCollector) else {
+        return Vec::new();
+    };
+    let mut out = std::collections::BTreeMap::new();
+    for addr in addrs {
+        let Ok(doc) = searcher.doc::<TantivyDocument>(addr) else {
+            continue;
+        };
+        let name = stored_str(&doc, repo).map(str::to_string);
+        let root = stored_str(&doc, json)
+            .and_then(|j| serde_json::from_str::<serde_json::Value>(j).ok())
+            .and_then(|v| v.get("root").and_then(|r| r.as_str()).map(PathBuf::from));
+        if let (Some(name), Some(root)) = (name, root) {
+            out.insert(name, root);
+        }
+    }
+    out.into_iter().collect()
+}
+
+/// Removes the files of an index directory (Tantivy keeps them flat in it), leaving the directory.
+fn clear_index_dir(dir: &Path) -> Result<()> {
+    let io = |cause| Error::Io {
+        path: dir.to_path_buf(),
+        cause,
+    };
+    for entry in std::fs::read_dir(dir).map_err(io)? {
+        let entry = entry.map_err(io)?;
+        if entry.file_type().map_err(io)?.is_file() {
+            std::fs::remove_file(entry.path()).map_err(io)?;
+        }
+    }
+    Ok(())
 }
 
 impl Inner {

@@ -108,7 +108,10 @@ fn refs_list_definitions_first_then_every_use_with_its_enclosing_definition() {
         ],
         "uses of Store in path order"
     );
-    assert_eq!((r.total, r.files, r.imports, r.types, r.calls), (2, 2, 1, 1, 0));
+    assert_eq!(
+        (r.total, r.files, r.imports, r.types, r.calls),
+        (2, 2, 1, 1, 0)
+    );
     let hit = &r.uses[1];
     assert!(
         hit.snippet.contains("pub fn open() -> Store {"),
@@ -125,7 +128,10 @@ fn refs_filter_by_kind_and_count_past_the_limit() {
     assert_eq!(calls.uses.len(), 1, "the limit holds");
     assert_eq!(calls.uses[0].line, 7);
     assert_eq!(
-        calls.uses[0].within.as_ref().map(|w| (w.name.as_str(), w.kind)),
+        calls.uses[0]
+            .within
+            .as_ref()
+            .map(|w| (w.name.as_str(), w.kind)),
         Some(("route", SymbolKind::Function))
     );
     assert_eq!(calls.definitions.len(), 1);
@@ -333,4 +339,42 @@ fn impact_rejects_bad_depths_and_unknown_targets() {
     // A symbol defined but used nowhere has no impact, and that is an answer, not an error.
     let lone = impact(&fx.index, "unrelated", 2);
     assert!(lone.files.is_empty() && lone.total_files == 0);
+}
+
+#[test]
+fn an_index_made_by_another_version_is_made_again_and_names_its_repositories() {
+    use tantivy::schema::{Schema, STORED, STRING};
+    let dir = tempfile::tempdir().expect("temp dir");
+    // An older schema: no reference fields.
+    let mut b = Schema::builder();
+    let kind = b.add_text_field("kind", STRING);
+    let repo = b.add_text_field("repo", STRING | STORED);
+    let json = b.add_text_field("repo_json", STORED);
+    let old = tantivy::Index::create_in_dir(dir.path(), b.build()).expect("old index");
+    let mut writer: tantivy::IndexWriter = old.writer(15_000_000).expect("writer");
+    let mut doc = tantivy::TantivyDocument::new();
+    doc.add_text(kind, "repo");
+    doc.add_text(repo, "app");
+    doc.add_text(json, r#"{"root":"/src/app","last_indexed":1}"#);
+    writer.add_document(doc).expect("add");
+    writer.commit().expect("commit");
+    drop(writer);
+    drop(old);
+
+    let index = CodeIndex::open(dir.path()).expect("an old index opens, made again");
+    assert_eq!(
+        index.stale_repos(),
+        &[("app".to_string(), std::path::PathBuf::from("/src/app"))]
+    );
+    assert!(index.repos().expect("repos").is_empty());
+    // Indexing works at once, and the next open is of this version.
+    let src = write_repo(&[("a.rs", "fn alpha() { beta(); }\nfn beta() {}\n")]);
+    index
+        .index_repo("app", src.path(), &IndexOptions::default(), &|_| {})
+        .expect("index again");
+    assert_eq!(refs(&index, "beta", None, 5).total, 1);
+    drop(index);
+    let again = CodeIndex::open(dir.path()).expect("reopen");
+    assert!(again.stale_repos().is_empty());
+    assert_eq!(again.repos().expect("repos").len(), 1);
 }
