@@ -12,7 +12,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use dreamos_scanner::{CodeIndex, IndexOptions, IndexProgress, SearchOptions};
+use dreamos_scanner::{
+    CodeIndex, ImpactOptions, IndexOptions, IndexProgress, RefsOptions, SearchOptions,
+};
 
 /// Extensions copied into the corpus: languages the scanner parses.
 const EXTENSIONS: &[&str] = &["rs", "c", "h", "cc", "cpp", "hpp", "go", "java", "py", "ts"];
@@ -101,6 +103,10 @@ fn run() -> Res<()> {
             .ok()
             .and_then(|l| l.split_whitespace().next().map(str::to_string))
             .unwrap_or_else(|| "unknown".to_string())
+    );
+    println!(
+        "peak RSS after the cold index: {:.0} MB (VmHWM of this process; the corpus is on disk, not in memory)",
+        peak_rss_bytes() as f64 / 1e6
     );
     let index_bytes = dir_size(&index_dir);
     println!(
@@ -214,6 +220,74 @@ fn run() -> Res<()> {
         "  rg runs as `rg --no-config -n -i [-F] --max-count 20 -- QUERY DIR` over the corpus directory (the same files,\n  no ignore files in it), on every core, with a warm page cache. 'full scan' waits for rg to finish: a ranked top 20\n  (definitions first) needs every match, which is what the index answers. 'first 20 lines' stops rg after 20 output\n  lines, the best case for an unranked grep. Identifier queries run in rg as case-insensitive fixed strings, a superset\n  of the index's identifier match."
     );
 
+    // References: every use of a name (counted from postings, the first 20 listed with their snippets), beside
+    // rg's word search for the same name, the closest a grep comes to "who uses this".
+    let our_refs = |q: &str| -> Res<Option<(Duration, u64)>> {
+        let t = Instant::now();
+        match index.refs(
+            q,
+            &RefsOptions {
+                limit: LIMIT,
+                ..RefsOptions::default()
+            },
+        ) {
+            Ok(r) => Ok(Some((t.elapsed(), r.total))),
+            // A word of the corpus that is no name in code (only in comments or strings).
+            Err(dreamos_scanner::Error::UnknownSymbol(_)) => Ok(None),
+            Err(e) => Err(format!("refs {q}: {e}")),
+        }
+    };
+    for (q, _) in &idents {
+        our_refs(q)?;
+    }
+    let mut ours_refs = Vec::new();
+    let mut rg_words = Vec::new();
+    let mut uses_total = 0u64;
+    let mut no_refs = 0;
+    for (q, _) in &idents {
+        match our_refs(q)? {
+            Some((d, total)) => {
+                ours_refs.push(d);
+                uses_total += total;
+                rg_words.push(rg_full(&corpus, &RgQuery::Word(q.clone()))?);
+            }
+            None => no_refs += 1,
+        }
+    }
+    let mut ours_impact = Vec::new();
+    let mut impact_files = 0u64;
+    for (q, _) in idents.iter().step_by(4) {
+        let t = Instant::now();
+        match index.impact(
+            q,
+            &ImpactOptions {
+                depth: 2,
+                limit: LIMIT,
+                ..ImpactOptions::default()
+            },
+        ) {
+            Ok(i) => {
+                ours_impact.push(t.elapsed());
+                impact_files += i.total_files;
+            }
+            Err(dreamos_scanner::Error::UnknownSymbol(_)) => {}
+            Err(e) => return Err(format!("impact {q}: {e}")),
+        }
+    }
+    println!(
+        "references: {} of the {} identifier queries are names used in code ({no_refs} only in comments or text), {uses_total} uses in all; impact (depth 2) of {} of them reached {impact_files} files in all",
+        ours_refs.len(),
+        idents.len(),
+        ours_impact.len()
+    );
+    print_row("refs        index", &ours_refs);
+    print_row("refs        rg -w (full scan)", &rg_words);
+    print_row("impact d=2  index", &ours_impact);
+    println!(
+        "speed-up at p50: refs {:.0}x vs rg -w",
+        ratio(&rg_words, &ours_refs)
+    );
+
     // One-file update: edit a file, update, and wait until the new text is searchable.
     let target = first_rs_file(&corpus).ok_or("the corpus has no .rs file")?;
     let marker = "zzq_bench_marker_identifier";
@@ -265,6 +339,19 @@ fn size_by_extension(dir: &Path) -> String {
         .map(|(ext, n)| format!("{ext} {:.1} MB", *n as f64 / 1e6))
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// The most resident memory this process has had, from /proc (0 where it is not available).
+fn peak_rss_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<u64>().ok())
+        })
+        .map_or(0, |kb| kb * 1024)
 }
 
 /// User plus system CPU time of this process so far, from /proc (0 where it is not available).
@@ -330,6 +417,8 @@ type Pair = (String, RgQuery);
 enum RgQuery {
     Fixed(String),
     Regex(String),
+    /// A fixed string matched as a whole word (`-w`).
+    Word(String),
 }
 
 fn rg_command(dir: &Path, q: &RgQuery) -> Command {
@@ -338,6 +427,7 @@ fn rg_command(dir: &Path, q: &RgQuery) -> Command {
     match q {
         RgQuery::Fixed(s) => cmd.args(["-F", "--", s]),
         RgQuery::Regex(s) => cmd.args(["--", s]),
+        RgQuery::Word(s) => cmd.args(["-w", "-F", "--", s]),
     };
     cmd.arg(dir).stdout(Stdio::piped()).stderr(Stdio::null());
     cmd
