@@ -310,12 +310,20 @@ pub fn query_source(lang: Lang) -> &'static str {
             include_str!("../queries/javascript/references.scm"),
             include_str!("../queries/javascript/references_js.scm")
         ),
-        Lang::TypeScript | Lang::Tsx => concat!(
+        Lang::TypeScript => concat!(
             include_str!("../queries/javascript/common.scm"),
             include_str!("../queries/typescript/typescript.scm"),
             include_str!("../queries/javascript/imports.scm"),
             include_str!("../queries/javascript/references.scm"),
             include_str!("../queries/typescript/references.scm")
+        ),
+        Lang::Tsx => concat!(
+            include_str!("../queries/javascript/common.scm"),
+            include_str!("../queries/typescript/typescript.scm"),
+            include_str!("../queries/javascript/imports.scm"),
+            include_str!("../queries/javascript/references.scm"),
+            include_str!("../queries/typescript/references.scm"),
+            include_str!("../queries/typescript/references_tsx.scm")
         ),
         Lang::Go => concat!(
             include_str!("../queries/go/definitions.scm"),

@@ -148,6 +148,7 @@ class View extends Base {
     return helper(v).then(done);
   }
 }
+const App = () => <Layout><div/><Button label="x"/></Layout>;
 "#;
     check(
         Lang::JavaScript,
@@ -164,8 +165,17 @@ class View extends Base {
             ("Widget", Call, 7),
             ("helper", Call, 8),
             ("then", Call, 8),
+            ("Layout", Call, 11),
+            ("Button", Call, 11),
         ],
-        &[("render", Call), ("require", Import)],
+        &[("render", Call), ("require", Import), ("div", Call)],
+    );
+    let tsx = "export const App = (p: Props) => <Panel title={p.t}><span/></Panel>;\n";
+    check(
+        Lang::Tsx,
+        tsx,
+        &[("Props", Type, 1), ("Panel", Call, 1)],
+        &[("span", Call)],
     );
 }
 
