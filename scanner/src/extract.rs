@@ -154,13 +154,8 @@ impl Extractor {
                     Role::ImportHook(hook) => {
                         import_hook(&mut facts.imports, hook, capture.node, code)
                     }
-                    Role::Reference(kind) => {
-                        refs.push((capture.node.start_byte(), kind, capture.node))
-                    }
-                    Role::ReferencePath => {
-                        refs.push((capture.node.start_byte(), RefKind::Import, capture.node))
-                    }
-                    Role::Ignore => {}
+                    // References come from their own query, below.
+                    Role::Reference(_) | Role::ReferencePath | Role::Ignore => {}
                 }
             }
             let Some((mut kind, node)) = def else {
@@ -213,6 +208,24 @@ impl Extractor {
             raws.push(raw);
         }
 
+        drop(matches);
+        let mut ref_matches =
+            self.cursor
+                .matches(&queries.references, tree.root_node(), code.as_bytes());
+        while let Some(m) = ref_matches.next() {
+            for capture in m.captures {
+                match queries.reference_roles[capture.index as usize] {
+                    Role::Reference(kind) => {
+                        refs.push((capture.node.start_byte(), kind, capture.node))
+                    }
+                    Role::ReferencePath => {
+                        refs.push((capture.node.start_byte(), RefKind::Import, capture.node))
+                    }
+                    _ => {}
+                }
+            }
+        }
+        drop(ref_matches);
         let own_names: std::collections::HashSet<usize> =
             raws.iter().map(|r| r.name_start).collect();
         facts.references = finish_references(refs, &own_names, code);
