@@ -13,13 +13,31 @@
   value: [(arrow_function) (function_expression) (generator_function)]) @definition.function
 (variable_declarator name: (identifier) @name value: (class)) @definition.class
 
-; `exports.f = function () {}`, `Foo.prototype.bar = () => {}`, `f = function () {}`.
+; `exports.f = function () {}`, `module.exports.g = () => {}`, `f = function () {}`.
 (assignment_expression
   left: [
     (identifier) @name
     (member_expression property: (property_identifier) @name)
   ]
   right: [(arrow_function) (function_expression) (generator_function)]) @definition.function
+
+; `exports.Parser = class {}`, `SessionCache = class SimpleSessionCache {}` (the class's own name is below).
+(assignment_expression
+  left: [
+    (identifier) @name
+    (member_expression property: (property_identifier) @name)
+  ]
+  right: (class)) @definition.class
+
+; Named function and class expressions wherever they are: passed as arguments
+; (`defineGetter(req, 'host', function host() {})`, `stream.on('end', function onend() {})`), returned
+; (`return function query(req, res, next) {}`), assigned under another name
+; (`module.exports = function createApplication() {}`, `module.exports = class Pluralizer {}`). One that is
+; the value of a definition of the same name (`exports.send = function send() {}`) is that definition, not a
+; second one: extraction merges them (see `finish_definitions`).
+(function_expression name: (identifier) @name) @definition.function
+(generator_function name: (identifier) @name) @definition.function
+(class name: (_) @name) @definition.class
 
 ; Object literal members that are functions: `{ start() {} }` is a method_definition already;
 ; `{ start: function () {} }` is this pair.

@@ -325,6 +325,98 @@ fn tsx() {
     );
 }
 
+/// JavaScript as CommonJS libraries, their tests and ES modules write it. One fixture per pattern; each runs
+/// as JavaScript and, where TypeScript has the same syntax, as TypeScript too.
+fn check_js_and_ts(source: &str, defs: &[Def<'_>]) {
+    check(Lang::JavaScript, source, defs, &[]);
+    check(Lang::TypeScript, source, defs, &[]);
+}
+
+#[test]
+fn named_function_expressions_passed_as_arguments_are_definitions() {
+    check_js_and_ts(
+        r#"defineGetter(req, 'host', function host() {
+  return this.get('Host');
+});
+stream.on('end', function onend() {});
+co(function* run() {});
+setTimeout(function () {}, 10);
+list.map(() => 1);
+"#,
+        &[
+            ("host", Function, 1, None),
+            ("onend", Function, 4, None),
+            ("run", Function, 5, None),
+        ],
+    );
+}
+
+#[test]
+fn function_declarations_inside_callbacks_are_definitions() {
+    check_js_and_ts(
+        r#"describe('accepts', function () {
+  function accept(req) {
+    return true;
+  }
+  it('works', () => {
+    function inner() {}
+  });
+});
+"#,
+        &[("accept", Function, 2, None), ("inner", Function, 6, None)],
+    );
+}
+
+#[test]
+fn returned_named_function_expressions_are_definitions() {
+    check_js_and_ts(
+        r#"function query(options) {
+  return function query(req, res, next) {
+    next();
+  };
+}
+function factory() {
+  return function textParser(req, res, next) {};
+}
+"#,
+        &[
+            ("query", Function, 1, None),
+            ("query", Function, 2, None),
+            ("factory", Function, 6, None),
+            ("textParser", Function, 7, None),
+        ],
+    );
+}
+
+#[test]
+fn commonjs_exports_are_definitions_under_each_name() {
+    check_js_and_ts(
+        r#"exports.parse = function () {};
+exports.format = function format(obj) {};
+module.exports = function createApplication() {};
+module.exports.helper = () => {};
+var compile = function compileETag(value) {};
+var noop = function noop() {};
+module.exports = class Pluralizer { add(word) {} };
+exports.Parser = class Parser {};
+"#,
+        &[
+            ("parse", Function, 1, None),
+            ("format", Function, 2, None),
+            ("exports", Function, 3, None),
+            ("createApplication", Function, 3, None),
+            ("helper", Function, 4, None),
+            ("compile", Function, 5, None),
+            ("compileETag", Function, 5, None),
+            ("noop", Function, 6, None),
+            ("exports", Class, 7, None),
+            ("Pluralizer", Class, 7, None),
+            ("add", Method, 7, Some("Pluralizer")),
+            ("Parser", Class, 8, None),
+        ],
+    );
+}
+
 const GO: &str = r#"package store
 
 import "fmt"
