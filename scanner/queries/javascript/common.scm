@@ -13,6 +13,26 @@
   value: [(arrow_function) (function_expression) (generator_function)]) @definition.function
 (variable_declarator name: (identifier) @name value: (class)) @definition.class
 
+; `Foo.prototype.bar = ...` defines a method of `Foo` whatever the value (a function, an alias such as
+; `Negotiator.prototype.preferredCharset = Negotiator.prototype.charset`, a wrapped function), as Universal Ctags
+; reads it; a plain value (`Component.prototype.isReactComponent = true`) is a field. These come before the
+; plain assignments below so that they win for the same name.
+(assignment_expression
+  left: (member_expression
+    object: (member_expression
+      object: (identifier) @scope
+      property: (property_identifier) @_prototype)
+    property: (property_identifier) @name)
+  right: [(true) (false) (null) (undefined) (number) (string) (template_string) (object) (array)]
+  (#eq? @_prototype "prototype")) @definition.field
+(assignment_expression
+  left: (member_expression
+    object: (member_expression
+      object: (identifier) @scope
+      property: (property_identifier) @_prototype)
+    property: (property_identifier) @name)
+  (#eq? @_prototype "prototype")) @definition.method
+
 ; `exports.f = function () {}`, `module.exports.g = () => {}`, `f = function () {}`.
 (assignment_expression
   left: [

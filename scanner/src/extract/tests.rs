@@ -417,6 +417,38 @@ exports.Parser = class Parser {};
     );
 }
 
+#[test]
+fn prototype_assignments_are_methods_of_the_constructor() {
+    // ctags calls `View` a class because the file assigns `View.prototype`; it stays a function here (its kind
+    // is what it is written as), and the assignments are methods with `View` as their container.
+    check_js_and_ts(
+        r#"function View(name, options) {
+  this.name = name;
+}
+
+View.prototype.lookup = function lookup(name) {
+  return name;
+};
+View.prototype.render = function (options, callback) {};
+View.prototype.charset =
+View.prototype.charsets = function (charsets) {};
+View.prototype.preferredType = View.prototype.type;
+View.prototype.etag = deprecate.function(function etag(val) {});
+View.prototype.bomAware = true;
+"#,
+        &[
+            ("View", Function, 1, None),
+            ("lookup", Method, 5, Some("View")),
+            ("render", Method, 8, Some("View")),
+            ("charset", Method, 9, Some("View")),
+            ("charsets", Method, 10, Some("View")),
+            ("preferredType", Method, 11, Some("View")),
+            ("etag", Method, 12, Some("View")),
+            ("bomAware", Field, 13, Some("View")),
+        ],
+    );
+}
+
 const GO: &str = r#"package store
 
 import "fmt"
