@@ -783,10 +783,18 @@ fn declarator_name(mut node: Node<'_>) -> Option<DeclaratorName<'_>> {
 /// are dropped from the name (`Vec<T>` is `Vec`), whitespace is removed, and string names lose their quotes.
 fn split_qualified(raw: &str) -> (String, Option<String>) {
     let trimmed = raw.trim();
-    if let Some(unquoted) = ["\"", "'", "`"]
-        .iter()
-        .find_map(|q| trimmed.strip_prefix(q)?.strip_suffix(q))
-    {
+    // A computed name that is one string literal is that string: JavaScript's `get ['async']() {}`.
+    let computed = trimmed
+        .strip_prefix('[')
+        .and_then(|t| t.strip_suffix(']'))
+        .map(str::trim);
+    if let Some(unquoted) = ["\"", "'", "`"].iter().find_map(|q| {
+        let inner = computed
+            .unwrap_or(trimmed)
+            .strip_prefix(q)?
+            .strip_suffix(q)?;
+        (computed.is_none() || !inner.contains(q)).then_some(inner)
+    }) {
         return (unquoted.to_string(), None);
     }
     let compact: String = if trimmed.contains(char::is_whitespace) {

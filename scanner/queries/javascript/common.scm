@@ -60,9 +60,9 @@
 (class name: (_) @name) @definition.class
 
 ; Object literal members that are functions: `{ start() {} }` is a method_definition already;
-; `{ start: function () {} }` is this pair.
+; `{ start: function () {} }` and `{ 'delete': function () {} }` are this pair.
 (pair
-  key: (property_identifier) @name
+  key: [(property_identifier) (string)] @name
   value: [(arrow_function) (function_expression) (generator_function)]) @definition.method
 
 ; Module-level constants: `const LIMIT = 10`, `export const LIMIT = 10`. Function-valued ones match the

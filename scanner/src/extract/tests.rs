@@ -449,6 +449,29 @@ View.prototype.bomAware = true;
     );
 }
 
+#[test]
+fn object_literal_members_with_string_keys_are_methods() {
+    check_js_and_ts(
+        r#"const channel = {
+  'delete': function (key) {},
+  get: function get() {},
+  has: function () {},
+};
+class Pass {
+  get ['async']() { return true; }
+}
+"#,
+        &[
+            ("channel", Constant, 1, None),
+            ("delete", Method, 2, None),
+            ("get", Method, 3, None),
+            ("has", Method, 4, None),
+            ("Pass", Class, 6, None),
+            ("async", Method, 7, Some("Pass")),
+        ],
+    );
+}
+
 const GO: &str = r#"package store
 
 import "fmt"
