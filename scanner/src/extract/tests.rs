@@ -472,6 +472,34 @@ class Pass {
     );
 }
 
+#[test]
+fn typescript_named_function_expressions_and_prototypes_keep_their_types() {
+    check(
+        Lang::TypeScript,
+        r#"defineGetter(req, 'host', function host(this: Request): string {
+  return '';
+});
+export = function createApplication(): Application {};
+Route.prototype.dispatch = function dispatch(this: Route, req: Req): void {};
+interface ErrorCtor {
+  new (message: string): AjaxError;
+  array: <T>(values?: T[]) => T[];
+  size: number;
+}
+"#,
+        &[
+            ("host", Function, 1, None),
+            ("createApplication", Function, 4, None),
+            ("dispatch", Method, 5, Some("Route")),
+            ("ErrorCtor", Interface, 6, None),
+            ("new", Method, 7, Some("ErrorCtor")),
+            ("array", Method, 8, Some("ErrorCtor")),
+            ("size", Field, 9, Some("ErrorCtor")),
+        ],
+        &[],
+    );
+}
+
 const GO: &str = r#"package store
 
 import "fmt"
