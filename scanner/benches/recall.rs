@@ -661,7 +661,7 @@ fn compare(corpus: &Corpus, misses: usize) -> Result<(String, String), String> {
         // ctags names anonymous structs `__anonXXXX` and anonymous JavaScript functions `AnonymousFunctionXXXX`:
         // there is nothing to match them with. Its JavaScript parser also calls a "class" both object literals
         // holding functions and whatever a `Foo.prototype.bar = ...` line assigns to; neither is a definition
-        // there. A class is compared when its line has the `class` keyword, or when it is a constructor function
+        // there. A class is compared when its line has the word `class`, or when it is a constructor function
         // (`function View(name) {}`, which ctags calls a class when the file assigns `View.prototype`).
         let anonymous = name.starts_with("__anon")
             || name
@@ -669,7 +669,7 @@ fn compare(corpus: &Corpus, misses: usize) -> Result<(String, String), String> {
                 .is_some_and(|p| p.eq_ignore_ascii_case("AnonymousFunction"));
         let object_literal = matches!(corpus.lang, Lang::JavaScript | Lang::TypeScript)
             && kind == "class"
-            && !line_text(path, line).contains("class")
+            && !has_word(line_text(path, line), "class")
             && !is_constructor_line(line_text(path, line), name);
         theirs.push(Theirs {
             compared: comparable_ctags_kind(corpus.lang, kind) && !anonymous && !object_literal,
@@ -742,6 +742,12 @@ fn compare(corpus: &Corpus, misses: usize) -> Result<(String, String), String> {
         }
     }
     Ok((row, detail))
+}
+
+/// Whether `word` occurs in `line` as a whole identifier (`class`, but not `superclass`).
+fn has_word(line: &str, word: &str) -> bool {
+    line.split(|c: char| !(c.is_alphanumeric() || c == '_' || c == '$'))
+        .any(|w| w == word)
 }
 
 /// Whether a line defines `name` as a function: `function View(`, `View = function`, `View: function`.
