@@ -4,8 +4,9 @@
 //! Run with `cargo bench -p dreamos-scanner --bench recall`. Options (after `--`):
 //! `--misses [N]` prints N (default 20) definitions ctags found that we did not, and N we found that ctags
 //! did not, per language; `--lang NAME` runs one language. It needs `ctags` (Universal Ctags) on the PATH and
-//! installs nothing itself, except corpora: the TypeScript corpus is `npm install`ed into the target directory
-//! once when npm is present, and the JDK's `src.zip` is unpacked there once.
+//! installs nothing itself, except corpora: the npm packages of the JavaScript and TypeScript corpora are
+//! `npm install`ed into the target directory once when npm is present, and the JDK's `src.zip` is unpacked there
+//! once.
 //!
 //! Matching is on (path, name, line) over the kinds both tools call function, method, class, struct, enum,
 //! interface/trait (plus Rust impl blocks and C/C++ unions); see `comparable_ctags_kind` for the exact map.
@@ -195,14 +196,84 @@ fn find_corpora(work: &Path, only: Option<Lang>) -> Vec<Corpus> {
             Lang::JavaScript,
             "JavaScript",
             root.unwrap_or(Path::new(roots[0])),
-            &|p| ext_is(p, &["js", "mjs", "cjs"]) && !p.to_string_lossy().contains(".min."),
+            &|p| is_plain_javascript(p),
+        ));
+        // CommonJS as web frameworks write it: express@4 with its whole dependency tree (body-parser, send,
+        // serve-static, finalhandler, qs, ...), plus resolve and minimist; qs, resolve and minimist ship their
+        // tape tests, which are code in callbacks (`test('x', function (t) { function helper() {} })`).
+        let cjs = npm_corpus(
+            work,
+            "javascript-cjs",
+            &["express@4", "resolve@1", "minimist@1"],
+            &["express/lib", "resolve/test", "minimist/test"],
+        );
+        out.push(corpus_in(
+            Lang::JavaScript,
+            "JavaScript",
+            "CommonJS: express@4 and its dependencies, resolve, minimist (with tests)".to_string(),
+            &[cjs],
+            &|p| is_plain_javascript(p),
+        ));
+        // ES modules from packages that ship their unbundled sources; only the source folders, since their
+        // `dist` folders are the same code bundled or minified.
+        let esm = npm_corpus(
+            work,
+            "javascript-esm",
+            &[
+                "preact@10",
+                "svelte@4",
+                "execa@9",
+                "chalk@5",
+                "underscore@1",
+                "moment@2",
+            ],
+            &[
+                "preact/src",
+                "svelte/src",
+                "execa/lib",
+                "chalk/source",
+                "underscore/modules",
+                "moment/src",
+            ],
+        );
+        let esm_roots: Vec<PathBuf> = [
+            "preact/src",
+            "preact/hooks/src",
+            "preact/compat/src",
+            "preact/debug/src",
+            "svelte/src",
+            "execa/lib",
+            "chalk/source",
+            "underscore/modules",
+            "moment/src",
+        ]
+        .iter()
+        .map(|dir| esm.join(dir))
+        .collect();
+        out.push(corpus_in(
+            Lang::JavaScript,
+            "JavaScript",
+            "ES modules: preact@10, svelte@4, execa@9, chalk@5, underscore@1, moment@2 sources"
+                .to_string(),
+            &esm_roots,
+            &|p| is_plain_javascript(p),
         ));
     }
     if wanted(Lang::TypeScript) {
-        let root = typescript_corpus(work);
-        out.push(corpus(Lang::TypeScript, "TypeScript", &root, &|p| {
-            ext_is(p, &["ts"]) && !p.to_string_lossy().ends_with(".d.ts")
-        }));
+        let root = npm_corpus(
+            work,
+            "typescript",
+            &["rxjs@7", "zod@3", "@tanstack/query-core@5", "mobx@6"],
+            &["rxjs/src", "zod", "@tanstack/query-core/src", "mobx/src"],
+        );
+        out.push(corpus_in(
+            Lang::TypeScript,
+            "TypeScript",
+            "rxjs@7, zod@3, @tanstack/query-core@5, mobx@6 (`npm install`ed by the bench)"
+                .to_string(),
+            &[root],
+            &|p| ext_is(p, &["ts"]) && !p.to_string_lossy().ends_with(".d.ts"),
+        ));
     }
     if wanted(Lang::Go) {
         let candidates = ["/usr/lib/go/src", "/usr/local/go/src", "/usr/share/go/src"];
@@ -270,14 +341,29 @@ fn ext_is(path: &Path, exts: &[&str]) -> bool {
         .is_some_and(|e| exts.iter().any(|x| x.eq_ignore_ascii_case(e)))
 }
 
-/// The TypeScript corpus: packages that ship their `.ts` sources, installed once into the target directory.
-fn typescript_corpus(work: &Path) -> PathBuf {
-    let dir = work.join("typescript");
+/// JavaScript that people wrote: `.js`, `.mjs` and `.cjs` files, not minified ones (named `.min.`, or with
+/// lines of more than 250 bytes on average, such as the browserify bundle `qs/dist/qs.js`).
+fn is_plain_javascript(path: &Path) -> bool {
+    if !ext_is(path, &["js", "mjs", "cjs"]) || path.to_string_lossy().contains(".min.") {
+        return false;
+    }
+    let Ok(bytes) = std::fs::read(path) else {
+        return false;
+    };
+    let lines = bytes.iter().filter(|&&b| b == b'\n').count() + 1;
+    bytes.len() / lines <= 250
+}
+
+/// A corpus of npm packages, `npm install`ed once into `<work>/<name>` when npm is present; `probes` are folders
+/// (under `node_modules`) whose absence means the install has not happened yet. Returns the `node_modules` folder.
+fn npm_corpus(work: &Path, name: &str, packages: &[&str], probes: &[&str]) -> PathBuf {
+    let dir = work.join(name);
     let modules = dir.join("node_modules");
-    if !modules.join("rxjs/src").is_dir() {
+    if !probes.iter().all(|p| modules.join(p).is_dir()) {
         std::fs::create_dir_all(&dir).ok();
         eprintln!(
-            "recall: installing the TypeScript corpus (rxjs@7, zod@3) into {}",
+            "recall: installing the {name} corpus ({}) into {}",
+            packages.join(", "),
             dir.display()
         );
         let status = Command::new("npm")
@@ -289,11 +375,11 @@ fn typescript_corpus(work: &Path) -> PathBuf {
                 "--prefix",
             ])
             .arg(&dir)
-            .args(["rxjs@7", "zod@3"])
+            .args(packages)
             .stdout(Stdio::null())
             .status();
         if !status.is_ok_and(|s| s.success()) {
-            eprintln!("recall: npm install failed; the TypeScript row will be empty");
+            eprintln!("recall: npm install failed; the {name} row will be empty");
         }
     }
     modules
@@ -346,8 +432,25 @@ fn corpus(
     root: &Path,
     keep: &dyn Fn(&Path) -> bool,
 ) -> Corpus {
+    corpus_in(
+        lang,
+        ctags_lang,
+        root.display().to_string(),
+        &[root.to_path_buf()],
+        keep,
+    )
+}
+
+/// [`corpus`] over several roots, described as `source` in the report.
+fn corpus_in(
+    lang: Lang,
+    ctags_lang: &'static str,
+    source: String,
+    roots: &[PathBuf],
+    keep: &dyn Fn(&Path) -> bool,
+) -> Corpus {
     let mut all = Vec::new();
-    let mut stack = vec![root.to_path_buf()];
+    let mut stack = roots.to_vec();
     while let Some(dir) = stack.pop() {
         let Ok(entries) = std::fs::read_dir(&dir) else {
             continue;
@@ -382,7 +485,7 @@ fn corpus(
     Corpus {
         lang,
         ctags_lang,
-        source: root.display().to_string(),
+        source,
         files,
     }
 }
@@ -556,12 +659,18 @@ fn compare(corpus: &Corpus, misses: usize) -> Result<(String, String), String> {
         };
         let line = line as u32;
         // ctags names anonymous structs `__anonXXXX` and anonymous JavaScript functions `AnonymousFunctionXXXX`:
-        // there is nothing to match them with. Its JavaScript parser also calls object literals holding
-        // functions a "class"; only a line with the `class` keyword is a class.
-        let anonymous = name.starts_with("__anon") || name.starts_with("AnonymousFunction");
+        // there is nothing to match them with. Its JavaScript parser also calls a "class" both object literals
+        // holding functions and whatever a `Foo.prototype.bar = ...` line assigns to; neither is a definition
+        // there. A class is compared when its line has the word `class`, or when it is a constructor function
+        // (`function View(name) {}`, which ctags calls a class when the file assigns `View.prototype`).
+        let anonymous = name.starts_with("__anon")
+            || name
+                .get(..17)
+                .is_some_and(|p| p.eq_ignore_ascii_case("AnonymousFunction"));
         let object_literal = matches!(corpus.lang, Lang::JavaScript | Lang::TypeScript)
             && kind == "class"
-            && !line_text(path, line).contains("class");
+            && !has_word(line_text(path, line), "class")
+            && !is_constructor_line(line_text(path, line), name);
         theirs.push(Theirs {
             compared: comparable_ctags_kind(corpus.lang, kind) && !anonymous && !object_literal,
             kind: kind.to_string(),
@@ -633,6 +742,20 @@ fn compare(corpus: &Corpus, misses: usize) -> Result<(String, String), String> {
         }
     }
     Ok((row, detail))
+}
+
+/// Whether `word` occurs in `line` as a whole identifier (`class`, but not `superclass`).
+fn has_word(line: &str, word: &str) -> bool {
+    line.split(|c: char| !(c.is_alphanumeric() || c == '_' || c == '$'))
+        .any(|w| w == word)
+}
+
+/// Whether a line defines `name` as a function: `function View(`, `View = function`, `View: function`.
+fn is_constructor_line(line: &str, name: &str) -> bool {
+    line.contains(&format!("function {name}("))
+        || line.contains(&format!("function {name} ("))
+        || line.contains(&format!("{name} = function"))
+        || line.contains(&format!("{name}: function"))
 }
 
 /// Up to `n` items spread evenly over the list, so a sample is not all from one file.

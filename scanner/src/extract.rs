@@ -5,7 +5,9 @@
 //!
 //! What each definition gets, and where it comes from:
 //! - `name`, `kind`: the query's `@name` and `@definition.<kind>` captures. A function whose nearest enclosing
-//!   definition is a class, struct, trait, interface, enum, union or impl is a method.
+//!   definition is a class, struct, trait, interface, enum, union or impl is a method. A named JavaScript
+//!   function or class expression that is the value of a definition of the same name
+//!   (`exports.send = function send() {}`) is that one definition.
 //! - `line`, `end_line`: the definition node's lines, except that `line` skips annotations, decorators and
 //!   attributes that some grammars put inside the node (Java's `@Override`), so that `line` and `signature`
 //!   point at the declaration itself, as Universal Ctags does.
@@ -497,8 +499,15 @@ fn finish_definitions(
             stack.pop();
         }
         let raw = &raws[i];
+        // A named expression that is the value of its enclosing definition (see `is_value_of`) is that
+        // definition under the same name, and under another name an alias that does not contain it.
+        let value_of_parent = stack.last().is_some_and(|&p| is_value_of(raw, &raws[p]));
+        if value_of_parent && stack.last().is_some_and(|&p| raws[p].name == raw.name) {
+            continue;
+        }
+        let enclosing = &stack[..stack.len() - usize::from(value_of_parent)];
         let mut kind = raw.kind;
-        let parent_kind = stack.last().map(|&p| raws[p].kind);
+        let parent_kind = enclosing.last().map(|&p| raws[p].kind);
         let container = match &raw.scope {
             Some(scope) => {
                 if kind == SymbolKind::Function {
@@ -510,7 +519,7 @@ fn finish_definitions(
                 if kind == SymbolKind::Function && parent_kind.is_some_and(makes_methods) {
                     kind = SymbolKind::Method;
                 }
-                stack
+                enclosing
                     .iter()
                     .rev()
                     .find(|&&p| is_container(raws[p].kind))
@@ -546,6 +555,18 @@ fn finish_definitions(
         stack.push(i);
     }
     out
+}
+
+/// Whether `raw` is a named JavaScript/TypeScript function or class expression that is the value of `parent`,
+/// the definition enclosing it, on the same line: `exports.send = function send() {}`,
+/// `var noop = function noop() {}`, `module.exports = class Pluralizer {}`. Under the same name that is one
+/// definition, the outer one (whose line and kind ctags reports too); under another name both names are
+/// definitions, as they are for ctags, but the alias is not the expression's container.
+fn is_value_of(raw: &RawDef<'_>, parent: &RawDef<'_>) -> bool {
+    matches!(
+        raw.node.kind(),
+        "function_expression" | "generator_function" | "class"
+    ) && parent.node.start_position().row == raw.node.start_position().row
 }
 
 /// Kinds whose functions are methods.
@@ -839,10 +860,18 @@ fn declarator_name(mut node: Node<'_>) -> Option<DeclaratorName<'_>> {
 /// are dropped from the name (`Vec<T>` is `Vec`), whitespace is removed, and string names lose their quotes.
 fn split_qualified(raw: &str) -> (String, Option<String>) {
     let trimmed = raw.trim();
-    if let Some(unquoted) = ["\"", "'", "`"]
-        .iter()
-        .find_map(|q| trimmed.strip_prefix(q)?.strip_suffix(q))
-    {
+    // A computed name that is one string literal is that string: JavaScript's `get ['async']() {}`.
+    let computed = trimmed
+        .strip_prefix('[')
+        .and_then(|t| t.strip_suffix(']'))
+        .map(str::trim);
+    if let Some(unquoted) = ["\"", "'", "`"].iter().find_map(|q| {
+        let inner = computed
+            .unwrap_or(trimmed)
+            .strip_prefix(q)?
+            .strip_suffix(q)?;
+        (computed.is_none() || !inner.contains(q)).then_some(inner)
+    }) {
         return (unquoted.to_string(), None);
     }
     let compact: String = if trimmed.contains(char::is_whitespace) {

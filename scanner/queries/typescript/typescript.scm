@@ -1,6 +1,6 @@
 ; TypeScript-only definitions, joined in code with javascript/common.scm and javascript/imports.scm.
 ; Started from tree-sitter-typescript's tags.scm (which covers only these TypeScript nodes), adding type
-; aliases, enums and their members, namespaces and class/interface fields.
+; aliases, enums and their members, namespaces, class/interface fields and construct signatures.
 
 (function_signature name: (identifier) @name) @definition.function
 (method_signature name: (_) @name) @definition.method
@@ -14,4 +14,9 @@
 (module name: (_) @name) @definition.module
 (internal_module name: (_) @name) @definition.namespace
 (public_field_definition name: (_) @name) @definition.field
+; A construct signature (`new (message: string): AjaxError;`) is named `new`, as Universal Ctags names it.
+(construct_signature "new" @name) @definition.method
+; A member whose type is a function (`array: <T>(values?: T[]) => IObservableArray<T>`) is a method; it comes
+; before the plain member pattern so that it wins.
+(property_signature name: (_) @name type: (type_annotation (function_type))) @definition.method
 (property_signature name: (_) @name) @definition.field

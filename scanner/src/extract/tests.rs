@@ -325,6 +325,181 @@ fn tsx() {
     );
 }
 
+/// JavaScript as CommonJS libraries, their tests and ES modules write it. One fixture per pattern; each runs
+/// as JavaScript and, where TypeScript has the same syntax, as TypeScript too.
+fn check_js_and_ts(source: &str, defs: &[Def<'_>]) {
+    check(Lang::JavaScript, source, defs, &[]);
+    check(Lang::TypeScript, source, defs, &[]);
+}
+
+#[test]
+fn named_function_expressions_passed_as_arguments_are_definitions() {
+    check_js_and_ts(
+        r#"defineGetter(req, 'host', function host() {
+  return this.get('Host');
+});
+stream.on('end', function onend() {});
+co(function* run() {});
+setTimeout(function () {}, 10);
+list.map(() => 1);
+"#,
+        &[
+            ("host", Function, 1, None),
+            ("onend", Function, 4, None),
+            ("run", Function, 5, None),
+        ],
+    );
+}
+
+#[test]
+fn function_declarations_inside_callbacks_are_definitions() {
+    check_js_and_ts(
+        r#"describe('accepts', function () {
+  function accept(req) {
+    return true;
+  }
+  it('works', () => {
+    function inner() {}
+  });
+});
+"#,
+        &[("accept", Function, 2, None), ("inner", Function, 6, None)],
+    );
+}
+
+#[test]
+fn returned_named_function_expressions_are_definitions() {
+    check_js_and_ts(
+        r#"function query(options) {
+  return function query(req, res, next) {
+    next();
+  };
+}
+function factory() {
+  return function textParser(req, res, next) {};
+}
+"#,
+        &[
+            ("query", Function, 1, None),
+            ("query", Function, 2, None),
+            ("factory", Function, 6, None),
+            ("textParser", Function, 7, None),
+        ],
+    );
+}
+
+#[test]
+fn commonjs_exports_are_definitions_under_each_name() {
+    check_js_and_ts(
+        r#"exports.parse = function () {};
+exports.format = function format(obj) {};
+module.exports = function createApplication() {};
+module.exports.helper = () => {};
+var compile = function compileETag(value) {};
+var noop = function noop() {};
+module.exports = class Pluralizer { add(word) {} };
+exports.Parser = class Parser {};
+"#,
+        &[
+            ("parse", Function, 1, None),
+            ("format", Function, 2, None),
+            ("exports", Function, 3, None),
+            ("createApplication", Function, 3, None),
+            ("helper", Function, 4, None),
+            ("compile", Function, 5, None),
+            ("compileETag", Function, 5, None),
+            ("noop", Function, 6, None),
+            ("exports", Class, 7, None),
+            ("Pluralizer", Class, 7, None),
+            ("add", Method, 7, Some("Pluralizer")),
+            ("Parser", Class, 8, None),
+        ],
+    );
+}
+
+#[test]
+fn prototype_assignments_are_methods_of_the_constructor() {
+    // ctags calls `View` a class because the file assigns `View.prototype`; it stays a function here (its kind
+    // is what it is written as), and the assignments are methods with `View` as their container.
+    check_js_and_ts(
+        r#"function View(name, options) {
+  this.name = name;
+}
+
+View.prototype.lookup = function lookup(name) {
+  return name;
+};
+View.prototype.render = function (options, callback) {};
+View.prototype.charset =
+View.prototype.charsets = function (charsets) {};
+View.prototype.preferredType = View.prototype.type;
+View.prototype.etag = deprecate.function(function etag(val) {});
+View.prototype.bomAware = true;
+"#,
+        &[
+            ("View", Function, 1, None),
+            ("lookup", Method, 5, Some("View")),
+            ("render", Method, 8, Some("View")),
+            ("charset", Method, 9, Some("View")),
+            ("charsets", Method, 10, Some("View")),
+            ("preferredType", Method, 11, Some("View")),
+            ("etag", Method, 12, Some("View")),
+            ("bomAware", Field, 13, Some("View")),
+        ],
+    );
+}
+
+#[test]
+fn object_literal_members_with_string_keys_are_methods() {
+    check_js_and_ts(
+        r#"const channel = {
+  'delete': function (key) {},
+  get: function get() {},
+  has: function () {},
+};
+class Pass {
+  get ['async']() { return true; }
+}
+"#,
+        &[
+            ("channel", Constant, 1, None),
+            ("delete", Method, 2, None),
+            ("get", Method, 3, None),
+            ("has", Method, 4, None),
+            ("Pass", Class, 6, None),
+            ("async", Method, 7, Some("Pass")),
+        ],
+    );
+}
+
+#[test]
+fn typescript_named_function_expressions_and_prototypes_keep_their_types() {
+    check(
+        Lang::TypeScript,
+        r#"defineGetter(req, 'host', function host(this: Request): string {
+  return '';
+});
+export = function createApplication(): Application {};
+Route.prototype.dispatch = function dispatch(this: Route, req: Req): void {};
+interface ErrorCtor {
+  new (message: string): AjaxError;
+  array: <T>(values?: T[]) => T[];
+  size: number;
+}
+"#,
+        &[
+            ("host", Function, 1, None),
+            ("createApplication", Function, 4, None),
+            ("dispatch", Method, 5, Some("Route")),
+            ("ErrorCtor", Interface, 6, None),
+            ("new", Method, 7, Some("ErrorCtor")),
+            ("array", Method, 8, Some("ErrorCtor")),
+            ("size", Field, 9, Some("ErrorCtor")),
+        ],
+        &[],
+    );
+}
+
 const GO: &str = r#"package store
 
 import "fmt"
