@@ -97,9 +97,9 @@ fn main() -> ExitCode {
     let work = target_dir().join("recall-corpus");
     let corpora = find_corpora(&work, opts.only);
     println!(
-        "\n| language | corpus | files | MB | ctags defs | ours | matched | recall | precision | ours MB/s | ctags MB/s |"
+        "\n| language | corpus | files | MB | ctags defs | ours | matched | recall | precision | ours in macro bodies | ours MB/s | ctags MB/s |"
     );
-    println!("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     let mut details = Vec::new();
     let mut rust_files = Vec::new();
     for corpus in corpora {
@@ -581,6 +581,7 @@ fn compare(corpus: &Corpus, misses: usize) -> Result<(String, String), String> {
     let bytes: usize = texts.iter().map(|(_, t)| t.len()).sum();
     let mut extractor = Extractor::new();
     let mut ours: Vec<Ours> = Vec::new();
+    let mut in_macros = 0usize;
     let mut elapsed = Duration::ZERO;
     for (path, text) in &texts {
         let start = Instant::now();
@@ -601,6 +602,12 @@ fn compare(corpus: &Corpus, misses: usize) -> Result<(String, String), String> {
                 })
                 .unwrap_or(def.line);
             let name = comparable_name(&def.name);
+            if def.in_macro {
+                // Inside a Rust item macro's body (`cfg_rt! { pub fn ... }`): ctags does not look there, so these
+                // are counted apart, neither in our column nor against our precision.
+                in_macros += 1;
+                continue;
+            }
             ours.push(Ours {
                 kind: def.kind,
                 keys: [
@@ -693,7 +700,7 @@ fn compare(corpus: &Corpus, misses: usize) -> Result<(String, String), String> {
     let precision = 100.0 * confirmed as f64 / ours.len().max(1) as f64;
     let mb = bytes as f64 / 1e6;
     let row = format!(
-        "| {} | {} | {} | {:.1} | {} | {} | {} | {:.1} % | {:.1} % | {:.2} | {:.2} |",
+        "| {} | {} | {} | {:.1} | {} | {} | {} | {:.1} % | {:.1} % | {} | {:.2} | {:.2} |",
         corpus.lang,
         corpus.source,
         texts.len(),
@@ -703,6 +710,7 @@ fn compare(corpus: &Corpus, misses: usize) -> Result<(String, String), String> {
         recalled,
         recall,
         precision,
+        in_macros,
         mb / elapsed.as_secs_f64().max(1e-9),
         mb / ctags_elapsed.as_secs_f64().max(1e-9),
     );
