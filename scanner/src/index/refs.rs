@@ -103,7 +103,9 @@ fn field_of(f: &Fields, kind: RefKind) -> Field {
 struct Candidate {
     addr: DocAddress,
     uses: [u64; 3],
-    path: String,
+    /// The ordinal of the file's path in its segment's path column: within one segment, ordinals sort as the
+    /// paths do, so ordering needs no strings.
+    path_ord: u64,
 }
 
 fn io_err(context: &'static str) -> impl FnOnce(std::io::Error) -> Error {
@@ -111,7 +113,8 @@ fn io_err(context: &'static str) -> impl FnOnce(std::io::Error) -> Error {
 }
 
 /// The files (live documents, of `repo` when given) whose references of `kinds` include any of `names`, with
-/// their use counts from the postings' frequencies, sorted by path. No stored document is read.
+/// their use counts from the postings' frequencies, sorted by path. No stored document is read, and paths are
+/// compared as strings only when the candidates span several segments.
 fn candidates(
     searcher: &Searcher,
     f: &Fields,
@@ -120,7 +123,13 @@ fn candidates(
     repo: Option<&str>,
 ) -> Result<Vec<Candidate>> {
     let mut out = Vec::new();
+    let mut columns = Vec::new();
     for (ord, segment) in searcher.segment_readers().iter().enumerate() {
+        let paths = segment
+            .fast_fields()
+            .str("path")
+            .map_err(tantivy_err("reading paths"))?;
+        columns.push(paths);
         let mut uses: HashMap<DocId, [u64; 3]> = HashMap::new();
         for &kind in kinds {
             let field = field_of(f, kind);
@@ -165,30 +174,38 @@ fn candidates(
                 }),
             }
         }
-        let paths = segment
-            .fast_fields()
-            .str("path")
-            .map_err(tantivy_err("reading paths"))?;
-        let mut buf = String::new();
+        let column = columns.last().and_then(Option::as_ref);
         for doc in docs {
-            let mut path = String::new();
-            if let Some(column) = &paths {
-                if let Some(term_ord) = column.term_ords(doc).next() {
-                    column
-                        .ord_to_str(term_ord, &mut buf)
-                        .map_err(|e| Error::Corrupt(format!("path column: {e}")))?;
-                    path = buf.clone();
-                }
-            }
             out.push(Candidate {
                 addr: DocAddress::new(ord as u32, doc),
                 uses: uses.get(&doc).copied().unwrap_or_default(),
-                path,
+                path_ord: column
+                    .and_then(|c| c.term_ords(doc).next())
+                    .unwrap_or(u64::MAX),
             });
         }
     }
-    out.sort_by(|a, b| a.path.cmp(&b.path).then(a.addr.cmp(&b.addr)));
-    Ok(out)
+    let segments: BTreeSet<u32> = out.iter().map(|c| c.addr.segment_ord).collect();
+    if segments.len() <= 1 {
+        out.sort_by_key(|c| (c.path_ord, c.addr));
+        return Ok(out);
+    }
+    let mut keyed: Vec<(String, Candidate)> = Vec::with_capacity(out.len());
+    let mut buf = String::new();
+    for c in out {
+        let mut path = String::new();
+        if let Some(Some(column)) = columns.get(c.addr.segment_ord as usize) {
+            if c.path_ord != u64::MAX {
+                column
+                    .ord_to_str(c.path_ord, &mut buf)
+                    .map_err(|e| Error::Corrupt(format!("path column: {e}")))?;
+                path.clone_from(&buf);
+            }
+        }
+        keyed.push((path, c));
+    }
+    keyed.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.addr.cmp(&b.1.addr)));
+    Ok(keyed.into_iter().map(|(_, c)| c).collect())
 }
 
 /// What one file document holds that references and impact need.
