@@ -4,7 +4,7 @@
 //! Run with `cargo bench -p dreamos-scanner --bench search`. The corpus is a fixed, deterministic copy of real code
 //! from this machine: crates from the cargo registry's sources (Rust plus the C they vendor), then Python's standard
 //! library, in sorted order, until at least `DREAMOS_BENCH_LINES` (default 600,000) lines are copied into a temporary
-//! directory. Everything is printed; nothing is written outside the temporary directory.
+//! directory; larger sizes go on with Go's standard library (`/usr/share/go-*/src`) and `/usr/include`. Everything is printed; nothing is written outside the temporary directory.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read};
@@ -600,9 +600,47 @@ fn build_corpus(dest: &Path, want_lines: u64) -> Res<(u64, u64, u64)> {
             copy(&f, &rel, &mut files, &mut lines, &mut bytes)?;
         }
     }
+    // Beyond what the registry and Python hold (the scale run asks for millions of lines): Go's standard library
+    // (Debian's golang-*-src) and the system's C and C++ headers, in that order.
+    let mut more: Vec<(String, PathBuf)> = std::fs::read_dir("/usr/share")
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.path())
+                .filter(|p| {
+                    p.file_name()
+                        .and_then(|n| n.to_str())
+                        .is_some_and(|n| n.starts_with("go-"))
+                        && p.join("src").is_dir()
+                })
+                .map(|p| {
+                    let name = p
+                        .file_name()
+                        .map(|n| n.to_string_lossy().to_string())
+                        .unwrap_or_default();
+                    (name, p.join("src"))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    more.sort();
+    more.push(("include".to_string(), PathBuf::from("/usr/include")));
+    for (name, dir) in &more {
+        if lines >= want_lines {
+            break;
+        }
+        let mut list = Vec::new();
+        sorted_files(dir, &mut list);
+        for f in list {
+            if lines >= want_lines {
+                break;
+            }
+            let rel = Path::new(name).join(f.strip_prefix(dir).map_err(|e| e.to_string())?);
+            copy(&f, &rel, &mut files, &mut lines, &mut bytes)?;
+        }
+    }
     if lines < want_lines {
         return Err(format!(
-            "only {lines} lines of source found (cargo registry sources under {} and /usr/lib/python3.*); build the workspace once so the registry is populated",
+            "only {lines} lines of source found (cargo registry sources under {}, /usr/lib/python3.*, /usr/share/go-*/src, /usr/include); build the workspace once so the registry is populated, or install golang-1.19-src",
             registry.display()
         ));
     }
