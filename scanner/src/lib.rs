@@ -25,7 +25,7 @@ pub mod watch;
 
 pub use error::{Error, Result};
 pub use index::{
-    Budget, CodeIndex, DepEdge, Deps, IndexOptions, IndexProgress, IndexReport, LineMatch,
+    Budget, CodeIndex, DepEdge, Deps, Follow, IndexOptions, IndexProgress, IndexReport, LineMatch,
     MatchKind, RepoInfo, SearchHit, SearchOptions, SymbolEntry, SymbolHit, SymbolOptions,
     WatchUpdate,
 };
