@@ -1,10 +1,12 @@
 //! The Tantivy code index: one index directory holding many named repositories, and every question asked of it.
 //!
 //! [`CodeIndex`] is the public face. Reading order for the private modules: `schema` (what is stored and why),
-//! `tokenizer` (how code is cut into terms), `writer` (incremental indexing in one commit), `search` (candidates
-//! from the index, verified against stored content), `trigram` (what a regex requires), `symbols` and `graph`.
+//! `tokenizer` (how code is cut into terms), `writer` (incremental indexing in one commit), `merge` (few segments
+//! after a run), `search` (candidates from the index, verified against stored content), `trigram` (what a regex
+//! requires), `symbols` and `graph`.
 
 mod graph;
+mod merge;
 pub(crate) mod schema;
 mod search;
 mod symbols;

@@ -318,7 +318,12 @@ pub(crate) fn index_repo(
             return Err(e);
         }
     };
+    // After the commit: the run stands whatever the merge does (see `merge`).
+    let merged = super::merge::settle(inner, writer_of(&mut guard));
     inner.reload()?;
+    if merged > 0 {
+        super::merge::collect_garbage(writer_of(&mut guard));
+    }
     let seconds = started.elapsed().as_secs_f64();
     Ok(IndexReport {
         repo: name,
