@@ -13,7 +13,7 @@ use std::{
 use anyhow::Context as _;
 use clap::Args;
 use dreamos_scanner::{
-    CodeIndex, ImpactOptions, IndexOptions, IndexProgress, RefsOptions, SearchOptions,
+    CodeIndex, Follow, ImpactOptions, IndexOptions, IndexProgress, RefsOptions, SearchOptions,
     SymbolOptions, WatchEvent,
 };
 
@@ -139,7 +139,9 @@ pub struct WatchArgs {
 
 fn open(data_dir: &Path) -> anyhow::Result<CodeIndex> {
     let dir = index_dir(data_dir);
-    let index = CodeIndex::open_owned(&dir, data_dir)
+    // A tool runs once: its own commits are all it must see, and watching for other processes' would start a
+    // thread for nothing.
+    let index = CodeIndex::open_following(&dir, data_dir, Follow::OwnCommits)
         .with_context(|| format!("opening the code index in {}", dir.display()))?;
     for (name, root) in index.stale_repos() {
         eprintln_quiet(&format!(

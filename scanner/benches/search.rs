@@ -16,11 +16,10 @@ use dreamos_scanner::{
     CodeIndex, ImpactOptions, IndexOptions, IndexProgress, RefsOptions, SearchOptions,
 };
 
-/// Extensions copied into the corpus: languages the scanner parses.
-const EXTENSIONS: &[&str] = &["rs", "c", "h", "cc", "cpp", "hpp", "go", "java", "py", "ts"];
-/// Files above this size are left out of the corpus (the walker skips files over 1 MiB anyway; leaving them out
-/// here keeps ripgrep and the index on exactly the same files).
-const MAX_FILE: u64 = 512 * 1024;
+#[path = "common/corpus.rs"]
+mod corpus;
+use corpus::{build_corpus, sorted_files};
+
 /// Hits asked of each query, as a person or an agent would page results.
 const LIMIT: usize = 20;
 
@@ -51,7 +50,11 @@ fn run() -> Res<()> {
         .unwrap_or(600_000);
     let tmp = tempfile::tempdir().map_err(|e| format!("temp dir: {e}"))?;
     let corpus = tmp.path().join("corpus");
-    let (files, lines, bytes) = build_corpus(&corpus, want_lines)?;
+    let corpus::Copied {
+        files,
+        lines,
+        bytes,
+    } = build_corpus(&corpus, want_lines, 1)?;
     println!("== Scanner: index and search ==");
     println!(
         "corpus: {files} files, {lines} lines, {:.1} MB (cargo registry sources, then Python's stdlib; sorted, first {want_lines}+ lines)",
@@ -482,169 +485,6 @@ fn dir_size(dir: &Path) -> u64 {
         }
     }
     total
-}
-
-/// Every source file under `dir`, sorted, skipping hidden entries and `test` data directories of Python.
-fn sorted_files(dir: &Path, out: &mut Vec<PathBuf>) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    let mut entries: Vec<_> = entries.flatten().collect();
-    entries.sort_by_key(|e| e.file_name());
-    for e in entries {
-        let name = e.file_name();
-        let name = name.to_string_lossy();
-        if name.starts_with('.') {
-            continue;
-        }
-        let path = e.path();
-        let Ok(kind) = e.file_type() else { continue };
-        if kind.is_dir() {
-            sorted_files(&path, out);
-        } else if kind.is_file()
-            && path
-                .extension()
-                .and_then(|x| x.to_str())
-                .is_some_and(|x| EXTENSIONS.contains(&x))
-        {
-            out.push(path);
-        }
-    }
-}
-
-fn build_corpus(dest: &Path, want_lines: u64) -> Res<(u64, u64, u64)> {
-    let home = std::env::var("CARGO_HOME")
-        .map(PathBuf::from)
-        .or_else(|_| std::env::var("HOME").map(|h| Path::new(&h).join(".cargo")))
-        .map_err(|_| "neither CARGO_HOME nor HOME is set".to_string())?;
-    let mut sources: Vec<(String, PathBuf)> = Vec::new();
-    let registry = home.join("registry").join("src");
-    if let Ok(entries) = std::fs::read_dir(&registry) {
-        let mut mirrors: Vec<_> = entries.flatten().map(|e| e.path()).collect();
-        mirrors.sort();
-        for mirror in mirrors {
-            let mut crates: Vec<_> = std::fs::read_dir(&mirror)
-                .map_err(|e| e.to_string())?
-                .flatten()
-                .map(|e| e.path())
-                .collect();
-            crates.sort();
-            for c in crates {
-                let name = c
-                    .file_name()
-                    .map(|n| n.to_string_lossy().to_string())
-                    .unwrap_or_default();
-                sources.push((format!("crates/{name}"), c));
-            }
-        }
-    }
-    let mut pythons: Vec<PathBuf> = std::fs::read_dir("/usr/lib")
-        .map(|rd| {
-            rd.flatten()
-                .map(|e| e.path())
-                .filter(|p| {
-                    p.file_name()
-                        .and_then(|n| n.to_str())
-                        .is_some_and(|n| n.starts_with("python3.") && p.join("os.py").exists())
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    pythons.sort();
-    // Rust and C first (up to 70% of the target), then Python for a mixed corpus.
-    let rust_budget = want_lines * 7 / 10;
-    let (mut files, mut lines, mut bytes) = (0u64, 0u64, 0u64);
-    let copy =
-        |src: &Path, rel: &Path, files: &mut u64, lines: &mut u64, bytes: &mut u64| -> Res<()> {
-            let Ok(meta) = std::fs::metadata(src) else {
-                return Ok(());
-            };
-            if meta.len() > MAX_FILE || meta.len() == 0 {
-                return Ok(());
-            }
-            let Ok(text) = std::fs::read_to_string(src) else {
-                return Ok(());
-            };
-            if text.as_bytes().contains(&0) {
-                return Ok(());
-            }
-            let to = dest.join(rel);
-            if let Some(parent) = to.parent() {
-                std::fs::create_dir_all(parent).map_err(|e| e.to_string())?;
-            }
-            std::fs::write(&to, &text).map_err(|e| e.to_string())?;
-            *files += 1;
-            *lines += text.lines().count() as u64;
-            *bytes += text.len() as u64;
-            Ok(())
-        };
-    for (name, dir) in &sources {
-        if lines >= rust_budget {
-            break;
-        }
-        let mut list = Vec::new();
-        sorted_files(dir, &mut list);
-        for f in list {
-            let rel = Path::new(name).join(f.strip_prefix(dir).map_err(|e| e.to_string())?);
-            copy(&f, &rel, &mut files, &mut lines, &mut bytes)?;
-        }
-    }
-    for py in &pythons {
-        let mut list = Vec::new();
-        sorted_files(py, &mut list);
-        for f in list {
-            if lines >= want_lines {
-                break;
-            }
-            let rel = Path::new("python").join(f.strip_prefix(py).map_err(|e| e.to_string())?);
-            copy(&f, &rel, &mut files, &mut lines, &mut bytes)?;
-        }
-    }
-    // Beyond what the registry and Python hold (the scale run asks for millions of lines): Go's standard library
-    // (Debian's golang-*-src) and the system's C and C++ headers, in that order.
-    let mut more: Vec<(String, PathBuf)> = std::fs::read_dir("/usr/share")
-        .map(|rd| {
-            rd.flatten()
-                .map(|e| e.path())
-                .filter(|p| {
-                    p.file_name()
-                        .and_then(|n| n.to_str())
-                        .is_some_and(|n| n.starts_with("go-"))
-                        && p.join("src").is_dir()
-                })
-                .map(|p| {
-                    let name = p
-                        .file_name()
-                        .map(|n| n.to_string_lossy().to_string())
-                        .unwrap_or_default();
-                    (name, p.join("src"))
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    more.sort();
-    more.push(("include".to_string(), PathBuf::from("/usr/include")));
-    for (name, dir) in &more {
-        if lines >= want_lines {
-            break;
-        }
-        let mut list = Vec::new();
-        sorted_files(dir, &mut list);
-        for f in list {
-            if lines >= want_lines {
-                break;
-            }
-            let rel = Path::new(name).join(f.strip_prefix(dir).map_err(|e| e.to_string())?);
-            copy(&f, &rel, &mut files, &mut lines, &mut bytes)?;
-        }
-    }
-    if lines < want_lines {
-        return Err(format!(
-            "only {lines} lines of source found (cargo registry sources under {}, /usr/lib/python3.*, /usr/share/go-*/src, /usr/include); build the workspace once so the registry is populated, or install golang-1.19-src",
-            registry.display()
-        ));
-    }
-    Ok((files, lines, bytes))
 }
 
 fn first_rs_file(dir: &Path) -> Option<PathBuf> {

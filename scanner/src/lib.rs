@@ -25,9 +25,9 @@ pub mod watch;
 
 pub use error::{Error, Result};
 pub use index::{
-    Budget, CodeIndex, DepEdge, Deps, Enclosing, Impact, ImpactDef, ImpactFile, ImpactOptions,
-    ImpactTarget, IndexOptions, IndexProgress, IndexReport, LineMatch, MatchKind, RefHit, Refs,
-    RefsOptions, RepoInfo, SearchHit, SearchOptions, SymbolEntry, SymbolHit, SymbolOptions,
-    WatchUpdate, MAX_IMPACT_DEPTH,
+    Budget, CodeIndex, DepEdge, Deps, Enclosing, Follow, Impact, ImpactDef, ImpactFile,
+    ImpactOptions, ImpactTarget, IndexOptions, IndexProgress, IndexReport, LineMatch, MatchKind,
+    RefHit, Refs, RefsOptions, RepoInfo, SearchHit, SearchOptions, SymbolEntry, SymbolHit,
+    SymbolOptions, WatchUpdate, MAX_IMPACT_DEPTH,
 };
 pub use watch::{WatchEvent, WatchHandle};

@@ -1,10 +1,12 @@
 //! The Tantivy code index: one index directory holding many named repositories, and every question asked of it.
 //!
 //! [`CodeIndex`] is the public face. Reading order for the private modules: `schema` (what is stored and why),
-//! `tokenizer` (how code is cut into terms), `writer` (incremental indexing in one commit), `search` (candidates
-//! from the index, verified against stored content), `trigram` (what a regex requires), `symbols` and `graph`.
+//! `tokenizer` (how code is cut into terms), `writer` (incremental indexing in one commit), `merge` (few segments
+//! after a run), `search` (candidates from the index, verified against stored content), `trigram` (what a regex
+//! requires), `symbols` and `graph`.
 
 mod graph;
+mod merge;
 mod refs;
 pub(crate) mod schema;
 mod search;
@@ -41,6 +43,17 @@ use crate::error::{Error, Result};
 use crate::model::Definition;
 use schema::Fields;
 use tokenizer::{CodeTokenizer, TrigramTokenizer, CODE_TOKENIZER, TRIGRAM_TOKENIZER};
+
+/// Which commits the searches of a [`CodeIndex`] see.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Follow {
+    /// Every commit: this process's at once, another process's within about half a second, because Tantivy watches
+    /// `meta.json` on a thread of its own. For a process that runs beside others that write (the swarm).
+    AllCommits,
+    /// Only this process's own: the index as it was when opened, plus what this process commits. Starts no thread.
+    /// For a command that runs once (the command-line tools).
+    OwnCommits,
+}
 
 /// A code index on disk, shared by clones: open it once, index repositories into it, ask it questions.
 ///
@@ -131,8 +144,14 @@ impl CodeIndex {
 
     /// Like [`CodeIndex::open`], for an index kept inside `owner` (dreamos's data directory, with its store and
     /// logs): nothing under `owner` is ever indexed or watched, so `/index .` beside the data directory does not
-    /// index the store.
+    /// index the store. Searches see commits of other processes too ([`Follow::AllCommits`]).
     pub fn open_owned(dir: &Path, owner: &Path) -> Result<CodeIndex> {
+        CodeIndex::open_following(dir, owner, Follow::AllCommits)
+    }
+
+    /// Like [`CodeIndex::open_owned`], choosing which commits searches see: a command that runs once has no use for
+    /// a thread watching for other processes' commits ([`Follow::OwnCommits`]).
+    pub fn open_following(dir: &Path, owner: &Path, follow: Follow) -> Result<CodeIndex> {
         std::fs::create_dir_all(dir).map_err(|cause| Error::Io {
             path: dir.to_path_buf(),
             cause,
@@ -183,9 +202,12 @@ impl CodeIndex {
             .register(TRIGRAM_TOKENIZER, TrigramTokenizer::default());
         let reader = index
             .reader_builder()
-            // Commits made by this process reload the reader at once (see `reload`); this policy picks up commits
-            // made by another process.
-            .reload_policy(ReloadPolicy::OnCommitWithDelay)
+            // Commits made by this process reload the reader at once (see `reload`); `OnCommitWithDelay` picks up
+            // commits made by another process, with a thread watching meta.json.
+            .reload_policy(match follow {
+                Follow::AllCommits => ReloadPolicy::OnCommitWithDelay,
+                Follow::OwnCommits => ReloadPolicy::Manual,
+            })
             .try_into()
             .map_err(tantivy_err("opening a reader"))?;
         Ok(CodeIndex {

@@ -681,3 +681,41 @@ fn an_exact_name_definition_ranks_first() {
     // The field of that exact name (another case) comes before a longer name that only contains it.
     assert_eq!(top[1], ("src/config.rs", Some("searcher")), "{hits:#?}");
 }
+
+#[test]
+fn an_index_written_before_repository_totals_were_stored_lists_the_same() {
+    let repo = write_repo(&[
+        ("a.rs", "fn a() {}\nfn b() {}\n"),
+        ("b.py", "def c():\n    pass\n"),
+    ]);
+    let (_dir, index) = index_dir();
+    run(&index, "r", repo.path());
+    let listed = index.repos().expect("repos");
+    assert_eq!(
+        (listed[0].files, listed[0].lines, listed[0].symbols),
+        (2, 4, 3)
+    );
+    // Rewrite the repository's record the way indexes were written before it kept totals.
+    {
+        use super::schema::{file_key, KIND_REPO};
+        let inner = &index.inner;
+        let f = &inner.fields;
+        let mut guard = inner
+            .writer(super::WriterSettings::from_options(&IndexOptions::default()))
+            .expect("writer");
+        let writer = guard.as_mut().expect("the writer exists once taken");
+        writer.delete_term(tantivy::Term::from_field_text(f.key, &file_key("r", "")));
+        let mut doc = tantivy::TantivyDocument::new();
+        doc.add_text(f.kind, KIND_REPO);
+        doc.add_text(f.repo, "r");
+        doc.add_text(f.key, file_key("r", ""));
+        let old =
+            serde_json::json!({ "root": listed[0].root, "last_indexed": listed[0].last_indexed });
+        doc.add_text(f.repo_json, old.to_string());
+        writer.add_document(doc).expect("add");
+        writer.commit().expect("commit");
+        drop(guard);
+        inner.reload().expect("reload");
+    }
+    assert_eq!(index.repos().expect("repos"), listed);
+}

@@ -104,6 +104,20 @@ struct Known {
 struct RepoDetails {
     root: PathBuf,
     last_indexed: u64,
+    /// The repository's totals as of this commit, so that listing repositories reads one document per repository
+    /// rather than every file's manifest entry. Missing in indexes written before it was kept; then the manifest
+    /// is summed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    totals: Option<RepoTotals>,
+}
+
+/// What a repository holds, summed over its files.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+struct RepoTotals {
+    files: u64,
+    lines: u64,
+    bytes: u64,
+    symbols: u64,
 }
 
 fn hash_text(text: &str) -> String {
@@ -318,7 +332,12 @@ pub(crate) fn index_repo(
             return Err(e);
         }
     };
+    // After the commit: the run stands whatever the merge does (see `merge`).
+    let merged = super::merge::settle(inner, writer_of(&mut guard));
     inner.reload()?;
+    if merged > 0 {
+        super::merge::collect_garbage(writer_of(&mut guard));
+    }
     let seconds = started.elapsed().as_secs_f64();
     Ok(IndexReport {
         repo: name,
@@ -531,6 +550,12 @@ impl Run<'_> {
         let details = RepoDetails {
             root: root.to_path_buf(),
             last_indexed: now_secs(),
+            totals: Some(RepoTotals {
+                files: totals.files,
+                lines: totals.lines,
+                bytes: totals.bytes,
+                symbols: totals.symbols,
+            }),
         };
         repo_doc.add_text(f.repo_json, to_json(&details)?);
         writer
@@ -833,22 +858,33 @@ pub(crate) fn repos(inner: &Inner) -> Result<Vec<RepoInfo>> {
         let Some(details) = repo_details(&searcher, f, &name)? else {
             continue;
         };
-        let mut info = RepoInfo {
+        let totals = match details.totals {
+            Some(totals) => totals,
+            None => {
+                let mut totals = RepoTotals {
+                    files: 0,
+                    lines: 0,
+                    bytes: 0,
+                    symbols: 0,
+                };
+                for known in manifest(&searcher, f, &name)?.values() {
+                    totals.files += 1;
+                    totals.lines += known.details.lines;
+                    totals.bytes += known.details.bytes;
+                    totals.symbols += known.details.symbols;
+                }
+                totals
+            }
+        };
+        out.push(RepoInfo {
             name: name.clone(),
             root: details.root,
-            files: 0,
-            lines: 0,
-            bytes: 0,
-            symbols: 0,
+            files: totals.files,
+            lines: totals.lines,
+            bytes: totals.bytes,
+            symbols: totals.symbols,
             last_indexed: details.last_indexed,
-        };
-        for known in manifest(&searcher, f, &name)?.values() {
-            info.files += 1;
-            info.lines += known.details.lines;
-            info.bytes += known.details.bytes;
-            info.symbols += known.details.symbols;
-        }
-        out.push(info);
+        });
     }
     Ok(out)
 }
