@@ -20,7 +20,7 @@ use tantivy::{
 
 use super::schema::{Fields, FileDef};
 use super::search::snippet_at;
-use super::symbols::{self, locate, require_repo, MAX_SYMBOL_NAME_BYTES};
+use super::symbols::{self, locate, require_repo};
 use super::types::{
     Enclosing, Impact, ImpactDef, ImpactFile, ImpactOptions, ImpactTarget, RefHit, Refs,
     RefsOptions, MAX_IMPACT_DEPTH, MAX_IMPACT_FILES,
@@ -239,18 +239,7 @@ fn enclosing(defs: &[FileDef], line: u32) -> Option<&FileDef> {
 
 /// Checks a name given to `refs` or `impact`: one word of identifier characters.
 fn check_name(name: &str) -> Result<&str> {
-    let name = name.trim();
-    if name.is_empty() {
-        return Err(Error::Query(
-            "the symbol name is empty; give a name such as parse_query or Parser".to_string(),
-        ));
-    }
-    if name.len() > MAX_SYMBOL_NAME_BYTES {
-        return Err(Error::Query(format!(
-            "the symbol name is {} bytes long and the most is {MAX_SYMBOL_NAME_BYTES}; give the name of one definition, such as parse_query",
-            name.len()
-        )));
-    }
+    let name = symbols::check_symbol_name(name)?;
     if let Some(bad) = name
         .chars()
         .find(|c| !(c.is_alphanumeric() || matches!(c, '_' | '$')))

@@ -81,6 +81,23 @@ fn fuzzy_distance(chars: usize) -> u8 {
 /// with the name, and no real definition has a longer one.
 pub(crate) const MAX_SYMBOL_NAME_BYTES: usize = 256;
 
+/// Trims a symbol name and checks that it is neither empty nor longer than [`MAX_SYMBOL_NAME_BYTES`].
+pub(crate) fn check_symbol_name(name: &str) -> Result<&str> {
+    let name = name.trim();
+    if name.is_empty() {
+        return Err(Error::Query(
+            "the symbol name is empty; give a name such as parse_query or Parser".to_string(),
+        ));
+    }
+    if name.len() > MAX_SYMBOL_NAME_BYTES {
+        return Err(Error::Query(format!(
+            "the symbol name is {} bytes long and the most is {MAX_SYMBOL_NAME_BYTES}; give the name of one definition, such as parse_query",
+            name.len()
+        )));
+    }
+    Ok(name)
+}
+
 pub(crate) fn symbol(inner: &Inner, name: &str, opts: &SymbolOptions) -> Result<Vec<SymbolHit>> {
     lookup(inner, name, opts, false)
 }
@@ -110,18 +127,7 @@ fn lookup(
     opts: &SymbolOptions,
     exact_only: bool,
 ) -> Result<Vec<SymbolHit>> {
-    let name = name.trim();
-    if name.is_empty() {
-        return Err(Error::Query(
-            "the symbol name is empty; give a name such as parse_query or Parser".to_string(),
-        ));
-    }
-    if name.len() > MAX_SYMBOL_NAME_BYTES {
-        return Err(Error::Query(format!(
-            "the symbol name is {} bytes long and the most is {MAX_SYMBOL_NAME_BYTES}; give the name of one definition, such as parse_query",
-            name.len()
-        )));
-    }
+    let name = check_symbol_name(name)?;
     if opts.limit == 0 {
         return Ok(Vec::new());
     }
