@@ -320,9 +320,17 @@ async fn routed(scale: &Scale) {
 async fn durable(scale: &Scale) {
     println!("== durable acceptance: {BODY_BYTES}-byte messages ==");
     for sync in [SyncMode::Full, SyncMode::Os] {
-        let raw = raw_sled(scale, sync);
+        let sled = raw_sled(scale, sync);
         println!(
             "baseline  raw sled, sync={:<4}: 256 msgs/value, 1 flush/value    {:>12} msg/s  flush p50 {:>7.3} ms  p99 {:>7.3} ms",
+            sync.as_str(),
+            fmt(sled.rate),
+            ms(sled.flush_p50),
+            ms(sled.flush_p99)
+        );
+        let raw = raw_file(scale, sync);
+        println!(
+            "baseline  raw file, sync={:<4}: 256 msgs/pwrite, 1 sync/pwrite   {:>12} msg/s  write+sync p50 {:>7.3} ms  p99 {:>7.3} ms",
             sync.as_str(),
             fmt(raw.rate),
             ms(raw.flush_p50),
@@ -332,7 +340,7 @@ async fn durable(scale: &Scale) {
             let (accepted, ours, latencies) =
                 accept_loop(senders, scale.durable_seconds, sync).await;
             println!(
-                "ours      Ums::send, sync={:<4}, {senders:>4} concurrent senders  {:>12} msg/s  accept p50 {:>6.3} ms  p99 {:>6.3} ms  ({:.0}% of baseline; {accepted} accepted)",
+                "ours      Ums::send, sync={:<4}, {senders:>4} concurrent senders  {:>12} msg/s  accept p50 {:>6.3} ms  p99 {:>6.3} ms  ({:.0}% of the raw file loop; {accepted} accepted)",
                 sync.as_str(),
                 fmt(ours),
                 ms(percentile(&latencies, 0.50)),
@@ -341,9 +349,7 @@ async fn durable(scale: &Scale) {
             );
         }
     }
-    println!(
-        "target    durable >= 250,000 msg/s (>= 30% of the raw sled loop), p99 accept <= 5 ms"
-    );
+    println!("target    durable >= 250,000 msg/s (>= 30% of the raw loop), p99 accept <= 5 ms");
 }
 
 /// A raw sled loop with exactly the store's settings (`Store::open_with`'s sled configuration, no background
@@ -389,6 +395,45 @@ fn raw_sled(scale: &Scale, sync: SyncMode) -> Raw {
         rate: rate(scale.sled_groups * 256, elapsed),
         flush_p50: percentile(&flushes, 0.50),
         flush_p99: percentile(&flushes, 0.99),
+    }
+}
+
+/// What the log's storage does at its simplest, since groups live in segment files: the same 256-message groups
+/// appended to one file with one `pwrite` each and, with `sync = full`, an fdatasync after each.
+fn raw_file(scale: &Scale, sync: SyncMode) -> Raw {
+    use std::os::unix::fs::FileExt;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = std::fs::File::options()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .open(dir.path().join("raw.seg"))
+        .expect("file");
+    let message = vec![b'x'; BODY_BYTES];
+    let mut writes = Vec::with_capacity(scale.sled_groups as usize);
+    let mut offset = 0u64;
+    let start = Instant::now();
+    for _ in 0..scale.sled_groups {
+        let mut value = Vec::with_capacity(16 + 256 * (BODY_BYTES + 2));
+        value.extend_from_slice(&[0u8; 16]);
+        for _ in 0..256 {
+            value.extend_from_slice(&(BODY_BYTES as u16).to_be_bytes());
+            value.extend_from_slice(&message);
+        }
+        let write = Instant::now();
+        file.write_all_at(&value, offset).expect("write");
+        offset += value.len() as u64;
+        if sync == SyncMode::Full {
+            file.sync_data().expect("fdatasync");
+        }
+        writes.push(write.elapsed());
+    }
+    let elapsed = start.elapsed();
+    writes.sort();
+    Raw {
+        rate: rate(scale.sled_groups * 256, elapsed),
+        flush_p50: percentile(&writes, 0.50),
+        flush_p99: percentile(&writes, 0.99),
     }
 }
 

@@ -612,8 +612,8 @@ impl Config {
                 return Err((key.to_string(), "must be at least 1".to_string()));
             }
         }
-        // A group must hold at least one message of the largest size, and stay inline in sled (a value over a
-        // quarter of a segment becomes a file of its own, written without the log's ordering).
+        // A group must hold at least one message of the largest size, and stay one modest write (its records are
+        // decoded whole by history and recovery).
         let group_min = self.messages.max_body_bytes + crate::log::RECORD_OVERHEAD;
         let group_max = crate::store::SEGMENT_SIZE / 4 - 64 * 1024;
         if self.store.max_group_bytes < group_min || self.store.max_group_bytes > group_max {

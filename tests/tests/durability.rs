@@ -1,7 +1,7 @@
-//! "Accepted" means on stable storage. Under `strace`, the `dreamos` binary must write a message's record to
-//! sled's data file, then fdatasync (or fsync) that file, and only then print the acceptance. With
-//! `store.sync = "os"` the same trace shows sled's `sync_file_range` and no fdatasync in between: the test tells
-//! the two apart, so it fails if the sync goes missing.
+//! "Accepted" means on stable storage. Under `strace`, the `dreamos` binary must write a record to its file (a
+//! message to the log's segment file `data/log/….seg`, a memory entry to sled's data file `data/db/db`), then
+//! fdatasync (or fsync) that file, and only then print the acceptance. With `store.sync = "os"` the same trace
+//! shows no fdatasync in between: the test tells the two apart, so it fails if the sync goes missing.
 //!
 //! Needs `strace` (`apt-get install -y strace`; `.ci/run` installs it). Without it the test fails under CI
 //! (`DREAMOS_CI=1`) and says it did not run elsewhere.
@@ -22,7 +22,7 @@ struct Trace {
     command: String,
 }
 
-/// A syscall on sled's data file, by where it completed in the trace.
+/// A syscall on the file that holds the record, by where it completed in the trace.
 #[derive(Debug)]
 struct Call {
     name: String,
@@ -92,9 +92,32 @@ fn trace_line(strace: &Path, sync: &str, line: &str, command: &str) -> Trace {
 }
 
 impl Trace {
-    /// Calls on sled's data file (`…/db/db`), with the line where each completed. A call split by another
-    /// thread's (`<unfinished ...>` … `<... name resumed>`) completes at its resumed line.
-    fn data_file_calls(&self) -> Vec<Call> {
+    /// The file the record holding `marker` was written to: the path `strace -y` shows for the descriptor of the
+    /// first write whose data holds the marker, among files whose path ends in `suffix` (the command line may
+    /// also reach other files, such as the audit log in sled).
+    fn record_file(&self, marker: &str, suffix: &str) -> String {
+        self.lines
+            .iter()
+            .find_map(|line| {
+                let rest = line.split_once(' ')?.1.trim_start();
+                let (name, args) = rest.split_once('(')?;
+                if !name.contains("write") || args.starts_with("1<") || !args.contains(marker) {
+                    return None;
+                }
+                let path = args.split_once('<')?.1.split_once('>')?.0;
+                path.ends_with(suffix).then(|| path.to_string())
+            })
+            .unwrap_or_else(|| {
+                self.fail(&format!(
+                    "no write of `{marker}` to a file ending in {suffix}"
+                ))
+            })
+    }
+
+    /// Calls on `file`, with the line where each completed. A call split by another thread's
+    /// (`<unfinished ...>` … `<... name resumed>`) completes at its resumed line.
+    fn file_calls(&self, file: &str) -> Vec<Call> {
+        let fd_suffix = format!("<{file}>");
         let mut calls = Vec::new();
         let mut unfinished: HashMap<String, (String, String)> = HashMap::new();
         for (i, line) in self.lines.iter().enumerate() {
@@ -117,7 +140,11 @@ impl Trace {
             let Some((name, args)) = rest.split_once('(') else {
                 continue;
             };
-            if !args.contains("/db/db>") {
+            // The first argument, the descriptor with its path: `16</…/0000000000000000.seg>`.
+            let on_file = args
+                .split_once('>')
+                .is_some_and(|(fd, _)| format!("{fd}>").ends_with(&fd_suffix));
+            if !on_file {
                 continue;
             }
             if rest.ends_with("<unfinished ...>") {
@@ -151,13 +178,15 @@ impl Trace {
             })
     }
 
-    /// The line where the record holding `marker` was written to the data file.
+    /// The line where the record holding `marker` was written to its file.
     fn record_written(&self, calls: &[Call], marker: &str) -> usize {
         calls
             .iter()
-            .find(|c| c.name.starts_with("pwrite") && c.text.contains(marker))
+            .find(|c| c.name.contains("write") && c.text.contains(marker))
             .map(|c| c.completed_at)
-            .unwrap_or_else(|| self.fail(&format!("no pwrite of `{marker}` to sled's data file")))
+            .unwrap_or_else(|| {
+                self.fail(&format!("no write of `{marker}` in the calls on its file"))
+            })
     }
 
     fn fail(&self, why: &str) -> ! {
@@ -174,7 +203,7 @@ impl Trace {
     }
 }
 
-/// Successful fdatasync or fsync calls on the data file that completed strictly between two trace lines.
+/// Successful fdatasync or fsync calls on the record's file that completed strictly between two trace lines.
 fn syncs_between(calls: &[Call], from: usize, to: usize) -> Vec<&Call> {
     calls
         .iter()
@@ -186,21 +215,22 @@ fn syncs_between(calls: &[Call], from: usize, to: usize) -> Vec<&Call> {
         .collect()
 }
 
-/// Fails unless the trace wrote `marker` to sled's data file, then fdatasynced (or fsynced) it, and only then
-/// answered; prints where each happened.
-fn assert_synced_before_the_answer(trace: &Trace, marker: &str, what: &str) {
-    let calls = trace.data_file_calls();
+/// Fails unless the trace wrote `marker` to a file ending in `file`, then fdatasynced (or fsynced) it, and only
+/// then answered; prints where each happened.
+fn assert_synced_before_the_answer(trace: &Trace, marker: &str, what: &str, file: &str) {
+    let path = trace.record_file(marker, file);
+    let calls = trace.file_calls(&path);
     let written = trace.record_written(&calls, marker);
     let answered = trace.answer_line();
     assert!(written < answered, "the answer came before the write");
     let syncs = syncs_between(&calls, written, answered);
     if syncs.is_empty() {
         trace.fail(&format!(
-            "no fdatasync of sled's data file between the {what}'s write and the answer"
+            "no fdatasync of {path} between the {what}'s write and the answer"
         ));
     }
     eprintln!(
-        "{what}: written at trace line {written}, {} at line {}, answer at line {answered}",
+        "{what}: written to {path} at trace line {written}, {} at line {}, answer at line {answered}",
         syncs[0].name, syncs[0].completed_at
     );
 }
@@ -212,32 +242,24 @@ fn an_acceptance_is_printed_only_after_its_record_is_fdatasynced() {
     };
     let marker = "durable-marker-7f3a";
     let trace = trace_session(&strace, "full", marker);
-    assert_synced_before_the_answer(&trace, marker, "message");
+    assert_synced_before_the_answer(&trace, marker, "message", ".seg");
 }
 
 #[test]
-fn with_sync_os_the_trace_shows_only_sleds_own_flush() {
+fn with_sync_os_the_trace_shows_no_fdatasync_before_the_answer() {
     let Some(strace) = strace() else {
         return;
     };
     let marker = "os-marker-4c1d";
     let trace = trace_session(&strace, "os", marker);
-    let calls = trace.data_file_calls();
+    let path = trace.record_file(marker, ".seg");
+    let calls = trace.file_calls(&path);
     let written = trace.record_written(&calls, marker);
     let answered = trace.answer_line();
     assert!(written < answered, "the answer came before the write");
     let syncs = syncs_between(&calls, written, answered);
     if !syncs.is_empty() {
         trace.fail(&format!("sync = \"os\" still synced: {:?}", syncs[0]));
-    }
-    let ranges = calls
-        .iter()
-        .filter(|c| {
-            c.name == "sync_file_range" && c.completed_at > written && c.completed_at < answered
-        })
-        .count();
-    if ranges == 0 {
-        trace.fail("no sync_file_range (sled's flush) between the write and the answer");
     }
 }
 
@@ -253,5 +275,5 @@ fn a_memory_entry_is_acknowledged_only_after_it_is_fdatasynced() {
         &format!("/remember {marker} --kind fact"),
         "remember",
     );
-    assert_synced_before_the_answer(&trace, marker, "memory entry");
+    assert_synced_before_the_answer(&trace, marker, "memory entry", "/db/db");
 }

@@ -1,7 +1,7 @@
 //! The writer thread: group commit.
 //!
 //! It blocks for the first submission, then takes whatever else is already queued (up to `max_batch` records and
-//! `max_group_bytes` bytes), writes it all as one group, flushes once (and with `sync = "full"` fdatasyncs), and
+//! `max_group_bytes` bytes), writes it all as one group (and with `sync = "full"` fdatasyncs it once), and
 //! only then answers the senders. Under light load a group is one message and the answer comes a flush later;
 //! under heavy load groups grow and the flush cost is shared, which is what lets sled accept hundreds of thousands
 //! of messages a second. It runs on its own OS thread because sled's flush blocks.
@@ -9,10 +9,12 @@
 //! A group passes three stages, each on its own thread or task, so that the next group is written while the
 //! previous one is made durable and delivered:
 //!
-//! 1. the **writer** (this thread) encodes the group, inserts it into sled and flushes sled's buffers
-//!    (`sync_file_range`), then hands a [`Completion`] to
-//! 2. the **syncer** thread, which fdatasyncs (with `store.sync = "full"`) once for every completion waiting for it:
-//!    a sync covers everything flushed before it began, so under load one fdatasync makes several groups durable
+//! 1. the **writer** (this thread) flushes sled's buffers (`sync_file_range`: whatever was written there before
+//!    the group goes first), encodes the group and appends it to its epoch's segment file, then hands a
+//!    [`Completion`] to
+//! 2. the **syncer** thread, which (with `store.sync = "full"`) fdatasyncs sled's file and the segment files
+//!    written, once for every completion waiting for it: a sync covers everything written before it began, so
+//!    under load one fdatasync makes several groups durable
 //!    (group commit on top of group commit); then it forwards them, in order, to
 //! 3. the **completer**, a task on the async runtime, which routes each group ([`CommitSink`]) and answers its
 //!    senders. Waking hundreds of waiting tasks from inside the runtime is a push onto a worker's local queue, where
@@ -31,8 +33,10 @@ use std::sync::{atomic::Ordering, Arc};
 use tokio::sync::{mpsc, oneshot};
 
 use super::{
-    state::GroupMeta, AcceptReply, Accepted, CommitSink, Committed, DeadLetter, DurableReply,
-    Group, LogInner, Outcome, RecordRef, Resolution, StoredMessage, Submission,
+    segment::{Location, Segments},
+    state::GroupMeta,
+    AcceptReply, Accepted, CommitSink, Committed, DeadLetter, DurableReply, Group, LogInner,
+    Outcome, RecordRef, Resolution, StoredMessage, Submission,
 };
 use crate::{
     error::Error,
@@ -124,7 +128,11 @@ pub(super) fn sync_loop(
             .iter()
             .any(|c| matches!(c, Completion::Committed { .. } | Completion::Flushed));
         let synced = if needs_sync && inner.failure.lock().is_none() {
-            inner.store.sync_files()
+            // sled first: what was written there before a group must not be newer on disk than the group.
+            inner
+                .store
+                .sync_files()
+                .and_then(|()| inner.segments.sync())
         } else {
             Ok(())
         };
@@ -300,7 +308,7 @@ fn commit(inner: &LogInner, completer: &mpsc::UnboundedSender<Completion>, batch
     let at = Millis::now();
     let (key, first_seq, epoch) = {
         let state = inner.state.lock();
-        // A new epoch once the current one holds an eighth of the count bound or spans an eighth of the age
+        // A new epoch once the current one holds a sixteenth of the count bound or spans a sixteenth of the age
         // bound: retention then drops it whole (see the module's doc).
         let per_epoch = (inner.options.retention_max_messages / super::EPOCHS_PER_BOUND).max(1);
         let span = inner.options.retention_max_age / super::EPOCHS_PER_BOUND as u32;
@@ -326,26 +334,30 @@ fn commit(inner: &LogInner, completer: &mpsc::UnboundedSender<Completion>, batch
         })
         .collect();
 
-    if let Err(err) = write_group(inner, epoch, key, first_seq, at, &messages, &resolutions) {
-        // The store is failing underneath us (disk full, I/O error, a failed fdatasync). Nothing of this group
-        // is acknowledged, and nothing after it will be: see the module's doc.
-        fail(inner, completer, &err);
-        refuse(
-            inner,
-            completer,
-            Batch {
-                waiters,
-                durable,
-                ..Batch::default()
-            },
-        );
-        return;
-    }
+    let location = match write_group(inner, epoch, key, first_seq, at, &messages, &resolutions) {
+        Ok(location) => location,
+        Err(err) => {
+            // The store is failing underneath us (disk full, I/O error, a failed fdatasync). Nothing of this
+            // group is acknowledged, and nothing after it will be: see the module's doc.
+            fail(inner, completer, &err);
+            refuse(
+                inner,
+                completer,
+                Batch {
+                    waiters,
+                    durable,
+                    ..Batch::default()
+                },
+            );
+            return;
+        }
+    };
 
     inner.state.lock().apply(
         GroupMeta {
             key,
             epoch,
+            location,
             first_seq,
             messages: messages.len() as u64,
             at,
@@ -385,7 +397,8 @@ fn write_group(
     at: Millis,
     messages: &[Arc<StoredMessage>],
     resolutions: &[Resolution],
-) -> crate::Result<()> {
+) -> crate::Result<Location> {
+    let mut dead_letters = false;
     let mut records: Vec<RecordRef<'_>> = Vec::with_capacity(messages.len() + resolutions.len());
     records.extend(messages.iter().map(|m| RecordRef::Message(m)));
     for resolution in resolutions {
@@ -408,8 +421,8 @@ fn write_group(
                 error,
                 message,
             } => {
-                // The dead-letter entry is written before the group that resolves the message, and both are
-                // flushed below: a crash in between only means the message fails and lands here once more.
+                // The dead-letter entry is made durable before the group that resolves the message is written:
+                // a crash in between only means the message fails and lands here once more.
                 let letter = DeadLetter {
                     message: (**message).clone(),
                     agent: agent.clone(),
@@ -420,6 +433,7 @@ fn write_group(
                 let mut dead_key = seq.0.to_be_bytes().to_vec();
                 dead_key.extend_from_slice(agent.as_str().as_bytes());
                 inner.dead.insert(&dead_key, &letter)?;
+                dead_letters = true;
                 RecordRef::Dead {
                     seq,
                     agent,
@@ -434,22 +448,19 @@ fn write_group(
         at,
         records,
     };
+    if dead_letters {
+        // Rare (a message that failed `max_attempts` times): its own sync, so that with `sync = "full"` no power
+        // cut leaves the resolution without its dead letter.
+        inner.store.flush()?;
+    } else {
+        // Whatever was written to sled before this group is no newer on disk than the group (a crash keeps
+        // both or the earlier alone); the syncer's fdatasync of sled's file makes it stable with the group.
+        inner.store.flush_buffers()?;
+    }
     // Roughly 300 bytes a message: one allocation for most groups.
-    let buffer = Vec::with_capacity(64 + messages.len() * 320 + resolutions.len() * 24);
-    let bytes =
+    let buffer = Segments::frame_buffer(64 + messages.len() * 320 + resolutions.len() * 24);
+    let frame =
         postcard::to_extend(&group, buffer).expect("postcard encodes every serde value to a Vec");
-    let tree = match inner.tree(epoch) {
-        Some(tree) => tree,
-        None => {
-            let tree = inner
-                .store
-                .raw_tree(&super::state::epoch_tree_name(epoch))?;
-            inner.epochs.lock().insert(epoch, tree.clone());
-            tree
-        }
-    };
-    tree.insert(key.to_be_bytes(), bytes)?;
     // Durable against a crash of the process now; against a power cut once the syncer's fdatasync covers it.
-    inner.store.flush_buffers()?;
-    Ok(())
+    inner.segments.append(epoch, key, frame)
 }

@@ -1,10 +1,10 @@
 //! Retention: the log, the dead-letter store and the audit log stay within their bounds, whatever is stuck.
 //!
 //! The log is compacted a prefix of whole epochs at a time (see the log's module doc), by count
-//! (`retention.max_messages`) and age (`retention.max_age`); an epoch goes with one `drop_tree`. A message some
+//! (`retention.max_messages`) and age (`retention.max_age`); an epoch goes with its segment file. A message some
 //! recipient still owes a verdict on is not a reason to stop: before its epoch goes, it is *carried* into the
 //! `log_carried` tree, keyed by its sequence number, with its recipients' state (pending attempts, dead letters).
-//! The carried copies are written and flushed before the epoch is dropped, so a crash in between leaves the message
+//! The carried copies are written and made durable before the epoch's file is deleted, so a crash in between leaves the message
 //! in both places, and recovery prefers the carried copy. Records in later epochs still apply to a carried message;
 //! when one of those epochs goes in turn, the carried copy is rewritten with the message's current state first. A
 //! carried message whose recipients are all done is removed. The writer's epoch and the newest group always stay
@@ -20,15 +20,15 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::Serialize;
 
 use super::{
-    state::{epoch_tree_name, GroupMeta},
-    Carried, Group, LogInner, Record, StoredMessage, LOG_TREE,
+    state::{read_group, GroupMeta},
+    Carried, LogInner, Record, StoredMessage,
 };
-use crate::{error::Result, message::Millis, store::decode};
+use crate::{error::Result, message::Millis};
 
 /// What one compaction did, for logs and tests.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct Compacted {
-    /// Epochs (sled trees) dropped from the log.
+    /// Epochs (segment files) dropped from the log.
     pub epochs: u64,
     /// Groups removed with them.
     pub groups: u64,
@@ -65,18 +65,10 @@ fn compact_log(inner: &LogInner, now: Millis) -> Result<Compacted> {
     // (carried messages whose state those records changed).
     let mut messages: BTreeMap<u64, StoredMessage> = BTreeMap::new();
     let mut touched: BTreeSet<u64> = BTreeSet::new();
-    for (meta, tree) in epochs
-        .iter()
-        .flat_map(|(epoch, groups)| groups.iter().map(move |g| (g, inner.tree(*epoch))))
-    {
-        let Some(bytes) = tree
-            .map(|t| t.get(meta.key.to_be_bytes()))
-            .transpose()?
-            .flatten()
-        else {
+    for meta in epochs.iter().flat_map(|(_, groups)| groups) {
+        let Some(group) = read_group(inner, meta)? else {
             continue;
         };
-        let group: Group<Record> = decode(LOG_TREE, &bytes)?;
         for record in group.records {
             match record {
                 Record::Message(message) if !message.recipients.is_empty() => {
@@ -145,10 +137,9 @@ fn compact_log(inner: &LogInner, now: Millis) -> Result<Compacted> {
         state.forget_epochs(&dropped);
     }
     for epoch in &dropped {
-        inner.epochs.lock().remove(epoch);
-        // No flush of its own: if the drop is lost in a crash, recovery reads the epoch again, prefers the carried
-        // copies, and finds every other message in it resolved, so nothing is delivered twice.
-        inner.store.drop_tree(&epoch_tree_name(*epoch))?;
+        // No sync of its own: if the removal is lost in a crash, recovery reads the epoch again, prefers the
+        // carried copies, and finds every other message in it resolved, so nothing is delivered twice.
+        inner.segments.remove(*epoch)?;
     }
     done.groups = epochs.iter().map(|(_, g)| g.len() as u64).sum();
     done.epochs = dropped.len() as u64;

@@ -1,6 +1,6 @@
 //! The log's in-memory index: which groups exist, which deliveries are unresolved, and history scans.
 //!
-//! Rebuilt from the `log_carried` and `log` trees when the store opens (replaying every group once), then kept
+//! Rebuilt from the `log_carried` tree and the segment files when the log opens (replaying every group once), then kept
 //! current by the writer thread after each commit and by compaction. Memory grows with unresolved deliveries and
 //! retained groups, not with the size of message bodies.
 
@@ -12,6 +12,7 @@ use std::{
 use serde::Serialize;
 
 use super::{
+    segment::{Frame, Location},
     Carried, Group, LogInner, Outcome, Record, Recovery, Redelivery, Resolution, StoredMessage,
 };
 use crate::{
@@ -24,17 +25,8 @@ pub(super) const LOG_TREE: &str = "log";
 pub(super) const CARRIED_TREE: &str = "log_carried";
 pub(super) const DEAD_TREE: &str = "dead_letters";
 
-/// The tree of an epoch: `log` for the first (as older versions named the one log tree), then `log.` and the
-/// epoch's number in 16 digits, so that names sort as numbers do.
-pub(super) fn epoch_tree_name(epoch: u64) -> String {
-    if epoch == 0 {
-        LOG_TREE.to_string()
-    } else {
-        format!("{LOG_TREE}.{epoch:016}")
-    }
-}
-
-/// The epoch a tree's name stands for, if it is an epoch's tree.
+/// The epoch a sled tree's name stands for, if it is an epoch's tree of an earlier version's log: `log` for the
+/// first, then `log.` and the epoch's number in 16 digits.
 pub(super) fn epoch_of(name: &str) -> Option<u64> {
     if name == LOG_TREE {
         return Some(0);
@@ -49,8 +41,9 @@ pub(super) fn epoch_of(name: &str) -> Option<u64> {
 #[derive(Debug, Clone, Copy)]
 pub(super) struct GroupMeta {
     pub key: u64,
-    /// The epoch (tree) holding it.
+    /// The epoch (segment file) holding it, and where in the file.
     pub epoch: u64,
+    pub location: Location,
     pub first_seq: u64,
     pub messages: u64,
     pub at: Millis,
@@ -75,26 +68,32 @@ pub(super) struct LogState {
     pub epoch_started: Millis,
 }
 
-impl LogState {
-    /// Replays the carried messages, then every epoch of the log in order.
-    pub fn recover(
-        epochs: &BTreeMap<u64, sled::Tree>,
-        carried_tree: &TypedTree<Carried>,
-    ) -> Result<(LogState, Recovery)> {
-        let mut state = LogState {
-            next_seq: 1,
-            next_group: 0,
-            groups: VecDeque::new(),
-            unresolved: BTreeMap::new(),
-            dead: BTreeSet::new(),
-            carried: BTreeSet::new(),
-            epoch: epochs.keys().next_back().copied().unwrap_or(0),
-            epoch_messages: 0,
-            epoch_started: Millis(0),
+/// Rebuilds the index while the log opens: the carried messages first, then every group in order.
+pub(super) struct Replay {
+    state: LogState,
+    /// Messages with unresolved recipients, kept whole until the end of the replay to build redeliveries.
+    bodies: HashMap<u64, Arc<StoredMessage>>,
+    recovery: Recovery,
+}
+
+impl Replay {
+    pub fn new(carried_tree: &TypedTree<Carried>) -> Result<Replay> {
+        let mut replay = Replay {
+            state: LogState {
+                next_seq: 1,
+                next_group: 0,
+                groups: VecDeque::new(),
+                unresolved: BTreeMap::new(),
+                dead: BTreeSet::new(),
+                carried: BTreeSet::new(),
+                epoch: 0,
+                epoch_messages: 0,
+                epoch_started: Millis(0),
+            },
+            bodies: HashMap::new(),
+            recovery: Recovery::default(),
         };
-        // Messages with unresolved recipients, kept whole until the end of the replay to build redeliveries.
-        let mut bodies: HashMap<u64, Arc<StoredMessage>> = HashMap::new();
-        let mut recovery = Recovery::default();
+        let state = &mut replay.state;
         for entry in carried_tree.iter() {
             let (_, carried) = entry?;
             let seq = carried.message.envelope.seq.0;
@@ -104,68 +103,80 @@ impl LogState {
             }
             if !carried.pending.is_empty() {
                 state.unresolved.insert(seq, carried.pending);
-                bodies.insert(seq, Arc::new(carried.message));
+                replay.bodies.insert(seq, Arc::new(carried.message));
             }
-            recovery.messages += 1;
+            replay.recovery.messages += 1;
         }
-        for (epoch, entry) in epochs
-            .iter()
-            .flat_map(|(epoch, tree)| tree.iter().map(move |e| (*epoch, e)))
-        {
-            let (key, bytes) = entry?;
-            let group: Group<Record> = decode(LOG_TREE, &bytes)?;
-            let key = key_u64(&key);
-            let mut messages = 0;
-            for record in group.records {
-                match record {
-                    Record::Message(message) => {
-                        let seq = message.envelope.seq.0;
-                        messages += 1;
-                        // A carried copy is newer: this group's removal was not yet durable when the process died.
-                        if !message.recipients.is_empty() && !state.carried.contains(&seq) {
-                            state.unresolved.insert(
-                                seq,
-                                message.recipients.iter().map(|a| (a.clone(), 0)).collect(),
-                            );
-                            bodies.insert(seq, Arc::new(message));
-                        }
+        Ok(replay)
+    }
+
+    /// Applies one group, in log order.
+    pub fn group(&mut self, frame: Frame<'_>) -> Result<()> {
+        let group: Group<Record> = decode(LOG_TREE, frame.payload)?;
+        let state = &mut self.state;
+        let mut messages = 0;
+        for record in group.records {
+            match record {
+                Record::Message(message) => {
+                    let seq = message.envelope.seq.0;
+                    messages += 1;
+                    // A carried copy is newer: this group's removal was not yet durable when the process died.
+                    if !message.recipients.is_empty() && !state.carried.contains(&seq) {
+                        state.unresolved.insert(
+                            seq,
+                            message.recipients.iter().map(|a| (a.clone(), 0)).collect(),
+                        );
+                        self.bodies.insert(seq, Arc::new(message));
                     }
-                    Record::Handled { seq, agent } => state.resolve(seq.0, &agent),
-                    Record::Dead { seq, agent, .. } => {
-                        state.resolve(seq.0, &agent);
-                        state.dead.insert((seq.0, agent));
-                    }
-                    Record::Failed {
-                        seq,
-                        agent,
-                        attempt,
-                        ..
-                    }
-                    | Record::Started {
-                        seq,
-                        agent,
-                        attempt,
-                    } => state.attempted(seq.0, &agent, attempt),
                 }
-            }
-            state.groups.push_back(GroupMeta {
-                key,
-                epoch,
-                first_seq: group.first_seq,
-                messages,
-                at: group.at,
-            });
-            if epoch == state.epoch {
-                if state.epoch_messages == 0 && state.epoch_started == Millis(0) {
-                    state.epoch_started = group.at;
+                Record::Handled { seq, agent } => state.resolve(seq.0, &agent),
+                Record::Dead { seq, agent, .. } => {
+                    state.resolve(seq.0, &agent);
+                    state.dead.insert((seq.0, agent));
                 }
-                state.epoch_messages += messages;
+                Record::Failed {
+                    seq,
+                    agent,
+                    attempt,
+                    ..
+                }
+                | Record::Started {
+                    seq,
+                    agent,
+                    attempt,
+                } => state.attempted(seq.0, &agent, attempt),
             }
-            state.next_group = key + 1;
-            state.next_seq = state.next_seq.max(group.first_seq + messages);
-            recovery.groups += 1;
-            recovery.messages += messages;
         }
+        state.groups.push_back(GroupMeta {
+            key: frame.key,
+            epoch: frame.epoch,
+            location: frame.location,
+            first_seq: group.first_seq,
+            messages,
+            at: group.at,
+        });
+        if frame.epoch != state.epoch {
+            state.epoch = frame.epoch;
+            state.epoch_messages = 0;
+            state.epoch_started = Millis(0);
+        }
+        if state.epoch_messages == 0 && state.epoch_started == Millis(0) {
+            state.epoch_started = group.at;
+        }
+        state.epoch_messages += messages;
+        state.next_group = frame.key + 1;
+        state.next_seq = state.next_seq.max(group.first_seq + messages);
+        self.recovery.groups += 1;
+        self.recovery.messages += messages;
+        Ok(())
+    }
+
+    pub fn finish(self) -> (LogState, Recovery) {
+        let Replay {
+            state,
+            bodies,
+            mut recovery,
+        } = self;
         for (seq, pending) in &state.unresolved {
             if let Some(message) = bodies.get(seq) {
                 for (agent, attempts) in pending {
@@ -177,9 +188,11 @@ impl LogState {
                 }
             }
         }
-        Ok((state, recovery))
+        (state, recovery)
     }
+}
 
+impl LogState {
     /// Records a commit the writer just made durable.
     pub fn apply(
         &mut self,
@@ -504,11 +517,8 @@ pub(super) fn read_after(inner: &LogInner, after: u64, limit: usize) -> Result<V
 }
 
 /// The group `meta` names, or `None` when compaction removed it since its metadata was copied.
-fn read_group(inner: &LogInner, meta: &GroupMeta) -> Result<Option<Group<Record>>> {
-    let Some(tree) = inner.tree(meta.epoch) else {
-        return Ok(None);
-    };
-    match tree.get(meta.key.to_be_bytes())? {
+pub(super) fn read_group(inner: &LogInner, meta: &GroupMeta) -> Result<Option<Group<Record>>> {
+    match inner.segments.read(meta.epoch, meta.location)? {
         Some(bytes) => Ok(Some(decode(LOG_TREE, &bytes)?)),
         None => Ok(None),
     }

@@ -815,12 +815,12 @@ async fn retention_holds_on_disk_with_a_stuck_message_among_a_million() {
         sent += batch;
         if sent % 100_000 < batch {
             log.compact().expect("compact");
-            sizes.push(log.inner.store.size_on_disk().expect("size"));
+            sizes.push(log.size_on_disk().expect("size"));
         }
     }
     log.compact().expect("compact");
     let stats = log.stats();
-    let size = log.inner.store.size_on_disk().expect("size");
+    let size = log.size_on_disk().expect("size");
     eprintln!(
         "retention: {sent} messages in {:.1} s; retained {}; store size every 100k: {:?} MB; final {:.1} MB",
         started.elapsed().as_secs_f64(),
@@ -871,5 +871,103 @@ async fn a_consumer_reads_the_log_in_order_after_its_cursor() {
     assert_eq!(rest.first().map(|m| m.envelope.seq.0), Some(4));
     assert_eq!(rest.len(), 7);
     assert!(log.read_after(Seq(10), 100).expect("read").is_empty());
+    log.close().await;
+}
+
+/// Writes a group the way an earlier version did: a postcard value in a sled tree of its epoch.
+fn legacy_group(store: &Store, tree: &str, key: u64, first_seq: u64, messages: &[StoredMessage]) {
+    let group = Group {
+        first_seq,
+        at: Millis::now(),
+        records: messages.iter().map(RecordRef::Message).collect(),
+    };
+    let bytes = postcard::to_allocvec(&group).expect("encode");
+    store
+        .raw_tree(tree)
+        .expect("tree")
+        .insert(key.to_be_bytes(), bytes)
+        .expect("insert");
+    store.flush().expect("flush");
+}
+
+fn with_seq(mut message: StoredMessage, seq: u64) -> StoredMessage {
+    message.envelope.seq = Seq(seq);
+    message
+}
+
+#[tokio::test]
+async fn a_log_kept_in_sled_by_an_earlier_version_is_moved_into_segment_files() {
+    let h = Harness::new();
+    {
+        let store = Store::open(&h.path).expect("store");
+        legacy_group(
+            &store,
+            "log",
+            0,
+            1,
+            &[with_seq(to_agent("agent-1", "old one"), 1)],
+        );
+        legacy_group(
+            &store,
+            "log.0000000000000001",
+            1,
+            2,
+            &[with_seq(to_user("old two"), 2)],
+        );
+    }
+    let (log, recovery, _) = h.open();
+    assert_eq!((recovery.groups, recovery.messages), (2, 2));
+    assert_eq!(recovery.redeliveries.len(), 1);
+    assert_eq!(recovery.redeliveries[0].message.envelope.seq, Seq(1));
+    assert!(
+        log.inner
+            .store
+            .tree_names()
+            .iter()
+            .all(|n| state::epoch_of(n).is_none()),
+        "the old trees are dropped"
+    );
+    assert!(h.path.join("log/0000000000000001.seg").is_file());
+    let accepted = log
+        .append(vec![to_user("new three")])
+        .await
+        .expect("append");
+    assert_eq!(accepted[0].seq, Seq(3));
+    log.close().await;
+    drop(log);
+
+    let (log, recovery, _) = h.open();
+    assert_eq!((recovery.groups, recovery.messages), (3, 3));
+    let page = log.history(&HistoryQuery::default()).expect("history");
+    assert_eq!(texts(&page), vec!["new three", "old two", "old one"]);
+    log.close().await;
+}
+
+#[tokio::test]
+async fn an_interrupted_write_at_the_end_of_the_log_is_cut_off_and_the_log_goes_on() {
+    let h = Harness::new();
+    let (log, _, _) = h.open();
+    for text in ["one", "two"] {
+        log.append(vec![to_user(text)]).await.expect("append");
+    }
+    log.close().await;
+    drop(log);
+    // Half a frame after the last group, as a power cut in the middle of a write leaves it.
+    let path = h.path.join("log/0000000000000000.seg");
+    let intact = std::fs::metadata(&path).expect("segment").len();
+    let mut bytes = std::fs::read(&path).expect("read");
+    bytes.extend_from_slice(&[7, 0, 0, 0, 1, 2]);
+    std::fs::write(&path, &bytes).expect("write");
+
+    let (log, recovery, _) = h.open();
+    assert_eq!(recovery.messages, 2);
+    assert_eq!(std::fs::metadata(&path).expect("segment").len(), intact);
+    let accepted = log.append(vec![to_user("three")]).await.expect("append");
+    assert_eq!(accepted[0].seq, Seq(3));
+    log.close().await;
+    drop(log);
+    let (log, _, _) = h.open();
+    let page = log.history(&HistoryQuery::default()).expect("history");
+    assert_eq!(texts(&page), vec!["three", "two", "one"]);
     log.close().await;
 }
