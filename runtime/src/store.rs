@@ -140,10 +140,10 @@ impl Store {
 
     /// The first half of [`Store::flush`]: sled writes its buffers to the file (`sync_file_range` on Linux).
     /// Durable against `kill -9`, not against a power cut, until [`Store::sync_files`] follows.
-    pub(crate) fn flush_buffers(&self) -> Result<()> {
+    /// Returns whether it wrote anything (sled's flush returns 0 bytes when everything was already written).
+    pub(crate) fn flush_buffers(&self) -> Result<bool> {
         self.injected_failure()?;
-        self.inner.db.flush()?;
-        Ok(())
+        Ok(self.inner.db.flush()? > 0)
     }
 
     /// The second half of [`Store::flush`]: with `sync = "full"`, fdatasync of everything flushed before the call

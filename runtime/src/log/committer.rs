@@ -53,6 +53,8 @@ pub(super) enum Completion {
     /// A group is durable: route it, then answer its senders.
     Committed {
         committed: Committed,
+        /// The writer's flush of sled before the group wrote something: sled's file needs its fdatasync too.
+        sled: bool,
         answers: Vec<(Vec<Accepted>, AcceptReply)>,
         durable: Vec<DurableReply>,
     },
@@ -81,6 +83,7 @@ pub(super) async fn complete(
                 committed,
                 answers,
                 durable,
+                ..
             } => {
                 // Route before answering: when a sender learns its message is accepted, the message is already
                 // in its recipients' mailboxes.
@@ -127,12 +130,23 @@ pub(super) fn sync_loop(
         let needs_sync = batch
             .iter()
             .any(|c| matches!(c, Completion::Committed { .. } | Completion::Flushed));
+        // sled's file only when something was written to it: an fdatasync with nothing to write still costs a
+        // device cache flush, which halved the log's throughput. An explicit flush (`MessageLog::sync`, for state
+        // kept in sled) always syncs it.
+        let sled = batch.iter().any(|c| {
+            matches!(
+                c,
+                Completion::Flushed | Completion::Committed { sled: true, .. }
+            )
+        });
         let synced = if needs_sync && inner.failure.lock().is_none() {
             // sled first: what was written there before a group must not be newer on disk than the group.
-            inner
-                .store
-                .sync_files()
-                .and_then(|()| inner.segments.sync())
+            let sled_synced = if sled {
+                inner.store.sync_files()
+            } else {
+                Ok(())
+            };
+            sled_synced.and_then(|()| inner.segments.sync())
         } else {
             Ok(())
         };
@@ -249,7 +263,7 @@ pub(super) fn run(
             commit(&inner, &completer, batch);
         } else if batch.flush {
             match inner.store.flush_buffers() {
-                Ok(()) => {
+                Ok(_) => {
                     let _ = completer.send(Completion::Flushed);
                 }
                 Err(err) => fail(&inner, &completer, &err),
@@ -266,7 +280,7 @@ pub(super) fn run(
     }
     if inner.failure.lock().is_none() {
         match inner.store.flush_buffers() {
-            Ok(()) => {
+            Ok(_) => {
                 let _ = completer.send(Completion::Flushed);
             }
             Err(err) => tracing::error!(error = %err, "final flush of the message log failed"),
@@ -334,24 +348,25 @@ fn commit(inner: &LogInner, completer: &mpsc::UnboundedSender<Completion>, batch
         })
         .collect();
 
-    let location = match write_group(inner, epoch, key, first_seq, at, &messages, &resolutions) {
-        Ok(location) => location,
-        Err(err) => {
-            // The store is failing underneath us (disk full, I/O error, a failed fdatasync). Nothing of this
-            // group is acknowledged, and nothing after it will be: see the module's doc.
-            fail(inner, completer, &err);
-            refuse(
-                inner,
-                completer,
-                Batch {
-                    waiters,
-                    durable,
-                    ..Batch::default()
-                },
-            );
-            return;
-        }
-    };
+    let (location, sled) =
+        match write_group(inner, epoch, key, first_seq, at, &messages, &resolutions) {
+            Ok(written) => written,
+            Err(err) => {
+                // The store is failing underneath us (disk full, I/O error, a failed fdatasync). Nothing of this
+                // group is acknowledged, and nothing after it will be: see the module's doc.
+                fail(inner, completer, &err);
+                refuse(
+                    inner,
+                    completer,
+                    Batch {
+                        waiters,
+                        durable,
+                        ..Batch::default()
+                    },
+                );
+                return;
+            }
+        };
 
     inner.state.lock().apply(
         GroupMeta {
@@ -380,6 +395,7 @@ fn commit(inner: &LogInner, completer: &mpsc::UnboundedSender<Completion>, batch
         .collect();
     // The completer lives as long as the log; if it is gone the process is shutting down and nobody waits.
     let _ = completer.send(Completion::Committed {
+        sled,
         committed: Committed {
             messages,
             resolutions,
@@ -397,7 +413,7 @@ fn write_group(
     at: Millis,
     messages: &[Arc<StoredMessage>],
     resolutions: &[Resolution],
-) -> crate::Result<Location> {
+) -> crate::Result<(Location, bool)> {
     let mut dead_letters = false;
     let mut records: Vec<RecordRef<'_>> = Vec::with_capacity(messages.len() + resolutions.len());
     records.extend(messages.iter().map(|m| RecordRef::Message(m)));
@@ -448,19 +464,20 @@ fn write_group(
         at,
         records,
     };
-    if dead_letters {
+    let sled = if dead_letters {
         // Rare (a message that failed `max_attempts` times): its own sync, so that with `sync = "full"` no power
         // cut leaves the resolution without its dead letter.
         inner.store.flush()?;
+        false
     } else {
         // Whatever was written to sled before this group is no newer on disk than the group (a crash keeps
         // both or the earlier alone); the syncer's fdatasync of sled's file makes it stable with the group.
-        inner.store.flush_buffers()?;
-    }
+        inner.store.flush_buffers()?
+    };
     // Roughly 300 bytes a message: one allocation for most groups.
     let buffer = Segments::frame_buffer(64 + messages.len() * 320 + resolutions.len() * 24);
     let frame =
         postcard::to_extend(&group, buffer).expect("postcard encodes every serde value to a Vec");
     // Durable against a crash of the process now; against a power cut once the syncer's fdatasync covers it.
-    inner.segments.append(epoch, key, frame)
+    Ok((inner.segments.append(epoch, key, frame)?, sled))
 }
