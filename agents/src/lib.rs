@@ -9,6 +9,7 @@
 //! - [`agent`] and [`orchestrator`]: the two actors; the orchestrator's restart policy is written out there.
 //! - [`skill`]: the `Skill` trait and the built-in skills; [`phone`]: CellPhone and CaptainPhone.
 //! - [`code`]: the scanner's code index behind async calls, shared by commands and the code skills.
+//! - [`llm`]: the bridge to OpenAI-compatible model servers.
 //!
 //! Architecture invariant: this crate never names serenity or poise, and actors never call a frontend —
 //! they emit [`events::SwarmEvent`]s.
@@ -18,6 +19,7 @@ pub mod code;
 pub mod code_skills;
 pub mod error;
 pub mod events;
+pub mod llm;
 pub mod mailbox;
 pub mod memory;
 pub mod orchestrator;

@@ -30,6 +30,7 @@ pub struct Config {
     pub tasks: TasksConfig,
     pub memory: MemoryConfig,
     pub discord: DiscordConfig,
+    pub llm: LlmConfig,
     pub debug: DebugConfig,
     pub console: ConsoleConfig,
     pub agents: Vec<AgentConfig>,
@@ -250,6 +251,89 @@ pub struct DiscordConfig {
     pub log_routes: Vec<LogRoute>,
     #[serde(with = "duration")]
     pub defer_after: Duration,
+}
+
+/// The LLM bridge: chat completions from any OpenAI-compatible server (llama.cpp's server, ollama, vLLM, OpenAI).
+/// An empty `base_url` means no LLM. The API key comes from the environment variable `api_key_env` names, never
+/// from here.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct LlmConfig {
+    pub base_url: String,
+    pub api_key_env: String,
+    #[serde(with = "duration")]
+    pub connect_timeout: Duration,
+    /// The longest wait for the first byte of an answer, and between two chunks of a streamed one.
+    #[serde(with = "duration")]
+    pub read_timeout: Duration,
+    /// The longest one call may take, retries included.
+    #[serde(with = "duration")]
+    pub request_timeout: Duration,
+    pub max_attempts: u32,
+    /// The longest wait before a retry (a 429's `Retry-After` beyond it fails the call instead).
+    #[serde(with = "duration")]
+    pub max_retry_wait: Duration,
+    pub models: Vec<LlmModelConfig>,
+    pub budgets: LlmBudgets,
+}
+
+/// One model the bridge may call, in order of preference within a tag.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct LlmModelConfig {
+    /// The model's name on its server.
+    pub name: String,
+    pub tags: Vec<ModelTag>,
+    /// Its context window in tokens.
+    pub context: u32,
+    /// The most tokens one answer may have.
+    #[serde(default = "default_max_output")]
+    pub max_output: u32,
+    /// Another server for this model (for example a remote one behind a local one); empty: `llm.base_url`.
+    #[serde(default)]
+    pub base_url: String,
+    /// The variable holding that server's key; empty: `llm.api_key_env`.
+    #[serde(default)]
+    pub api_key_env: String,
+}
+
+fn default_max_output() -> u32 {
+    512
+}
+
+/// What a model is for: the complexity classifier picks a tag, the pool a model that has it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ModelTag {
+    Fast,
+    Balanced,
+    Heavy,
+    Code,
+    Embeddings,
+}
+
+impl ModelTag {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ModelTag::Fast => "fast",
+            ModelTag::Balanced => "balanced",
+            ModelTag::Heavy => "heavy",
+            ModelTag::Code => "code",
+            ModelTag::Embeddings => "embeddings",
+        }
+    }
+}
+
+/// Token budgets, checked before a call is sent with the call's largest cost reserved. 0 means no limit.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct LlmBudgets {
+    /// Tokens (prompt and completion) one person may spend in a UTC day.
+    pub person_daily: u64,
+    /// Tokens one agent may spend in a UTC day.
+    pub agent_daily: u64,
+    /// Tokens the whole swarm may spend in a UTC day.
+    pub daily: u64,
 }
 
 /// A Discord id (a snowflake), written in the configuration as an integer or a string of digits.
@@ -652,6 +736,7 @@ impl Config {
                 ));
             }
         }
+        self.validate_llm()?;
         if self.discord.defer_after >= Duration::from_millis(2500) {
             return Err((
                 "discord.defer_after".to_string(),
@@ -695,6 +780,101 @@ impl Config {
             }
             for kind in agent.subscribe.iter().filter(|k| k.as_str() != "*") {
                 crate::message::check_kind(kind).map_err(|why| (key.clone(), why))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Config {
+    fn validate_llm(&self) -> std::result::Result<(), (String, String)> {
+        let llm = &self.llm;
+        let url_ok = |url: &str| {
+            (url.starts_with("http://") || url.starts_with("https://")) && !url.contains('?')
+        };
+        if !llm.base_url.is_empty() && !url_ok(&llm.base_url) {
+            return Err((
+                "llm.base_url".to_string(),
+                format!(
+                    "`{}` is not a base URL such as http://127.0.0.1:8080/v1 (or empty for no LLM)",
+                    llm.base_url
+                ),
+            ));
+        }
+        let env_ok = |name: &str| {
+            name.is_empty()
+                || (name.len() <= 128
+                    && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+                    && !name.as_bytes()[0].is_ascii_digit())
+        };
+        if !env_ok(&llm.api_key_env) {
+            return Err((
+                "llm.api_key_env".to_string(),
+                "must be the name of an environment variable (letters, digits, _), such as OPENAI_API_KEY; the key itself is never a setting".to_string(),
+            ));
+        }
+        if llm.max_attempts == 0 || llm.max_attempts > 10 {
+            return Err((
+                "llm.max_attempts".to_string(),
+                "must be between 1 and 10".to_string(),
+            ));
+        }
+        for (key, value) in [
+            ("llm.connect_timeout", llm.connect_timeout),
+            ("llm.read_timeout", llm.read_timeout),
+            ("llm.request_timeout", llm.request_timeout),
+        ] {
+            if value < Duration::from_millis(1) {
+                return Err((key.to_string(), "must be at least 1ms".to_string()));
+            }
+        }
+        if !llm.base_url.is_empty() && llm.models.is_empty() {
+            return Err((
+                "llm.models".to_string(),
+                "llm.base_url is set but no model is configured: add [[llm.models]] with name, tags and context".to_string(),
+            ));
+        }
+        let mut seen = std::collections::HashSet::new();
+        for (i, model) in llm.models.iter().enumerate() {
+            let key = format!("llm.models[{i}]");
+            if model.name.trim().is_empty() || model.name.len() > 256 {
+                return Err((key, "needs a name of 1 to 256 bytes".to_string()));
+            }
+            if !seen.insert(model.name.as_str()) {
+                return Err((key, format!("model `{}` is configured twice", model.name)));
+            }
+            if model.tags.is_empty() {
+                return Err((
+                    key,
+                    "needs at least one tag: fast, balanced, heavy, code or embeddings".to_string(),
+                ));
+            }
+            if model.context < 256 {
+                return Err((key, "context must be at least 256 tokens".to_string()));
+            }
+            if model.max_output == 0 || model.max_output >= model.context {
+                return Err((
+                    key,
+                    format!(
+                        "max_output must be between 1 and the context ({}) less one",
+                        model.context
+                    ),
+                ));
+            }
+            if !model.base_url.is_empty() && !url_ok(&model.base_url) {
+                return Err((key, format!("`{}` is not a base URL", model.base_url)));
+            }
+            if model.base_url.is_empty() && llm.base_url.is_empty() {
+                return Err((
+                    key,
+                    "has no server: set llm.base_url or this model's base_url".to_string(),
+                ));
+            }
+            if !env_ok(&model.api_key_env) {
+                return Err((
+                    key,
+                    "api_key_env must be the name of an environment variable".to_string(),
+                ));
             }
         }
         Ok(())

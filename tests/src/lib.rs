@@ -5,7 +5,8 @@
 //! events with deadlines — never sleeps. When something is wrong it panics with the command line, every stdout
 //! line seen and the stderr so far, the way ripgrep's `TestCommand` reports failures.
 //!
-//! [`fake_discord`] is a fake Discord (REST and gateway) on 127.0.0.1 for the real serenity client.
+//! [`fake_discord`] is a fake Discord (REST and gateway) on 127.0.0.1 for the real serenity client;
+//! [`fake_openai`] a scripted OpenAI-compatible server for the LLM bridge.
 
 use std::{
     io::{BufRead, BufReader, Write},
@@ -18,6 +19,7 @@ use std::{
 use serde_json::Value;
 
 pub mod fake_discord;
+pub mod fake_openai;
 
 /// How long any single answer may take before a test fails.
 pub const ANSWER_DEADLINE: Duration = Duration::from_secs(30);

@@ -1,0 +1,99 @@
+//! The LLM bridge: chat completions and embeddings from any OpenAI-compatible server (llama.cpp's server, ollama,
+//! vLLM, OpenAI), configured in `[llm]`.
+//!
+//! - [`bridge`]: [`Bridge`] sends requests itself (reqwest) with async-openai's wire types, so that it sees status
+//!   codes and `Retry-After`: retries honour a 429's `Retry-After` and back off with jitter on 5xx and lost
+//!   connections, within `llm.max_attempts` and `llm.request_timeout`; streaming reads server-sent events with a
+//!   deadline between chunks.
+//! - [`sse`]: the server-sent-events line decoder.
+//!
+//! The API key is read from the environment variable the configuration names, once, when the bridge is built; it
+//! is sent as a bearer token and appears in no error, log line or `Debug` output.
+
+pub mod bridge;
+pub mod sse;
+
+use std::time::Duration;
+
+pub use bridge::{Answer, Bridge, ChatRequest, Embeddings, ToolCall, Usage};
+
+/// Everything a call to a model can fail with. [`LlmError::kind`] is the stable name frontends show.
+#[derive(Debug, thiserror::Error)]
+pub enum LlmError {
+    /// `[llm]` has no server.
+    #[error("no LLM is configured: set [llm] base_url (for example http://127.0.0.1:8080/v1 for llama.cpp's server) and add an [[llm.models]] entry; see README.md")]
+    NotConfigured,
+
+    /// The configuration names a key variable that is not set.
+    #[error("the environment variable {var} (llm api_key_env) is not set; export it with the API key, or empty api_key_env for a server that needs none")]
+    MissingKey { var: String },
+
+    /// The server could not be reached at all.
+    #[error("cannot reach the LLM server at {url}: {cause}; is it running?")]
+    Unreachable { url: String, cause: String },
+
+    /// No answer (or no next chunk) in time.
+    #[error("the LLM server at {url} did not answer within {millis} ms ({what})")]
+    Timeout {
+        url: String,
+        what: &'static str,
+        millis: u64,
+    },
+
+    /// The prompt does not fit the model's context.
+    #[error("the prompt is too long for model `{model}`: {message}; ask something shorter or configure a model with a larger context")]
+    ContextTooLong { model: String, message: String },
+
+    /// Rate limited, and waiting as long as the server asks is not allowed or did not help.
+    #[error("the LLM server at {url} is rate limiting ({detail}); try again later")]
+    RateLimited { url: String, detail: String },
+
+    /// The server failed (5xx) on every attempt.
+    #[error(
+        "the LLM server at {url} failed with HTTP {status} after {attempts} attempt(s): {message}"
+    )]
+    Server {
+        url: String,
+        status: u16,
+        attempts: u32,
+        message: String,
+    },
+
+    /// The server refused the request (4xx other than 429).
+    #[error("the LLM server at {url} refused the request with HTTP {status}: {message}")]
+    Refused {
+        url: String,
+        status: u16,
+        message: String,
+    },
+
+    /// The server answered something that is not an OpenAI-compatible answer.
+    #[error("the LLM server at {url} sent a malformed answer: {what}")]
+    Malformed { url: String, what: String },
+
+    /// A token budget would be exceeded; nothing was sent.
+    #[error("{0}")]
+    Budget(String),
+}
+
+impl LlmError {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            LlmError::NotConfigured => "llm_not_configured",
+            LlmError::MissingKey { .. } => "llm_missing_key",
+            LlmError::Unreachable { .. } => "llm_unreachable",
+            LlmError::Timeout { .. } => "timeout",
+            LlmError::ContextTooLong { .. } => "context_too_long",
+            LlmError::RateLimited { .. } => "rate_limited",
+            LlmError::Server { .. } => "llm_server_error",
+            LlmError::Refused { .. } => "llm_refused",
+            LlmError::Malformed { .. } => "llm_malformed",
+            LlmError::Budget(_) => "budget_exceeded",
+        }
+    }
+}
+
+/// Milliseconds of a duration, for messages.
+fn millis(d: Duration) -> u64 {
+    d.as_millis().min(u128::from(u64::MAX)) as u64
+}

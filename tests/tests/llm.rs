@@ -1,0 +1,420 @@
+//! The LLM bridge against a scripted OpenAI-compatible server on 127.0.0.1 ([`FakeOpenAi`]): plain answers and
+//! usage, streamed chunks, tool calls whole and streamed, 429 with `Retry-After`, 5xx, malformed answers, a hung
+//! connection, an unreachable server and a prompt over the context.
+
+use std::time::{Duration, Instant};
+
+use dreamos_agents::llm::{Bridge, ChatRequest, LlmError, ToolCall, Usage};
+use dreamos_runtime::config::{LlmConfig, LlmModelConfig, ModelTag};
+use dreamos_tests::fake_openai::{self, FakeOpenAi, Reply};
+use serde_json::json;
+
+fn model(name: &str) -> LlmModelConfig {
+    LlmModelConfig {
+        name: name.to_string(),
+        tags: vec![ModelTag::Fast],
+        context: 4096,
+        max_output: 256,
+        base_url: String::new(),
+        api_key_env: String::new(),
+    }
+}
+
+fn config(base_url: &str) -> LlmConfig {
+    LlmConfig {
+        base_url: base_url.to_string(),
+        models: vec![model("fake-model")],
+        read_timeout: Duration::from_secs(10),
+        max_retry_wait: Duration::from_secs(5),
+        ..dreamos_runtime::Config::defaults().llm
+    }
+}
+
+fn bridge(config: &LlmConfig) -> Bridge {
+    Bridge::with_env(config, |var| {
+        (var == "FAKE_KEY").then(|| "sk-test-1234".to_string())
+    })
+    .expect("bridge")
+}
+
+fn question() -> ChatRequest {
+    ChatRequest::default()
+        .system("You answer briefly.")
+        .user("What is Dream.OS?")
+}
+
+#[tokio::test]
+async fn a_plain_answer_comes_back_with_the_servers_usage_and_the_request_is_well_formed() {
+    let fake = FakeOpenAi::start().await;
+    fake.script([Reply::Json {
+        status: 200,
+        headers: Vec::new(),
+        body: fake_openai::answer("A swarm of agents.", 21, 5),
+    }]);
+    let config = LlmConfig {
+        api_key_env: "FAKE_KEY".to_string(),
+        ..config(&fake.base_url)
+    };
+    let bridge = bridge(&config);
+    let model = bridge.models()[0].clone();
+    let answer = bridge
+        .chat(&model, &question().max_tokens(100))
+        .await
+        .expect("answer");
+    assert_eq!(answer.content, "A swarm of agents.");
+    assert_eq!(
+        answer.usage,
+        Some(Usage {
+            prompt_tokens: 21,
+            completion_tokens: 5
+        })
+    );
+    assert_eq!(
+        (answer.attempts, answer.served_by.as_str()),
+        (1, "fake-model")
+    );
+    let sent = fake.received();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].path, "/v1/chat/completions");
+    assert_eq!(
+        sent[0].authorization.as_deref(),
+        Some("Bearer sk-test-1234")
+    );
+    let body = &sent[0].body;
+    assert_eq!(body["model"], "fake-model");
+    assert_eq!(body["max_tokens"], 100);
+    assert_eq!(body["messages"][0]["role"], "system");
+    assert_eq!(body["messages"][1]["content"], "What is Dream.OS?");
+    assert!(body.get("stream").is_none_or(|s| s == false));
+}
+
+#[tokio::test]
+async fn max_tokens_never_exceeds_the_models_max_output() {
+    let fake = FakeOpenAi::start().await;
+    let bridge = bridge(&config(&fake.base_url));
+    let model = bridge.models()[0].clone();
+    bridge
+        .chat(&model, &question().max_tokens(100_000))
+        .await
+        .expect("answer");
+    bridge.chat(&model, &question()).await.expect("answer");
+    let sent = fake.received();
+    assert_eq!(sent[0].body["max_tokens"], 256);
+    assert_eq!(sent[1].body["max_tokens"], 256);
+}
+
+#[tokio::test]
+async fn a_streamed_answer_arrives_piece_by_piece_with_usage_from_the_last_chunk() {
+    let fake = FakeOpenAi::start().await;
+    fake.script([Reply::Stream {
+        events: vec![
+            fake_openai::chunk(Some("A "), None),
+            fake_openai::chunk(Some("swarm"), None),
+            fake_openai::chunk(Some("."), None),
+            fake_openai::chunk(None, Some("stop")),
+            fake_openai::usage_chunk(30, 3),
+        ],
+        done: true,
+        pause: Duration::from_millis(5),
+    }]);
+    let bridge = bridge(&config(&fake.base_url));
+    let model = bridge.models()[0].clone();
+    let mut pieces = Vec::new();
+    let answer = bridge
+        .chat_stream(&model, &question(), &mut |text| {
+            pieces.push(text.to_string())
+        })
+        .await
+        .expect("answer");
+    assert_eq!(pieces, vec!["A ", "swarm", "."]);
+    assert_eq!(answer.content, "A swarm.");
+    assert_eq!(
+        answer.usage,
+        Some(Usage {
+            prompt_tokens: 30,
+            completion_tokens: 3
+        })
+    );
+    let body = &fake.received()[0].body;
+    assert_eq!(body["stream"], true);
+    assert_eq!(body["stream_options"]["include_usage"], true);
+}
+
+#[tokio::test]
+async fn tool_calls_are_read_whole_and_from_streamed_pieces() {
+    let fake = FakeOpenAi::start().await;
+    fake.script([
+        Reply::Json {
+            status: 200,
+            headers: Vec::new(),
+            body: fake_openai::tool_calls(
+                &[
+                    ("call_1", "search_code", json!({"query": "Searcher"})),
+                    ("call_2", "refs", json!({"symbol": "open"})),
+                ],
+                40,
+                12,
+            ),
+        },
+        Reply::Stream {
+            events: vec![
+                fake_openai::tool_chunk(0, Some("call_9"), Some("find_symbol"), ""),
+                fake_openai::tool_chunk(0, None, None, "{\"name\":"),
+                fake_openai::tool_chunk(0, None, None, "\"Bridge\"}"),
+                fake_openai::chunk(None, Some("tool_calls")),
+                fake_openai::usage_chunk(41, 9),
+            ],
+            done: true,
+            pause: Duration::ZERO,
+        },
+    ]);
+    let bridge = bridge(&config(&fake.base_url));
+    let model = bridge.models()[0].clone();
+    let request = question().tool(
+        "search_code",
+        "Search the code index",
+        json!({"type": "object", "properties": {"query": {"type": "string"}}, "required": ["query"]}),
+    );
+    let whole = bridge.chat(&model, &request).await.expect("answer");
+    assert_eq!(
+        whole.tool_calls,
+        vec![
+            ToolCall {
+                id: "call_1".to_string(),
+                name: "search_code".to_string(),
+                arguments: r#"{"query":"Searcher"}"#.to_string()
+            },
+            ToolCall {
+                id: "call_2".to_string(),
+                name: "refs".to_string(),
+                arguments: r#"{"symbol":"open"}"#.to_string()
+            },
+        ]
+    );
+    assert_eq!(
+        fake.received()[0].body["tools"][0]["function"]["name"],
+        "search_code"
+    );
+    let streamed = bridge
+        .chat_stream(&model, &request, &mut |_| {})
+        .await
+        .expect("answer");
+    assert_eq!(
+        streamed.tool_calls,
+        vec![ToolCall {
+            id: "call_9".to_string(),
+            name: "find_symbol".to_string(),
+            arguments: r#"{"name":"Bridge"}"#.to_string()
+        }]
+    );
+    assert_eq!(streamed.usage.map(|u| u.completion_tokens), Some(9));
+}
+
+#[tokio::test]
+async fn a_429_is_retried_after_the_wait_its_retry_after_asks_for() {
+    let fake = FakeOpenAi::start().await;
+    fake.script([
+        Reply::Json {
+            status: 429,
+            headers: vec![("retry-after".to_string(), "1".to_string())],
+            body: json!({"error": {"message": "slow down", "type": "rate_limit_error"}}),
+        },
+        Reply::Json {
+            status: 200,
+            headers: Vec::new(),
+            body: fake_openai::answer("now", 3, 1),
+        },
+    ]);
+    let bridge = bridge(&config(&fake.base_url));
+    let model = bridge.models()[0].clone();
+    let answer = bridge.chat(&model, &question()).await.expect("answer");
+    assert_eq!((answer.content.as_str(), answer.attempts), ("now", 2));
+    let sent = fake.received();
+    let waited = sent[1].at.duration_since(sent[0].at);
+    assert!(
+        waited >= Duration::from_millis(1000),
+        "retried after {waited:?}, before the second Retry-After asked for"
+    );
+}
+
+#[tokio::test]
+async fn a_retry_after_longer_than_allowed_fails_at_once_naming_the_setting() {
+    let fake = FakeOpenAi::start().await;
+    fake.script([Reply::Json {
+        status: 429,
+        headers: vec![("retry-after".to_string(), "120".to_string())],
+        body: json!({"error": {"message": "quota", "type": "rate_limit_error"}}),
+    }]);
+    let bridge = bridge(&config(&fake.base_url));
+    let model = bridge.models()[0].clone();
+    let started = Instant::now();
+    let err = bridge.chat(&model, &question()).await.expect_err("refused");
+    assert_eq!(err.kind(), "rate_limited");
+    assert!(err.to_string().contains("llm.max_retry_wait"), "{err}");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert_eq!(fake.requests(), 1);
+}
+
+#[tokio::test]
+async fn a_server_error_is_retried_with_backoff_and_reported_after_the_last_attempt() {
+    let fake = FakeOpenAi::start().await;
+    let error = || Reply::Json {
+        status: 500,
+        headers: Vec::new(),
+        body: json!({"error": {"message": "the model crashed", "type": "server_error"}}),
+    };
+    fake.script([
+        error(),
+        Reply::Json {
+            status: 200,
+            headers: Vec::new(),
+            body: fake_openai::answer("recovered", 3, 1),
+        },
+    ]);
+    let bridge = bridge(&config(&fake.base_url));
+    let model = bridge.models()[0].clone();
+    let answer = bridge.chat(&model, &question()).await.expect("answer");
+    assert_eq!((answer.content.as_str(), answer.attempts), ("recovered", 2));
+
+    fake.script([error(), error(), error(), error()]);
+    let err = bridge.chat(&model, &question()).await.expect_err("fails");
+    match &err {
+        LlmError::Server {
+            status, attempts, ..
+        } => assert_eq!((*status, *attempts), (500, 3)),
+        other => panic!("expected a server error, got {other:?}"),
+    }
+    assert!(err.to_string().contains("the model crashed"), "{err}");
+    assert_eq!(fake.requests(), 2 + 3, "max_attempts = 3");
+}
+
+#[tokio::test]
+async fn malformed_answers_are_errors_that_say_so() {
+    let fake = FakeOpenAi::start().await;
+    fake.script([
+        Reply::Raw {
+            status: 200,
+            body: "{\"choices\": [".to_string(),
+        },
+        Reply::Stream {
+            events: vec![fake_openai::chunk(Some("cut "), None)],
+            done: false,
+            pause: Duration::ZERO,
+        },
+        Reply::Stream {
+            events: vec![json!("not a chunk")],
+            done: true,
+            pause: Duration::ZERO,
+        },
+    ]);
+    let bridge = bridge(&config(&fake.base_url));
+    let model = bridge.models()[0].clone();
+    let err = bridge
+        .chat(&model, &question())
+        .await
+        .expect_err("malformed");
+    assert_eq!(err.kind(), "llm_malformed");
+    assert!(err.to_string().contains("not a chat completion"), "{err}");
+    let err = bridge
+        .chat_stream(&model, &question(), &mut |_| {})
+        .await
+        .expect_err("cut");
+    assert!(err.to_string().contains("[DONE]"), "{err}");
+    let err = bridge
+        .chat_stream(&model, &question(), &mut |_| {})
+        .await
+        .expect_err("bad chunk");
+    assert_eq!(err.kind(), "llm_malformed");
+    assert_eq!(fake.requests(), 3, "malformed answers are not retried");
+}
+
+#[tokio::test]
+async fn a_hung_server_times_out_after_the_read_timeout() {
+    let fake = FakeOpenAi::start().await;
+    fake.script([
+        Reply::Hang,
+        Reply::Stream {
+            events: vec![fake_openai::chunk(Some("slow"), None); 2],
+            done: true,
+            pause: Duration::from_secs(30),
+        },
+    ]);
+    let config = LlmConfig {
+        read_timeout: Duration::from_millis(300),
+        ..config(&fake.base_url)
+    };
+    let bridge = bridge(&config);
+    let model = bridge.models()[0].clone();
+    let started = Instant::now();
+    let err = bridge.chat(&model, &question()).await.expect_err("hung");
+    assert_eq!(err.kind(), "timeout");
+    assert!(err.to_string().contains("300 ms"), "{err}");
+    let err = bridge
+        .chat_stream(&model, &question(), &mut |_| {})
+        .await
+        .expect_err("stalled stream");
+    assert_eq!(err.kind(), "timeout");
+    assert!(err.to_string().contains("next chunk"), "{err}");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert_eq!(fake.requests(), 2, "a timeout is not retried");
+}
+
+#[tokio::test]
+async fn an_unreachable_server_is_a_clear_error_after_the_retries() {
+    // A port nothing listens on: bind one, then let it go.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let config = LlmConfig {
+        max_retry_wait: Duration::from_millis(50),
+        ..config(&format!("http://127.0.0.1:{port}/v1"))
+    };
+    let bridge = bridge(&config);
+    let model = bridge.models()[0].clone();
+    let err = bridge
+        .chat(&model, &question())
+        .await
+        .expect_err("unreachable");
+    assert_eq!(err.kind(), "llm_unreachable");
+    let text = err.to_string();
+    assert!(
+        text.contains(&format!("127.0.0.1:{port}")) && text.contains("is it running?"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn a_prompt_over_the_context_is_context_too_long_and_not_retried() {
+    let fake = FakeOpenAi::start().await;
+    fake.script([Reply::Json {
+        status: 400,
+        headers: Vec::new(),
+        body: json!({"error": {"code": 400, "message": "request (3030 tokens) exceeds the available context size (512 tokens), try increasing it", "type": "exceed_context_size_error", "n_prompt_tokens": 3030, "n_ctx": 512}}),
+    }]);
+    let bridge = bridge(&config(&fake.base_url));
+    let model = bridge.models()[0].clone();
+    let err = bridge
+        .chat(&model, &question())
+        .await
+        .expect_err("too long");
+    assert_eq!(err.kind(), "context_too_long");
+    assert!(err.to_string().contains("3030 tokens"), "{err}");
+    assert_eq!(fake.requests(), 1);
+}
+
+#[tokio::test]
+async fn embeddings_come_back_in_input_order() {
+    let fake = FakeOpenAi::start().await;
+    let bridge = bridge(&config(&fake.base_url));
+    let model = bridge.models()[0].clone();
+    let inputs = vec!["one".to_string(), "three".to_string()];
+    let embeddings = bridge.embed(&model, &inputs).await.expect("embeddings");
+    assert_eq!(embeddings.vectors, vec![vec![0.0, 3.0], vec![1.0, 5.0]]);
+    assert_eq!(embeddings.prompt_tokens, 4);
+    assert_eq!(fake.received()[0].path, "/v1/embeddings");
+}

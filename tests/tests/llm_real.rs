@@ -1,0 +1,186 @@
+//! The LLM bridge against a real OpenAI-compatible server: llama.cpp's HTTP server (the `xllamacpp` wheel)
+//! serving SmolLM2-135M-Instruct, which `.ci/llm-server.sh` installs and starts on 127.0.0.1 (with embeddings on
+//! and a 2,048-token context). `DREAMOS_TEST_LLM_URL` gives its base URL (`http://127.0.0.1:18080/v1`).
+//!
+//! Without the variable the tests say they did not run; under CI (`DREAMOS_CI=1`) they fail instead.
+
+use std::time::Duration;
+
+use dreamos_agents::llm::{Bridge, ChatRequest};
+use dreamos_runtime::config::{LlmConfig, LlmModelConfig, ModelTag};
+
+/// The server's base URL, or `None` (outside CI) when none was started.
+fn server() -> Option<String> {
+    match std::env::var("DREAMOS_TEST_LLM_URL") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ => {
+            assert!(
+                std::env::var_os("DREAMOS_CI").is_none(),
+                "the real LLM server is required under CI: run .ci/llm-server.sh and set DREAMOS_TEST_LLM_URL"
+            );
+            eprintln!(
+                "NOT RUN: no real LLM server (start one with .ci/llm-server.sh and set DREAMOS_TEST_LLM_URL=http://127.0.0.1:18080/v1)"
+            );
+            None
+        }
+    }
+}
+
+fn config(url: &str) -> LlmConfig {
+    LlmConfig {
+        base_url: url.to_string(),
+        models: vec![LlmModelConfig {
+            name: "smollm2".to_string(),
+            tags: vec![ModelTag::Fast, ModelTag::Embeddings],
+            context: 2048,
+            max_output: 256,
+            base_url: String::new(),
+            api_key_env: String::new(),
+        }],
+        read_timeout: Duration::from_secs(60),
+        ..dreamos_runtime::Config::defaults().llm
+    }
+}
+
+fn hello() -> ChatRequest {
+    ChatRequest::default()
+        .system("You are a helpful assistant. Answer in one short sentence.")
+        .user("What is the capital of France?")
+        .max_tokens(24)
+        .temperature(0.0)
+}
+
+#[tokio::test]
+async fn the_real_model_answers_and_the_usage_is_what_the_server_reports() {
+    let Some(url) = server() else {
+        return;
+    };
+    let bridge = Bridge::new(&config(&url)).expect("bridge");
+    let model = bridge.models()[0].clone();
+    let answer = bridge.chat(&model, &hello()).await.expect("answer");
+    assert!(!answer.content.trim().is_empty(), "an empty answer");
+    let usage = answer.usage.expect("the server reports usage");
+    assert!(usage.prompt_tokens > 10, "{usage:?}");
+    assert!(
+        (1..=24).contains(&usage.completion_tokens),
+        "{usage:?}: max_tokens was 24"
+    );
+
+    // The same request sent by hand: the server's own `usage` fields are what the bridge returned.
+    let raw: serde_json::Value = reqwest::Client::new()
+        .post(format!("{url}/chat/completions"))
+        .json(&serde_json::json!({
+            "model": "smollm2",
+            "messages": [
+                {"role": "system", "content": "You are a helpful assistant. Answer in one short sentence."},
+                {"role": "user", "content": "What is the capital of France?"}
+            ],
+            "max_tokens": 24,
+            "temperature": 0.0
+        }))
+        .send()
+        .await
+        .expect("raw request")
+        .json()
+        .await
+        .expect("raw answer");
+    assert_eq!(raw["usage"]["prompt_tokens"], usage.prompt_tokens);
+    assert_eq!(raw["usage"]["completion_tokens"], usage.completion_tokens);
+    assert_eq!(
+        raw["choices"][0]["message"]["content"],
+        answer.content.as_str()
+    );
+}
+
+#[tokio::test]
+async fn the_real_model_streams_its_answer_with_usage_at_the_end() {
+    let Some(url) = server() else {
+        return;
+    };
+    let bridge = Bridge::new(&config(&url)).expect("bridge");
+    let model = bridge.models()[0].clone();
+    let mut pieces = Vec::new();
+    let answer = bridge
+        .chat_stream(&model, &hello(), &mut |text| pieces.push(text.to_string()))
+        .await
+        .expect("answer");
+    assert!(pieces.len() > 1, "one piece only: {pieces:?}");
+    assert_eq!(pieces.concat(), answer.content);
+    assert!(answer.finish_reason.is_some());
+    let usage = answer.usage.expect("the last chunk carries usage");
+    assert!((1..=24).contains(&usage.completion_tokens), "{usage:?}");
+}
+
+#[tokio::test]
+async fn a_model_that_does_not_call_tools_just_answers_when_offered_some() {
+    let Some(url) = server() else {
+        return;
+    };
+    let bridge = Bridge::new(&config(&url)).expect("bridge");
+    let model = bridge.models()[0].clone();
+    let request = hello().tool(
+        "search_code",
+        "Search the code index for a word",
+        serde_json::json!({"type": "object", "properties": {"query": {"type": "string"}}, "required": ["query"]}),
+    );
+    let answer = bridge.chat(&model, &request).await.expect("answer");
+    assert!(answer.tool_calls.is_empty(), "{:?}", answer.tool_calls);
+    assert!(!answer.content.trim().is_empty());
+}
+
+#[tokio::test]
+async fn a_prompt_over_the_real_models_context_is_context_too_long() {
+    let Some(url) = server() else {
+        return;
+    };
+    let bridge = Bridge::new(&config(&url)).expect("bridge");
+    let model = bridge.models()[0].clone();
+    let long = "the swarm remembers every message it accepted ".repeat(600);
+    let err = bridge
+        .chat(&model, &ChatRequest::default().user(long).max_tokens(8))
+        .await
+        .expect_err("too long");
+    assert_eq!(err.kind(), "context_too_long", "{err}");
+    assert!(err.to_string().contains("2048"), "{err}");
+}
+
+#[tokio::test]
+async fn a_call_slower_than_the_read_timeout_times_out() {
+    let Some(url) = server() else {
+        return;
+    };
+    let config = LlmConfig {
+        read_timeout: Duration::from_millis(20),
+        ..config(&url)
+    };
+    let bridge = Bridge::new(&config).expect("bridge");
+    let model = bridge.models()[0].clone();
+    let request = ChatRequest::default()
+        .user("Write a long story about a lighthouse keeper.")
+        .max_tokens(64);
+    let err = bridge.chat(&model, &request).await.expect_err("too slow");
+    assert_eq!(err.kind(), "timeout", "{err}");
+    assert!(err.to_string().contains("20 ms"), "{err}");
+}
+
+#[tokio::test]
+async fn the_real_server_embeds_texts() {
+    let Some(url) = server() else {
+        return;
+    };
+    let bridge = Bridge::new(&config(&url)).expect("bridge");
+    let model = bridge.models()[0].clone();
+    let inputs = vec![
+        "the message log".to_string(),
+        "a lighthouse by the sea".to_string(),
+    ];
+    let embeddings = bridge.embed(&model, &inputs).await.expect("embeddings");
+    assert_eq!(embeddings.vectors.len(), 2);
+    assert_eq!(embeddings.vectors[0].len(), 576, "SmolLM2-135M's width");
+    assert!(embeddings.prompt_tokens >= 4);
+    for vector in &embeddings.vectors {
+        let norm: f32 = vector.iter().map(|x| x * x).sum::<f32>().sqrt();
+        assert!((norm - 1.0).abs() < 0.01, "not normalised: {norm}");
+    }
+    assert_ne!(embeddings.vectors[0], embeddings.vectors[1]);
+}
