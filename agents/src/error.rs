@@ -90,6 +90,10 @@ pub enum Error {
     #[error("memory: {0}")]
     Memory(String),
 
+    /// A call to a model failed or was refused (`kind` says how).
+    #[error(transparent)]
+    Llm(#[from] crate::llm::LlmError),
+
     /// An actor could not be reached or failed to start.
     #[error("actor system error: {0}")]
     Actor(String),
@@ -114,6 +118,7 @@ impl Error {
             Error::PathNotAllowed { .. } => "path_not_allowed",
             Error::UnknownEntry { .. } => "unknown_entry",
             Error::Memory(_) => "internal",
+            Error::Llm(e) => e.kind(),
             Error::Scanner(e) => scanner_kind(e),
             Error::Runtime(dreamos_runtime::Error::Closed) => "shutting_down",
             Error::Runtime(dreamos_runtime::Error::Overloaded { .. }) => "overloaded",

@@ -10,6 +10,7 @@
 //! - [`audit`] and [`roster`]: who ran which command; which agents exist and what the captain last asked of them.
 //! - [`memory`]: Dreamscribe's entries (the narrative memory) and the trees that keep them.
 //! - [`frontend`]: small durable facts frontends keep (the Discord outbox's cursor, registered commands' hash).
+//! - [`usage`]: the token ledger's records, one per call to a model.
 //!
 //! Architecture invariant: this crate knows nothing of actors, Discord or tree-sitter. It stores and reports.
 
@@ -24,6 +25,7 @@ pub mod roster;
 pub mod store;
 pub mod task;
 pub mod telemetry;
+pub mod usage;
 
 pub use config::Config;
 pub use error::{Error, Result};

@@ -1,11 +1,13 @@
 //! The LLM bridge against a scripted OpenAI-compatible server on 127.0.0.1 ([`FakeOpenAi`]): plain answers and
 //! usage, streamed chunks, tool calls whole and streamed, 429 with `Retry-After`, 5xx, malformed answers, a hung
-//! connection, an unreachable server and a prompt over the context.
+//! connection, an unreachable server and a prompt over the context; the token ledger and its budgets.
 
 use std::time::{Duration, Instant};
 
-use dreamos_agents::llm::{Bridge, ChatRequest, LlmError, ToolCall, Usage};
-use dreamos_runtime::config::{LlmConfig, LlmModelConfig, ModelTag};
+use dreamos_agents::llm::{
+    Bridge, Caller, ChatRequest, Ledger, LlmError, ToolCall, Usage, UsageFilter,
+};
+use dreamos_runtime::config::{LlmBudgets, LlmConfig, LlmModelConfig, ModelTag};
 use dreamos_tests::fake_openai::{self, FakeOpenAi, Reply};
 use serde_json::json;
 
@@ -417,4 +419,177 @@ async fn embeddings_come_back_in_input_order() {
     assert_eq!(embeddings.vectors, vec![vec![0.0, 3.0], vec![1.0, 5.0]]);
     assert_eq!(embeddings.prompt_tokens, 4);
     assert_eq!(fake.received()[0].path, "/v1/embeddings");
+}
+
+/// A store, a started log and a ledger with `budgets`, in `dir`.
+struct Books {
+    llm: dreamos_agents::llm::Llm,
+    log: dreamos_runtime::log::MessageLog,
+}
+
+struct NoSink;
+
+impl dreamos_runtime::log::CommitSink for NoSink {
+    fn committed(&self, _: &dreamos_runtime::log::Committed) {}
+}
+
+fn books(dir: &std::path::Path, bridge: Bridge, budgets: LlmBudgets) -> Books {
+    let store = dreamos_runtime::Store::open(dir).expect("store");
+    let (log, _) = dreamos_runtime::log::MessageLog::open(
+        &store,
+        dreamos_runtime::log::LogOptions::defaults(),
+    )
+    .expect("log");
+    log.start(std::sync::Arc::new(NoSink)).expect("start");
+    let usage = dreamos_runtime::usage::UsageStore::open(&store).expect("usage");
+    let ledger = Ledger::open(usage, log.clone(), budgets).expect("ledger");
+    Books {
+        llm: dreamos_agents::llm::Llm::new(bridge, ledger),
+        log,
+    }
+}
+
+fn ada() -> Caller {
+    Caller {
+        person: Some("console:ada".to_string()),
+        agent: Some("agent-1".to_string()),
+        task: None,
+        frontend: Some("console".to_string()),
+    }
+}
+
+#[tokio::test]
+async fn usage_totals_are_the_sum_of_the_servers_usage_and_survive_a_restart() {
+    let fake = FakeOpenAi::start().await;
+    let answers = [(21, 5), (300, 40), (7, 1)];
+    fake.script(answers.iter().map(|&(prompt, completion)| Reply::Json {
+        status: 200,
+        headers: Vec::new(),
+        body: fake_openai::answer("ok", prompt, completion),
+    }));
+    let dir = tempfile::tempdir().expect("temp dir");
+    let no_limits = LlmBudgets {
+        person_daily: 0,
+        agent_daily: 0,
+        daily: 0,
+    };
+    {
+        let books = books(
+            dir.path(),
+            bridge(&config(&fake.base_url)),
+            no_limits.clone(),
+        );
+        let model = books.llm.bridge().models()[0].clone();
+        for _ in answers {
+            books
+                .llm
+                .chat(&ada(), &model, &question())
+                .await
+                .expect("answer");
+        }
+        let totals = books
+            .llm
+            .ledger()
+            .totals(&UsageFilter::default())
+            .expect("totals");
+        assert_eq!(
+            (totals.calls, totals.prompt_tokens, totals.completion_tokens),
+            (3, 21 + 300 + 7, 5 + 40 + 1)
+        );
+        books.log.close().await;
+    }
+    let books = books(dir.path(), bridge(&config(&fake.base_url)), no_limits);
+    let ledger = books.llm.ledger();
+    let mine = ledger
+        .totals(&UsageFilter {
+            person: Some("console:ada".to_string()),
+            ..UsageFilter::default()
+        })
+        .expect("totals");
+    assert_eq!(
+        (mine.calls, mine.prompt_tokens, mine.completion_tokens),
+        (3, 328, 46)
+    );
+    assert_eq!(mine.by_model.get("fake-model"), Some(&(3, 328, 46)));
+    let others = ledger
+        .totals(&UsageFilter {
+            person: Some("discord:bob".to_string()),
+            ..UsageFilter::default()
+        })
+        .expect("totals");
+    assert_eq!(others.calls, 0);
+    books.log.close().await;
+}
+
+#[tokio::test]
+async fn a_call_that_could_pass_a_budget_is_refused_before_it_is_sent() {
+    let fake = FakeOpenAi::start().await;
+    fake.script([Reply::Json {
+        status: 200,
+        headers: Vec::new(),
+        body: fake_openai::answer("ok", 150, 50),
+    }]);
+    let dir = tempfile::tempdir().expect("temp dir");
+    // The first call (about 30 prompt tokens, at most 256 answer tokens) fits; after its 200 tokens, a second
+    // one could pass the person's 400.
+    let books = books(
+        dir.path(),
+        bridge(&config(&fake.base_url)),
+        LlmBudgets {
+            person_daily: 400,
+            agent_daily: 0,
+            daily: 0,
+        },
+    );
+    let model = books.llm.bridge().models()[0].clone();
+    books
+        .llm
+        .chat(&ada(), &model, &question())
+        .await
+        .expect("within the budget");
+    let err = books
+        .llm
+        .chat(&ada(), &model, &question())
+        .await
+        .expect_err("over the budget");
+    assert_eq!(err.kind(), "budget_exceeded");
+    let text = err.to_string();
+    assert!(
+        text.contains("llm.budgets.person_daily") && text.contains("200 tokens spent"),
+        "{text}"
+    );
+    assert_eq!(fake.requests(), 1, "the refused call was never sent");
+    // Someone else has a budget of their own.
+    let bob = Caller {
+        person: Some("discord:bob".to_string()),
+        ..ada()
+    };
+    books
+        .llm
+        .chat(&bob, &model, &question())
+        .await
+        .expect("bob's budget is untouched");
+    // And the agent budget counts every person's calls through that agent.
+    books.log.close().await;
+    drop(books);
+    let books = books_with(dir.path(), &fake, 0, 300);
+    let err = books
+        .llm
+        .chat(&bob, &model, &question())
+        .await
+        .expect_err("the agent's budget");
+    assert!(err.to_string().contains("llm.budgets.agent_daily"), "{err}");
+    books.log.close().await;
+}
+
+fn books_with(dir: &std::path::Path, fake: &FakeOpenAi, person: u64, agent: u64) -> Books {
+    books(
+        dir,
+        bridge(&config(&fake.base_url)),
+        LlmBudgets {
+            person_daily: person,
+            agent_daily: agent,
+            daily: 0,
+        },
+    )
 }

@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use dreamos_agents::llm::{Bridge, ChatRequest};
+use dreamos_agents::llm::{Bridge, Caller, ChatRequest, Ledger, Llm, UsageFilter};
 use dreamos_runtime::config::{LlmConfig, LlmModelConfig, ModelTag};
 
 /// The server's base URL, or `None` (outside CI) when none was started.
@@ -183,4 +183,56 @@ async fn the_real_server_embeds_texts() {
         assert!((norm - 1.0).abs() < 0.01, "not normalised: {norm}");
     }
     assert_ne!(embeddings.vectors[0], embeddings.vectors[1]);
+}
+
+struct NoSink;
+
+impl dreamos_runtime::log::CommitSink for NoSink {
+    fn committed(&self, _: &dreamos_runtime::log::Committed) {}
+}
+
+#[tokio::test]
+async fn the_ledger_records_the_tokens_the_real_server_reported() {
+    let Some(url) = server() else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = dreamos_runtime::Store::open(dir.path()).expect("store");
+    let (log, _) = dreamos_runtime::log::MessageLog::open(
+        &store,
+        dreamos_runtime::log::LogOptions::defaults(),
+    )
+    .expect("log");
+    log.start(std::sync::Arc::new(NoSink)).expect("start");
+    let usage = dreamos_runtime::usage::UsageStore::open(&store).expect("usage");
+    let config = config(&url);
+    let ledger = Ledger::open(usage, log.clone(), config.budgets.clone()).expect("ledger");
+    let llm = Llm::new(Bridge::new(&config).expect("bridge"), ledger);
+    let model = llm.bridge().models()[0].clone();
+    let caller = Caller {
+        person: Some("console:ada".to_string()),
+        ..Caller::default()
+    };
+    let mut reported = (0, 0);
+    for _ in 0..2 {
+        let answer = llm.chat(&caller, &model, &hello()).await.expect("answer");
+        let usage = answer.usage.expect("usage");
+        reported.0 += usage.prompt_tokens;
+        reported.1 += usage.completion_tokens;
+    }
+    let mut on_text = |_: &str| {};
+    let answer = llm
+        .chat_stream(&caller, &model, &hello(), &mut on_text)
+        .await
+        .expect("answer");
+    let usage = answer.usage.expect("usage");
+    reported.0 += usage.prompt_tokens;
+    reported.1 += usage.completion_tokens;
+    let totals = llm
+        .ledger()
+        .totals(&UsageFilter::default())
+        .expect("totals");
+    assert_eq!(totals.calls, 3);
+    assert_eq!((totals.prompt_tokens, totals.completion_tokens), reported);
+    log.close().await;
 }

@@ -6,16 +6,111 @@
 //!   connections, within `llm.max_attempts` and `llm.request_timeout`; streaming reads server-sent events with a
 //!   deadline between chunks.
 //! - [`sse`]: the server-sent-events line decoder.
+//! - [`ledger`]: the token ledger and budgets; [`Llm`] puts the two together: every call is reserved against the
+//!   budgets before it is sent and recorded durably when it ends.
 //!
 //! The API key is read from the environment variable the configuration names, once, when the bridge is built; it
 //! is sent as a bearer token and appears in no error, log line or `Debug` output.
 
 pub mod bridge;
+pub mod ledger;
 pub mod sse;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 pub use bridge::{Answer, Bridge, ChatRequest, Embeddings, ToolCall, Usage};
+use dreamos_runtime::{config::LlmModelConfig, message::Millis, usage::UsageRecord};
+pub use ledger::{Caller, Ledger, Totals, UsageFilter};
+
+/// The bridge behind the ledger: what agents and commands call. Cheap to clone.
+#[derive(Clone)]
+pub struct Llm {
+    bridge: Bridge,
+    ledger: Ledger,
+}
+
+impl Llm {
+    pub fn new(bridge: Bridge, ledger: Ledger) -> Llm {
+        Llm { bridge, ledger }
+    }
+
+    pub fn bridge(&self) -> &Bridge {
+        &self.bridge
+    }
+
+    pub fn ledger(&self) -> &Ledger {
+        &self.ledger
+    }
+
+    /// [`Bridge::chat`] for `caller`, within the budgets, recorded in the ledger.
+    pub async fn chat(
+        &self,
+        caller: &Caller,
+        model: &LlmModelConfig,
+        request: &ChatRequest,
+    ) -> crate::Result<Answer> {
+        self.call(caller, model, request, None).await
+    }
+
+    /// [`Bridge::chat_stream`] for `caller`, within the budgets, recorded in the ledger.
+    pub async fn chat_stream(
+        &self,
+        caller: &Caller,
+        model: &LlmModelConfig,
+        request: &ChatRequest,
+        on_text: &mut (dyn FnMut(&str) + Send),
+    ) -> crate::Result<Answer> {
+        self.call(caller, model, request, Some(on_text)).await
+    }
+
+    async fn call(
+        &self,
+        caller: &Caller,
+        model: &LlmModelConfig,
+        request: &ChatRequest,
+        on_text: Option<&mut (dyn FnMut(&str) + Send)>,
+    ) -> crate::Result<Answer> {
+        let prompt_bytes = serde_json::to_string(&request.messages).map_or(0, |t| t.len())
+            + serde_json::to_string(&request.tools).map_or(0, |t| t.len());
+        let max_tokens = u64::from(
+            request
+                .max_tokens
+                .unwrap_or(model.max_output)
+                .min(model.max_output),
+        );
+        let most =
+            ledger::estimate_prompt_tokens(prompt_bytes, request.messages.len()) + max_tokens;
+        let reservation = self.ledger.reserve(caller, most)?;
+        let started = Instant::now();
+        let result = match on_text {
+            Some(on_text) => self.bridge.chat_stream(model, request, on_text).await,
+            None => self.bridge.chat(model, request).await,
+        };
+        let usage = result
+            .as_ref()
+            .ok()
+            .and_then(|a| a.usage)
+            .unwrap_or_default();
+        let record = UsageRecord {
+            at: Millis::now(),
+            model: model.name.clone(),
+            person: caller.person.clone(),
+            agent: caller.agent.clone(),
+            task: caller.task.clone(),
+            frontend: caller.frontend.clone(),
+            prompt_tokens: usage.prompt_tokens,
+            completion_tokens: usage.completion_tokens,
+            duration_ms: millis(started.elapsed()),
+            outcome: match &result {
+                Ok(_) => "ok".to_string(),
+                Err(e) => e.kind().to_string(),
+            },
+            attempts: result.as_ref().map_or(0, |a| a.attempts),
+        };
+        self.ledger.record(reservation, record).await?;
+        Ok(result?)
+    }
+}
 
 /// Everything a call to a model can fail with. [`LlmError::kind`] is the stable name frontends show.
 #[derive(Debug, thiserror::Error)]
