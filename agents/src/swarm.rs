@@ -58,6 +58,10 @@ struct SwarmInner {
     shut_down: AtomicBool,
     tasks: crate::tasks::TaskManager,
     memory: Memory,
+    /// Every call to a model is recorded here, whether or not one is configured now.
+    ledger: crate::llm::Ledger,
+    /// The bridge behind the ledger, or why there is none.
+    llm: std::result::Result<crate::llm::Llm, String>,
 }
 
 /// `/status`: the agents and the message log's counters.
@@ -111,6 +115,21 @@ impl Swarm {
         )
         .await?;
         ums.set_memory(memory.clone());
+        let ledger = crate::llm::Ledger::open(
+            dreamos_runtime::usage::UsageStore::open(&store)?,
+            log.clone(),
+            config.llm.budgets.clone(),
+        )?;
+        let llm = match crate::llm::Bridge::new(&config.llm) {
+            Ok(bridge) => Ok(crate::llm::Llm::new(bridge, ledger.clone())),
+            Err(crate::llm::LlmError::NotConfigured) => {
+                Err(crate::llm::LlmError::NotConfigured.to_string())
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "the LLM bridge is off");
+                Err(e.to_string())
+            }
+        };
 
         let mut to_start = Vec::new();
         for agent in &config.agents {
@@ -189,6 +208,8 @@ impl Swarm {
                 orchestrator_task: Mutex::new(Some(orchestrator_task)),
                 tasks,
                 memory,
+                ledger,
+                llm,
                 shut_down: AtomicBool::new(false),
             }),
         })
@@ -229,6 +250,26 @@ impl Swarm {
     pub async fn forget(&self, who: &Principal, id: EntryId) -> Result<Entry> {
         who.require_captain("forgetting memory entries")?;
         self.inner.memory.forget(id, who_author(who)).await
+    }
+
+    /// The token ledger: `/usage` reads it.
+    pub fn ledger(&self) -> &crate::llm::Ledger {
+        &self.inner.ledger
+    }
+
+    /// `/usage`: token totals of the calls `filter` selects (operators and captains).
+    pub fn usage(
+        &self,
+        who: &Principal,
+        filter: &crate::llm::UsageFilter,
+    ) -> Result<crate::llm::Totals> {
+        who.require_operator("reading the token ledger")?;
+        self.inner.ledger.totals(filter)
+    }
+
+    /// The LLM bridge behind the ledger, or why there is none (nothing configured, a key variable not set).
+    pub fn llm(&self) -> std::result::Result<&crate::llm::Llm, &str> {
+        self.inner.llm.as_ref().map_err(String::as_str)
     }
 
     /// The code index: `/index`, `/search`, `/symbol`, `/outline` and `/deps` run through it.

@@ -43,6 +43,7 @@ pub enum Reply {
     Entry(EntryReply),
     Recall(RecallReply),
     Journal(JournalReply),
+    Usage(UsageReply),
 }
 
 /// A memory entry as answers show it.
@@ -107,6 +108,19 @@ pub struct RecallHit {
     pub score: f32,
     /// The best fragment of the text, matched words marked `**like this**`.
     pub snippet: String,
+}
+
+/// `/usage`: the ledger's totals for the filter.
+#[derive(Debug, Clone, Serialize)]
+pub struct UsageReply {
+    pub person: Option<String>,
+    pub agent: Option<String>,
+    /// RFC 3339, when `--since` was given.
+    pub since: Option<String>,
+    #[serde(flatten)]
+    pub totals: dreamos_agents::llm::Totals,
+    /// Why no model can be called now (no `[llm]` server, a key variable not set), if so.
+    pub llm_unavailable: Option<String>,
 }
 
 /// `/journal`: newest first.

@@ -316,6 +316,45 @@ pub fn reply_text(reply: &Reply) -> String {
             }
             lines.join("\n")
         }
+        Reply::Usage(usage) => {
+            let mut scope = Vec::new();
+            if let Some(person) = &usage.person {
+                scope.push(format!("for {person}"));
+            }
+            if let Some(agent) = &usage.agent {
+                scope.push(format!("by {agent}"));
+            }
+            if let Some(since) = &usage.since {
+                scope.push(format!("since {since}"));
+            }
+            let t = &usage.totals;
+            let mut lines = vec![format!(
+                "{} call(s){}{}: {} prompt + {} completion = {} tokens",
+                t.calls,
+                if t.failed > 0 {
+                    format!(" ({} failed)", t.failed)
+                } else {
+                    String::new()
+                },
+                if scope.is_empty() {
+                    String::new()
+                } else {
+                    format!(" {}", scope.join(" "))
+                },
+                t.prompt_tokens,
+                t.completion_tokens,
+                t.prompt_tokens + t.completion_tokens
+            )];
+            for (model, (calls, prompt, completion)) in &t.by_model {
+                lines.push(format!(
+                    "  {model}: {calls} call(s), {prompt} prompt + {completion} completion tokens"
+                ));
+            }
+            if let Some(why) = &usage.llm_unavailable {
+                lines.push(format!("no model can be called now: {why}"));
+            }
+            lines.join("\n")
+        }
         Reply::Journal(page) => {
             let mut lines: Vec<String> = page
                 .entries

@@ -11,7 +11,7 @@ use crate::{
         AgentReply, AgentsReply, BroadcastReply, DeadLetterView, DeadLettersReply, EntryReply,
         EntryView, HelpEntry, HelpReply, HistoryReply, JournalReply, MessageView, OrderAck,
         OutlineReply, RecallHit, RecallReply, Reply, ReposReply, SearchReply, SendReply,
-        SymbolReply, TaskReply, TasksReply,
+        SymbolReply, TaskReply, TasksReply, UsageReply,
     },
     command::{
         self, AgentAction, Command, HistoryArgs, Invocation, ParseError, RecallArgs, RememberArgs,
@@ -320,6 +320,31 @@ impl Session {
                 limit,
                 before,
             } => self.journal(agent, kind, limit, before),
+            Command::Usage {
+                person,
+                agent,
+                since,
+            } => {
+                if let Some(agent) = &agent {
+                    self.swarm.agent(agent)?;
+                }
+                let since = parse_time_opt("since", since.as_deref())?;
+                let totals = self.swarm.usage(
+                    &self.principal,
+                    &dreamos_agents::llm::UsageFilter {
+                        person: person.clone(),
+                        agent: agent.clone(),
+                        since,
+                    },
+                )?;
+                Ok(Reply::Usage(UsageReply {
+                    person,
+                    agent,
+                    since: since.map(Millis::rfc3339),
+                    totals,
+                    llm_unavailable: self.swarm.llm().err().map(str::to_string),
+                }))
+            }
             Command::Forget(id) => {
                 let id = entry_id(&id)?;
                 let entry = self.swarm.forget(&self.principal, id).await?;

@@ -593,3 +593,59 @@ fn books_with(dir: &std::path::Path, fake: &FakeOpenAi, person: u64, agent: u64)
         },
     )
 }
+
+/// `/usage` through the binary's console: totals, why no model can be called, bad input; and the API key,
+/// given only in the environment, is in no output, not even `dreamos config`.
+#[test]
+fn usage_in_the_console_and_the_key_never_printed() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().join("data");
+    let mut console = dreamos_tests::Console::start(&data, &[], &[]);
+    let usage = console.ok("/usage");
+    assert_eq!(usage["calls"], 0);
+    let why = usage["llm_unavailable"].as_str().unwrap_or_default();
+    assert!(why.contains("[llm] base_url"), "{usage}");
+    assert_eq!(console.refused("/usage --agent nobody").0, "unknown_agent");
+    assert_eq!(
+        console.refused("/usage --since yesterday-ish").0,
+        "invalid_argument"
+    );
+    console.finish();
+
+    let secret = "sk-never-printed-7d1e";
+    let env = [
+        ("DREAMOS_LLM__BASE_URL", "http://127.0.0.1:9/v1"),
+        ("DREAMOS_LLM__API_KEY_ENV", "DREAMOS_TEST_SECRET_KEY"),
+        (
+            "DREAMOS_LLM__MODELS",
+            r#"[{name = "small", tags = ["fast"], context = 2048}]"#,
+        ),
+        ("DREAMOS_TEST_SECRET_KEY", secret),
+    ];
+    let mut console = dreamos_tests::Console::start(&data, &[], &env);
+    let usage = console.ok("/usage --person console:console --since 1d");
+    assert!(usage["llm_unavailable"].is_null(), "{usage}");
+    assert_eq!(usage["person"], "console:console");
+    let lines = console.finish();
+    let printed: String = lines.iter().map(|l| format!("{l:?}")).collect();
+    assert!(!printed.contains(secret), "the key was printed");
+    let (status, stdout, stderr) = dreamos_tests::run_dreamos(&["config"], &env, "");
+    assert!(status.success(), "{stderr}");
+    assert!(stdout.contains("DREAMOS_TEST_SECRET_KEY"), "{stdout}");
+    assert!(!stdout.contains(secret) && !stderr.contains(secret));
+
+    // A key variable that is not set: the bridge is off and says which variable to set.
+    let unset = [
+        ("DREAMOS_LLM__BASE_URL", "http://127.0.0.1:9/v1"),
+        ("DREAMOS_LLM__API_KEY_ENV", "DREAMOS_TEST_UNSET_KEY"),
+        (
+            "DREAMOS_LLM__MODELS",
+            r#"[{name = "small", tags = ["fast"], context = 2048}]"#,
+        ),
+    ];
+    let mut console = dreamos_tests::Console::start(&data, &[], &unset);
+    let usage = console.ok("/usage");
+    let why = usage["llm_unavailable"].as_str().unwrap_or_default();
+    assert!(why.contains("DREAMOS_TEST_UNSET_KEY"), "{usage}");
+    console.finish();
+}

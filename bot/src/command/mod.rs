@@ -373,6 +373,11 @@ pub enum Command {
         before: Option<String>,
     },
     Forget(String),
+    Usage {
+        person: Option<String>,
+        agent: Option<String>,
+        since: Option<String>,
+    },
 }
 
 /// `/remember`.
@@ -452,6 +457,7 @@ impl Command {
             Command::Remember(_) => "remember",
             Command::Recall(_) => "recall",
             Command::Journal { .. } => "journal",
+            Command::Usage { .. } => "usage",
             Command::Forget(_) => "forget",
         }
     }
@@ -630,6 +636,11 @@ impl Command {
                 before: inv.text("before"),
             },
             "forget" => Command::Forget(inv.required("id")?),
+            "usage" => Command::Usage {
+                person: inv.text("person"),
+                agent: inv.text("agent"),
+                since: inv.text("since"),
+            },
             other => {
                 return Err(ParseError::new(
                     "unknown_command",

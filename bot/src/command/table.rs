@@ -777,6 +777,38 @@ pub static COMMANDS: &[CommandSpec] = &[
         subcommands: &[],
     },
     CommandSpec {
+        name: "usage",
+        summary: "tokens spent on models: calls, prompt and completion tokens, per model (operator)",
+        help: "Adds up the token ledger: one record per call to a model, with the tokens the server reported. \
+               Budgets per person, per agent and per day are in [llm.budgets]; a call that could pass one is \
+               refused before it is sent.",
+        role: Role::Operator,
+        options: &[
+            named(
+                "person",
+                OptionKind::Text,
+                "only calls made for this person: console:NAME or discord:USER_ID",
+                None,
+                None,
+            ),
+            named(
+                "agent",
+                OptionKind::Agent,
+                "only calls made by this agent",
+                None,
+                None,
+            ),
+            named(
+                "since",
+                OptionKind::Time,
+                "only calls since (RFC 3339, or a duration ago such as 1d)",
+                None,
+                None,
+            ),
+        ],
+        subcommands: &[],
+    },
+    CommandSpec {
         name: "forget",
         summary: "remove a memory entry by its id, from sled and the search index (captain)",
         help: "The removal is itself journaled: who forgot which entry, never its text.",
