@@ -649,3 +649,122 @@ fn usage_in_the_console_and_the_key_never_printed() {
     assert!(why.contains("DREAMOS_TEST_UNSET_KEY"), "{usage}");
     console.finish();
 }
+
+#[tokio::test]
+async fn a_failing_model_falls_back_to_the_next_and_the_answer_says_which_answered_and_why() {
+    let local = FakeOpenAi::start().await;
+    let remote = FakeOpenAi::start().await;
+    let broken = || Reply::Json {
+        status: 503,
+        headers: Vec::new(),
+        body: json!({"error": {"message": "loading model", "type": "unavailable_error"}}),
+    };
+    local.script([broken(), broken(), broken()]);
+    remote.script([Reply::Json {
+        status: 200,
+        headers: Vec::new(),
+        body: fake_openai::answer("Paris.", 12, 2),
+    }]);
+    let config = LlmConfig {
+        models: vec![
+            LlmModelConfig {
+                base_url: local.base_url.clone(),
+                ..model("local-small")
+            },
+            LlmModelConfig {
+                tags: vec![ModelTag::Balanced],
+                base_url: remote.base_url.clone(),
+                ..model("remote-big")
+            },
+        ],
+        max_retry_wait: Duration::from_millis(20),
+        ..config("")
+    };
+    let dir = tempfile::tempdir().expect("temp dir");
+    let no_limits = LlmBudgets {
+        person_daily: 0,
+        agent_daily: 0,
+        daily: 0,
+    };
+    let books = books(dir.path(), bridge(&config), no_limits);
+    let question_text = "What is the capital of France?";
+    let request = ChatRequest::default().user(question_text);
+    let routed = books
+        .llm
+        .chat_routed(&ada(), question_text, None, &request, None)
+        .await
+        .expect("the fallback answers");
+    assert_eq!(routed.tag, ModelTag::Fast);
+    assert!(routed.reason.contains("short factual"), "{}", routed.reason);
+    assert_eq!(routed.answer.model, "remote-big");
+    assert_eq!(routed.answer.content, "Paris.");
+    assert_eq!(routed.fell_back.len(), 1);
+    assert_eq!(routed.fell_back[0].0, "local-small");
+    assert!(
+        routed.fell_back[0].1.contains("HTTP 503"),
+        "{:?}",
+        routed.fell_back
+    );
+    assert_eq!((local.requests(), remote.requests()), (3, 1));
+    let totals = books
+        .llm
+        .ledger()
+        .totals(&UsageFilter::default())
+        .expect("totals");
+    assert_eq!((totals.calls, totals.failed), (2, 1));
+    assert_eq!(totals.by_model.get("remote-big"), Some(&(1, 12, 2)));
+
+    // Naming the tag skips the classifier; when every model fails, each one's error is listed.
+    local.script([broken(), broken(), broken()]);
+    remote.script([broken(), broken(), broken()]);
+    let err = books
+        .llm
+        .chat_routed(
+            &ada(),
+            question_text,
+            Some(ModelTag::Balanced),
+            &request,
+            None,
+        )
+        .await
+        .expect_err("all fail");
+    assert_eq!(err.kind(), "llm_all_failed");
+    let text = err.to_string();
+    assert!(
+        text.contains("remote-big: ") && text.contains("local-small: "),
+        "{text}"
+    );
+    assert!(
+        text.find("remote-big") < text.find("local-small"),
+        "balanced first: {text}"
+    );
+    books.log.close().await;
+}
+
+#[tokio::test]
+async fn a_budget_refusal_does_not_fall_back_to_another_model() {
+    let fake = FakeOpenAi::start().await;
+    let config = LlmConfig {
+        models: vec![model("one"), model("two")],
+        ..config(&fake.base_url)
+    };
+    let dir = tempfile::tempdir().expect("temp dir");
+    let books = books(
+        dir.path(),
+        bridge(&config),
+        LlmBudgets {
+            person_daily: 0,
+            agent_daily: 0,
+            daily: 50,
+        },
+    );
+    let err = books
+        .llm
+        .chat_routed(&ada(), "hello?", None, &question(), None)
+        .await
+        .expect_err("over the daily budget");
+    assert_eq!(err.kind(), "budget_exceeded");
+    assert!(err.to_string().contains("llm.budgets.daily"), "{err}");
+    assert_eq!(fake.requests(), 0);
+    books.log.close().await;
+}

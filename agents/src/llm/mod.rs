@@ -6,6 +6,7 @@
 //!   connections, within `llm.max_attempts` and `llm.request_timeout`; streaming reads server-sent events with a
 //!   deadline between chunks.
 //! - [`sse`]: the server-sent-events line decoder.
+//! - [`pool`]: which model answers (a classifier picks a tag) and which one next when it fails.
 //! - [`ledger`]: the token ledger and budgets; [`Llm`] puts the two together: every call is reserved against the
 //!   budgets before it is sent and recorded durably when it ends.
 //!
@@ -14,13 +15,26 @@
 
 pub mod bridge;
 pub mod ledger;
+pub mod pool;
 pub mod sse;
 
 use std::time::{Duration, Instant};
 
 pub use bridge::{Answer, Bridge, ChatRequest, Embeddings, ToolCall, Usage};
+use dreamos_runtime::config::ModelTag;
 use dreamos_runtime::{config::LlmModelConfig, message::Millis, usage::UsageRecord};
 pub use ledger::{Caller, Ledger, Totals, UsageFilter};
+pub use pool::{classify, Classified};
+
+/// An answer with how it was routed: the tag and why, and the models that failed before the one that answered.
+#[derive(Debug, Clone)]
+pub struct Routed {
+    pub answer: Answer,
+    pub tag: ModelTag,
+    pub reason: String,
+    /// `(model, error)` of each model tried before, in order.
+    pub fell_back: Vec<(String, String)>,
+}
 
 /// The bridge behind the ledger: what agents and commands call. Cheap to clone.
 #[derive(Clone)]
@@ -61,6 +75,65 @@ impl Llm {
         on_text: &mut (dyn FnMut(&str) + Send),
     ) -> crate::Result<Answer> {
         self.call(caller, model, request, Some(on_text)).await
+    }
+
+    /// Asks the model the pool picks for `question` (or for `tag`, when a person named one), falling back to the
+    /// next candidate when one fails, except for a budget refusal (which stops at once) or a streamed answer that
+    /// already showed text.
+    pub async fn chat_routed(
+        &self,
+        caller: &Caller,
+        question: &str,
+        tag: Option<ModelTag>,
+        request: &ChatRequest,
+        mut on_text: Option<&mut (dyn FnMut(&str) + Send)>,
+    ) -> crate::Result<Routed> {
+        let (tag, reason) = match tag {
+            Some(tag) => (tag, format!("--model {} was asked for", tag.as_str())),
+            None => {
+                let classified = classify(question);
+                (classified.tag, classified.reason)
+            }
+        };
+        let candidates = pool::candidates(self.bridge.models(), tag);
+        if candidates.is_empty() {
+            return Err(LlmError::NoChatModel.into());
+        }
+        let mut fell_back = Vec::new();
+        for model in candidates {
+            let mut shown = false;
+            let result = match on_text.as_mut() {
+                Some(on_text) => {
+                    let mut forward = |text: &str| {
+                        shown = true;
+                        on_text(text);
+                    };
+                    self.call(caller, model, request, Some(&mut forward)).await
+                }
+                None => self.call(caller, model, request, None).await,
+            };
+            match result {
+                Ok(answer) => {
+                    return Ok(Routed {
+                        answer,
+                        tag,
+                        reason,
+                        fell_back,
+                    })
+                }
+                Err(crate::Error::Llm(e)) if !matches!(e, LlmError::Budget(_)) && !shown => {
+                    tracing::warn!(model = %model.name, error = %e, "a model failed; trying the next");
+                    fell_back.push((model.name.clone(), e.to_string()));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        let tried = fell_back
+            .iter()
+            .map(|(model, error)| format!("{model}: {error}"))
+            .collect::<Vec<_>>()
+            .join("; ");
+        Err(LlmError::AllFailed(tried).into())
     }
 
     async fn call(
@@ -169,6 +242,14 @@ pub enum LlmError {
     /// A token budget would be exceeded; nothing was sent.
     #[error("{0}")]
     Budget(String),
+
+    /// Every candidate model failed; each one's error is listed.
+    #[error("no model could answer: {0}")]
+    AllFailed(String),
+
+    /// No configured model answers questions (only embeddings models are configured).
+    #[error("no configured model answers questions: add an [[llm.models]] entry tagged fast, balanced, heavy or code")]
+    NoChatModel,
 }
 
 impl LlmError {
@@ -184,6 +265,8 @@ impl LlmError {
             LlmError::Refused { .. } => "llm_refused",
             LlmError::Malformed { .. } => "llm_malformed",
             LlmError::Budget(_) => "budget_exceeded",
+            LlmError::AllFailed(_) => "llm_all_failed",
+            LlmError::NoChatModel => "llm_not_configured",
         }
     }
 }
