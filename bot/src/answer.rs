@@ -44,6 +44,7 @@ pub enum Reply {
     Recall(RecallReply),
     Journal(JournalReply),
     Usage(UsageReply),
+    Ask(dreamos_agents::llm::ask::AskAnswer),
 }
 
 /// A memory entry as answers show it.

@@ -316,6 +316,35 @@ pub fn reply_text(reply: &Reply) -> String {
             }
             lines.join("\n")
         }
+        Reply::Ask(answer) => {
+            let mut lines = vec![answer.text.clone()];
+            let mut about = format!(
+                "— {} ({}: {}), {} step(s), {} + {} tokens",
+                answer.model,
+                answer.tag,
+                answer.reason,
+                answer.steps,
+                answer.prompt_tokens,
+                answer.completion_tokens
+            );
+            if !answer.tools.is_empty() {
+                let tools: Vec<&str> = answer.tools.iter().map(|t| t.name.as_str()).collect();
+                about.push_str(&format!("; tools: {}", tools.join(", ")));
+            }
+            lines.push(about);
+            for (model, error) in &answer.fell_back {
+                lines.push(format!("  {model} failed first: {error}"));
+            }
+            if !answer.unverified.is_empty() {
+                let unverified: Vec<String> =
+                    answer.unverified.iter().map(|c| c.to_string()).collect();
+                lines.push(format!(
+                    "not found in the index, so not checked: {}",
+                    unverified.join(", ")
+                ));
+            }
+            lines.join("\n")
+        }
         Reply::Usage(usage) => {
             let mut scope = Vec::new();
             if let Some(person) = &usage.person {

@@ -25,6 +25,7 @@ use dreamos_agents::{
 };
 use dreamos_runtime::{
     audit::{AuditEntry, AuditOutcome},
+    config::ModelTag,
     log::{HistoryQuery, StoredMessage},
     memory::EntryKind,
 };
@@ -320,6 +321,11 @@ impl Session {
                 limit,
                 before,
             } => self.journal(agent, kind, limit, before),
+            Command::Ask {
+                question,
+                model,
+                agent,
+            } => self.ask(question, model, agent).await,
             Command::Usage {
                 person,
                 agent,
@@ -354,6 +360,56 @@ impl Session {
                 }))
             }
         }
+    }
+
+    /// `/ask`: the tool loop of `dreamos_agents::llm::ask`, for this person (and agent, when named).
+    async fn ask(
+        &self,
+        question: String,
+        model: Option<String>,
+        agent: Option<String>,
+    ) -> Result<Reply, CommandError> {
+        use dreamos_agents::llm::{ask, Caller};
+        self.principal
+            .require_operator("asking a model")
+            .map_err(CommandError::from)?;
+        if let Some(agent) = &agent {
+            self.swarm.agent(agent)?;
+        }
+        let tag = match model.as_deref() {
+            None => None,
+            Some("fast") => Some(ModelTag::Fast),
+            Some("balanced") => Some(ModelTag::Balanced),
+            Some("heavy") => Some(ModelTag::Heavy),
+            Some("code") => Some(ModelTag::Code),
+            Some(other) => {
+                return Err(CommandError::new(
+                    "invalid_argument",
+                    format!("--model {other}: use fast, balanced, heavy or code"),
+                ))
+            }
+        };
+        let llm = self
+            .swarm
+            .llm()
+            .map_err(|why| CommandError::new("llm_not_configured", why.to_string()))?;
+        let frontend = if self.principal.name.parse::<u64>().is_ok() {
+            "discord"
+        } else {
+            "console"
+        };
+        let caller = Caller {
+            person: Some(format!("{frontend}:{}", self.principal.name)),
+            agent,
+            task: None,
+            frontend: Some(frontend.to_string()),
+        };
+        let tools = ask::Tools {
+            code: self.swarm.code(),
+            memory: Some(self.swarm.memory()),
+        };
+        let answer = ask::ask(llm, &tools, &caller, &question, tag).await?;
+        Ok(Reply::Ask(answer))
     }
 
     /// `/remember`: every part is checked before anything is written; the answer comes once it is durable.

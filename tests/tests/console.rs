@@ -144,7 +144,7 @@ fn a_session_sends_broadcasts_reads_history_and_manages_agents() {
         serde_json::json!([])
     );
     let help = console.ok("/help");
-    assert_eq!(help["commands"].as_array().map(Vec::len), Some(22));
+    assert_eq!(help["commands"].as_array().map(Vec::len), Some(23));
     console.finish();
 }
 

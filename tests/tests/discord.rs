@@ -163,7 +163,7 @@ fn every_command_works_as_a_slash_command_and_roles_are_enforced() {
         .iter()
         .filter_map(|c| c["name"].as_str())
         .collect();
-    assert_eq!(names.len(), 22, "{names:?}");
+    assert_eq!(names.len(), 23, "{names:?}");
     assert!(names.contains(&"send") && names.contains(&"agent") && names.contains(&"task"));
     assert_eq!(
         put.authorization.as_deref(),

@@ -606,6 +606,13 @@ fn usage_in_the_console_and_the_key_never_printed() {
     let why = usage["llm_unavailable"].as_str().unwrap_or_default();
     assert!(why.contains("[llm] base_url"), "{usage}");
     assert_eq!(console.refused("/usage --agent nobody").0, "unknown_agent");
+    let (kind, message) = console.refused("/ask what is the capital of France?");
+    assert_eq!(kind, "llm_not_configured");
+    assert!(message.contains("[llm] base_url"), "{message}");
+    assert_eq!(
+        console.refused("/ask hello --model enormous").0,
+        "invalid_argument"
+    );
     assert_eq!(
         console.refused("/usage --since yesterday-ish").0,
         "invalid_argument"
@@ -766,5 +773,190 @@ async fn a_budget_refusal_does_not_fall_back_to_another_model() {
     assert_eq!(err.kind(), "budget_exceeded");
     assert!(err.to_string().contains("llm.budgets.daily"), "{err}");
     assert_eq!(fake.requests(), 0);
+    books.log.close().await;
+}
+
+/// A fixture repository with a known layout, indexed for real.
+async fn indexed_fixture(dir: &std::path::Path) -> dreamos_agents::code::Code {
+    let repo = dir.join("tinyrepo");
+    std::fs::create_dir_all(repo.join("src")).expect("repo");
+    std::fs::write(
+        repo.join("src/lib.rs"),
+        "//! The fixture.\n\npub mod parser;\n\n/// Reads a file.\npub fn load(path: &str) -> String {\n    parser::parse(path)\n}\n",
+    )
+    .expect("write");
+    std::fs::write(
+        repo.join("src/parser.rs"),
+        "/// Parses text.\npub fn parse(text: &str) -> String {\n    text.to_uppercase()\n}\n",
+    )
+    .expect("write");
+    let config = dreamos_runtime::config::ScannerConfig {
+        allowed_roots: vec![dir.to_path_buf()],
+        ..dreamos_runtime::Config::defaults().scanner
+    };
+    let code = dreamos_agents::code::Code::open(&dir.join("index"), &config).expect("code index");
+    code.index(repo.to_str().expect("utf-8"), Some("tinyrepo"))
+        .await
+        .expect("index");
+    code
+}
+
+#[tokio::test]
+async fn ask_runs_tools_over_several_steps_and_checks_every_citation() {
+    let fake = FakeOpenAi::start().await;
+    fake.script([
+        Reply::Json {
+            status: 200,
+            headers: Vec::new(),
+            body: fake_openai::tool_calls(
+                &[("call_1", "find_symbol", json!({"name": "parse"}))],
+                50,
+                10,
+            ),
+        },
+        Reply::Json {
+            status: 200,
+            headers: Vec::new(),
+            body: fake_openai::tool_calls(
+                &[
+                    ("call_2", "refs", json!({"name": "parse"})),
+                    ("call_3", "no_such_tool", json!({})),
+                ],
+                90,
+                12,
+            ),
+        },
+        Reply::Json {
+            status: 200,
+            headers: Vec::new(),
+            body: fake_openai::answer(
+                "parse is defined at tinyrepo:src/parser.rs:2 and called from tinyrepo:src/lib.rs:7; \
+                 it is not at tinyrepo:src/parser.rs:40 nor at other:src/x.rs:1.",
+                160,
+                30,
+            ),
+        },
+    ]);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let code = indexed_fixture(dir.path()).await;
+    let no_limits = LlmBudgets {
+        person_daily: 0,
+        agent_daily: 0,
+        daily: 0,
+    };
+    let books = books(
+        &dir.path().join("data"),
+        bridge(&config(&fake.base_url)),
+        no_limits,
+    );
+    let tools = dreamos_agents::llm::ask::Tools {
+        code: &code,
+        memory: None,
+    };
+    let answer = dreamos_agents::llm::ask::ask(
+        &books.llm,
+        &tools,
+        &ada(),
+        "Where is `parse` defined and who calls it?",
+        None,
+    )
+    .await
+    .expect("an answer");
+    assert_eq!(answer.steps, 3);
+    let used: Vec<&str> = answer.tools.iter().map(|t| t.name.as_str()).collect();
+    assert_eq!(used, ["find_symbol", "refs", "no_such_tool"]);
+    assert!(answer.tools[2]
+        .error
+        .as_deref()
+        .is_some_and(|e| e.contains("there is no tool")));
+    let shown = |cs: &[dreamos_agents::llm::ask::Citation]| -> Vec<String> {
+        cs.iter().map(|c| c.to_string()).collect()
+    };
+    assert_eq!(
+        shown(&answer.citations),
+        ["tinyrepo:src/parser.rs:2", "tinyrepo:src/lib.rs:7"]
+    );
+    assert_eq!(
+        shown(&answer.unverified),
+        ["tinyrepo:src/parser.rs:40", "other:src/x.rs:1"]
+    );
+    assert_eq!((answer.prompt_tokens, answer.completion_tokens), (300, 52));
+    assert_eq!(answer.tag, "code");
+
+    // What the model was sent: the tools each step, and the tools' real results from the index.
+    let sent = fake.received();
+    assert_eq!(sent.len(), 3);
+    assert!(sent[0].body["tools"]
+        .as_array()
+        .is_some_and(|t| t.len() == 5));
+    let messages = sent[2].body["messages"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let tool_results: Vec<String> = messages
+        .iter()
+        .filter(|m| m["role"] == "tool")
+        .map(|m| m["content"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(tool_results.len(), 3);
+    assert!(
+        tool_results[0].contains("src/parser.rs") && tool_results[0].contains("\"line\":2"),
+        "{}",
+        tool_results[0]
+    );
+    assert!(
+        tool_results[1].contains("src/lib.rs"),
+        "{}",
+        tool_results[1]
+    );
+    assert_eq!(messages[2]["role"], "assistant");
+    assert_eq!(
+        messages[2]["tool_calls"][0]["function"]["name"],
+        "find_symbol"
+    );
+    books.log.close().await;
+}
+
+#[tokio::test]
+async fn ask_stops_after_its_step_limit_with_a_last_call_that_offers_no_tools() {
+    let fake = FakeOpenAi::start().await;
+    let again = || Reply::Json {
+        status: 200,
+        headers: Vec::new(),
+        body: fake_openai::tool_calls(&[("c", "search_code", json!({"query": "load"}))], 10, 2),
+    };
+    let steps = dreamos_agents::llm::ask::MAX_STEPS;
+    fake.script((0..steps - 1).map(|_| again()));
+    fake.script([Reply::Json {
+        status: 200,
+        headers: Vec::new(),
+        body: fake_openai::answer("I looked; load is in tinyrepo:src/lib.rs:6.", 10, 5),
+    }]);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let code = indexed_fixture(dir.path()).await;
+    let books = books(
+        &dir.path().join("data"),
+        bridge(&config(&fake.base_url)),
+        LlmBudgets {
+            person_daily: 0,
+            agent_daily: 0,
+            daily: 0,
+        },
+    );
+    let tools = dreamos_agents::llm::ask::Tools {
+        code: &code,
+        memory: None,
+    };
+    let answer = dreamos_agents::llm::ask::ask(&books.llm, &tools, &ada(), "find load", None)
+        .await
+        .expect("an answer");
+    assert_eq!(answer.steps, steps);
+    assert_eq!(answer.tools.len(), steps - 1);
+    let sent = fake.received();
+    assert!(
+        sent[steps - 1].body.get("tools").is_none(),
+        "the last call offers no tools"
+    );
+    assert_eq!(answer.citations.len(), 1, "{answer:?}");
     books.log.close().await;
 }

@@ -236,3 +236,37 @@ async fn the_ledger_records_the_tokens_the_real_server_reported() {
     assert_eq!((totals.prompt_tokens, totals.completion_tokens), reported);
     log.close().await;
 }
+
+/// `/ask` end to end through the binary's console against the real model, which never calls a tool: the loop
+/// ends with its answer in one step, and the ledger counts the call.
+#[test]
+fn ask_through_the_console_answers_with_the_real_model() {
+    let Some(url) = server() else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("temp dir");
+    let env = [
+        ("DREAMOS_LLM__BASE_URL", url.as_str()),
+        (
+            "DREAMOS_LLM__MODELS",
+            r#"[{name = "smollm2", tags = ["fast", "balanced"], context = 2048, max_output = 64}]"#,
+        ),
+    ];
+    let mut console = dreamos_tests::Console::start(&dir.path().join("data"), &[], &env);
+    let answer = console.ok("/ask What is the capital of France?");
+    let text = answer["text"].as_str().unwrap_or_default();
+    assert!(!text.trim().is_empty(), "{answer}");
+    assert_eq!(answer["model"], "smollm2");
+    assert_eq!(answer["tag"], "fast");
+    assert_eq!(answer["steps"], 1);
+    assert!(
+        answer["completion_tokens"]
+            .as_u64()
+            .is_some_and(|n| (1..=64).contains(&n)),
+        "{answer}"
+    );
+    let usage = console.ok("/usage");
+    assert_eq!(usage["calls"], 1);
+    assert_eq!(usage["completion_tokens"], answer["completion_tokens"]);
+    console.finish();
+}

@@ -6,6 +6,7 @@
 //!   connections, within `llm.max_attempts` and `llm.request_timeout`; streaming reads server-sent events with a
 //!   deadline between chunks.
 //! - [`sse`]: the server-sent-events line decoder.
+//! - [`ask`]: `/ask`'s tool-using loop over the code index and the memory, with checked citations.
 //! - [`pool`]: which model answers (a classifier picks a tag) and which one next when it fails.
 //! - [`ledger`]: the token ledger and budgets; [`Llm`] puts the two together: every call is reserved against the
 //!   budgets before it is sent and recorded durably when it ends.
@@ -13,6 +14,7 @@
 //! The API key is read from the environment variable the configuration names, once, when the bridge is built; it
 //! is sent as a bearer token and appears in no error, log line or `Debug` output.
 
+pub mod ask;
 pub mod bridge;
 pub mod ledger;
 pub mod pool;

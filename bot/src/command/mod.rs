@@ -373,6 +373,11 @@ pub enum Command {
         before: Option<String>,
     },
     Forget(String),
+    Ask {
+        question: String,
+        model: Option<String>,
+        agent: Option<String>,
+    },
     Usage {
         person: Option<String>,
         agent: Option<String>,
@@ -458,6 +463,7 @@ impl Command {
             Command::Recall(_) => "recall",
             Command::Journal { .. } => "journal",
             Command::Usage { .. } => "usage",
+            Command::Ask { .. } => "ask",
             Command::Forget(_) => "forget",
         }
     }
@@ -636,6 +642,11 @@ impl Command {
                 before: inv.text("before"),
             },
             "forget" => Command::Forget(inv.required("id")?),
+            "ask" => Command::Ask {
+                question: inv.required("question")?,
+                model: inv.text("model"),
+                agent: inv.text("agent"),
+            },
             "usage" => Command::Usage {
                 person: inv.text("person"),
                 agent: inv.text("agent"),

@@ -67,6 +67,9 @@ const fn named(
     }
 }
 
+/// The tags `/ask --model` takes.
+const MODEL_TAGS: &[&str] = &["fast", "balanced", "heavy", "code"];
+
 const fn positional(
     name: &'static str,
     kind: OptionKind,
@@ -770,6 +773,40 @@ pub static COMMANDS: &[CommandSpec] = &[
                 "before",
                 OptionKind::Text,
                 "only entries older than this id (the previous page's next_before)",
+                None,
+                None,
+            ),
+        ],
+        subcommands: &[],
+    },
+    CommandSpec {
+        name: "ask",
+        summary: "ask a model a question; it may look at the code index and the memory, and cites repo:path:line",
+        help: "The model is chosen by the question (fast, balanced, heavy or code; --model names the tag) and falls \
+               back to the next configured one when it fails. It may call tools (search_code, find_symbol, refs, \
+               outline, deps, recall) for a few steps; every repo:path:line it cites is checked against the index. \
+               Needs [llm] in the configuration; the tokens count against [llm.budgets].",
+        role: Role::Operator,
+        options: &[
+            positional(
+                "question",
+                OptionKind::Text,
+                Takes::Rest,
+                true,
+                "what to ask",
+                None,
+            ),
+            named(
+                "model",
+                OptionKind::Choice(MODEL_TAGS),
+                "the kind of model: fast, balanced, heavy or code (default: chosen by the question)",
+                None,
+                None,
+            ),
+            named(
+                "agent",
+                OptionKind::Agent,
+                "the agent on whose behalf the model is asked (its budget counts the tokens)",
                 None,
                 None,
             ),
