@@ -83,6 +83,18 @@ impl Swarm {
         let code = Code::open(&store.dir().join(CODE_INDEX_DIR), &config.scanner)?;
         crate::code_skills::register(&mut skills, &code);
         crate::memory::skills::register(&mut skills);
+        let llm_cell = Arc::new(std::sync::OnceLock::new());
+        skills.add(Arc::new(crate::llm::skill::AskSkill {
+            llm: llm_cell.clone(),
+            code: code.clone(),
+            personas: config
+                .agents
+                .iter()
+                .filter(|a| !a.persona.trim().is_empty())
+                .map(|a| (a.name.clone(), a.persona.clone()))
+                .collect(),
+            conversations: dreamos_runtime::conversation::Conversations::open(&store)?,
+        }));
         if config.debug.fault_skill {
             tracing::warn!(
                 "[debug] fault_skill is on: the `fault` skill can abort this process on request"
@@ -121,7 +133,8 @@ impl Swarm {
             config.llm.budgets.clone(),
         )?;
         let llm = match crate::llm::Bridge::new(&config.llm) {
-            Ok(bridge) => Ok(crate::llm::Llm::new(bridge, ledger.clone())),
+            Ok(bridge) => Ok(crate::llm::Llm::new(bridge, ledger.clone())
+                .recording(dreamos_runtime::calls::CallStore::open(&store)?)),
             Err(crate::llm::LlmError::NotConfigured) => {
                 Err(crate::llm::LlmError::NotConfigured.to_string())
             }
@@ -130,6 +143,8 @@ impl Swarm {
                 Err(e.to_string())
             }
         };
+        // The `ask` skill sees the same bridge (or why there is none).
+        let _ = llm_cell.set(llm.clone());
 
         let mut to_start = Vec::new();
         for agent in &config.agents {

@@ -175,18 +175,21 @@ async fn groups_and_subscriptions_choose_recipients() {
             skills: vec!["*".into()],
             groups: vec!["red".into()],
             subscribe: vec!["ping".into()],
+            persona: String::new(),
         },
         AgentConfig {
             name: "b".into(),
             skills: vec!["*".into()],
             groups: vec!["red".into()],
             subscribe: vec!["rep*".into()],
+            persona: String::new(),
         },
         AgentConfig {
             name: "c".into(),
             skills: vec!["ping".into()],
             groups: vec![],
             subscribe: vec!["*".into()],
+            persona: String::new(),
         },
     ];
     let swarm = h.start().await;

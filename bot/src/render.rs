@@ -162,6 +162,77 @@ pub fn task_line(task: &dreamos_runtime::task::Task) -> String {
     )
 }
 
+/// An `/ask` answer: the text, then which model answered, why, and how.
+fn ask_text(answer: &dreamos_agents::llm::ask::AskAnswer) -> String {
+    let mut lines = vec![answer.text.clone()];
+    let mut about = format!(
+        "— {} ({}: {}), {} step(s), {} + {} tokens",
+        answer.model,
+        answer.tag,
+        answer.reason,
+        answer.steps,
+        answer.prompt_tokens,
+        answer.completion_tokens
+    );
+    if !answer.tools.is_empty() {
+        let tools: Vec<&str> = answer.tools.iter().map(|t| t.name.as_str()).collect();
+        about.push_str(&format!("; tools: {}", tools.join(", ")));
+    }
+    if answer.reused_steps > 0 {
+        about.push_str(&format!(
+            "; {} step(s) recorded before a restart were not asked again",
+            answer.reused_steps
+        ));
+    }
+    if answer.history_turns > 0 {
+        about.push_str(&format!(
+            "; {} earlier turn(s) of this conversation",
+            answer.history_turns
+        ));
+    }
+    lines.push(about);
+    for (model, error) in &answer.fell_back {
+        lines.push(format!("  {model} failed first: {error}"));
+    }
+    if !answer.unverified.is_empty() {
+        let unverified: Vec<String> = answer.unverified.iter().map(|c| c.to_string()).collect();
+        lines.push(format!(
+            "not found in the index, so not checked: {}",
+            unverified.join(", ")
+        ));
+    }
+    lines.join("\n")
+}
+
+/// An `ask` task as its message shows it while it moves: the question, then the answer streaming in (its
+/// progress), then the answer.
+fn ask_task(task: &dreamos_runtime::task::Task) -> String {
+    use dreamos_runtime::task::TaskStatus;
+    let question = task.args["question"].as_str().unwrap_or_default();
+    let head = format!("task {} asks: {}", task.id, one_line(question));
+    match task.status {
+        TaskStatus::Done => {
+            match task
+                .result
+                .clone()
+                .map(serde_json::from_value::<dreamos_agents::llm::ask::AskAnswer>)
+            {
+                Some(Ok(answer)) => format!("{head}\n{}", ask_text(&answer)),
+                _ => format!("{head}\n(done without an answer)"),
+            }
+        }
+        status if status.is_final() => format!(
+            "{head}\n{}: {}",
+            status.as_str(),
+            task.error.as_deref().unwrap_or("no reason given")
+        ),
+        status => match &task.progress {
+            Some(p) => format!("{head}\n{}", p.line),
+            None => format!("{head}\n({})", status.as_str()),
+        },
+    }
+}
+
 /// `/task show`: every field people ask about, one per line.
 fn task_details(task: &dreamos_runtime::task::Task) -> String {
     let mut lines = vec![task_line(task)];
@@ -316,35 +387,7 @@ pub fn reply_text(reply: &Reply) -> String {
             }
             lines.join("\n")
         }
-        Reply::Ask(answer) => {
-            let mut lines = vec![answer.text.clone()];
-            let mut about = format!(
-                "— {} ({}: {}), {} step(s), {} + {} tokens",
-                answer.model,
-                answer.tag,
-                answer.reason,
-                answer.steps,
-                answer.prompt_tokens,
-                answer.completion_tokens
-            );
-            if !answer.tools.is_empty() {
-                let tools: Vec<&str> = answer.tools.iter().map(|t| t.name.as_str()).collect();
-                about.push_str(&format!("; tools: {}", tools.join(", ")));
-            }
-            lines.push(about);
-            for (model, error) in &answer.fell_back {
-                lines.push(format!("  {model} failed first: {error}"));
-            }
-            if !answer.unverified.is_empty() {
-                let unverified: Vec<String> =
-                    answer.unverified.iter().map(|c| c.to_string()).collect();
-                lines.push(format!(
-                    "not found in the index, so not checked: {}",
-                    unverified.join(", ")
-                ));
-            }
-            lines.join("\n")
-        }
+        Reply::Ask(answer) => ask_text(answer),
         Reply::Usage(usage) => {
             let mut scope = Vec::new();
             if let Some(person) = &usage.person {
@@ -409,6 +452,9 @@ pub fn reply_text(reply: &Reply) -> String {
                 ));
             }
             lines.join("\n")
+        }
+        Reply::Task(reply) if reply.task.skill == "ask" && reply.action != "show" => {
+            ask_task(&reply.task)
         }
         Reply::Task(reply) => match reply.action {
             "show" => task_details(&reply.task),

@@ -25,7 +25,6 @@ use dreamos_agents::{
 };
 use dreamos_runtime::{
     audit::{AuditEntry, AuditOutcome},
-    config::ModelTag,
     log::{HistoryQuery, StoredMessage},
     memory::EntryKind,
 };
@@ -107,16 +106,23 @@ pub struct Session {
     /// Who the audit log names: the console user, or a Discord user as `name (id)`.
     who: String,
     wait_observer: Option<WaitObserver>,
+    /// The conversation `/ask` carries: the Discord channel (or thread), or this console session.
+    conversation: String,
 }
 
 impl Session {
     pub fn new(swarm: Swarm, principal: Principal, frontend: &'static str) -> Session {
+        let conversation = match crate::discord::outbox::parse_principal(&principal.name) {
+            Some((_, channel)) => format!("discord:{channel}"),
+            None => format!("{frontend}:{}:{}", principal.name, Millis::now().0),
+        };
         Session {
             who: principal.name.clone(),
             swarm,
             principal,
             frontend,
             wait_observer: None,
+            conversation,
         }
     }
 
@@ -362,54 +368,116 @@ impl Session {
         }
     }
 
-    /// `/ask`: the tool loop of `dreamos_agents::llm::ask`, for this person (and agent, when named).
+    /// `/ask`: an `ask` task (the tool loop of `dreamos_agents::llm::ask`, recorded step by step) for this person
+    /// and conversation, answered as `--agent` when one is named. On Discord the answer is the task, whose
+    /// message then shows the answer streaming in as progress and the answer when it is done; elsewhere the
+    /// command waits for the task and answers with the answer.
     async fn ask(
         &self,
         question: String,
         model: Option<String>,
         agent: Option<String>,
     ) -> Result<Reply, CommandError> {
-        use dreamos_agents::llm::{ask, Caller};
+        use dreamos_runtime::task::{Origin, TaskSpec};
         self.principal
             .require_operator("asking a model")
             .map_err(CommandError::from)?;
         if let Some(agent) = &agent {
             self.swarm.agent(agent)?;
         }
-        let tag = match model.as_deref() {
-            None => None,
-            Some("fast") => Some(ModelTag::Fast),
-            Some("balanced") => Some(ModelTag::Balanced),
-            Some("heavy") => Some(ModelTag::Heavy),
-            Some("code") => Some(ModelTag::Code),
-            Some(other) => {
-                return Err(CommandError::new(
-                    "invalid_argument",
-                    format!("--model {other}: use fast, balanced, heavy or code"),
-                ))
-            }
-        };
-        let llm = self
-            .swarm
+        if let Some(model) = &model {
+            dreamos_agents::llm::skill::parse_tag(model)
+                .map_err(|m| CommandError::new("invalid_argument", m))?;
+        }
+        if question.trim().is_empty() {
+            return Err(CommandError::new(
+                "invalid_argument",
+                "the question is empty: /ask QUESTION".to_string(),
+            ));
+        }
+        // Said at once, before a task is made for nothing.
+        self.swarm
             .llm()
             .map_err(|why| CommandError::new("llm_not_configured", why.to_string()))?;
-        let frontend = if self.principal.name.parse::<u64>().is_ok() {
-            "discord"
-        } else {
-            "console"
+        let discord = self.frontend == "discord";
+        let args = serde_json::json!({
+            "question": question,
+            "model": model,
+            "agent": agent,
+            "person": format!("{}:{}", self.frontend, self.principal.name),
+            "frontend": self.frontend,
+            "conversation": self.conversation,
+            "stream": discord,
+        });
+        let spec = TaskSpec {
+            title: command::clip(&format!("ask {question}")),
+            ..TaskSpec::new(
+                "ask",
+                args,
+                self.swarm.config().tasks.max_attempts,
+                Origin::new(&self.principal.name, self.frontend),
+            )
         };
-        let caller = Caller {
-            person: Some(format!("{frontend}:{}", self.principal.name)),
-            agent,
-            task: None,
-            frontend: Some(frontend.to_string()),
+        // Subscribed before the task exists, so that its end cannot slip past.
+        let events = (!discord).then(|| self.swarm.subscribe());
+        let task = self.swarm.tasks().create(spec).await.map_err(task_error)?;
+        let Some(events) = events else {
+            return Ok(Reply::Task(TaskReply {
+                action: "ask",
+                task,
+            }));
         };
-        let tools = ask::Tools {
-            code: self.swarm.code(),
-            memory: Some(self.swarm.memory()),
-        };
-        let answer = ask::ask(llm, &tools, &caller, &question, tag).await?;
-        Ok(Reply::Ask(answer))
+        let task = self.wait_final(task, events).await?;
+        if task.status != dreamos_runtime::task::TaskStatus::Done {
+            let error = task.error.as_deref().unwrap_or("no reason given");
+            // The skill's error starts with its kind when it has one (`budget_exceeded: ...`).
+            let (kind, message) = match error.split_once(": ") {
+                Some((kind, rest))
+                    if !kind.is_empty()
+                        && kind.chars().all(|c| c.is_ascii_lowercase() || c == '_') =>
+                {
+                    (kind.to_string(), rest.to_string())
+                }
+                _ => ("task_failed".to_string(), error.to_string()),
+            };
+            return Err(CommandError::new(
+                &kind,
+                format!("task {} (ask) {}: {message}", task.id, task.status.as_str()),
+            ));
+        }
+        serde_json::from_value(task.result.clone().unwrap_or_default())
+            .map(Reply::Ask)
+            .map_err(|e| {
+                CommandError::new(
+                    "internal",
+                    format!("task {} ended without an answer: {e}", task.id),
+                )
+            })
+    }
+
+    /// Waits until `task` is final, reading the swarm's events (subscribed before the task was made).
+    async fn wait_final(
+        &self,
+        mut task: dreamos_runtime::task::Task,
+        mut events: dreamos_agents::events::EventReceiver,
+    ) -> Result<dreamos_runtime::task::Task, CommandError> {
+        let tasks = self.swarm.tasks();
+        while !task.status.is_final() {
+            match events.recv().await {
+                Ok(SwarmEvent::Task(t)) if t.id == task.id => task = (*t).clone(),
+                Ok(_) => {}
+                // Fell behind: read the task itself.
+                Err(RecvError::Lagged(_)) => task = tasks.get(task.id).await.map_err(task_error)?,
+                Err(RecvError::Closed) => return Err(CommandError::new(
+                    "shutting_down",
+                    format!(
+                        "the swarm stopped before task {} finished; it resumes at the next start",
+                        task.id
+                    ),
+                )),
+            }
+        }
+        Ok(task)
     }
 
     /// `/remember`: every part is checked before anything is written; the answer comes once it is durable.
@@ -685,31 +753,14 @@ impl Session {
         };
         // Subscribed before the task exists, so that its end cannot slip past.
         let events = wait.then(|| self.swarm.subscribe());
-        let tasks = self.swarm.tasks();
-        let mut task = tasks.create(spec).await.map_err(task_error)?;
-        let Some(mut events) = events else {
+        let task = self.swarm.tasks().create(spec).await.map_err(task_error)?;
+        let Some(events) = events else {
             return Ok(Reply::Task(TaskReply {
                 action: "index",
                 task,
             }));
         };
-        while !task.status.is_final() {
-            match events.recv().await {
-                Ok(SwarmEvent::Task(t)) if t.id == task.id => task = (*t).clone(),
-                Ok(_) => {}
-                // Fell behind: read the task itself.
-                Err(RecvError::Lagged(_)) => task = tasks.get(task.id).await.map_err(task_error)?,
-                Err(RecvError::Closed) => {
-                    return Err(CommandError::new(
-                        "shutting_down",
-                        format!(
-                        "the swarm stopped before task {} finished; it resumes at the next start",
-                        task.id
-                    ),
-                    ))
-                }
-            }
-        }
+        let task = self.wait_final(task, events).await?;
         let result = task.result.clone().unwrap_or_default();
         if task.status != dreamos_runtime::task::TaskStatus::Done {
             return Err(CommandError::new(

@@ -225,6 +225,8 @@ pub enum JournalTopic {
     Indexing,
     /// A task created, done, failed or cancelled.
     Tasks,
+    /// A question `/ask` answered: who asked, which agent and model answered, and the answer.
+    Questions,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -490,7 +492,13 @@ pub struct AgentConfig {
     pub groups: Vec<String>,
     #[serde(default = "star")]
     pub subscribe: Vec<String>,
+    /// The agent's persona for `/ask`: a system prompt put before the swarm's own rules. Empty for none.
+    #[serde(default)]
+    pub persona: String,
 }
+
+/// The longest persona an agent may have.
+pub const MAX_PERSONA_BYTES: usize = 4096;
 
 fn star() -> Vec<String> {
     vec!["*".to_string()]
@@ -780,6 +788,15 @@ impl Config {
             }
             for kind in agent.subscribe.iter().filter(|k| k.as_str() != "*") {
                 crate::message::check_kind(kind).map_err(|why| (key.clone(), why))?;
+            }
+            if agent.persona.len() > MAX_PERSONA_BYTES {
+                return Err((
+                    format!("{key}.persona"),
+                    format!(
+                        "the persona is {} bytes; keep it under {MAX_PERSONA_BYTES} (it is sent with every question)",
+                        agent.persona.len()
+                    ),
+                ));
             }
         }
         Ok(())

@@ -11,11 +11,15 @@
 //! - [`memory`]: Dreamscribe's entries (the narrative memory) and the trees that keep them.
 //! - [`frontend`]: small durable facts frontends keep (the Discord outbox's cursor, registered commands' hash).
 //! - [`usage`]: the token ledger's records, one per call to a model.
+//! - [`calls`]: recorded results of model and tool calls, so that a resumed task never pays for one twice.
+//! - [`conversation`]: the earlier turns of `/ask` per Discord channel and console session.
 //!
 //! Architecture invariant: this crate knows nothing of actors, Discord or tree-sitter. It stores and reports.
 
 pub mod audit;
+pub mod calls;
 pub mod config;
+pub mod conversation;
 pub mod error;
 pub mod frontend;
 pub mod log;

@@ -852,16 +852,15 @@ async fn ask_runs_tools_over_several_steps_and_checks_every_citation() {
     let tools = dreamos_agents::llm::ask::Tools {
         code: &code,
         memory: None,
+        remember_as: None,
     };
-    let answer = dreamos_agents::llm::ask::ask(
-        &books.llm,
-        &tools,
-        &ada(),
-        "Where is `parse` defined and who calls it?",
-        None,
-    )
-    .await
-    .expect("an answer");
+    let run = dreamos_agents::llm::ask::AskRun {
+        question: "Where is `parse` defined and who calls it?",
+        ..Default::default()
+    };
+    let answer = dreamos_agents::llm::ask::ask(&books.llm, &tools, &ada(), &run, &mut |_| {})
+        .await
+        .expect("an answer");
     assert_eq!(answer.steps, 3);
     let used: Vec<&str> = answer.tools.iter().map(|t| t.name.as_str()).collect();
     assert_eq!(used, ["find_symbol", "refs", "no_such_tool"]);
@@ -946,8 +945,13 @@ async fn ask_stops_after_its_step_limit_with_a_last_call_that_offers_no_tools() 
     let tools = dreamos_agents::llm::ask::Tools {
         code: &code,
         memory: None,
+        remember_as: None,
     };
-    let answer = dreamos_agents::llm::ask::ask(&books.llm, &tools, &ada(), "find load", None)
+    let run = dreamos_agents::llm::ask::AskRun {
+        question: "find load",
+        ..Default::default()
+    };
+    let answer = dreamos_agents::llm::ask::ask(&books.llm, &tools, &ada(), &run, &mut |_| {})
         .await
         .expect("an answer");
     assert_eq!(answer.steps, steps);

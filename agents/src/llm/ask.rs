@@ -18,11 +18,16 @@ use async_openai::types::chat::{
     ChatCompletionRequestMessage, ChatCompletionRequestToolMessage,
     ChatCompletionRequestToolMessageContent, FunctionCall,
 };
-use dreamos_runtime::config::ModelTag;
-use serde::Serialize;
+use dreamos_runtime::{
+    calls::CallKey,
+    config::ModelTag,
+    conversation::Turn,
+    memory::{Author, Links},
+};
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use super::{Caller, ChatRequest, Llm, Routed};
+use super::{Caller, ChatRequest, Llm, Routed, ToolCall};
 use crate::{code::Code, memory::Memory};
 
 /// Steps of the loop at most (each one call to a model), the last one without tools.
@@ -38,7 +43,7 @@ swarm's memory (recall). When you state where something is in the code, cite it 
 tools showed it. If you do not know, say so.";
 
 /// One tool call the loop ran.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ToolUse {
     pub name: String,
     pub arguments: String,
@@ -47,7 +52,7 @@ pub struct ToolUse {
 }
 
 /// A `repo:path:line` the answer cites.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Citation {
     pub repo: String,
     pub path: String,
@@ -61,16 +66,22 @@ impl std::fmt::Display for Citation {
 }
 
 /// `/ask`'s answer.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AskAnswer {
     pub text: String,
     /// The model that gave the final answer, the tag and why.
     pub model: String,
-    pub tag: &'static str,
+    pub tag: String,
     pub reason: String,
     /// Models that failed before, with their errors.
     pub fell_back: Vec<(String, String)>,
     pub steps: usize,
+    /// Steps whose answer was the one recorded before a restart (nothing was sent for them).
+    #[serde(default)]
+    pub reused_steps: usize,
+    /// Earlier turns of the conversation that were sent.
+    #[serde(default)]
+    pub history_turns: usize,
     pub tools: Vec<ToolUse>,
     /// Checked citations.
     pub citations: Vec<Citation>,
@@ -84,9 +95,44 @@ pub struct AskAnswer {
 pub struct Tools<'a> {
     pub code: &'a Code,
     pub memory: Option<&'a Memory>,
+    /// Who `remember` writes as and what its entries link to; `None` offers no `remember`.
+    pub remember_as: Option<RememberAs>,
 }
 
-fn tool_specs(request: ChatRequest, memory: bool) -> ChatRequest {
+/// The author and links of the entries `remember` writes.
+#[derive(Debug, Clone)]
+pub struct RememberAs {
+    pub author: Author,
+    pub links: Links,
+}
+
+/// One `/ask`: the question and how to answer it.
+#[derive(Debug, Clone, Default)]
+pub struct AskRun<'a> {
+    pub question: &'a str,
+    /// The tag a person asked for (`--model`); `None` lets the classifier pick.
+    pub tag: Option<ModelTag>,
+    /// Where each step's answer and tool results are recorded (`task:ID`, `msg:ID`), so that running the same
+    /// scope again (a resumed task, a redelivered message) pays for none of them twice. `None` records nothing.
+    pub scope: Option<&'a str>,
+    /// The answering agent's persona, put before the swarm's rules.
+    pub persona: Option<&'a str>,
+    /// Earlier turns of the conversation, oldest first; the newest that fit half the smallest context are sent.
+    pub history: &'a [Turn],
+    /// Stream the answer's text into the progress callback as it comes.
+    pub stream: bool,
+}
+
+/// What the loop reports while it runs.
+#[derive(Debug)]
+pub enum AskProgress<'a> {
+    /// A step starts; `doing` says what the previous one asked for (`search_code, outline`).
+    Step { step: usize, doing: String },
+    /// More of the answer's text, when streaming.
+    Text(&'a str),
+}
+
+fn tool_specs(request: ChatRequest, memory: bool, remember: bool) -> ChatRequest {
     let text = |desc: &str| json!({"type": "string", "description": desc});
     let mut request = request
         .tool(
@@ -121,37 +167,108 @@ fn tool_specs(request: ChatRequest, memory: bool) -> ChatRequest {
             json!({"type": "object", "properties": {"query": text("words to look for")}, "required": ["query"]}),
         );
     }
+    if memory && remember {
+        request = request.tool(
+            "remember",
+            "Write a note into the swarm's memory, for later questions.",
+            json!({"type": "object", "properties": {"text": text("the note"), "kind": text("note, decision, fact or summary")}, "required": ["text"]}),
+        );
+    }
     request
 }
 
-/// Answers `question` for `caller`: see the module's doc.
+/// The system prompt: the persona, then the swarm's rules.
+fn system_prompt(persona: Option<&str>) -> String {
+    match persona.map(str::trim).filter(|p| !p.is_empty()) {
+        Some(persona) => format!("{persona}\n\n{SYSTEM}"),
+        None => SYSTEM.to_string(),
+    }
+}
+
+/// The newest turns whose text fits `budget` bytes, oldest first.
+fn fitting(history: &[Turn], budget: usize) -> &[Turn] {
+    let mut used = 0;
+    let mut from = history.len();
+    for (i, turn) in history.iter().enumerate().rev() {
+        used += turn.question.len() + turn.answer.len();
+        if used > budget {
+            break;
+        }
+        from = i;
+    }
+    &history[from..]
+}
+
+/// Answers `run.question` for `caller`: see the module's doc.
 pub async fn ask(
     llm: &Llm,
     tools: &Tools<'_>,
     caller: &Caller,
-    question: &str,
-    tag: Option<ModelTag>,
+    run: &AskRun<'_>,
+    progress: &mut (dyn FnMut(AskProgress<'_>) + Send),
 ) -> crate::Result<AskAnswer> {
-    let base = ChatRequest::default().system(SYSTEM).user(question);
+    let question = run.question;
+    if question.trim().is_empty() {
+        return Err(crate::Error::Invalid(
+            "the question is empty: /ask QUESTION".to_string(),
+        ));
+    }
+    // Half the smallest context (at about 4 bytes a token) is left for earlier turns.
+    let smallest = llm
+        .bridge()
+        .models()
+        .iter()
+        .map(|m| m.context as usize)
+        .min()
+        .unwrap_or(2_048);
+    let mut base = ChatRequest::default().system(system_prompt(run.persona));
+    let history = fitting(run.history, smallest * 2);
+    for turn in history {
+        base = base.user(&turn.question).assistant(&turn.answer);
+    }
+    let base = base.user(question);
     let mut messages = base.messages.clone();
     let mut used = Vec::new();
     let mut seen: BTreeSet<Citation> = BTreeSet::new();
     let (mut prompt_tokens, mut completion_tokens) = (0, 0);
+    let mut reused_steps = 0;
     let mut last: Option<Routed> = None;
     let mut steps = 0;
+    let mut doing = String::new();
+    let remember = tools.remember_as.is_some();
     for step in 0..MAX_STEPS {
         steps = step + 1;
+        progress(AskProgress::Step {
+            step: steps,
+            doing: std::mem::take(&mut doing),
+        });
         let final_step = step + 1 == MAX_STEPS;
         let mut request = ChatRequest {
             messages: messages.clone(),
             ..ChatRequest::default()
         };
         if !final_step {
-            request = tool_specs(request, tools.memory.is_some());
+            request = tool_specs(request, tools.memory.is_some(), remember);
         }
-        let routed = llm
-            .chat_routed(caller, question, tag, &request, None)
-            .await?;
+        let key = run.scope.map(|scope| CallKey::new(scope, step as u32, 0));
+        let routed = if run.stream {
+            let mut on_text = |text: &str| progress(AskProgress::Text(text));
+            llm.chat_recorded(
+                caller,
+                key.as_ref(),
+                question,
+                run.tag,
+                &request,
+                Some(&mut on_text),
+            )
+            .await?
+        } else {
+            llm.chat_recorded(caller, key.as_ref(), question, run.tag, &request, None)
+                .await?
+        };
+        if routed.reused {
+            reused_steps += 1;
+        }
         if let Some(usage) = routed.answer.usage {
             prompt_tokens += usage.prompt_tokens;
             completion_tokens += usage.completion_tokens;
@@ -187,8 +304,17 @@ pub async fn ask(
                 ..Default::default()
             },
         ));
-        for call in calls {
-            let (result, error) = match run_tool(tools, &call.name, &call.arguments).await {
+        doing = calls
+            .iter()
+            .map(|c| c.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ");
+        for (i, call) in calls.iter().enumerate() {
+            let key = run
+                .scope
+                .map(|scope| CallKey::new(scope, step as u32, i as u32 + 1));
+            let outcome = recorded_tool(llm, key.as_ref(), tools, call).await?;
+            let (result, error) = match outcome {
                 Ok(value) => {
                     collect_locations(&value, None, None, &mut seen);
                     (truncate(value.to_string()), None)
@@ -224,16 +350,44 @@ pub async fn ask(
     Ok(AskAnswer {
         text,
         model: routed.answer.model.clone(),
-        tag: routed.tag.as_str(),
+        tag: routed.tag.as_str().to_string(),
         reason: routed.reason,
         fell_back: routed.fell_back,
         steps,
+        reused_steps,
+        history_turns: history.len(),
         tools: used,
         citations,
         unverified,
         prompt_tokens,
         completion_tokens,
     })
+}
+
+/// A tool's result: the one recorded under `key` if there is one, else the tool's (then recorded; durable with
+/// the next step's sync, and a tool that ran again after a crash gives the same answer or, for `remember`, finds
+/// the entry it wrote).
+async fn recorded_tool(
+    llm: &Llm,
+    key: Option<&CallKey>,
+    tools: &Tools<'_>,
+    call: &ToolCall,
+) -> crate::Result<Result<Value, String>> {
+    let calls = llm.calls().zip(key);
+    if let Some((store, key)) = calls {
+        if let Some(recorded) = store.get(key)? {
+            if let Ok(outcome) = serde_json::from_str::<Result<Value, String>>(&recorded.json) {
+                return Ok(outcome);
+            }
+        }
+    }
+    let outcome = run_tool(tools, &call.name, &call.arguments).await;
+    if let Some((store, key)) = calls {
+        let json = serde_json::to_string(&outcome)
+            .map_err(|e| crate::Error::Invalid(format!("recording a tool's result: {e}")))?;
+        store.put(key, "tool", json)?;
+    }
+    Ok(outcome)
 }
 
 /// Runs one tool; its result as JSON, or an error text the model can read.
@@ -304,9 +458,53 @@ async fn run_tool(tools: &Tools<'_>, name: &str, arguments: &str) -> Result<Valu
                 .map_err(|e| e.to_string())?;
             to_value(serde_json::to_value(recalled))
         }
+        "remember" => {
+            let memory = tools
+                .memory
+                .ok_or_else(|| "the memory is not available".to_string())?;
+            let who = tools
+                .remember_as
+                .as_ref()
+                .ok_or_else(|| "remember is not offered here".to_string())?;
+            let text = required("text")?;
+            let kind = match text_kind(args.get("kind").and_then(Value::as_str)) {
+                Some(kind) => kind,
+                None => return Err("`kind` is one of note, decision, fact, summary".to_string()),
+            };
+            // Run again after a crash, it finds the entry it wrote instead of writing a second.
+            if let Some(entry) = memory
+                .written(&who.author, &who.links, &text)
+                .map_err(|e| e.to_string())?
+            {
+                return Ok(json!({"remembered": entry.id.to_string(), "again": true}));
+            }
+            let entry = memory
+                .remember(crate::memory::NewEntry {
+                    author: who.author.clone(),
+                    kind,
+                    text,
+                    tags: vec!["ask".to_string()],
+                    links: who.links.clone(),
+                })
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok(json!({"remembered": entry.id.to_string()}))
+        }
         other => Err(format!(
-            "there is no tool `{other}`; the tools are search_code, find_symbol, refs, outline, deps and recall"
+            "there is no tool `{other}`; the tools are search_code, find_symbol, refs, outline, deps, recall and remember"
         )),
+    }
+}
+
+/// The entry kind `remember` was given (a note when none).
+fn text_kind(kind: Option<&str>) -> Option<dreamos_runtime::memory::EntryKind> {
+    use dreamos_runtime::memory::EntryKind;
+    match kind.map(str::trim).unwrap_or("note") {
+        "" | "note" => Some(EntryKind::Note),
+        "decision" => Some(EntryKind::Decision),
+        "fact" => Some(EntryKind::Fact),
+        "summary" => Some(EntryKind::Summary),
+        _ => None,
     }
 }
 

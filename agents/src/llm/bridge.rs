@@ -17,7 +17,8 @@ use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use async_openai::types::{
     chat::{
-        ChatCompletionMessageToolCalls, ChatCompletionRequestMessage,
+        ChatCompletionMessageToolCalls, ChatCompletionRequestAssistantMessage,
+        ChatCompletionRequestAssistantMessageContent, ChatCompletionRequestMessage,
         ChatCompletionRequestSystemMessage, ChatCompletionRequestSystemMessageContent,
         ChatCompletionRequestUserMessage, ChatCompletionRequestUserMessageContent,
         ChatCompletionStreamOptions, ChatCompletionTool, ChatCompletionTools,
@@ -89,6 +90,19 @@ impl ChatRequest {
         self
     }
 
+    /// Adds an assistant message (an earlier answer of the conversation).
+    pub fn assistant(mut self, text: impl Into<String>) -> ChatRequest {
+        self.messages.push(ChatCompletionRequestMessage::Assistant(
+            ChatCompletionRequestAssistantMessage {
+                content: Some(ChatCompletionRequestAssistantMessageContent::Text(
+                    text.into(),
+                )),
+                ..Default::default()
+            },
+        ));
+        self
+    }
+
     /// Offers a function the model may call; `parameters` is its JSON schema.
     pub fn tool(
         mut self,
@@ -120,14 +134,14 @@ impl ChatRequest {
 }
 
 /// Tokens a call used, as the server counted them.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Usage {
     pub prompt_tokens: u64,
     pub completion_tokens: u64,
 }
 
 /// A function the model asked to call.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ToolCall {
     pub id: String,
     pub name: String,
@@ -136,7 +150,7 @@ pub struct ToolCall {
 }
 
 /// A model's answer.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Answer {
     /// The configured model that answered.
     pub model: String,

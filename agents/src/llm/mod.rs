@@ -7,6 +7,7 @@
 //!   deadline between chunks.
 //! - [`sse`]: the server-sent-events line decoder.
 //! - [`ask`]: `/ask`'s tool-using loop over the code index and the memory, with checked citations.
+//! - [`skill`]: the `ask` skill, which runs that loop as a task, recorded step by step.
 //! - [`pool`]: which model answers (a classifier picks a tag) and which one next when it fails.
 //! - [`ledger`]: the token ledger and budgets; [`Llm`] puts the two together: every call is reserved against the
 //!   budgets before it is sent and recorded durably when it ends.
@@ -18,24 +19,42 @@ pub mod ask;
 pub mod bridge;
 pub mod ledger;
 pub mod pool;
+pub mod skill;
 pub mod sse;
 
 use std::time::{Duration, Instant};
 
 pub use bridge::{Answer, Bridge, ChatRequest, Embeddings, ToolCall, Usage};
 use dreamos_runtime::config::ModelTag;
-use dreamos_runtime::{config::LlmModelConfig, message::Millis, usage::UsageRecord};
+use dreamos_runtime::{
+    calls::{CallKey, CallStore},
+    config::LlmModelConfig,
+    message::Millis,
+    usage::UsageRecord,
+};
 pub use ledger::{Caller, Ledger, Totals, UsageFilter};
 pub use pool::{classify, Classified};
 
 /// An answer with how it was routed: the tag and why, and the models that failed before the one that answered.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Routed {
     pub answer: Answer,
     pub tag: ModelTag,
     pub reason: String,
     /// `(model, error)` of each model tried before, in order.
     pub fell_back: Vec<(String, String)>,
+    /// The answer is the one recorded before a crash (see [`Llm::chat_recorded`]); nothing was sent this time.
+    #[serde(default)]
+    pub reused: bool,
+}
+
+/// What [`Llm::call`] records with a successful answer.
+struct Pending<'a> {
+    calls: &'a CallStore,
+    key: &'a CallKey,
+    tag: ModelTag,
+    reason: &'a str,
+    fell_back: &'a [(String, String)],
 }
 
 /// The bridge behind the ledger: what agents and commands call. Cheap to clone.
@@ -43,11 +62,27 @@ pub struct Routed {
 pub struct Llm {
     bridge: Bridge,
     ledger: Ledger,
+    calls: Option<CallStore>,
 }
 
 impl Llm {
     pub fn new(bridge: Bridge, ledger: Ledger) -> Llm {
-        Llm { bridge, ledger }
+        Llm {
+            bridge,
+            ledger,
+            calls: None,
+        }
+    }
+
+    /// Keeps answers asked for with a key in `calls` (see [`Llm::chat_recorded`]).
+    pub fn recording(mut self, calls: CallStore) -> Llm {
+        self.calls = Some(calls);
+        self
+    }
+
+    /// Where answers are recorded, when they are.
+    pub fn calls(&self) -> Option<&CallStore> {
+        self.calls.as_ref()
     }
 
     pub fn bridge(&self) -> &Bridge {
@@ -65,7 +100,7 @@ impl Llm {
         model: &LlmModelConfig,
         request: &ChatRequest,
     ) -> crate::Result<Answer> {
-        self.call(caller, model, request, None).await
+        self.call(caller, model, request, None, None).await
     }
 
     /// [`Bridge::chat_stream`] for `caller`, within the budgets, recorded in the ledger.
@@ -76,7 +111,7 @@ impl Llm {
         request: &ChatRequest,
         on_text: &mut (dyn FnMut(&str) + Send),
     ) -> crate::Result<Answer> {
-        self.call(caller, model, request, Some(on_text)).await
+        self.call(caller, model, request, Some(on_text), None).await
     }
 
     /// Asks the model the pool picks for `question` (or for `tag`, when a person named one), falling back to the
@@ -88,8 +123,43 @@ impl Llm {
         question: &str,
         tag: Option<ModelTag>,
         request: &ChatRequest,
+        on_text: Option<&mut (dyn FnMut(&str) + Send)>,
+    ) -> crate::Result<Routed> {
+        self.chat_recorded(caller, None, question, tag, request, on_text)
+            .await
+    }
+
+    /// [`Llm::chat_routed`], never paying twice for the answer under `key`: when one is recorded there it is
+    /// returned (`reused`) and nothing is sent; otherwise the answer is recorded under `key` before the ledger's
+    /// sync, so it is on stable storage with its usage before the caller acts on it. Without a call store (or a
+    /// key) this is `chat_routed`.
+    pub async fn chat_recorded(
+        &self,
+        caller: &Caller,
+        key: Option<&CallKey>,
+        question: &str,
+        tag: Option<ModelTag>,
+        request: &ChatRequest,
         mut on_text: Option<&mut (dyn FnMut(&str) + Send)>,
     ) -> crate::Result<Routed> {
+        let recording = self.calls.as_ref().zip(key);
+        if let Some((calls, key)) = recording {
+            if let Some(recorded) = calls.get(key)? {
+                match serde_json::from_str::<Routed>(&recorded.json) {
+                    Ok(mut routed) => {
+                        routed.reused = true;
+                        if let Some(on_text) = on_text.as_mut() {
+                            on_text(&routed.answer.content);
+                        }
+                        return Ok(routed);
+                    }
+                    // Written by another version: asked again (and recorded anew).
+                    Err(e) => {
+                        tracing::warn!(scope = %key.scope, step = key.step, error = %e, "a recorded answer does not read; asking again")
+                    }
+                }
+            }
+        }
         let (tag, reason) = match tag {
             Some(tag) => (tag, format!("--model {} was asked for", tag.as_str())),
             None => {
@@ -104,15 +174,23 @@ impl Llm {
         let mut fell_back = Vec::new();
         for model in candidates {
             let mut shown = false;
+            let pending = recording.map(|(calls, key)| Pending {
+                calls,
+                key,
+                tag,
+                reason: &reason,
+                fell_back: &fell_back,
+            });
             let result = match on_text.as_mut() {
                 Some(on_text) => {
                     let mut forward = |text: &str| {
                         shown = true;
                         on_text(text);
                     };
-                    self.call(caller, model, request, Some(&mut forward)).await
+                    self.call(caller, model, request, Some(&mut forward), pending)
+                        .await
                 }
-                None => self.call(caller, model, request, None).await,
+                None => self.call(caller, model, request, None, pending).await,
             };
             match result {
                 Ok(answer) => {
@@ -121,6 +199,7 @@ impl Llm {
                         tag,
                         reason,
                         fell_back,
+                        reused: false,
                     })
                 }
                 Err(crate::Error::Llm(e)) if !matches!(e, LlmError::Budget(_)) && !shown => {
@@ -144,6 +223,7 @@ impl Llm {
         model: &LlmModelConfig,
         request: &ChatRequest,
         on_text: Option<&mut (dyn FnMut(&str) + Send)>,
+        pending: Option<Pending<'_>>,
     ) -> crate::Result<Answer> {
         let prompt_bytes = serde_json::to_string(&request.messages).map_or(0, |t| t.len())
             + serde_json::to_string(&request.tools).map_or(0, |t| t.len());
@@ -182,6 +262,19 @@ impl Llm {
             },
             attempts: result.as_ref().map_or(0, |a| a.attempts),
         };
+        if let (Ok(answer), Some(p)) = (&result, pending) {
+            let routed = Routed {
+                answer: answer.clone(),
+                tag: p.tag,
+                reason: p.reason.to_string(),
+                fell_back: p.fell_back.to_vec(),
+                reused: false,
+            };
+            let json = serde_json::to_string(&routed)
+                .map_err(|e| crate::Error::Invalid(format!("recording an answer: {e}")))?;
+            p.calls.put(p.key, "model", json)?;
+        }
+        // Its sync makes the recorded answer durable too.
         self.ledger.record(reservation, record).await?;
         Ok(result?)
     }

@@ -66,6 +66,9 @@ pub struct NewEntry {
     pub links: Links,
 }
 
+/// How many of the newest entries [`Memory::written`] looks at.
+pub const WRITTEN_SCAN: usize = 2_000;
+
 /// What `/recall` asks for.
 #[derive(Debug, Clone, Default)]
 pub struct RecallQuery {
@@ -363,6 +366,25 @@ impl Memory {
 
     pub fn get(&self, id: EntryId) -> Result<Option<Entry>> {
         Ok(self.inner.store.get(id)?)
+    }
+
+    /// An entry among the newest [`WRITTEN_SCAN`] by `author` with `text` whose links hold every task and message
+    /// of `links`: how work that ran again after a crash finds what it already wrote.
+    pub fn written(&self, author: &Author, links: &Links, text: &str) -> Result<Option<Entry>> {
+        for entry in self.inner.store.newest_first(None).take(WRITTEN_SCAN) {
+            let entry = entry?;
+            if &entry.author == author
+                && entry.text == text
+                && links.tasks.iter().all(|t| entry.links.tasks.contains(t))
+                && links
+                    .messages
+                    .iter()
+                    .all(|m| entry.links.messages.contains(m))
+            {
+                return Ok(Some(entry));
+            }
+        }
+        Ok(None)
     }
 
     /// The best entries for the query's words, with filters; sees every entry acknowledged before it was asked.

@@ -1,0 +1,253 @@
+//! `/ask` as a task, through the built binary against the scripted fake OpenAI-compatible server.
+//!
+//! - Crash: the process is killed with SIGKILL while the model is thinking about the third step; after the
+//!   restart the task resumes by itself, the two steps whose answers were recorded are not asked again (the fake
+//!   counts every request), the tools they asked for are not run again, and the third step is sent with exactly
+//!   the conversation it was sent with before the kill.
+//! - Conversation, memory and journal: a second question in the same console session carries the first turn; a
+//!   new console session does not; the `remember` tool writes an entry linked to the task; the exchange is in
+//!   the journal.
+
+use std::time::{Duration, Instant};
+
+use dreamos_tests::{
+    fake_openai::{self, FakeOpenAi, Reply},
+    Console,
+};
+use serde_json::{json, Value};
+
+fn ok(body: Value) -> Reply {
+    Reply::Json {
+        status: 200,
+        headers: Vec::new(),
+        body,
+    }
+}
+
+/// A fixture repository under `root/work/tinyrepo`.
+fn fixture(root: &std::path::Path) -> std::path::PathBuf {
+    let repo = root.join("work/tinyrepo");
+    std::fs::create_dir_all(repo.join("src")).expect("repo");
+    std::fs::write(
+        repo.join("src/lib.rs"),
+        "//! The fixture.\n\npub mod parser;\n\n/// Reads a file.\npub fn load(path: &str) -> String {\n    parser::parse(path)\n}\n",
+    )
+    .expect("write");
+    std::fs::write(
+        repo.join("src/parser.rs"),
+        "/// Parses text.\npub fn parse(text: &str) -> String {\n    text.to_uppercase()\n}\n",
+    )
+    .expect("write");
+    repo
+}
+
+fn env(fake: &FakeOpenAi, roots: &str) -> Vec<(String, String)> {
+    vec![
+        ("DREAMOS_LLM__BASE_URL".into(), fake.base_url.clone()),
+        (
+            "DREAMOS_LLM__MODELS".into(),
+            r#"[{name = "small", tags = ["fast", "balanced", "code"], context = 4096}]"#.into(),
+        ),
+        ("DREAMOS_LLM__READ_TIMEOUT".into(), "60s".into()),
+        ("DREAMOS_LLM__REQUEST_TIMEOUT".into(), "120s".into()),
+        ("DREAMOS_SCANNER__ALLOWED_ROOTS".into(), roots.into()),
+    ]
+}
+
+fn start(data: &std::path::Path, env: &[(String, String)]) -> Console {
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    Console::start(data, &[], &env)
+}
+
+/// Polls `cond` every 20 ms until it holds or `within` passes.
+fn wait_for(what: &str, within: Duration, cond: impl Fn() -> bool) {
+    let deadline = Instant::now() + within;
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The messages of a request, as roles.
+fn roles(body: &Value) -> Vec<String> {
+    body["messages"]
+        .as_array()
+        .map(|m| {
+            m.iter()
+                .map(|m| m["role"].as_str().unwrap_or_default().to_string())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ask_task_killed_between_steps_resumes_without_asking_recorded_steps_again() {
+    let fake = FakeOpenAi::start().await;
+    fake.script([
+        ok(fake_openai::tool_calls(
+            &[("call_1", "find_symbol", json!({"name": "parse"}))],
+            50,
+            10,
+        )),
+        ok(fake_openai::tool_calls(
+            &[(
+                "call_2",
+                "outline",
+                json!({"repo": "tinyrepo", "path": "src/parser.rs"}),
+            )],
+            90,
+            12,
+        )),
+        // The third step never answers: the process is killed while it waits.
+        Reply::Hang,
+        ok(fake_openai::answer(
+            "`parse` is defined at tinyrepo:src/parser.rs:2.",
+            120,
+            14,
+        )),
+    ]);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let repo = fixture(dir.path());
+    let roots = format!("[\"{}\"]", dir.path().join("work").display());
+    let env = env(&fake, &roots);
+    let data = dir.path().join("data");
+
+    let mut console = start(&data, &env);
+    console.ok(&format!("/index {} --name tinyrepo --wait", repo.display()));
+    console.send("/ask Where is parse defined?");
+    wait_for("the third step's request", Duration::from_secs(60), || {
+        fake.requests() >= 3
+    });
+    // The first two answers were recorded before the third request was sent.
+    console.kill();
+
+    let mut console = start(&data, &env);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let task = loop {
+        let list = console.ok("/task list");
+        let ask = list["tasks"]
+            .as_array()
+            .and_then(|t| t.iter().find(|t| t["skill"] == "ask").cloned());
+        if let Some(task) = ask.filter(|t| t["status"] == "done") {
+            break task;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the ask task did not finish after the restart: {list}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let shown = console.ok(&format!("/task show {}", task["id"]));
+    let answer = &shown["task"]["result"];
+    assert_eq!(answer["steps"], 3, "{shown}");
+    assert_eq!(answer["reused_steps"], 2, "{shown}");
+    assert_eq!(
+        answer["citations"],
+        json!([{"repo": "tinyrepo", "path": "src/parser.rs", "line": 2}]),
+        "{shown}"
+    );
+
+    let received = fake.received();
+    assert_eq!(
+        received.len(),
+        4,
+        "steps 1 and 2 once, step 3 before and after the kill"
+    );
+    let steps: Vec<usize> = received.iter().map(|r| roles(&r.body).len()).collect();
+    // system + user; then + assistant + tool for each step before.
+    assert_eq!(steps, [2, 4, 6, 6], "{steps:?}");
+    assert_eq!(
+        received[2].body["messages"], received[3].body["messages"],
+        "the resumed step is sent with the same conversation as before the kill"
+    );
+    // The tools' results replayed from the record are the ones the model saw before.
+    let tool_result = |i: usize| received[i].body["messages"][3]["content"].clone();
+    assert_eq!(tool_result(1), tool_result(3));
+
+    // The ledger holds the three calls that were answered; the one cut by the kill cost nothing recorded.
+    let usage = console.ok("/usage");
+    assert_eq!(usage["calls"], 3, "{usage}");
+    assert_eq!(usage["prompt_tokens"], 50 + 90 + 120, "{usage}");
+    console.finish();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ask_carries_the_conversation_remembers_and_journals_the_exchange() {
+    let fake = FakeOpenAi::start().await;
+    fake.script([
+        ok(fake_openai::answer("Paris.", 20, 2)),
+        ok(fake_openai::tool_calls(
+            &[(
+                "call_1",
+                "remember",
+                json!({"text": "The team asked about capitals.", "kind": "note"}),
+            )],
+            40,
+            8,
+        )),
+        ok(fake_openai::answer("About two million people.", 60, 5)),
+        ok(fake_openai::answer("Hello.", 10, 2)),
+    ]);
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::create_dir_all(dir.path().join("work")).expect("work");
+    let roots = format!("[\"{}\"]", dir.path().join("work").display());
+    let env = env(&fake, &roots);
+    let data = dir.path().join("data");
+
+    let mut console = start(&data, &env);
+    let first = console.ok("/ask What is the capital of France?");
+    assert_eq!(first["text"], "Paris.");
+    assert_eq!(first["history_turns"], 0);
+    let second = console.ok("/ask How many people live there?");
+    assert_eq!(second["text"], "About two million people.");
+    assert_eq!(second["history_turns"], 1, "{second}");
+    assert_eq!(second["tools"][0]["name"], "remember");
+    assert!(second["tools"][0]["error"].is_null(), "{second}");
+
+    let received = fake.received();
+    let sent = &received[1].body["messages"];
+    assert_eq!(
+        roles(&received[1].body),
+        ["system", "user", "assistant", "user"]
+    );
+    assert_eq!(sent[1]["content"], "What is the capital of France?");
+    assert_eq!(sent[2]["content"], "Paris.");
+    assert!(received[1].body["tools"]
+        .as_array()
+        .is_some_and(|t| t.iter().any(|t| t["function"]["name"] == "remember")));
+
+    let noted = console.ok("/recall capitals --kind note");
+    let hits = noted["hits"].as_array().cloned().unwrap_or_default();
+    assert_eq!(hits.len(), 1, "{noted}");
+    assert_eq!(hits[0]["text"], "The team asked about capitals.");
+    assert_eq!(hits[0]["author"], "agent-1");
+    assert_eq!(
+        hits[0]["tasks"],
+        json!([2]),
+        "linked to the second ask's task"
+    );
+    let journal = console.ok("/journal --kind event --limit 50");
+    let entries: Vec<Value> = journal["entries"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|e| {
+            e["tags"]
+                .as_array()
+                .is_some_and(|t| t.contains(&json!("question")))
+        })
+        .collect();
+    assert_eq!(entries.len(), 2, "{journal}");
+    assert!(entries.iter().any(|e| e["text"]
+        .as_str()
+        .is_some_and(|t| t.contains("How many people live there?") && t.contains("two million"))));
+    console.finish();
+
+    // A new console session is a new conversation.
+    let mut console = start(&data, &env);
+    let fresh = console.ok("/ask Hi?");
+    assert_eq!(fresh["history_turns"], 0);
+    assert_eq!(roles(&fake.received()[3].body), ["system", "user"]);
+    console.finish();
+}
