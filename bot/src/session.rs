@@ -468,13 +468,15 @@ impl Session {
                 Ok(_) => {}
                 // Fell behind: read the task itself.
                 Err(RecvError::Lagged(_)) => task = tasks.get(task.id).await.map_err(task_error)?,
-                Err(RecvError::Closed) => return Err(CommandError::new(
-                    "shutting_down",
-                    format!(
+                Err(RecvError::Closed) => {
+                    return Err(CommandError::new(
+                        "shutting_down",
+                        format!(
                         "the swarm stopped before task {} finished; it resumes at the next start",
                         task.id
                     ),
-                )),
+                    ))
+                }
             }
         }
         Ok(task)

@@ -4,6 +4,9 @@
 //!    per call, of a raw reqwest POST whose JSON body is parsed as a `serde_json::Value` (the baseline), of
 //!    `Bridge::chat` (request built from async-openai's types, sent, answer parsed into them), and of `Llm::chat`
 //!    (the bridge plus the ledger: the budget reservation and the record made durable with an fdatasync).
+//!    Then `/ask`'s tool loop per step: `ask::ask` through 6 steps (5 that call a tool, a last one that answers),
+//!    whose tool is unknown so that it costs nothing and the step is the loop and the bridge alone: without the
+//!    recorded results, and with them (each step's answer recorded before the ledger's sync, tool results after).
 //! 2. Against the real server when `DREAMOS_TEST_LLM_URL` is set (`.ci/llm-server.sh`): completion tokens per
 //!    second of a streamed answer through `Bridge::chat_stream`, beside the same streamed request read raw.
 //!
@@ -166,7 +169,72 @@ async fn against_the_fake(calls: usize) {
         booked,
         Some(baseline),
     );
+
+    // The tool loop, per step.
+    let asks = (calls / 20).max(20);
+    let code = dreamos_agents::code::Code::open(
+        &dir.path().join("index"),
+        &dreamos_runtime::Config::defaults().scanner,
+    )
+    .expect("code index");
+    let tools = dreamos_agents::llm::ask::Tools {
+        code: &code,
+        memory: None,
+        remember_as: None,
+    };
+    let recording = llm
+        .clone()
+        .recording(dreamos_runtime::calls::CallStore::open(&store).expect("calls"));
+    let steps = dreamos_agents::llm::ask::MAX_STEPS;
+    for (what, llm, record) in [
+        ("ours      ask step (loop + bridge + ledger)", &llm, false),
+        (
+            "ours      ask step, recorded (never pay twice)",
+            &recording,
+            true,
+        ),
+    ] {
+        let mut per_step = Vec::with_capacity(asks);
+        for i in 0..asks {
+            script_tool_loop(&fake, steps);
+            let scope = format!("task:{i}");
+            let run = dreamos_agents::llm::ask::AskRun {
+                question: "where is parse?",
+                scope: record.then_some(scope.as_str()),
+                ..Default::default()
+            };
+            let t = Instant::now();
+            let answer = dreamos_agents::llm::ask::ask(llm, &tools, &caller, &run, &mut |_| {})
+                .await
+                .expect("an answer");
+            assert_eq!(answer.steps, steps);
+            per_step.push(t.elapsed() / steps as u32);
+        }
+        report(what, per_step, Some(baseline));
+    }
     log.close().await;
+}
+
+/// Scripts one `/ask` of `steps` steps: tool calls, then an answer.
+fn script_tool_loop(fake: &FakeOpenAi, steps: usize) {
+    use dreamos_tests::fake_openai::{self, Reply};
+    let reply = |body| Reply::Json {
+        status: 200,
+        headers: Vec::new(),
+        body,
+    };
+    let mut replies: Vec<Reply> = (0..steps - 1)
+        .map(|i| {
+            let id = format!("call_{i}");
+            reply(fake_openai::tool_calls(
+                &[(id.as_str(), "no_such_tool", serde_json::json!({}))],
+                40,
+                5,
+            ))
+        })
+        .collect();
+    replies.push(reply(fake_openai::answer("ok", 60, 2)));
+    fake.script(replies);
 }
 
 async fn against_the_real_server(url: &str, runs: usize) {

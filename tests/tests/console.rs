@@ -34,8 +34,8 @@ fn a_session_sends_broadcasts_reads_history_and_manages_agents() {
         .all(|a| a["status"] == "idle"
             && a["skills"]
                 == serde_json::json!([
-                    "deps", "impact", "outline", "ping", "recall", "refs", "remember", "report",
-                    "scan", "search", "symbol"
+                    "ask", "deps", "impact", "outline", "ping", "recall", "refs", "remember",
+                    "report", "scan", "search", "symbol"
                 ])));
 
     // /send answers once accepted, with id and seq; the reply comes as an event.

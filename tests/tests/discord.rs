@@ -45,6 +45,16 @@ fn start(fake: &FakeDiscord, data: &Path, root: &Path) -> Console {
 }
 
 fn start_with(fake: &FakeDiscord, data: &Path, root: &Path, args: &[&str]) -> Console {
+    start_with_env(fake, data, root, args, &[])
+}
+
+fn start_with_env(
+    fake: &FakeDiscord,
+    data: &Path,
+    root: &Path,
+    args: &[&str],
+    extra: &[(&str, &str)],
+) -> Console {
     let roots = format!("[\"{}\"]", root.display());
     let routes = format!("[{{ level = \"warn\", target = \"\", channel_id = {LOG_CHANNEL} }}]");
     let env = [
@@ -60,6 +70,7 @@ fn start_with(fake: &FakeDiscord, data: &Path, root: &Path, args: &[&str]) -> Co
         ("DREAMOS_SCANNER__ALLOWED_ROOTS", roots.as_str()),
         ("NO_PROXY", "127.0.0.1,localhost"),
     ];
+    let env: Vec<(&str, &str)> = env.iter().chain(extra).copied().collect();
     let before = fake.identifies().len();
     let console = Console::start(data, args, &env);
     fake.wait_identified(before + 1, T);
@@ -576,6 +587,108 @@ fn a_slow_command_is_deferred_within_three_seconds_and_completed_by_an_edit() {
             .unwrap_or_default()
             .contains("accepted #"),
         "{done}"
+    );
+    console.close_stdin();
+    console.finish();
+}
+
+/// `/ask` on Discord: the answer is the ask task's message, edited with the answer's text as the model streams
+/// it, and at the end with the whole answer and which model gave it. A second question in the same channel
+/// carries the first turn.
+#[test]
+fn ask_streams_its_answer_into_the_edited_message() {
+    use dreamos_tests::fake_openai::{self, FakeOpenAi, Reply};
+    let runtime = tokio::runtime::Runtime::new().expect("a runtime for the fake model");
+    let model = runtime.block_on(FakeOpenAi::start());
+    let pieces = ["The capital ", "of France ", "is Paris."];
+    let mut events: Vec<Value> = pieces
+        .iter()
+        .map(|p| fake_openai::chunk(Some(p), None))
+        .collect();
+    events.push(fake_openai::chunk(None, Some("stop")));
+    events.push(fake_openai::usage_chunk(30, 9));
+    model.script([
+        Reply::Stream {
+            events: events.clone(),
+            done: true,
+            // Slow enough for the message to be edited between pieces (at most once a second).
+            pause: Duration::from_millis(1_300),
+        },
+        Reply::Stream {
+            events: vec![
+                fake_openai::chunk(Some("About two million."), None),
+                fake_openai::chunk(None, Some("stop")),
+                fake_openai::usage_chunk(50, 4),
+            ],
+            done: true,
+            pause: Duration::from_millis(5),
+        },
+    ]);
+    let fake = FakeDiscord::start();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let llm = [
+        ("DREAMOS_LLM__BASE_URL", model.base_url.as_str()),
+        (
+            "DREAMOS_LLM__MODELS",
+            r#"[{name = "small", tags = ["fast", "balanced"], context = 4096}]"#,
+        ),
+    ];
+    let mut console = start_with_env(
+        &fake,
+        &dir.path().join("data"),
+        dir.path(),
+        &["--console"],
+        &llm,
+    );
+    let token = fake.command(
+        &operator(),
+        "ask",
+        opts(&[("question", json!("What is the capital of France?"))]),
+    );
+    let (kind, first) = response(&fake, &token);
+    assert_eq!(kind, 4, "{first}");
+    assert!(
+        content(&first).contains("asks: What is the capital of France?"),
+        "{first}"
+    );
+    let done = fake.wait_response(&token, T, |r| {
+        r["content"].as_str().is_some_and(|c| c.contains("— small"))
+    });
+    let text = done["content"].as_str().unwrap_or_default();
+    assert!(text.contains("The capital of France is Paris."), "{text}");
+    // Before the end, the message showed part of the answer: the stream, not only the result.
+    let partial = fake.for_token(&token).into_iter().any(|r| {
+        r.method == "PATCH"
+            && r.body["content"]
+                .as_str()
+                .is_some_and(|c| c.contains("The capital ") && !c.contains("is Paris."))
+    });
+    assert!(
+        partial,
+        "no edit showed a part of the answer: {:?}",
+        fake.for_token(&token)
+    );
+
+    let token = fake.command(
+        &operator(),
+        "ask",
+        opts(&[("question", json!("How many people live there?"))]),
+    );
+    let done = fake.wait_response(&token, T, |r| {
+        r["content"].as_str().is_some_and(|c| c.contains("— small"))
+    });
+    assert!(
+        done["content"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("1 earlier turn"),
+        "{done}"
+    );
+    let sent = model.received();
+    assert_eq!(sent.len(), 2);
+    assert_eq!(
+        sent[1].body["messages"][2]["content"],
+        "The capital of France is Paris."
     );
     console.close_stdin();
     console.finish();
