@@ -317,6 +317,11 @@ impl<'a> SkillContext<'a> {
         });
     }
 
+    /// The UMS, for skills of this crate that send and await messages themselves.
+    pub(crate) fn ums(&self) -> &Ums {
+        self.ums
+    }
+
     /// A phone to send messages that do not wait for this one's acknowledgement (durable on their own).
     pub fn phone(&self) -> CellPhone {
         CellPhone::new(self.ums.clone(), Address::agent(self.agent))

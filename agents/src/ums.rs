@@ -15,7 +15,7 @@
 //! bytes.
 
 use std::{
-    collections::BTreeMap,
+    collections::{BTreeMap, HashMap},
     sync::{
         atomic::{AtomicBool, AtomicUsize, Ordering},
         Arc,
@@ -28,12 +28,14 @@ use dreamos_runtime::{
     log::{
         Accepted, CommitSink, Committed, MessageLog, Outcome, Recovery, Resolution, StoredMessage,
     },
-    message::{check_kind, Address, AgentName, Body, Channel, Envelope, MessageId, Priority, Seq},
+    message::{
+        check_kind, Address, AgentName, Body, Channel, Envelope, MessageId, Millis, Priority, Seq,
+    },
     Store,
 };
 use parking_lot::RwLock;
 use serde_json::json;
-use tokio::sync::Notify;
+use tokio::sync::{oneshot, Notify};
 
 use crate::{
     error::{Error, Result},
@@ -114,6 +116,16 @@ pub struct Sent {
     pub accepted_at: dreamos_runtime::message::Millis,
 }
 
+impl ReplyWaiter {
+    /// The reply, or `None` when `timeout` passes first.
+    pub async fn wait(mut self, timeout: std::time::Duration) -> Option<Arc<StoredMessage>> {
+        tokio::time::timeout(timeout, &mut self.rx)
+            .await
+            .ok()
+            .and_then(|r| r.ok())
+    }
+}
+
 /// The UnifiedMessageSystem. Cheap to clone.
 #[derive(Clone)]
 pub struct Ums {
@@ -139,6 +151,24 @@ pub struct Router {
     idle: Notify,
     /// Why the store failed, once it has; frontends watch it to stop the process.
     fatal: tokio::sync::watch::Sender<Option<String>>,
+    /// Skills awaiting the reply to a message they sent (see [`Ums::expect_reply`]), at most [`MAX_WAITERS`].
+    waiters: parking_lot::Mutex<HashMap<MessageId, oneshot::Sender<Arc<StoredMessage>>>>,
+}
+
+/// Replies awaited at once, at most.
+pub const MAX_WAITERS: usize = 1_024;
+
+/// The reply to one message, awaited; dropping it stops waiting.
+pub struct ReplyWaiter {
+    router: Arc<Router>,
+    id: MessageId,
+    rx: oneshot::Receiver<Arc<StoredMessage>>,
+}
+
+impl Drop for ReplyWaiter {
+    fn drop(&mut self) {
+        self.router.waiters.lock().remove(&self.id);
+    }
 }
 
 impl Router {
@@ -148,6 +178,7 @@ impl Router {
             events,
             idle: Notify::new(),
             fatal: tokio::sync::watch::channel(None).0,
+            waiters: parking_lot::Mutex::new(HashMap::new()),
         }
     }
 
@@ -166,6 +197,19 @@ impl Router {
             }
             if matches!(message.envelope.to, Address::User(_)) {
                 self.events.send(SwarmEvent::Message(message.clone()));
+            }
+            if let Some(id) = message.envelope.reply_to {
+                let waiter = {
+                    let mut waiters = self.waiters.lock();
+                    if waiters.is_empty() {
+                        None
+                    } else {
+                        waiters.remove(&id)
+                    }
+                };
+                if let Some(tx) = waiter {
+                    let _ = tx.send(message.clone());
+                }
             }
         }
     }
@@ -440,6 +484,49 @@ impl Ums {
                 "messages cannot be sent to `system`".to_string(),
             )),
         }
+    }
+
+    /// Starts waiting for the reply to message `id` (call it before the message can be answered, so that the
+    /// reply cannot slip past). Refused with `overloaded` beyond [`MAX_WAITERS`].
+    pub fn expect_reply(&self, id: MessageId) -> Result<ReplyWaiter> {
+        let router = self.inner.router.clone();
+        let (tx, rx) = oneshot::channel();
+        {
+            let mut waiters = router.waiters.lock();
+            if waiters.len() >= MAX_WAITERS && !waiters.contains_key(&id) {
+                return Err(Error::Overloaded {
+                    what: format!("{MAX_WAITERS} replies are awaited already; try again later"),
+                });
+            }
+            waiters.insert(id, tx);
+        }
+        Ok(ReplyWaiter { router, id, rx })
+    }
+
+    /// The reply to message `id` that agent `to` received at or after `since`, from its history: how a wait
+    /// resumed after a restart finds a reply that came before it. Looks at most at `limit` replies.
+    pub fn reply_in_history(
+        &self,
+        to: &AgentName,
+        id: MessageId,
+        since: Millis,
+        limit: usize,
+    ) -> Result<Option<StoredMessage>> {
+        let page = self
+            .inner
+            .log
+            .history(&dreamos_runtime::log::HistoryQuery {
+                agent: Some(to.clone()),
+                kind: Some(REPLY_KIND.to_string()),
+                since: Some(since),
+                limit,
+                ..Default::default()
+            })?;
+        Ok(page
+            .entries
+            .into_iter()
+            .map(|e| e.message)
+            .find(|m| m.envelope.reply_to == Some(id)))
     }
 
     /// Checks, addresses, admits and durably accepts one message.

@@ -181,6 +181,7 @@ async fn against_the_fake(calls: usize) {
         code: &code,
         memory: None,
         remember_as: None,
+        agents: None,
     };
     let recording = llm
         .clone()

@@ -251,3 +251,107 @@ async fn ask_carries_the_conversation_remembers_and_journals_the_exchange() {
     assert_eq!(roles(&fake.received()[3].body), ["system", "user"]);
     console.finish();
 }
+
+/// `ask_agent`: agent-1's ask task asks agent-2, which is killed (the whole process is) while its model thinks.
+/// After the restart agent-1 goes on waiting for the same message's reply instead of asking again, agent-2
+/// answers the message it is given again, and agent-1's answer uses that reply.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_asks_another_and_the_wait_survives_a_kill() {
+    let fake = FakeOpenAi::start().await;
+    fake.script([
+        ok(fake_openai::tool_calls(
+            &[(
+                "call_1",
+                "ask_agent",
+                json!({"agent": "agent-2", "question": "What does parse return?"}),
+            )],
+            50,
+            10,
+        )),
+        // agent-2's model never answers the first time: the process is killed meanwhile.
+        Reply::Hang,
+        ok(fake_openai::answer(
+            "It returns the text in upper case.",
+            30,
+            8,
+        )),
+        ok(fake_openai::answer(
+            "parse upper-cases its input, agent-2 says.",
+            90,
+            9,
+        )),
+    ]);
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::create_dir_all(dir.path().join("work")).expect("work");
+    let roots = format!("[\"{}\"]", dir.path().join("work").display());
+    let env = env(&fake, &roots);
+    let data = dir.path().join("data");
+
+    let mut console = start(&data, &env);
+    console.send("/ask What does parse do?");
+    wait_for("agent-2's request", Duration::from_secs(60), || {
+        fake.requests() >= 2
+    });
+    console.kill();
+
+    let mut console = start(&data, &env);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let task = loop {
+        let list = console.ok("/task list");
+        let ask = list["tasks"]
+            .as_array()
+            .and_then(|t| t.iter().find(|t| t["skill"] == "ask").cloned());
+        if let Some(task) = ask.filter(|t| t["status"] == "done") {
+            break task;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the ask task did not finish after the restart: {list}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(task["agent"], "agent-1", "{task}");
+    let shown = console.ok(&format!("/task show {}", task["id"]));
+    let answer = &shown["task"]["result"];
+    assert_eq!(answer["text"], "parse upper-cases its input, agent-2 says.");
+    assert_eq!(answer["tools"][0]["name"], "ask_agent");
+    assert!(answer["tools"][0]["error"].is_null(), "{shown}");
+
+    let received = fake.received();
+    assert_eq!(
+        received.len(),
+        4,
+        "{:?}",
+        received.iter().map(|r| &r.body).collect::<Vec<_>>()
+    );
+    let offers = |i: usize, tool: &str| {
+        received[i].body["tools"]
+            .as_array()
+            .is_some_and(|t| t.iter().any(|t| t["function"]["name"] == tool))
+    };
+    assert!(offers(0, "ask_agent"), "the task may ask another agent");
+    // agent-2's question, before and after the kill: the same, and it may not ask on.
+    assert_eq!(received[1].body["messages"], received[2].body["messages"]);
+    assert_eq!(
+        received[1].body["messages"][1]["content"],
+        "What does parse return?"
+    );
+    assert!(!offers(1, "ask_agent"));
+    let reply = received[3].body["messages"][3]["content"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        reply.contains("upper case") && reply.contains("agent-2"),
+        "{reply}"
+    );
+
+    // One question went to agent-2: the wait was resumed, not the question sent again.
+    let history = console.ok("/history --kind ask");
+    let sent: Vec<&Value> = history["messages"]
+        .as_array()
+        .map(|m| m.iter().collect())
+        .unwrap_or_default();
+    assert_eq!(sent.len(), 1, "{history}");
+    console.finish();
+}

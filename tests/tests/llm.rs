@@ -853,6 +853,7 @@ async fn ask_runs_tools_over_several_steps_and_checks_every_citation() {
         code: &code,
         memory: None,
         remember_as: None,
+        agents: None,
     };
     let run = dreamos_agents::llm::ask::AskRun {
         question: "Where is `parse` defined and who calls it?",
@@ -946,6 +947,7 @@ async fn ask_stops_after_its_step_limit_with_a_last_call_that_offers_no_tools() 
         code: &code,
         memory: None,
         remember_as: None,
+        agents: None,
     };
     let run = dreamos_agents::llm::ask::AskRun {
         question: "find load",

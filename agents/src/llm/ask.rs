@@ -23,11 +23,12 @@ use dreamos_runtime::{
     config::ModelTag,
     conversation::Turn,
     memory::{Author, Links},
+    message::{Address, AgentName, Body, Envelope, MessageId, Millis},
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use super::{Caller, ChatRequest, Llm, Routed, ToolCall};
+use super::{Caller, ChatRequest, Llm, Routed};
 use crate::{code::Code, memory::Memory};
 
 /// Steps of the loop at most (each one call to a model), the last one without tools.
@@ -97,7 +98,23 @@ pub struct Tools<'a> {
     pub memory: Option<&'a Memory>,
     /// Who `remember` writes as and what its entries link to; `None` offers no `remember`.
     pub remember_as: Option<RememberAs>,
+    /// The swarm's other agents, for `ask_agent`; `None` offers no `ask_agent` (an agent answering another's
+    /// question does not ask on, so questions never go round in circles).
+    pub agents: Option<AgentLink<'a>>,
 }
+
+/// What `ask_agent` needs: the UMS to send over and the agent asking.
+pub struct AgentLink<'a> {
+    pub ums: &'a crate::ums::Ums,
+    pub me: AgentName,
+    pub person: Option<String>,
+    pub frontend: Option<String>,
+}
+
+/// How long `ask_agent` waits for the other agent's answer unless the model asks for less.
+pub const ASK_AGENT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
+/// The part of a step's record that holds the message `ask_agent`'s call `i` sent: `ASK_AGENT_SENT + i`.
+const ASK_AGENT_SENT: u32 = 1_000;
 
 /// The author and links of the entries `remember` writes.
 #[derive(Debug, Clone)]
@@ -132,7 +149,7 @@ pub enum AskProgress<'a> {
     Text(&'a str),
 }
 
-fn tool_specs(request: ChatRequest, memory: bool, remember: bool) -> ChatRequest {
+fn tool_specs(request: ChatRequest, memory: bool, remember: bool, agents: bool) -> ChatRequest {
     let text = |desc: &str| json!({"type": "string", "description": desc});
     let mut request = request
         .tool(
@@ -165,6 +182,13 @@ fn tool_specs(request: ChatRequest, memory: bool, remember: bool) -> ChatRequest
             "recall",
             "Search the swarm's memory (its journal, decisions and notes).",
             json!({"type": "object", "properties": {"query": text("words to look for")}, "required": ["query"]}),
+        );
+    }
+    if agents {
+        request = request.tool(
+            "ask_agent",
+            "Ask another agent of the swarm a question and wait for its answer.",
+            json!({"type": "object", "properties": {"agent": text("the agent's name, such as agent-2"), "question": text("the question"), "timeout_s": {"type": "integer", "description": "seconds to wait (at most 600)"}}, "required": ["agent", "question"]}),
         );
     }
     if memory && remember {
@@ -248,7 +272,12 @@ pub async fn ask(
             ..ChatRequest::default()
         };
         if !final_step {
-            request = tool_specs(request, tools.memory.is_some(), remember);
+            request = tool_specs(
+                request,
+                tools.memory.is_some(),
+                remember,
+                tools.agents.is_some(),
+            );
         }
         let key = run.scope.map(|scope| CallKey::new(scope, step as u32, 0));
         let routed = if run.stream {
@@ -313,7 +342,21 @@ pub async fn ask(
             let key = run
                 .scope
                 .map(|scope| CallKey::new(scope, step as u32, i as u32 + 1));
-            let outcome = recorded_tool(llm, key.as_ref(), tools, call).await?;
+            let outcome = match recorded(llm, key.as_ref())? {
+                Some(outcome) => outcome,
+                None => {
+                    let outcome = if call.name == "ask_agent" {
+                        let sent = run
+                            .scope
+                            .map(|s| CallKey::new(s, step as u32, ASK_AGENT_SENT + i as u32));
+                        ask_agent(llm, sent.as_ref(), tools, &call.arguments).await?
+                    } else {
+                        run_tool(tools, &call.name, &call.arguments).await
+                    };
+                    record(llm, key.as_ref(), &outcome)?;
+                    outcome
+                }
+            };
             let (result, error) = match outcome {
                 Ok(value) => {
                     collect_locations(&value, None, None, &mut seen);
@@ -364,30 +407,135 @@ pub async fn ask(
     })
 }
 
-/// A tool's result: the one recorded under `key` if there is one, else the tool's (then recorded; durable with
-/// the next step's sync, and a tool that ran again after a crash gives the same answer or, for `remember`, finds
-/// the entry it wrote).
-async fn recorded_tool(
-    llm: &Llm,
-    key: Option<&CallKey>,
-    tools: &Tools<'_>,
-    call: &ToolCall,
-) -> crate::Result<Result<Value, String>> {
-    let calls = llm.calls().zip(key);
-    if let Some((store, key)) = calls {
-        if let Some(recorded) = store.get(key)? {
-            if let Ok(outcome) = serde_json::from_str::<Result<Value, String>>(&recorded.json) {
-                return Ok(outcome);
-            }
-        }
-    }
-    let outcome = run_tool(tools, &call.name, &call.arguments).await;
-    if let Some((store, key)) = calls {
-        let json = serde_json::to_string(&outcome)
+/// The tool result recorded under `key`, if there is one. Tool results are durable with the next step's sync; a
+/// tool that runs again after a crash gives the same answer or, for `remember` and `ask_agent`, finds what it
+/// wrote or sent the first time.
+fn recorded(llm: &Llm, key: Option<&CallKey>) -> crate::Result<Option<Result<Value, String>>> {
+    let Some((store, key)) = llm.calls().zip(key) else {
+        return Ok(None);
+    };
+    Ok(store
+        .get(key)?
+        .and_then(|r| serde_json::from_str::<Result<Value, String>>(&r.json).ok()))
+}
+
+fn record(llm: &Llm, key: Option<&CallKey>, outcome: &Result<Value, String>) -> crate::Result<()> {
+    if let Some((store, key)) = llm.calls().zip(key) {
+        let json = serde_json::to_string(outcome)
             .map_err(|e| crate::Error::Invalid(format!("recording a tool's result: {e}")))?;
         store.put(key, "tool", json)?;
     }
-    Ok(outcome)
+    Ok(())
+}
+
+/// `ask_agent`: sends the question to the other agent as an `ask` message and waits for its reply. The message
+/// sent is recorded under `sent` (and synced) once it is accepted, so that after a restart the wait goes on for
+/// the same message's reply (found in history if it came meanwhile) instead of asking again.
+async fn ask_agent(
+    llm: &Llm,
+    sent: Option<&CallKey>,
+    tools: &Tools<'_>,
+    arguments: &str,
+) -> crate::Result<Result<Value, String>> {
+    let Some(link) = &tools.agents else {
+        return Ok(Err("ask_agent is not offered here".to_string()));
+    };
+    let args: Value = match serde_json::from_str(arguments) {
+        Ok(args) => args,
+        Err(e) => return Ok(Err(format!("the arguments are not JSON: {e}"))),
+    };
+    let text = |key: &str| args.get(key).and_then(Value::as_str).map(str::to_string);
+    let (Some(agent), Some(question)) = (text("agent"), text("question")) else {
+        return Ok(Err("`agent` and `question` are required".to_string()));
+    };
+    let Ok(to) = AgentName::new(&agent) else {
+        return Ok(Err(format!("`{agent}` is not an agent's name")));
+    };
+    if to == link.me {
+        return Ok(Err("an agent cannot ask itself".to_string()));
+    }
+    if link.ums.entry(to.as_str()).is_none() {
+        let names: Vec<String> = link
+            .ums
+            .entries()
+            .iter()
+            .map(|e| e.name.to_string())
+            .filter(|n| n != link.me.as_str())
+            .collect();
+        return Ok(Err(format!(
+            "there is no agent `{agent}`; the others are {}",
+            names.join(", ")
+        )));
+    }
+    let timeout = args
+        .get("timeout_s")
+        .and_then(Value::as_u64)
+        .map_or(ASK_AGENT_TIMEOUT, |s| {
+            std::time::Duration::from_secs(s.clamp(1, 600))
+        });
+    let store = llm.calls().zip(sent);
+    let earlier = match store {
+        Some((store, key)) => store.get(key)?.and_then(|r| {
+            let v: Value = serde_json::from_str(&r.json).ok()?;
+            let id = ulid::Ulid::from_string(v["id"].as_str()?).ok()?;
+            Some((MessageId(id), Millis(v["at"].as_u64()?)))
+        }),
+        None => None,
+    };
+    let reply = match earlier {
+        Some((id, at)) => {
+            // Waiting from before the history is read, so that a reply cannot fall between the two.
+            let waiter = link.ums.expect_reply(id)?;
+            match link.ums.reply_in_history(&link.me, id, at, 1_000)? {
+                Some(reply) => Some(std::sync::Arc::new(reply)),
+                None => waiter.wait(timeout).await,
+            }
+        }
+        None => {
+            let envelope = Envelope::new(
+                Address::agent(&link.me),
+                Address::agent(&to),
+                "ask",
+                Body::from_value(&json!({
+                    "question": question,
+                    "person": link.person,
+                    "frontend": link.frontend,
+                })),
+            );
+            let id = envelope.id;
+            let waiter = link.ums.expect_reply(id)?;
+            let at = Millis::now();
+            link.ums.send(envelope).await?;
+            if let Some((store, key)) = store {
+                store.put(
+                    key,
+                    "sent",
+                    json!({"id": id.0.to_string(), "at": at.0}).to_string(),
+                )?;
+                link.ums.log().sync().await?;
+            }
+            waiter.wait(timeout).await
+        }
+    };
+    let Some(reply) = reply else {
+        return Ok(Err(format!(
+            "{agent} did not answer within {} s",
+            timeout.as_secs()
+        )));
+    };
+    let body: Value = serde_json::from_str(reply.envelope.body.as_json())
+        .unwrap_or_else(|_| Value::String(reply.envelope.body.as_json().to_string()));
+    Ok(Ok(
+        match serde_json::from_value::<AskAnswer>(body.clone()) {
+            Ok(answer) => json!({
+                "agent": agent,
+                "answer": answer.text,
+                "model": answer.model,
+                "citations": answer.citations,
+            }),
+            Err(_) => json!({"agent": agent, "answer": body}),
+        },
+    ))
 }
 
 /// Runs one tool; its result as JSON, or an error text the model can read.
@@ -491,7 +639,7 @@ async fn run_tool(tools: &Tools<'_>, name: &str, arguments: &str) -> Result<Valu
             Ok(json!({"remembered": entry.id.to_string()}))
         }
         other => Err(format!(
-            "there is no tool `{other}`; the tools are search_code, find_symbol, refs, outline, deps, recall and remember"
+            "there is no tool `{other}`; the tools are search_code, find_symbol, refs, outline, deps, recall, remember and ask_agent"
         )),
     }
 }

@@ -22,7 +22,7 @@ use dreamos_runtime::{
 use serde_json::Value;
 
 use super::{
-    ask::{self, AskProgress, AskRun, RememberAs, Tools},
+    ask::{self, AgentLink, AskProgress, AskRun, RememberAs, Tools},
     Caller, Llm,
 };
 use crate::{
@@ -144,6 +144,13 @@ impl Skill for AskSkill {
             remember_as: Some(RememberAs {
                 author: Author::Agent(agent.clone()),
                 links: links.clone(),
+            }),
+            // Only a task asks on: an agent answering another's question answers it itself.
+            agents: cx.task().map(|_| AgentLink {
+                ums: cx.ums(),
+                me: cx.agent().clone(),
+                person: caller.person.clone(),
+                frontend: caller.frontend.clone(),
             }),
         };
         let answer = {
