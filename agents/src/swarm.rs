@@ -145,6 +145,25 @@ impl Swarm {
         };
         // The `ask` skill sees the same bridge (or why there is none).
         let _ = llm_cell.set(llm.clone());
+        if let Ok(llm) = &llm {
+            let embedder = llm
+                .bridge()
+                .models()
+                .iter()
+                .find(|m| {
+                    m.tags
+                        .contains(&dreamos_runtime::config::ModelTag::Embeddings)
+                })
+                .cloned();
+            if let Some(model) = embedder {
+                tracing::info!(model = %model.name, "recall ranks by BM25 and embeddings together");
+                memory.set_semantic(crate::memory::semantic::Semantic {
+                    llm: llm.clone(),
+                    model,
+                    vectors: dreamos_runtime::memory::VectorStore::open(&store)?,
+                });
+            }
+        }
 
         let mut to_start = Vec::new();
         for agent in &config.agents {

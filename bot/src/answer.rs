@@ -100,6 +100,8 @@ pub struct RecallReply {
     /// Entries that matched, of which `hits` are the best.
     pub matched: usize,
     pub took_ms: f64,
+    /// `bm25`, or `bm25+embeddings` with an embeddings model configured.
+    pub ranked_by: &'static str,
 }
 
 #[derive(Debug, Clone, Serialize)]

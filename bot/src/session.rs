@@ -554,6 +554,7 @@ impl Session {
         Ok(Reply::Recall(RecallReply {
             matched: found.matched,
             took_ms: found.took_ms,
+            ranked_by: found.ranked_by,
             hits: found
                 .hits
                 .iter()

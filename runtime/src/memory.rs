@@ -580,3 +580,52 @@ mod tests {
             .contains("decision"));
     }
 }
+
+const VECTORS_TREE: &str = "memory_vectors";
+
+/// A memory entry's embedding, with the model that made it (a vector of another model is not compared).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EntryVector {
+    pub model: String,
+    pub vector: Vec<f32>,
+}
+
+/// Embeddings of memory entries by entry id, derived like the search index: they can be made again from the
+/// entries at any time, so they are written without a sync of their own.
+#[derive(Clone)]
+pub struct VectorStore {
+    tree: TypedTree<EntryVector>,
+}
+
+impl VectorStore {
+    pub fn open(store: &Store) -> Result<VectorStore> {
+        Ok(VectorStore {
+            tree: store.typed(VECTORS_TREE)?,
+        })
+    }
+
+    pub fn get(&self, id: EntryId) -> Result<Option<EntryVector>> {
+        self.tree.get(&id.key())
+    }
+
+    pub fn put(&self, id: EntryId, vector: &EntryVector) -> Result<()> {
+        self.tree.insert(&id.key(), vector)
+    }
+
+    pub fn remove(&self, id: EntryId) -> Result<()> {
+        self.tree.remove(&id.key())
+    }
+
+    /// Every id with a vector.
+    pub fn ids(&self) -> impl Iterator<Item = Result<Option<EntryId>>> + '_ {
+        self.tree.keys().map(|k| k.map(|k| EntryId::from_key(&k)))
+    }
+
+    pub fn len(&self) -> usize {
+        self.tree.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.tree.is_empty()
+    }
+}

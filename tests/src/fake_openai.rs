@@ -323,3 +323,18 @@ fn embeddings(request: &Value) -> Value {
         "usage": {"prompt_tokens": inputs.len() * 2, "total_tokens": inputs.len() * 2}
     })
 }
+
+/// An embeddings answer with these vectors, in order.
+pub fn embeddings_of(vectors: &[Vec<f32>]) -> Value {
+    let data: Vec<Value> = vectors
+        .iter()
+        .enumerate()
+        .map(|(i, v)| json!({"object": "embedding", "index": i, "embedding": v}))
+        .collect();
+    json!({
+        "object": "list",
+        "model": "fake-embeddings",
+        "data": data,
+        "usage": {"prompt_tokens": vectors.len() * 3, "total_tokens": vectors.len() * 3}
+    })
+}

@@ -270,3 +270,34 @@ fn ask_through_the_console_answers_with_the_real_model() {
     assert_eq!(usage["completion_tokens"], answer["completion_tokens"]);
     console.finish();
 }
+
+/// `/recall` with the real model's embeddings: the recall is fused (BM25 and similarity), every entry gets a
+/// vector of the model's width on the first recall, and an entry sharing no word with the query can still be
+/// found.
+#[test]
+fn recall_with_the_real_models_embeddings_is_fused() {
+    let Some(url) = server() else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("temp dir");
+    let env = [
+        ("DREAMOS_LLM__BASE_URL", url.as_str()),
+        (
+            "DREAMOS_LLM__MODELS",
+            r#"[{name = "smollm2", tags = ["fast", "embeddings"], context = 2048, max_output = 64}]"#,
+        ),
+        ("DREAMOS_MEMORY__JOURNAL", "[]"),
+    ];
+    let mut console = dreamos_tests::Console::start(&dir.path().join("data"), &[], &env);
+    console.ok("/remember The deploy failed because the disk was full.");
+    console.ok("/remember Lunch is at noon on Fridays.");
+    let found = console.ok("/recall storage");
+    assert_eq!(found["ranked_by"], "bm25+embeddings", "{found}");
+    // "storage" is in neither entry: whatever is found, similarity found it.
+    let hits = found["hits"].as_array().cloned().unwrap_or_default();
+    assert!(!hits.is_empty(), "{found}");
+    let usage = console.ok("/usage");
+    assert_eq!(usage["failed"], 0, "{usage}");
+    assert!(usage["prompt_tokens"].as_u64().unwrap_or(0) >= 3, "{usage}");
+    console.finish();
+}

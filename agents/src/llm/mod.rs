@@ -114,6 +114,39 @@ impl Llm {
         self.call(caller, model, request, Some(on_text), None).await
     }
 
+    /// [`Bridge::embed`] for `caller`, within the budgets, recorded in the ledger.
+    pub async fn embed(
+        &self,
+        caller: &Caller,
+        model: &LlmModelConfig,
+        inputs: &[String],
+    ) -> crate::Result<Embeddings> {
+        let bytes: usize = inputs.iter().map(String::len).sum();
+        let reservation = self
+            .ledger
+            .reserve(caller, ledger::estimate_prompt_tokens(bytes, inputs.len()))?;
+        let started = Instant::now();
+        let result = self.bridge.embed(model, inputs).await;
+        let record = UsageRecord {
+            at: Millis::now(),
+            model: model.name.clone(),
+            person: caller.person.clone(),
+            agent: caller.agent.clone(),
+            task: caller.task.clone(),
+            frontend: caller.frontend.clone(),
+            prompt_tokens: result.as_ref().map_or(0, |e| e.prompt_tokens),
+            completion_tokens: 0,
+            duration_ms: millis(started.elapsed()),
+            outcome: match &result {
+                Ok(_) => "ok".to_string(),
+                Err(e) => e.kind().to_string(),
+            },
+            attempts: 1,
+        };
+        self.ledger.record(reservation, record).await?;
+        Ok(result?)
+    }
+
     /// Asks the model the pool picks for `question` (or for `tag`, when a person named one), falling back to the
     /// next candidate when one fails, except for a budget refusal (which stops at once) or a streamed answer that
     /// already showed text.

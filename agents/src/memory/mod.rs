@@ -18,6 +18,7 @@
 
 pub mod index;
 pub mod journal;
+pub mod semantic;
 pub mod skills;
 
 use std::{
@@ -93,6 +94,8 @@ pub struct Recalled {
     /// Entries that matched, of which `hits` are the best.
     pub matched: usize,
     pub took_ms: f64,
+    /// `bm25`, or `bm25+embeddings` when similarity was fused in (see [`semantic`]).
+    pub ranked_by: &'static str,
 }
 
 /// A page of the journal, newest first.
@@ -178,6 +181,8 @@ struct Inner {
     indexer_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
     broadcasts: Mutex<Option<mpsc::Sender<journal::Broadcast>>>,
     journaler: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// Set when a model tagged `embeddings` is configured.
+    semantic: std::sync::OnceLock<Arc<semantic::Semantic>>,
 }
 
 /// The retention bounds the writer enforces.
@@ -265,6 +270,7 @@ impl Memory {
             indexer_thread: Mutex::new(Some(indexer_thread)),
             broadcasts: Mutex::new(None),
             journaler: Mutex::new(None),
+            semantic: std::sync::OnceLock::new(),
         });
         let writer = Writer {
             inner: inner.clone(),
@@ -364,6 +370,11 @@ impl Memory {
         }
     }
 
+    /// Ranks recalls by embeddings too, from now on (once; later calls change nothing).
+    pub fn set_semantic(&self, semantic: semantic::Semantic) {
+        let _ = self.inner.semantic.set(Arc::new(semantic));
+    }
+
     pub fn get(&self, id: EntryId) -> Result<Option<Entry>> {
         Ok(self.inner.store.get(id)?)
     }
@@ -406,9 +417,19 @@ impl Memory {
         let started = Instant::now();
         self.wait_fresh().await;
         let this = self.clone();
-        let found = tokio::task::spawn_blocking(move || this.search(&query))
+        let semantic = self.inner.semantic.get().cloned();
+        let limit = query.limit;
+        let mut wide = query.clone();
+        if semantic.is_some() {
+            wide.limit = wide.limit.max(semantic::DEPTH);
+        }
+        let found = tokio::task::spawn_blocking(move || this.search(&wide))
             .await
             .map_err(|e| Error::Actor(format!("recall: {e}")))??;
+        let found = match semantic {
+            Some(semantic) => semantic.fuse_with(self, &query, found, limit).await?,
+            None => found,
+        };
         Ok(Recalled {
             took_ms: started.elapsed().as_secs_f64() * 1000.0,
             ..found
@@ -445,6 +466,7 @@ impl Memory {
             hits,
             matched,
             took_ms: 0.0,
+            ranked_by: "bm25",
         })
     }
 
