@@ -96,6 +96,60 @@ impl CellPhone {
         self.ums.send(envelope).await
     }
 
+    /// Sends `body` as `kind` to agent `to` and waits up to `timeout` for its reply; `None` when none came in
+    /// time. With `record` (a call store and the key of this request), the wait survives a restart: the message
+    /// is recorded there (and synced) once it is accepted, and a request under a key already recorded sends
+    /// nothing but waits for that message's reply, looking first in the owner's history for one that came
+    /// meanwhile. The owner must be an agent (replies to people go to frontends).
+    pub async fn request(
+        &self,
+        to: &dreamos_runtime::message::AgentName,
+        kind: &str,
+        body: Body,
+        timeout: std::time::Duration,
+        record: Option<(
+            &dreamos_runtime::calls::CallStore,
+            &dreamos_runtime::calls::CallKey,
+        )>,
+    ) -> Result<Option<std::sync::Arc<dreamos_runtime::log::StoredMessage>>> {
+        use dreamos_runtime::message::{MessageId, Millis};
+        let Address::Agent(me) = &self.owner else {
+            return Err(crate::Error::Invalid(
+                "only an agent's phone awaits replies".to_string(),
+            ));
+        };
+        let earlier = match record {
+            Some((calls, key)) => calls.get(key)?.and_then(|r| {
+                let v: serde_json::Value = serde_json::from_str(&r.json).ok()?;
+                let id = ulid::Ulid::from_string(v["id"].as_str()?).ok()?;
+                Some((MessageId(id), Millis(v["at"].as_u64()?)))
+            }),
+            None => None,
+        };
+        if let Some((id, at)) = earlier {
+            // Waiting from before the history is read, so that a reply cannot fall between the two.
+            let waiter = self.ums.expect_reply(id)?;
+            if let Some(reply) = self.ums.reply_in_history(me, id, at, 1_000)? {
+                return Ok(Some(std::sync::Arc::new(reply)));
+            }
+            return Ok(waiter.wait(timeout).await);
+        }
+        let envelope = Envelope::new(self.owner.clone(), Address::agent(to), kind, body);
+        let id = envelope.id;
+        let waiter = self.ums.expect_reply(id)?;
+        let at = Millis::now();
+        self.ums.send(envelope).await?;
+        if let Some((calls, key)) = record {
+            calls.put(
+                key,
+                "sent",
+                serde_json::json!({"id": id.0.to_string(), "at": at.0}).to_string(),
+            )?;
+            self.ums.log().sync().await?;
+        }
+        Ok(waiter.wait(timeout).await)
+    }
+
     /// Replies to a message, to its sender.
     pub async fn reply(&self, to: &Envelope, body: Body) -> Result<Sent> {
         let envelope = Envelope::new(self.owner.clone(), to.from.clone(), crate::REPLY_KIND, body)

@@ -322,6 +322,31 @@ impl<'a> SkillContext<'a> {
         self.ums
     }
 
+    /// Sends `body` as `kind` to agent `to` and waits up to `timeout` for its reply (`None` when none came),
+    /// durably: the request is recorded under this task (or message) and `step`, so that a resumed task or a
+    /// redelivered message waits for the same message's reply instead of sending it again. Use a different
+    /// `step` for each request a skill makes.
+    pub async fn request(
+        &self,
+        step: u32,
+        to: &AgentName,
+        kind: &str,
+        body: Body,
+        timeout: std::time::Duration,
+    ) -> Result<Option<std::sync::Arc<dreamos_runtime::log::StoredMessage>>, SkillError> {
+        let scope = match self.task() {
+            Some(task) => format!("task:{task}"),
+            None => format!("msg:{}", self.message.id),
+        };
+        let calls = dreamos_runtime::calls::CallStore::open(self.ums.store())
+            .map_err(|e| SkillError::new(e.to_string()))?;
+        let key = dreamos_runtime::calls::CallKey::new(&scope, step, u32::MAX);
+        self.phone()
+            .request(to, kind, body, timeout, Some((&calls, &key)))
+            .await
+            .map_err(SkillError::from)
+    }
+
     /// A phone to send messages that do not wait for this one's acknowledgement (durable on their own).
     pub fn phone(&self) -> CellPhone {
         CellPhone::new(self.ums.clone(), Address::agent(self.agent))

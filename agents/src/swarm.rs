@@ -132,9 +132,13 @@ impl Swarm {
             log.clone(),
             config.llm.budgets.clone(),
         )?;
+        let calls = dreamos_runtime::calls::CallStore::open(&store)?;
+        let pruned = calls.prune()?;
+        if pruned > 0 {
+            tracing::info!(pruned, "recorded calls older than a week dropped");
+        }
         let llm = match crate::llm::Bridge::new(&config.llm) {
-            Ok(bridge) => Ok(crate::llm::Llm::new(bridge, ledger.clone())
-                .recording(dreamos_runtime::calls::CallStore::open(&store)?)),
+            Ok(bridge) => Ok(crate::llm::Llm::new(bridge, ledger.clone()).recording(calls.clone())),
             Err(crate::llm::LlmError::NotConfigured) => {
                 Err(crate::llm::LlmError::NotConfigured.to_string())
             }

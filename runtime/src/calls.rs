@@ -4,7 +4,7 @@
 //! what is not (Temporal's rule for activities).
 //!
 //! A model's answer is recorded before the ledger's sync that makes its usage durable, so both are on stable
-//! storage before the agent acts on the answer. Records older than [`KEEP`] are dropped when the store opens:
+//! storage before the agent acts on the answer. Records older than [`KEEP`] are pruned when the swarm starts:
 //! by then no task or message can come back for them.
 
 use serde::{Deserialize, Serialize};
@@ -63,23 +63,26 @@ pub struct CallStore {
 }
 
 impl CallStore {
-    /// Opens the tree and drops records older than [`KEEP`].
     pub fn open(store: &Store) -> Result<CallStore> {
-        let calls = CallStore {
+        Ok(CallStore {
             tree: store.typed(CALLS_TREE)?,
-        };
+        })
+    }
+
+    /// Drops records older than [`KEEP`] (the swarm does at start); returns how many.
+    pub fn prune(&self) -> Result<usize> {
         let oldest = Millis::now().0.saturating_sub(KEEP.as_millis() as u64);
         let mut old = Vec::new();
-        for entry in calls.tree.iter() {
+        for entry in self.tree.iter() {
             let (key, record) = entry?;
             if record.at.0 < oldest {
                 old.push(key);
             }
         }
-        for key in old {
-            calls.tree.remove(&key)?;
+        for key in &old {
+            self.tree.remove(key)?;
         }
-        Ok(calls)
+        Ok(old.len())
     }
 
     /// The record under `key`, if any.
@@ -122,7 +125,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn records_are_found_by_scope_step_and_part_and_old_ones_are_dropped_at_open() {
+    fn records_are_found_by_scope_step_and_part_and_old_ones_are_pruned() {
         let dir = tempfile::tempdir().expect("temp dir");
         let store = Store::open(dir.path()).expect("store");
         let calls = CallStore::open(&store).expect("calls");
@@ -152,8 +155,8 @@ mod tests {
             .insert(&CallKey::new("msg:x", 0, 0).bytes(), &old)
             .expect("insert");
         assert_eq!(calls.len(), 4);
-        let reopened = CallStore::open(&store).expect("reopen");
-        assert_eq!(reopened.len(), 3);
-        assert_eq!(reopened.count("msg:x"), 0);
+        assert_eq!(calls.prune().expect("prune"), 1);
+        assert_eq!(calls.len(), 3);
+        assert_eq!(calls.count("msg:x"), 0);
     }
 }

@@ -355,3 +355,75 @@ async fn an_agent_asks_another_and_the_wait_survives_a_kill() {
     assert_eq!(sent.len(), 1, "{history}");
     console.finish();
 }
+
+/// Personas: an agent's `persona` starts the system prompt of the answers it gives, `--agent` answers as that
+/// agent, and a persona too long for a prompt is a configuration error naming the key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_agent_answers_with_its_persona() {
+    let fake = FakeOpenAi::start().await;
+    fake.script([
+        ok(fake_openai::answer("Looks fine.", 20, 2)),
+        ok(fake_openai::answer("Ship it.", 20, 2)),
+    ]);
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::create_dir_all(dir.path().join("work")).expect("work");
+    let roots = format!("[\"{}\"]", dir.path().join("work").display());
+    let env = env(&fake, &roots);
+    let config = dir.path().join("agents.toml");
+    std::fs::write(
+        &config,
+        "[[agents]]\nname = \"agent-1\"\npersona = \"You are the reviewer: name the risk first.\"\n\n\
+         [[agents]]\nname = \"agent-2\"\npersona = \"You are the release manager.\"\n",
+    )
+    .expect("config");
+    let config = config.to_str().expect("utf-8 path");
+    let data = dir.path().join("data");
+    let pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let mut console = Console::start(&data, &["--config", config], &pairs);
+    let first = console.ok("/ask Is this change safe?");
+    assert_eq!(first["text"], "Looks fine.");
+    let second = console.ok("/ask Can we release? --agent agent-2");
+    assert_eq!(second["text"], "Ship it.");
+    let received = fake.received();
+    let system = |i: usize| {
+        received[i].body["messages"][0]["content"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert!(
+        system(0).starts_with(
+            "You are the reviewer: name the risk first.\n\nYou are an agent of Dream.OS"
+        ),
+        "{}",
+        system(0)
+    );
+    assert!(
+        system(1).starts_with("You are the release manager."),
+        "{}",
+        system(1)
+    );
+    let usage = console.ok("/usage --agent agent-2");
+    assert_eq!(
+        usage["calls"], 1,
+        "the answer as agent-2 is counted for agent-2: {usage}"
+    );
+    console.finish();
+
+    let long = dir.path().join("long.toml");
+    std::fs::write(
+        &long,
+        format!(
+            "[[agents]]\nname = \"agent-1\"\npersona = \"{}\"\n",
+            "x".repeat(5_000)
+        ),
+    )
+    .expect("config");
+    let (status, _, stderr) = dreamos_tests::run_dreamos(
+        &["--config", long.to_str().expect("utf-8 path"), "config"],
+        &[],
+        "",
+    );
+    assert!(!status.success());
+    assert!(stderr.contains("agents[0].persona"), "{stderr}");
+}

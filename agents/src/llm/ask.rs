@@ -23,7 +23,7 @@ use dreamos_runtime::{
     config::ModelTag,
     conversation::Turn,
     memory::{Author, Links},
-    message::{Address, AgentName, Body, Envelope, MessageId, Millis},
+    message::{Address, AgentName, Body},
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -473,50 +473,15 @@ async fn ask_agent(
         .map_or(ASK_AGENT_TIMEOUT, |s| {
             std::time::Duration::from_secs(s.clamp(1, 600))
         });
-    let store = llm.calls().zip(sent);
-    let earlier = match store {
-        Some((store, key)) => store.get(key)?.and_then(|r| {
-            let v: Value = serde_json::from_str(&r.json).ok()?;
-            let id = ulid::Ulid::from_string(v["id"].as_str()?).ok()?;
-            Some((MessageId(id), Millis(v["at"].as_u64()?)))
-        }),
-        None => None,
-    };
-    let reply = match earlier {
-        Some((id, at)) => {
-            // Waiting from before the history is read, so that a reply cannot fall between the two.
-            let waiter = link.ums.expect_reply(id)?;
-            match link.ums.reply_in_history(&link.me, id, at, 1_000)? {
-                Some(reply) => Some(std::sync::Arc::new(reply)),
-                None => waiter.wait(timeout).await,
-            }
-        }
-        None => {
-            let envelope = Envelope::new(
-                Address::agent(&link.me),
-                Address::agent(&to),
-                "ask",
-                Body::from_value(&json!({
-                    "question": question,
-                    "person": link.person,
-                    "frontend": link.frontend,
-                })),
-            );
-            let id = envelope.id;
-            let waiter = link.ums.expect_reply(id)?;
-            let at = Millis::now();
-            link.ums.send(envelope).await?;
-            if let Some((store, key)) = store {
-                store.put(
-                    key,
-                    "sent",
-                    json!({"id": id.0.to_string(), "at": at.0}).to_string(),
-                )?;
-                link.ums.log().sync().await?;
-            }
-            waiter.wait(timeout).await
-        }
-    };
+    let phone = crate::phone::CellPhone::new(link.ums.clone(), Address::agent(&link.me));
+    let body = Body::from_value(&json!({
+        "question": question,
+        "person": link.person,
+        "frontend": link.frontend,
+    }));
+    let reply = phone
+        .request(&to, "ask", body, timeout, llm.calls().zip(sent))
+        .await?;
     let Some(reply) = reply else {
         return Ok(Err(format!(
             "{agent} did not answer within {} s",
