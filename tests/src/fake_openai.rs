@@ -44,6 +44,35 @@ pub enum Reply {
     Hang,
 }
 
+impl Reply {
+    /// A 200 answer with this JSON body.
+    pub fn ok(body: Value) -> Reply {
+        Reply::Json {
+            status: 200,
+            headers: Vec::new(),
+            body,
+        }
+    }
+}
+
+/// A fixture repository with a known layout, `dir/tinyrepo`: `src/lib.rs` (`load`, calling `parser::parse`) and
+/// `src/parser.rs` (`parse`, on line 2). Returns its path.
+pub fn tinyrepo(dir: &std::path::Path) -> std::path::PathBuf {
+    let repo = dir.join("tinyrepo");
+    std::fs::create_dir_all(repo.join("src")).expect("repo");
+    std::fs::write(
+        repo.join("src/lib.rs"),
+        "//! The fixture.\n\npub mod parser;\n\n/// Reads a file.\npub fn load(path: &str) -> String {\n    parser::parse(path)\n}\n",
+    )
+    .expect("write");
+    std::fs::write(
+        repo.join("src/parser.rs"),
+        "/// Parses text.\npub fn parse(text: &str) -> String {\n    text.to_uppercase()\n}\n",
+    )
+    .expect("write");
+    repo
+}
+
 /// A request the fake received.
 #[derive(Debug, Clone)]
 pub struct Received {

@@ -16,31 +16,6 @@ use dreamos_tests::{
 };
 use serde_json::{json, Value};
 
-fn ok(body: Value) -> Reply {
-    Reply::Json {
-        status: 200,
-        headers: Vec::new(),
-        body,
-    }
-}
-
-/// A fixture repository under `root/work/tinyrepo`.
-fn fixture(root: &std::path::Path) -> std::path::PathBuf {
-    let repo = root.join("work/tinyrepo");
-    std::fs::create_dir_all(repo.join("src")).expect("repo");
-    std::fs::write(
-        repo.join("src/lib.rs"),
-        "//! The fixture.\n\npub mod parser;\n\n/// Reads a file.\npub fn load(path: &str) -> String {\n    parser::parse(path)\n}\n",
-    )
-    .expect("write");
-    std::fs::write(
-        repo.join("src/parser.rs"),
-        "/// Parses text.\npub fn parse(text: &str) -> String {\n    text.to_uppercase()\n}\n",
-    )
-    .expect("write");
-    repo
-}
-
 fn env(fake: &FakeOpenAi, roots: &str) -> Vec<(String, String)> {
     vec![
         ("DREAMOS_LLM__BASE_URL".into(), fake.base_url.clone()),
@@ -68,6 +43,25 @@ fn wait_for(what: &str, within: Duration, cond: impl Fn() -> bool) {
     }
 }
 
+/// The ask task, once the restarted console shows it done (within 60 s).
+fn ask_done(console: &mut Console) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let list = console.ok("/task list");
+        let ask = list["tasks"]
+            .as_array()
+            .and_then(|t| t.iter().find(|t| t["skill"] == "ask").cloned());
+        if let Some(task) = ask.filter(|t| t["status"] == "done") {
+            return task;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the ask task did not finish after the restart: {list}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// The messages of a request, as roles.
 fn roles(body: &Value) -> Vec<String> {
     body["messages"]
@@ -84,12 +78,12 @@ fn roles(body: &Value) -> Vec<String> {
 async fn an_ask_task_killed_between_steps_resumes_without_asking_recorded_steps_again() {
     let fake = FakeOpenAi::start().await;
     fake.script([
-        ok(fake_openai::tool_calls(
+        Reply::ok(fake_openai::tool_calls(
             &[("call_1", "find_symbol", json!({"name": "parse"}))],
             50,
             10,
         )),
-        ok(fake_openai::tool_calls(
+        Reply::ok(fake_openai::tool_calls(
             &[(
                 "call_2",
                 "outline",
@@ -100,14 +94,14 @@ async fn an_ask_task_killed_between_steps_resumes_without_asking_recorded_steps_
         )),
         // The third step never answers: the process is killed while it waits.
         Reply::Hang,
-        ok(fake_openai::answer(
+        Reply::ok(fake_openai::answer(
             "`parse` is defined at tinyrepo:src/parser.rs:2.",
             120,
             14,
         )),
     ]);
     let dir = tempfile::tempdir().expect("temp dir");
-    let repo = fixture(dir.path());
+    let repo = fake_openai::tinyrepo(&dir.path().join("work"));
     let roots = format!("[\"{}\"]", dir.path().join("work").display());
     let env = env(&fake, &roots);
     let data = dir.path().join("data");
@@ -122,21 +116,7 @@ async fn an_ask_task_killed_between_steps_resumes_without_asking_recorded_steps_
     console.kill();
 
     let mut console = start(&data, &env);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let task = loop {
-        let list = console.ok("/task list");
-        let ask = list["tasks"]
-            .as_array()
-            .and_then(|t| t.iter().find(|t| t["skill"] == "ask").cloned());
-        if let Some(task) = ask.filter(|t| t["status"] == "done") {
-            break task;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the ask task did not finish after the restart: {list}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let task = ask_done(&mut console);
     let shown = console.ok(&format!("/task show {}", task["id"]));
     let answer = &shown["task"]["result"];
     assert_eq!(answer["steps"], 3, "{shown}");
@@ -175,8 +155,8 @@ async fn an_ask_task_killed_between_steps_resumes_without_asking_recorded_steps_
 async fn ask_carries_the_conversation_remembers_and_journals_the_exchange() {
     let fake = FakeOpenAi::start().await;
     fake.script([
-        ok(fake_openai::answer("Paris.", 20, 2)),
-        ok(fake_openai::tool_calls(
+        Reply::ok(fake_openai::answer("Paris.", 20, 2)),
+        Reply::ok(fake_openai::tool_calls(
             &[(
                 "call_1",
                 "remember",
@@ -185,8 +165,8 @@ async fn ask_carries_the_conversation_remembers_and_journals_the_exchange() {
             40,
             8,
         )),
-        ok(fake_openai::answer("About two million people.", 60, 5)),
-        ok(fake_openai::answer("Hello.", 10, 2)),
+        Reply::ok(fake_openai::answer("About two million people.", 60, 5)),
+        Reply::ok(fake_openai::answer("Hello.", 10, 2)),
     ]);
     let dir = tempfile::tempdir().expect("temp dir");
     std::fs::create_dir_all(dir.path().join("work")).expect("work");
@@ -259,7 +239,7 @@ async fn ask_carries_the_conversation_remembers_and_journals_the_exchange() {
 async fn an_agent_asks_another_and_the_wait_survives_a_kill() {
     let fake = FakeOpenAi::start().await;
     fake.script([
-        ok(fake_openai::tool_calls(
+        Reply::ok(fake_openai::tool_calls(
             &[(
                 "call_1",
                 "ask_agent",
@@ -270,12 +250,12 @@ async fn an_agent_asks_another_and_the_wait_survives_a_kill() {
         )),
         // agent-2's model never answers the first time: the process is killed meanwhile.
         Reply::Hang,
-        ok(fake_openai::answer(
+        Reply::ok(fake_openai::answer(
             "It returns the text in upper case.",
             30,
             8,
         )),
-        ok(fake_openai::answer(
+        Reply::ok(fake_openai::answer(
             "parse upper-cases its input, agent-2 says.",
             90,
             9,
@@ -295,21 +275,7 @@ async fn an_agent_asks_another_and_the_wait_survives_a_kill() {
     console.kill();
 
     let mut console = start(&data, &env);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let task = loop {
-        let list = console.ok("/task list");
-        let ask = list["tasks"]
-            .as_array()
-            .and_then(|t| t.iter().find(|t| t["skill"] == "ask").cloned());
-        if let Some(task) = ask.filter(|t| t["status"] == "done") {
-            break task;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the ask task did not finish after the restart: {list}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let task = ask_done(&mut console);
     assert_eq!(task["agent"], "agent-1", "{task}");
     let shown = console.ok(&format!("/task show {}", task["id"]));
     let answer = &shown["task"]["result"];
@@ -362,8 +328,8 @@ async fn an_agent_asks_another_and_the_wait_survives_a_kill() {
 async fn each_agent_answers_with_its_persona() {
     let fake = FakeOpenAi::start().await;
     fake.script([
-        ok(fake_openai::answer("Looks fine.", 20, 2)),
-        ok(fake_openai::answer("Ship it.", 20, 2)),
+        Reply::ok(fake_openai::answer("Looks fine.", 20, 2)),
+        Reply::ok(fake_openai::answer("Ship it.", 20, 2)),
     ]);
     let dir = tempfile::tempdir().expect("temp dir");
     std::fs::create_dir_all(dir.path().join("work")).expect("work");

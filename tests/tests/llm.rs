@@ -778,18 +778,7 @@ async fn a_budget_refusal_does_not_fall_back_to_another_model() {
 
 /// A fixture repository with a known layout, indexed for real.
 async fn indexed_fixture(dir: &std::path::Path) -> dreamos_agents::code::Code {
-    let repo = dir.join("tinyrepo");
-    std::fs::create_dir_all(repo.join("src")).expect("repo");
-    std::fs::write(
-        repo.join("src/lib.rs"),
-        "//! The fixture.\n\npub mod parser;\n\n/// Reads a file.\npub fn load(path: &str) -> String {\n    parser::parse(path)\n}\n",
-    )
-    .expect("write");
-    std::fs::write(
-        repo.join("src/parser.rs"),
-        "/// Parses text.\npub fn parse(text: &str) -> String {\n    text.to_uppercase()\n}\n",
-    )
-    .expect("write");
+    let repo = fake_openai::tinyrepo(dir);
     let config = dreamos_runtime::config::ScannerConfig {
         allowed_roots: vec![dir.to_path_buf()],
         ..dreamos_runtime::Config::defaults().scanner

@@ -8,14 +8,6 @@ use dreamos_tests::{
 };
 use serde_json::{json, Value};
 
-fn ok(body: Value) -> Reply {
-    Reply::Json {
-        status: 200,
-        headers: Vec::new(),
-        body,
-    }
-}
-
 fn texts(recalled: &Value) -> Vec<String> {
     recalled["hits"]
         .as_array()
@@ -35,13 +27,13 @@ async fn recall_fuses_bm25_and_embeddings_and_falls_back_to_bm25() {
     let fake = FakeOpenAi::start().await;
     fake.script([
         // The first recall embeds the query and both entries (newest first).
-        ok(fake_openai::embeddings_of(&[
+        Reply::ok(fake_openai::embeddings_of(&[
             vec![1.0, 0.0, 0.0],
             vec![0.0, 1.0, 0.0],
             vec![0.9, 0.1, 0.0],
         ])),
         // The second only the query: the entries' vectors are kept.
-        ok(fake_openai::embeddings_of(&[vec![0.0, 1.0, 0.0]])),
+        Reply::ok(fake_openai::embeddings_of(&[vec![0.0, 1.0, 0.0]])),
         // The third fails.
         Reply::Raw {
             status: 400,

@@ -127,22 +127,16 @@ impl Llm {
             .reserve(caller, ledger::estimate_prompt_tokens(bytes, inputs.len()))?;
         let started = Instant::now();
         let result = self.bridge.embed(model, inputs).await;
-        let record = UsageRecord {
-            at: Millis::now(),
-            model: model.name.clone(),
-            person: caller.person.clone(),
-            agent: caller.agent.clone(),
-            task: caller.task.clone(),
-            frontend: caller.frontend.clone(),
-            prompt_tokens: result.as_ref().map_or(0, |e| e.prompt_tokens),
-            completion_tokens: 0,
-            duration_ms: millis(started.elapsed()),
-            outcome: match &result {
-                Ok(_) => "ok".to_string(),
-                Err(e) => e.kind().to_string(),
+        let record = usage_record(
+            caller,
+            model,
+            Usage {
+                prompt_tokens: result.as_ref().map_or(0, |e| e.prompt_tokens),
+                completion_tokens: 0,
             },
-            attempts: 1,
-        };
+            started,
+            result.as_ref().map(|_| 1),
+        );
         self.ledger.record(reservation, record).await?;
         Ok(result?)
     }
@@ -279,22 +273,13 @@ impl Llm {
             .ok()
             .and_then(|a| a.usage)
             .unwrap_or_default();
-        let record = UsageRecord {
-            at: Millis::now(),
-            model: model.name.clone(),
-            person: caller.person.clone(),
-            agent: caller.agent.clone(),
-            task: caller.task.clone(),
-            frontend: caller.frontend.clone(),
-            prompt_tokens: usage.prompt_tokens,
-            completion_tokens: usage.completion_tokens,
-            duration_ms: millis(started.elapsed()),
-            outcome: match &result {
-                Ok(_) => "ok".to_string(),
-                Err(e) => e.kind().to_string(),
-            },
-            attempts: result.as_ref().map_or(0, |a| a.attempts),
-        };
+        let record = usage_record(
+            caller,
+            model,
+            usage,
+            started,
+            result.as_ref().map(|a| a.attempts),
+        );
         if let (Ok(answer), Some(p)) = (&result, pending) {
             let routed = Routed {
                 answer: answer.clone(),
@@ -396,6 +381,32 @@ impl LlmError {
             LlmError::AllFailed(_) => "llm_all_failed",
             LlmError::NoChatModel => "llm_not_configured",
         }
+    }
+}
+
+/// The ledger's record of one call that started at `started` and ended with `attempts` (or an error).
+fn usage_record(
+    caller: &Caller,
+    model: &LlmModelConfig,
+    usage: Usage,
+    started: Instant,
+    attempts: Result<u32, &LlmError>,
+) -> UsageRecord {
+    UsageRecord {
+        at: Millis::now(),
+        model: model.name.clone(),
+        person: caller.person.clone(),
+        agent: caller.agent.clone(),
+        task: caller.task.clone(),
+        frontend: caller.frontend.clone(),
+        prompt_tokens: usage.prompt_tokens,
+        completion_tokens: usage.completion_tokens,
+        duration_ms: millis(started.elapsed()),
+        outcome: match attempts {
+            Ok(_) => "ok".to_string(),
+            Err(e) => e.kind().to_string(),
+        },
+        attempts: attempts.unwrap_or(0),
     }
 }
 
