@@ -393,3 +393,45 @@ async fn each_agent_answers_with_its_persona() {
     assert!(!status.success());
     assert!(stderr.contains("agents[0].persona"), "{stderr}");
 }
+
+/// The same rule for a message: an `ask` message to an agent, redelivered after a kill, reuses the step its
+/// handler had recorded, and the person gets the answer as the agent's reply.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redelivered_ask_message_reuses_its_recorded_step() {
+    let fake = FakeOpenAi::start().await;
+    fake.script([
+        Reply::ok(fake_openai::tool_calls(
+            &[("call_1", "find_symbol", json!({"name": "load"}))],
+            40,
+            6,
+        )),
+        Reply::Hang,
+        Reply::ok(fake_openai::answer("load is in tinyrepo.", 70, 5)),
+    ]);
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::create_dir_all(dir.path().join("work")).expect("work");
+    let roots = format!("[\"{}\"]", dir.path().join("work").display());
+    let env = env(&fake, &roots);
+    let data = dir.path().join("data");
+    let mut console = start(&data, &env);
+    console.ok("/send agent-3 where is load --kind ask");
+    wait_for("the second step's request", Duration::from_secs(60), || {
+        fake.requests() >= 2
+    });
+    console.kill();
+
+    let mut console = start(&data, &env);
+    let reply = console.event("agent-3's reply", |e| {
+        e["event"] == "reply" && e["data"]["from"] == "agent-3"
+    });
+    let body = reply["data"]["body"].to_string();
+    assert!(body.contains("load is in tinyrepo."), "{reply}");
+    assert!(body.contains("\"reused_steps\":1"), "{reply}");
+    let steps: Vec<usize> = fake
+        .received()
+        .iter()
+        .map(|r| roles(&r.body).len())
+        .collect();
+    assert_eq!(steps, [2, 4, 4], "the first step is not asked again");
+    console.finish();
+}

@@ -1,7 +1,7 @@
 //! The `ask` skill: `/ask` as a task (or a message of kind `ask` to an agent).
 //!
-//! Its input is `{"question", "model"?, "agent"?, "person"?, "frontend"?, "conversation"?, "stream"?}` (a plain
-//! text body is the question). It runs [`super::ask::ask`] with the answering agent's persona and the
+//! Its input is `{"question", "model"?, "agent"?, "person"?, "frontend"?, "conversation"?, "stream"?}` (a text
+//! body is the question). It runs [`super::ask::ask`] with the answering agent's persona and the
 //! conversation's earlier turns, recording every step under the task (or message) so that a resumed task pays
 //! for no call twice; it reports each step, and with `stream` the answer's text as it comes, as the task's
 //! progress. When it is done it writes the turn into the conversation, journals the exchange (`questions`) and
@@ -82,11 +82,15 @@ impl Skill for AskSkill {
         let body = cx.message().body.as_json().to_string();
         let args: Value = serde_json::from_str(&body).unwrap_or_else(|_| Value::Null);
         let text = |key: &str| args.get(key).and_then(Value::as_str).map(str::to_string);
-        let question = match text("question") {
+        // A task's input names the question; a message sent as text (`/send agent-1 ... --kind ask`) is one.
+        let question = match text("question").or_else(|| text("text")) {
             Some(q) => q,
             None if !args.is_object() => cx.text(),
             None => return Err(SkillError::permanent("`question` is required")),
         };
+        if question.trim().is_empty() {
+            return Err(SkillError::permanent("the question is empty"));
+        }
         let tag = text("model")
             .map(|t| parse_tag(&t))
             .transpose()
