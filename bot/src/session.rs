@@ -880,12 +880,25 @@ impl Session {
             self.principal
                 .require_captain("sending a scan order (indexing a repository)")?;
         }
-        // Subscribe before sending, so that a fast reply cannot slip past.
+        // Subscribe before sending, so that a fast reply cannot slip past; and tell the observer which message is
+        // waited for before it can be answered, so that its reply is never also shown as an event.
         let mut events = wait.then(|| self.swarm.subscribe());
+        let envelope = dreamos_agents::message::Envelope::new(
+            Address::System,
+            to,
+            kind.as_str(),
+            Body::text(text),
+        )
+        .with_priority(priority);
+        if wait {
+            if let Some(observer) = &self.wait_observer {
+                observer(envelope.id);
+            }
+        }
         let sent = self
             .swarm
             .cell_phone(&self.principal)
-            .send(to, &kind, Body::text(text), priority)
+            .send_envelope(envelope)
             .await?;
         let mut data = SendReply {
             id: sent.id,
@@ -899,9 +912,6 @@ impl Session {
             note: None,
         };
         if let Some(events) = events.as_mut() {
-            if let Some(observer) = &self.wait_observer {
-                observer(sent.id);
-            }
             let timeout = self.swarm.config().messages.wait_timeout;
             match wait_reply(events, sent.id, timeout).await {
                 Some(reply) => data.reply = Some(Some(MessageView::new(&reply, &[]))),
