@@ -6,8 +6,7 @@
 //!   runs skills as tasks (progress, checkpoints, cancellation and a deadline in their `SkillContext`).
 //!
 //! The task record is `dreamos_runtime::task`. The swarm starts the manager (`Swarm::tasks`); `/task` is in the
-//! command table. Not yet built (the task-manager issue stays open): `/index` as a task, progress as events,
-//! retention of finished tasks, captain `pause`/`resume` broadcasts reaching the scheduler.
+//! command table, and `/index` (a `scan` task) and `/ask` (an `ask` task) create tasks too.
 
 pub mod manager;
 pub mod scheduler;
