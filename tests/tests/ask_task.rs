@@ -29,6 +29,23 @@ fn env(fake: &FakeOpenAi, roots: &str) -> Vec<(String, String)> {
     ]
 }
 
+/// A temporary directory with `work/` (the allowed root) and the path of its data directory, and the
+/// environment pointing at `fake`.
+struct Setup {
+    dir: tempfile::TempDir,
+    env: Vec<(String, String)>,
+    data: std::path::PathBuf,
+}
+
+fn setup(fake: &FakeOpenAi) -> Setup {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::create_dir_all(dir.path().join("work")).expect("work");
+    let roots = format!("[\"{}\"]", dir.path().join("work").display());
+    let env = env(fake, &roots);
+    let data = dir.path().join("data");
+    Setup { dir, env, data }
+}
+
 fn start(data: &std::path::Path, env: &[(String, String)]) -> Console {
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     Console::start(data, &[], &env)
@@ -100,11 +117,8 @@ async fn an_ask_task_killed_between_steps_resumes_without_asking_recorded_steps_
             14,
         )),
     ]);
-    let dir = tempfile::tempdir().expect("temp dir");
+    let Setup { dir, env, data } = setup(&fake);
     let repo = fake_openai::tinyrepo(&dir.path().join("work"));
-    let roots = format!("[\"{}\"]", dir.path().join("work").display());
-    let env = env(&fake, &roots);
-    let data = dir.path().join("data");
 
     let mut console = start(&data, &env);
     console.ok(&format!("/index {} --name tinyrepo --wait", repo.display()));
@@ -168,11 +182,11 @@ async fn ask_carries_the_conversation_remembers_and_journals_the_exchange() {
         Reply::ok(fake_openai::answer("About two million people.", 60, 5)),
         Reply::ok(fake_openai::answer("Hello.", 10, 2)),
     ]);
-    let dir = tempfile::tempdir().expect("temp dir");
-    std::fs::create_dir_all(dir.path().join("work")).expect("work");
-    let roots = format!("[\"{}\"]", dir.path().join("work").display());
-    let env = env(&fake, &roots);
-    let data = dir.path().join("data");
+    let Setup {
+        dir: _dir,
+        env,
+        data,
+    } = setup(&fake);
 
     let mut console = start(&data, &env);
     let first = console.ok("/ask What is the capital of France?");
@@ -261,11 +275,11 @@ async fn an_agent_asks_another_and_the_wait_survives_a_kill() {
             9,
         )),
     ]);
-    let dir = tempfile::tempdir().expect("temp dir");
-    std::fs::create_dir_all(dir.path().join("work")).expect("work");
-    let roots = format!("[\"{}\"]", dir.path().join("work").display());
-    let env = env(&fake, &roots);
-    let data = dir.path().join("data");
+    let Setup {
+        dir: _dir,
+        env,
+        data,
+    } = setup(&fake);
 
     let mut console = start(&data, &env);
     console.send("/ask What does parse do?");
@@ -331,10 +345,7 @@ async fn each_agent_answers_with_its_persona() {
         Reply::ok(fake_openai::answer("Looks fine.", 20, 2)),
         Reply::ok(fake_openai::answer("Ship it.", 20, 2)),
     ]);
-    let dir = tempfile::tempdir().expect("temp dir");
-    std::fs::create_dir_all(dir.path().join("work")).expect("work");
-    let roots = format!("[\"{}\"]", dir.path().join("work").display());
-    let env = env(&fake, &roots);
+    let Setup { dir, env, data } = setup(&fake);
     let config = dir.path().join("agents.toml");
     std::fs::write(
         &config,
@@ -343,7 +354,6 @@ async fn each_agent_answers_with_its_persona() {
     )
     .expect("config");
     let config = config.to_str().expect("utf-8 path");
-    let data = dir.path().join("data");
     let pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     let mut console = Console::start(&data, &["--config", config], &pairs);
     let first = console.ok("/ask Is this change safe?");
@@ -408,11 +418,11 @@ async fn a_redelivered_ask_message_reuses_its_recorded_step() {
         Reply::Hang,
         Reply::ok(fake_openai::answer("load is in tinyrepo.", 70, 5)),
     ]);
-    let dir = tempfile::tempdir().expect("temp dir");
-    std::fs::create_dir_all(dir.path().join("work")).expect("work");
-    let roots = format!("[\"{}\"]", dir.path().join("work").display());
-    let env = env(&fake, &roots);
-    let data = dir.path().join("data");
+    let Setup {
+        dir: _dir,
+        env,
+        data,
+    } = setup(&fake);
     let mut console = start(&data, &env);
     console.ok("/send agent-3 where is load --kind ask");
     wait_for("the second step's request", Duration::from_secs(60), || {
