@@ -159,6 +159,41 @@ fn incremental_runs_touch_only_what_changed() {
     check_counts(&run(&index, "inc", repo.path()), (0, 0, 0, 3, 3));
 }
 
+/// The index's commit counter: it moves with every commit, and only then.
+fn opstamp(index: &CodeIndex) -> u64 {
+    index.inner.index.load_metas().expect("metas").opstamp
+}
+
+#[test]
+fn a_run_that_finds_nothing_changed_commits_nothing() {
+    let repo = write_repo(&[("a.rs", "fn steady() {}\n"), ("b.py", "import a\n")]);
+    let (_dir, index) = index_dir();
+    run(&index, "steady", repo.path());
+    let (before, listed) = (opstamp(&index), index.repos().expect("repos"));
+    let segments = index.inner.index.searchable_segment_ids().expect("ids");
+    check_counts(&run(&index, "steady", repo.path()), (0, 0, 0, 2, 2));
+    assert_eq!(opstamp(&index), before, "an unchanged run committed");
+    assert_eq!(
+        index.inner.index.searchable_segment_ids().expect("ids"),
+        segments
+    );
+    assert_eq!(index.repos().expect("repos"), listed);
+    // Anything that changes commits: a new file, then the same tree under another root.
+    std::fs::write(repo.path().join("c.rs"), "fn fresh() {}\n").expect("write");
+    check_counts(&run(&index, "steady", repo.path()), (1, 0, 0, 2, 3));
+    let after_new = opstamp(&index);
+    assert!(after_new > before);
+    let moved = write_repo(&[
+        ("a.rs", "fn steady() {}\n"),
+        ("b.py", "import a\n"),
+        ("c.rs", "fn fresh() {}\n"),
+    ]);
+    check_counts(&run(&index, "steady", moved.path()), (0, 0, 0, 3, 3));
+    assert!(opstamp(&index) > after_new, "a new root was not recorded");
+    let root = &index.repos().expect("repos")[0].root;
+    assert_eq!(root, &moved.path().canonicalize().expect("canonical"));
+}
+
 #[test]
 fn two_repositories_in_one_index() {
     let one = write_repo(&[("x.rs", "fn shared_name() {}\n")]);

@@ -296,7 +296,8 @@ pub struct RepoInfo {
     pub lines: u64,
     pub bytes: u64,
     pub symbols: u64,
-    /// When it was last indexed, in seconds since the Unix epoch.
+    /// When an indexing run last changed it, in seconds since the Unix epoch. A run that finds nothing new,
+    /// changed or gone writes nothing, so this is not moved by it.
     pub last_indexed: u64,
 }
 

@@ -112,7 +112,7 @@ struct RepoDetails {
 }
 
 /// What a repository holds, summed over its files.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 struct RepoTotals {
     files: u64,
     lines: u64,
@@ -223,6 +223,7 @@ pub(crate) fn index_repo(
     inner.reload()?;
     let searcher = inner.reader.searcher();
     let known = manifest(&searcher, &inner.fields, &name)?;
+    let previous = repo_details(&searcher, &inner.fields, &name)?;
     let own_dir = own_dir_prefix(inner, &root);
     let run = Run {
         fields: &inner.fields,
@@ -325,7 +326,7 @@ pub(crate) fn index_repo(
         (added, all().count() as u64 - added)
     };
     progress(IndexProgress::Committing);
-    let outcome = match run.finish(&root, &deleted) {
+    let outcome = match run.finish(&root, &deleted, previous.as_ref()) {
         Ok(outcome) => outcome,
         Err(e) => {
             rollback(writer_of(&mut guard));
@@ -495,14 +496,19 @@ impl Run<'_> {
 
     /// Deletes files that are gone, resolves every file's imports again, writes the `info` documents that changed
     /// and the repository record, and commits.
-    fn finish(self, root: &Path, deleted: &[String]) -> Result<Outcome> {
+    /// Deletes what is gone, rewrites the manifest entries whose imports moved, writes the repository's record and
+    /// commits. A run that changed nothing (no file new, changed or gone, no import moved, the same root and totals
+    /// as `previous`, the record the index holds) writes and commits nothing: a fresh commit would leave a segment of
+    /// one document behind, which every later search would open.
+    fn finish(
+        self,
+        root: &Path,
+        deleted: &[String],
+        previous: Option<&RepoDetails>,
+    ) -> Result<Outcome> {
         let f = self.fields;
         let repo = self.repo;
         let writer = self.writer.into_inner();
-        for path in deleted {
-            writer.delete_term(Term::from_field_text(f.key, &file_key(repo, path)));
-        }
-        writer.delete_term(Term::from_field_text(f.key, &file_key(repo, "")));
         let gone: BTreeSet<&String> = deleted.iter().collect();
         let mut files: BTreeMap<String, (String, InfoDetails, bool)> = self
             .known
@@ -510,11 +516,14 @@ impl Run<'_> {
             .filter(|(p, _)| !gone.contains(p))
             .map(|(p, k)| (p.clone(), (k.hash.clone(), k.details.clone(), false)))
             .collect();
+        let checkpointed = self.checkpointed.into_inner();
+        let fresh = self.fresh.into_inner();
+        let mut wrote = !deleted.is_empty() || !checkpointed.is_empty() || !fresh.is_empty();
         // Committed by a checkpoint: their info documents exist, rewritten below only if their imports moved.
-        for (path, hash, details) in self.checkpointed.into_inner() {
+        for (path, hash, details) in checkpointed {
             files.insert(path, (hash, details, false));
         }
-        for (path, hash, details) in self.fresh.into_inner() {
+        for (path, hash, details) in fresh {
             files.insert(path, (hash, details, true));
         }
         let mut totals = Outcome {
@@ -525,23 +534,43 @@ impl Run<'_> {
             extract_failed: self.failed.load(Ordering::Relaxed),
         };
         let resolved = resolve_all(&files);
-        for (path, (hash, details, is_fresh)) in &mut files {
+        let mut rewrite = Vec::new();
+        for (path, (_, details, is_fresh)) in &mut files {
             let (targets, external) = resolved.get(path).cloned().unwrap_or_default();
             let moved = details.targets != targets || details.external != external;
             details.targets = targets;
             details.external = external;
             if *is_fresh || moved {
-                if !*is_fresh {
-                    writer.delete_term(Term::from_field_text(f.info_key, &file_key(repo, path)));
-                }
-                writer
-                    .add_document(info_doc(f, repo, path, hash, details)?)
-                    .map_err(tantivy_err("adding a document"))?;
+                rewrite.push((path.clone(), !*is_fresh));
             }
             totals.files += 1;
             totals.lines += details.lines;
             totals.bytes += details.bytes;
             totals.symbols += details.symbols;
+        }
+        let repo_totals = RepoTotals {
+            files: totals.files,
+            lines: totals.lines,
+            bytes: totals.bytes,
+            symbols: totals.symbols,
+        };
+        wrote |= !rewrite.is_empty();
+        wrote |= !previous.is_some_and(|p| p.root == root && p.totals == Some(repo_totals));
+        if !wrote {
+            return Ok(totals);
+        }
+        for path in deleted {
+            writer.delete_term(Term::from_field_text(f.key, &file_key(repo, path)));
+        }
+        writer.delete_term(Term::from_field_text(f.key, &file_key(repo, "")));
+        for (path, existed) in rewrite {
+            if existed {
+                writer.delete_term(Term::from_field_text(f.info_key, &file_key(repo, &path)));
+            }
+            let (hash, details, _) = &files[&path];
+            writer
+                .add_document(info_doc(f, repo, &path, hash, details)?)
+                .map_err(tantivy_err("adding a document"))?;
         }
         let mut repo_doc = TantivyDocument::new();
         repo_doc.add_text(f.kind, KIND_REPO);
@@ -550,12 +579,7 @@ impl Run<'_> {
         let details = RepoDetails {
             root: root.to_path_buf(),
             last_indexed: now_secs(),
-            totals: Some(RepoTotals {
-                files: totals.files,
-                lines: totals.lines,
-                bytes: totals.bytes,
-                symbols: totals.symbols,
-            }),
+            totals: Some(repo_totals),
         };
         repo_doc.add_text(f.repo_json, to_json(&details)?);
         writer
@@ -786,7 +810,8 @@ pub(crate) fn update_files(inner: &Inner, name: &str, paths: &[PathBuf]) -> Resu
             break;
         }
     }
-    let finished = result.and_then(|()| run.finish(&root, &update.deleted));
+    let previous = repo_details(&inner.reader.searcher(), f, name)?;
+    let finished = result.and_then(|()| run.finish(&root, &update.deleted, previous.as_ref()));
     if let Err(e) = finished {
         rollback(writer_of(&mut guard));
         return Err(e);
