@@ -487,3 +487,64 @@ fn watch_makes_a_saved_file_searchable_within_a_second() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+/// The size of the process's largest mapping, from /proc/PID/maps.
+fn largest_mapping(pid: u32) -> u64 {
+    let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).expect("read maps");
+    maps.lines()
+        .filter_map(|line| {
+            let (start, end) = line.split_whitespace().next()?.split_once('-')?;
+            let start = u64::from_str_radix(start, 16).ok()?;
+            Some(u64::from_str_radix(end, 16).ok()? - start)
+        })
+        .max()
+        .unwrap_or(0)
+}
+
+/// The swarm allocates with mimalloc, the one-shot tools with the C library's allocator, whose start costs less
+/// (see bot/src/allocator.rs). mimalloc's mark is the 1 GiB arena it reserves at its first allocation; glibc's
+/// malloc reserves nothing of the kind.
+#[test]
+fn the_swarm_runs_on_mimalloc_and_the_tools_do_not() {
+    const ARENA: u64 = 1 << 30;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut console = Console::start(&dir.path().join("swarm"), &[], &[]);
+    console.ok("/status");
+    let swarm = largest_mapping(console.pid());
+    console.finish();
+    assert!(
+        swarm >= ARENA,
+        "the swarm's largest mapping is {swarm} bytes"
+    );
+
+    let repo = dir.path().join("repo");
+    fixture_repo(&repo);
+    let data = dir.path().join("tool");
+    let mut child = dreamos_command(
+        &[
+            "--data-dir",
+            data.to_str().expect("utf-8"),
+            "watch",
+            repo.to_str().expect("utf-8"),
+            "--json",
+        ],
+        &[],
+    )
+    .stdin(Stdio::null())
+    .spawn()
+    .expect("start watch");
+    // Once the first report is out, the tool has indexed the repository and allocated all it will.
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let _ = BufReader::new(stdout).read_line(&mut line);
+        let _ = tx.send(line);
+    });
+    let first = rx.recv_timeout(Duration::from_secs(60)).unwrap_or_default();
+    let tool = largest_mapping(child.id());
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(first.contains("\"files\""), "first line: {first}");
+    assert!(tool < ARENA, "the tool's largest mapping is {tool} bytes");
+}
