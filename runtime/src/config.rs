@@ -525,7 +525,9 @@ impl fmt::Display for Origin {
 /// Builds a [`Config`] from layers. Later layers override earlier ones key by key.
 #[derive(Debug)]
 pub struct ConfigLoader {
-    merged: toml::Table,
+    /// The layers merged so far; `None` while there are only the embedded defaults, which are then deserialized
+    /// straight from their text (a command-line tool starts without parsing them twice and merging them).
+    merged: Option<toml::Table>,
     /// Which layer last set each dotted key (`log.level`, `agents`).
     origins: HashMap<String, Origin>,
 }
@@ -533,14 +535,10 @@ pub struct ConfigLoader {
 impl ConfigLoader {
     /// Starts from the embedded defaults.
     pub fn new() -> ConfigLoader {
-        let mut loader = ConfigLoader {
-            merged: toml::Table::new(),
+        ConfigLoader {
+            merged: None,
             origins: HashMap::new(),
-        };
-        let defaults: toml::Table =
-            toml::from_str(DEFAULT_TOML).expect("the embedded config/default.toml is valid TOML");
-        loader.merge(defaults, &Origin::Default);
-        loader
+        }
     }
 
     /// Adds a TOML file. A missing file is an error: the caller decides whether a file is optional.
@@ -591,8 +589,17 @@ impl ConfigLoader {
 
     /// Deserializes and validates the merged layers.
     pub fn build(self) -> Result<Config> {
-        let value = toml::Value::Table(self.merged.clone());
-        let config: Config = serde_path_to_error::deserialize(value).map_err(|err| {
+        let config: Config = match &self.merged {
+            None => serde_path_to_error::deserialize(
+                toml::de::Deserializer::parse(DEFAULT_TOML).map_err(|e| {
+                    Error::Internal(format!(
+                        "the embedded config/default.toml is not valid TOML: {e}"
+                    ))
+                })?,
+            ),
+            Some(merged) => serde_path_to_error::deserialize(toml::Value::Table(merged.clone())),
+        }
+        .map_err(|err| {
             let key = err.path().to_string();
             Error::Config {
                 origin: self.origin_of(&key),
@@ -607,7 +614,23 @@ impl ConfigLoader {
     }
 
     fn merge(&mut self, layer: toml::Table, origin: &Origin) {
-        merge_table(&mut self.merged, layer, "", origin, &mut self.origins);
+        let merged = match &mut self.merged {
+            Some(merged) => merged,
+            None => {
+                let defaults: toml::Table = toml::from_str(DEFAULT_TOML)
+                    .expect("the embedded config/default.toml is valid TOML");
+                let mut merged = toml::Table::new();
+                merge_table(
+                    &mut merged,
+                    defaults,
+                    "",
+                    &Origin::Default,
+                    &mut self.origins,
+                );
+                self.merged.insert(merged)
+            }
+        };
+        merge_table(merged, layer, "", origin, &mut self.origins);
     }
 
     /// Names the layer that set `key` (or the nearest enclosing table that one layer set whole).
@@ -1016,6 +1039,16 @@ mod tests {
         for fragment in fragments {
             assert!(text.contains(fragment), "error `{text}` lacks `{fragment}`");
         }
+    }
+
+    #[test]
+    fn the_defaults_read_alone_equal_the_defaults_merged_with_an_empty_layer() {
+        let alone = ConfigLoader::new().build().expect("defaults");
+        let merged = load(Some("# nothing here\n"), &[]).expect("merged");
+        assert_eq!(
+            alone.to_toml().expect("print"),
+            merged.to_toml().expect("print")
+        );
     }
 
     #[test]
