@@ -9,7 +9,8 @@
 //! Environment: `DREAMOS_BENCH_LINES` (default 1,000,000 lines of corpus), `DREAMOS_BENCH_REPOS` (default 7: the
 //! corpus is indexed as that many repositories into one data directory), `DREAMOS_BENCH_RUNS` (default 50 runs of
 //! each command), `DREAMOS_BENCH_BIN` (another `dreamos` binary to measure, such as an older build; default the
-//! workspace's, built by [`dreamos_tests::dreamos_bin`]). The corpus is the search bench's (real code from the
+//! workspace's, built by [`dreamos_tests::dreamos_bin`]), `DREAMOS_BENCH_KEEP=1` (keep the corpus and the data
+//! directory afterwards, and say where they are, to time single commands on them). The corpus is the search bench's (real code from the
 //! cargo registry and Python's standard library, `scanner/benches/common/corpus.rs`). Needs `rg`
 //! (`apt-get install -y ripgrep`). Nothing is written outside a temporary directory.
 
@@ -82,9 +83,19 @@ fn run() -> Res<()> {
         None => dreamos_tests::dreamos_bin().to_path_buf(),
     };
     let tmp = tempfile::tempdir().map_err(|e| format!("temp dir: {e}"))?;
-    let corpus_dir = tmp.path().join("corpus");
+    let (base, _tmp) = if std::env::var_os("DREAMOS_BENCH_KEEP").is_some() {
+        let base = tmp.keep();
+        println!(
+            "keeping the corpus and the data directory in {}",
+            base.display()
+        );
+        (base, None)
+    } else {
+        (tmp.path().to_path_buf(), Some(tmp))
+    };
+    let corpus_dir = base.join("corpus");
     let copied = corpus::build_corpus(&corpus_dir, want_lines, repos)?;
-    let data = tmp.path().join("data");
+    let data = base.join("data");
     println!("== Scanner: whole processes (dreamos vs rg) ==");
     println!(
         "corpus: {} files, {} lines, {:.1} MB in {repos} repositories (cargo registry sources, then Python's stdlib)",
@@ -102,7 +113,7 @@ fn run() -> Res<()> {
         let mut cmd = Command::new(&bin);
         cmd.arg("--data-dir").arg(&data).args(args);
         // No config/local.toml and no DREAMOS_ variables of the caller: the defaults, as on a fresh machine.
-        cmd.current_dir(tmp.path());
+        cmd.current_dir(&base);
         for (key, _) in std::env::vars_os() {
             if key.to_string_lossy().starts_with("DREAMOS_") {
                 cmd.env_remove(key);
