@@ -25,7 +25,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use parking_lot::Mutex;
-use tantivy::directory::error::LockError;
+use tantivy::directory::error::{LockError, OpenReadError};
 use tantivy::schema::Value;
 use tantivy::store::{Compressor, ZstdCompressor};
 use tantivy::{
@@ -200,16 +200,18 @@ impl CodeIndex {
         index
             .tokenizers()
             .register(TRIGRAM_TOKENIZER, TrigramTokenizer::default());
-        let reader = index
-            .reader_builder()
-            // Commits made by this process reload the reader at once (see `reload`); `OnCommitWithDelay` picks up
-            // commits made by another process, with a thread watching meta.json.
-            .reload_policy(match follow {
-                Follow::AllCommits => ReloadPolicy::OnCommitWithDelay,
-                Follow::OwnCommits => ReloadPolicy::Manual,
-            })
-            .try_into()
-            .map_err(tantivy_err("opening a reader"))?;
+        let reader = again_if_replaced(|| {
+            index
+                .reader_builder()
+                // Commits made by this process reload the reader at once (see `reload`); `OnCommitWithDelay` picks
+                // up commits made by another process, with a thread watching meta.json.
+                .reload_policy(match follow {
+                    Follow::AllCommits => ReloadPolicy::OnCommitWithDelay,
+                    Follow::OwnCommits => ReloadPolicy::Manual,
+                })
+                .try_into()
+        })
+        .map_err(tantivy_err("opening a reader"))?;
         Ok(CodeIndex {
             inner: Arc::new(Inner {
                 dir: dir.to_path_buf(),
@@ -427,8 +429,31 @@ impl Inner {
 
     /// Makes this process's latest commit visible to searches now rather than after the reload policy's delay.
     fn reload(&self) -> Result<()> {
-        self.reader
-            .reload()
-            .map_err(tantivy_err("reloading the reader"))
+        again_if_replaced(|| self.reader.reload()).map_err(tantivy_err("reloading the reader"))
+    }
+}
+
+/// Attempts at opening the segments that meta.json lists, when a file of theirs is gone each time.
+const REOPEN_ATTEMPTS: usize = 5;
+
+/// Runs `open` (which reads meta.json, then opens the segments it lists) again when a segment's file is missing.
+///
+/// Another process may write the same index: its merge at the end of a run (or a commit's clean-up) deletes the
+/// files of the segments it replaced, right after writing a meta.json that no longer lists them. A reader that read
+/// the older meta.json just before can then find a file gone. Reading meta.json again gives the segments that
+/// replaced it, so the next attempt opens files that exist. Once opened, a segment's files are mapped and stay
+/// readable whatever is deleted later.
+fn again_if_replaced<T>(mut open: impl FnMut() -> tantivy::Result<T>) -> tantivy::Result<T> {
+    let mut attempt = 1;
+    loop {
+        match open() {
+            Err(TantivyError::OpenReadError(OpenReadError::FileDoesNotExist(path)))
+                if attempt < REOPEN_ATTEMPTS =>
+            {
+                tracing::debug!(path = %path.display(), attempt, "a segment file was replaced while opening; reading meta.json again");
+                attempt += 1;
+            }
+            other => return other,
+        }
     }
 }

@@ -754,3 +754,84 @@ fn an_index_written_before_repository_totals_were_stored_lists_the_same() {
     }
     assert_eq!(index.repos().expect("repos"), listed);
 }
+
+#[test]
+fn opening_tries_again_when_a_segment_file_was_replaced() {
+    use tantivy::directory::error::OpenReadError;
+    use tantivy::TantivyError;
+    fn gone<T>() -> tantivy::Result<T> {
+        Err(TantivyError::OpenReadError(
+            OpenReadError::FileDoesNotExist("x.idx".into()),
+        ))
+    }
+    // Gone twice, then there: opened on the third attempt.
+    let mut calls = 0;
+    let opened = super::again_if_replaced(|| {
+        calls += 1;
+        if calls < 3 {
+            gone()
+        } else {
+            Ok(calls)
+        }
+    });
+    assert_eq!(opened.expect("opened"), 3);
+    // Gone every time: the error after the last attempt.
+    let mut calls = 0;
+    let failed: tantivy::Result<()> = super::again_if_replaced(|| {
+        calls += 1;
+        gone()
+    });
+    assert!(matches!(
+        failed,
+        Err(TantivyError::OpenReadError(
+            OpenReadError::FileDoesNotExist(_)
+        ))
+    ));
+    assert_eq!(calls, super::REOPEN_ATTEMPTS);
+    // Any other error: at once.
+    let mut calls = 0;
+    let other: tantivy::Result<()> = super::again_if_replaced(|| {
+        calls += 1;
+        Err(TantivyError::InvalidArgument("bad".to_string()))
+    });
+    assert!(other.is_err());
+    assert_eq!(calls, 1);
+}
+
+/// One process indexes (every run merges and deletes replaced segment files) while another opens the index and
+/// searches, over and over: no open fails on a file the merge deleted.
+#[test]
+fn a_reader_opening_beside_merging_runs_never_finds_a_file_gone() {
+    let (dir, writer) = index_dir();
+    let repos: Vec<_> = (0..3)
+        .map(|i| write_repo(&[("a.rs", &format!("fn racing_{i}() {{}}\n"))]))
+        .collect();
+    run(&writer, "r0", repos[0].path());
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        let indexer = scope.spawn(|| {
+            for round in 0..40 {
+                let i = round % repos.len();
+                std::fs::write(
+                    repos[i].path().join("a.rs"),
+                    format!("fn racing_{i}() {{}}\nfn round_{round}() {{}}\n"),
+                )
+                .expect("write");
+                run(&writer, &format!("r{i}"), repos[i].path());
+            }
+            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        });
+        let mut opened = 0;
+        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            let reader =
+                CodeIndex::open_following(dir.path(), dir.path(), super::Follow::OwnCommits)
+                    .expect("opening beside a merge");
+            reader
+                .search("racing_0", &SearchOptions::default())
+                .expect("searching beside a merge");
+            opened += 1;
+        }
+        indexer.join().expect("indexer");
+        assert!(opened > 0);
+    });
+}
