@@ -7,11 +7,13 @@
 //! define the identifier or whose path contains it); pure text queries stream candidates in index order and stop as
 //! soon as enough verified lines are found.
 
-use std::cell::Cell;
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
 use std::time::Instant;
 
 use memchr::memmem;
+use rayon::prelude::*;
 use tantivy::collector::TopDocs;
 use tantivy::query::{
     BooleanQuery, BoostQuery, ConstScoreQuery, EmptyQuery, EnableScoring, Occur, Query, TermQuery,
@@ -64,7 +66,8 @@ const LINES_PER_CHECK: usize = 1024;
 pub(crate) struct Meter<'b> {
     budget: &'b Budget,
     deadline: Option<Instant>,
-    scanned: Cell<u64>,
+    /// Shared by the threads that verify candidates in parallel (see [`verify_in_order`]).
+    scanned: AtomicU64,
 }
 
 impl<'b> Meter<'b> {
@@ -72,7 +75,7 @@ impl<'b> Meter<'b> {
         Meter {
             budget,
             deadline: budget.timeout.map(|t| Instant::now() + t),
-            scanned: Cell::new(0),
+            scanned: AtomicU64::new(0),
         }
     }
 
@@ -91,8 +94,10 @@ impl<'b> Meter<'b> {
 
     /// Counts `bytes` more of verified text, then [`Meter::check`]s.
     fn charge(&self, bytes: usize) -> Result<()> {
-        let scanned = self.scanned.get().saturating_add(bytes as u64);
-        self.scanned.set(scanned);
+        let scanned = self
+            .scanned
+            .fetch_add(bytes as u64, Ordering::Relaxed)
+            .saturating_add(bytes as u64);
         if let Some(max) = self.budget.max_scan_bytes {
             if scanned > max {
                 return Err(Error::TooExpensive(format!(
@@ -467,14 +472,11 @@ fn ranked(
                     .order_by_score(),
             )
             .map_err(tantivy_err("searching"))?;
-        for (score, addr) in &top {
-            if hits.len() >= limit && files >= MIN_RANKED_FILES {
-                return Ok(());
-            }
-            verifier.file(searcher, *addr, *score, hits)?;
-            files += 1;
-        }
-        if top.len() < batch {
+        let stopped =
+            verify_in_order(searcher, verifier, &top, &mut files, hits, |hits, files| {
+                hits >= limit && files >= MIN_RANKED_FILES
+            })?;
+        if stopped || top.len() < batch {
             return Ok(());
         }
         offset += batch;
@@ -493,7 +495,12 @@ fn streamed(
     let weight = query
         .weight(EnableScoring::disabled_from_searcher(searcher))
         .map_err(tantivy_err("preparing a search"))?;
+    let mut files = 0;
+    let mut pending: Vec<(f32, DocAddress)> = Vec::new();
+    let done = |hits: usize, _files: usize| hits >= limit;
     for (ord, segment) in searcher.segment_readers().iter().enumerate() {
+        let ord =
+            u32::try_from(ord).map_err(|_| Error::Corrupt("too many segments".to_string()))?;
         let mut scorer = weight
             .scorer(segment, 1.0)
             .map_err(tantivy_err("searching"))?;
@@ -501,17 +508,102 @@ fn streamed(
         let mut doc = scorer.doc();
         while doc != TERMINATED {
             if alive.is_none_or(|a| a.is_alive(doc)) {
-                let ord = u32::try_from(ord)
-                    .map_err(|_| Error::Corrupt("too many segments".to_string()))?;
-                verifier.file(searcher, DocAddress::new(ord, doc), 0.0, hits)?;
-                if hits.len() >= limit {
-                    return Ok(());
+                pending.push((0.0, DocAddress::new(ord, doc)));
+                // One at a time while few files were read, then a chunk at a time (see `verify_in_order`).
+                if pending.len() >= chunk_len(files) {
+                    if verify_in_order(searcher, verifier, &pending, &mut files, hits, done)? {
+                        return Ok(());
+                    }
+                    pending.clear();
                 }
             }
             doc = scorer.advance();
         }
     }
+    verify_in_order(searcher, verifier, &pending, &mut files, hits, done)?;
     Ok(())
+}
+
+/// Candidate files verified one after another before any are verified in parallel. Most queries need no more,
+/// and a one-shot tool (`dreamos search`) then starts no thread.
+const SERIAL_FILES: usize = 32;
+
+/// Candidate files verified together, in parallel, once [`SERIAL_FILES`] were read one by one.
+const PARALLEL_CHUNK: usize = 64;
+
+/// How many candidates to gather before verifying, when `files` were verified so far.
+fn chunk_len(files: usize) -> usize {
+    if files < SERIAL_FILES || verify_pool().is_none() {
+        1
+    } else {
+        PARALLEL_CHUNK
+    }
+}
+
+/// The threads that verify candidates in parallel: one per core, started on first use; none on one core. Apart
+/// from rayon's global pool, so that a search never queues behind an indexing run's parsing.
+fn verify_pool() -> Option<&'static rayon::ThreadPool> {
+    static POOL: OnceLock<Option<rayon::ThreadPool>> = OnceLock::new();
+    POOL.get_or_init(|| {
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        if threads < 2 {
+            return None;
+        }
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .thread_name(|i| format!("dreamos-verify-{i}"))
+            .build()
+            .ok()
+    })
+    .as_ref()
+}
+
+/// Verifies `candidates` (score, file) into `hits` exactly as calling [`Verifier::file`] on each in turn would,
+/// stopping before the first file at which `done(hits, files)` holds (`files` counts the files verified so far, over
+/// calls). After [`SERIAL_FILES`] files the rest are verified a chunk at a time on [`verify_pool`]; their lines are
+/// taken in candidate order, so the answer is the same as serial verification's, and a file verified past the stop
+/// is only discarded work. Returns true when `done` stopped it.
+fn verify_in_order(
+    searcher: &Searcher,
+    verifier: &Verifier<'_>,
+    candidates: &[(f32, DocAddress)],
+    files: &mut usize,
+    hits: &mut Vec<SearchHit>,
+    done: impl Fn(usize, usize) -> bool,
+) -> Result<bool> {
+    let mut rest = candidates;
+    while let Some(&(score, addr)) = rest.first() {
+        let pool = verify_pool().filter(|_| *files >= SERIAL_FILES && rest.len() > 1);
+        let Some(pool) = pool else {
+            if done(hits.len(), *files) {
+                return Ok(true);
+            }
+            verifier.file(searcher, addr, score, hits)?;
+            *files += 1;
+            rest = &rest[1..];
+            continue;
+        };
+        let (chunk, after) = rest.split_at(rest.len().min(PARALLEL_CHUNK));
+        let found: Vec<Result<Vec<SearchHit>>> = pool.install(|| {
+            chunk
+                .par_iter()
+                .map(|&(score, addr)| {
+                    let mut lines = Vec::new();
+                    verifier.file(searcher, addr, score, &mut lines)?;
+                    Ok(lines)
+                })
+                .collect()
+        });
+        for lines in found {
+            if done(hits.len(), *files) {
+                return Ok(true);
+            }
+            hits.extend(lines?);
+            *files += 1;
+        }
+        rest = after;
+    }
+    Ok(done(hits.len(), *files))
 }
 
 /// Checks candidate files against the real text.

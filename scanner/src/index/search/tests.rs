@@ -685,3 +685,55 @@ fn a_cancellation_from_another_thread_stops_a_running_search() {
     let error = searcher.join().expect("search thread");
     assert!(matches!(error, crate::Error::Cancelled), "{error:?}");
 }
+
+/// Past the first files, candidates are verified a chunk at a time on several threads: every matching line is still
+/// found once, and a limit still cuts the answer at exactly that many lines.
+#[test]
+fn many_candidate_files_are_verified_in_parallel_and_in_order() {
+    let files: Vec<(String, String)> = (0..150)
+        .map(|i| {
+            (
+                format!("src/f{i:03}.rs"),
+                format!("fn chunked_{i}() {{}}\n// filler\nfn other_{i}() {{ chunked_marker(); chunked_marker(); }}\n"),
+            )
+        })
+        .collect();
+    let refs: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(p, t)| (p.as_str(), t.as_str()))
+        .collect();
+    let repo = write_repo(&refs);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let index = CodeIndex::open(dir.path()).expect("open");
+    index
+        .index_repo("p", repo.path(), &IndexOptions::default(), &|_| {})
+        .expect("index");
+    let search = |query: &str, limit: usize| -> Vec<(String, u32)> {
+        let hits = index
+            .search(
+                query,
+                &SearchOptions {
+                    limit,
+                    ..SearchOptions::default()
+                },
+            )
+            .unwrap_or_else(|e| panic!("{query}: {e}"));
+        let mut lines: Vec<(String, u32)> = hits.iter().map(|h| (h.path.clone(), h.line)).collect();
+        let count = lines.len();
+        lines.sort();
+        lines.dedup();
+        assert_eq!(lines.len(), count, "{query}: a line came twice");
+        lines
+    };
+    // Unscored (a literal) and scored (an identifier): all 150 lines, each once.
+    for query in ["\"chunked_marker();\"", "chunked_marker"] {
+        let all = search(query, 1000);
+        let expected: Vec<(String, u32)> =
+            (0..150).map(|i| (format!("src/f{i:03}.rs"), 3)).collect();
+        assert_eq!(all, expected, "{query}");
+        // A limit cuts at exactly that many, all of them real.
+        let some = search(query, 70);
+        assert_eq!(some.len(), 70, "{query}");
+        assert!(some.iter().all(|l| all.contains(l)), "{query}");
+    }
+}
