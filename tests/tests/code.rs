@@ -402,12 +402,11 @@ fn indexing_skips_hostile_files_by_reason_and_never_panics() {
     assert_eq!(json_lines(&stdout)[0]["files"], 0);
 }
 
-#[test]
-fn watch_makes_a_saved_file_searchable_within_a_second() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let repo = dir.path().join("live");
-    fixture_repo(&repo);
-    let data = dir.path().join("data");
+/// Starts `dreamos watch REPO --json` on `data`; its lines arrive through the channel, so every wait has a deadline.
+fn start_watch(
+    data: &Path,
+    repo: &Path,
+) -> (std::process::Child, std::sync::mpsc::Receiver<String>) {
     let mut child = dreamos_command(
         &[
             "--data-dir",
@@ -421,7 +420,6 @@ fn watch_makes_a_saved_file_searchable_within_a_second() {
     .stdin(Stdio::null())
     .spawn()
     .expect("start watch");
-    // Lines arrive through a channel so that every wait has a deadline.
     let stdout = child.stdout.take().expect("stdout");
     let (tx, rx) = std::sync::mpsc::channel::<String>();
     std::thread::spawn(move || {
@@ -431,6 +429,16 @@ fn watch_makes_a_saved_file_searchable_within_a_second() {
             }
         }
     });
+    (child, rx)
+}
+
+#[test]
+fn watch_makes_a_saved_file_searchable_within_a_second() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let repo = dir.path().join("live");
+    fixture_repo(&repo);
+    let data = dir.path().join("data");
+    let (mut child, rx) = start_watch(&data, &repo);
     let mut next_line = |what: &str| -> Value {
         match rx.recv_timeout(Duration::from_secs(30)) {
             Ok(line) => {
@@ -519,28 +527,8 @@ fn the_swarm_runs_on_mimalloc_and_the_tools_do_not() {
 
     let repo = dir.path().join("repo");
     fixture_repo(&repo);
-    let data = dir.path().join("tool");
-    let mut child = dreamos_command(
-        &[
-            "--data-dir",
-            data.to_str().expect("utf-8"),
-            "watch",
-            repo.to_str().expect("utf-8"),
-            "--json",
-        ],
-        &[],
-    )
-    .stdin(Stdio::null())
-    .spawn()
-    .expect("start watch");
+    let (mut child, rx) = start_watch(&dir.path().join("tool"), &repo);
     // Once the first report is out, the tool has indexed the repository and allocated all it will.
-    let stdout = child.stdout.take().expect("stdout");
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut line = String::new();
-        let _ = BufReader::new(stdout).read_line(&mut line);
-        let _ = tx.send(line);
-    });
     let first = rx.recv_timeout(Duration::from_secs(60)).unwrap_or_default();
     let tool = largest_mapping(child.id());
     let _ = child.kill();

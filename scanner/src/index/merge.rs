@@ -70,7 +70,7 @@ pub(crate) fn collect_garbage(writer: &IndexWriter) {
 
 #[cfg(test)]
 mod tests {
-    use super::super::search::tests::write_repo;
+    use super::super::search::tests::{write_made_repo, write_repo};
     use super::super::{CodeIndex, IndexOptions, SearchOptions};
 
     fn segments(index: &CodeIndex) -> usize {
@@ -148,11 +148,7 @@ mod tests {
         let files: Vec<(String, String)> = (0..9)
             .map(|i| (format!("f{i}.rs"), format!("fn checkpointed_{i}() {{}}\n")))
             .collect();
-        let refs: Vec<(&str, &str)> = files
-            .iter()
-            .map(|(p, t)| (p.as_str(), t.as_str()))
-            .collect();
-        let repo = write_repo(&refs);
+        let repo = write_made_repo(&files);
         let dir = tempfile::tempdir().expect("temp dir");
         let index = CodeIndex::open(dir.path()).expect("open");
         let opts = IndexOptions {

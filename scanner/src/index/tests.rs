@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use super::search::tests::write_repo;
+use super::search::tests::{write_made_repo, write_repo};
 use super::{
     CodeIndex, IndexOptions, IndexProgress, IndexReport, MatchKind, SearchOptions, SymbolOptions,
 };
@@ -85,11 +85,7 @@ fn progress_has_a_total_and_only_grows() {
         .map(|i| (format!("src/f{i}.rs"), format!("fn f{i}() {{}}\n")))
         .collect();
     files.push(("blob.rs".to_string(), "\0\0binary".to_string()));
-    let refs: Vec<(&str, &str)> = files
-        .iter()
-        .map(|(p, t)| (p.as_str(), t.as_str()))
-        .collect();
-    let repo = write_repo(&refs);
+    let repo = write_made_repo(&files);
     let (_dir, index) = index_dir();
     let seen = std::sync::Mutex::new(Vec::new());
     index
@@ -582,11 +578,7 @@ fn a_cancelled_run_keeps_what_its_checkpoints_committed_and_the_next_run_skips_i
     let files: Vec<(String, String)> = (0..12)
         .map(|i| (format!("f{i:02}.rs"), format!("fn f{i}() {{}}\n")))
         .collect();
-    let refs: Vec<(&str, &str)> = files
-        .iter()
-        .map(|(p, t)| (p.as_str(), t.as_str()))
-        .collect();
-    let repo = write_repo(&refs);
+    let repo = write_made_repo(&files);
     let (_dir, index) = index_dir();
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let options = IndexOptions {

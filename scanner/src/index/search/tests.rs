@@ -38,6 +38,15 @@ class Runner:
 const NOTES_MD: &str = "Notes\nlet x = 1 is not code here\nFOOBAR in capitals\n";
 
 /// Writes `files` under a fresh directory.
+/// [`write_repo`] for files whose paths and texts were made at run time.
+pub(crate) fn write_made_repo(files: &[(String, String)]) -> tempfile::TempDir {
+    let borrowed: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(p, t)| (p.as_str(), t.as_str()))
+        .collect();
+    write_repo(&borrowed)
+}
+
 pub(crate) fn write_repo(files: &[(&str, &str)]) -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("temp dir");
     for (path, text) in files {
@@ -366,11 +375,7 @@ fn index_own_sources(
         }
     }
     files.sort();
-    let refs: Vec<(&str, &str)> = files
-        .iter()
-        .map(|(p, t)| (p.as_str(), t.as_str()))
-        .collect();
-    let repo = write_repo(&refs);
+    let repo = write_made_repo(&files);
     let dir = tempfile::tempdir().expect("temp dir");
     let index = CodeIndex::open(dir.path()).expect("open");
     index
@@ -642,11 +647,7 @@ fn a_cancellation_from_another_thread_stops_a_running_search() {
     let files: Vec<(String, String)> = (0..400)
         .map(|i| (format!("src/f{i}.rs"), text.clone()))
         .collect();
-    let borrowed: Vec<(&str, &str)> = files
-        .iter()
-        .map(|(p, t)| (p.as_str(), t.as_str()))
-        .collect();
-    let repo = write_repo(&borrowed);
+    let repo = write_made_repo(&files);
     let dir = tempfile::tempdir().expect("temp dir");
     let index = CodeIndex::open(dir.path()).expect("open");
     index
@@ -698,11 +699,7 @@ fn many_candidate_files_are_verified_in_parallel_and_in_order() {
             )
         })
         .collect();
-    let refs: Vec<(&str, &str)> = files
-        .iter()
-        .map(|(p, t)| (p.as_str(), t.as_str()))
-        .collect();
-    let repo = write_repo(&refs);
+    let repo = write_made_repo(&files);
     let dir = tempfile::tempdir().expect("temp dir");
     let index = CodeIndex::open(dir.path()).expect("open");
     index
