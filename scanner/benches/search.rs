@@ -262,6 +262,7 @@ fn queries(corpus: &Path, index_dir: &Path, rg_version: &str, reused: bool) -> R
         our_refs(q)?;
     }
     let mut ours_refs = Vec::new();
+    let mut refs_names: Vec<Pair> = Vec::new();
     let mut rg_words = Vec::new();
     let mut uses_total = 0u64;
     let mut no_refs = 0;
@@ -269,6 +270,7 @@ fn queries(corpus: &Path, index_dir: &Path, rg_version: &str, reused: bool) -> R
         match our_refs(q)? {
             Some((d, total)) => {
                 ours_refs.push(d);
+                refs_names.push((q.clone(), RgQuery::Word(q.clone())));
                 uses_total += total;
                 rg_words.push(rg_full(corpus, &RgQuery::Word(q.clone()))?);
             }
@@ -301,6 +303,7 @@ fn queries(corpus: &Path, index_dir: &Path, rg_version: &str, reused: bool) -> R
         idents.len(),
         ours_impact.len()
     );
+    println!("slowest refs: {}", slowest(&refs_names, &ours_refs));
     print_row("refs        index", &ours_refs);
     print_row("refs        rg -w (full scan)", &rg_words);
     print_row("impact d=2  index", &ours_impact);

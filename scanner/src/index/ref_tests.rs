@@ -88,6 +88,12 @@ fn refs_list_definitions_first_then_every_use_with_its_enclosing_definition() {
         defs.contains(&("src/store.rs", SymbolKind::Struct, 1)),
         "definitions {defs:?}"
     );
+    // Each definition kept has its snippet (read only for the definitions kept).
+    assert!(
+        r.definitions.iter().all(|d| d.snippet.contains("Store")),
+        "{:?}",
+        r.definitions
+    );
     let uses: Vec<(&str, u32, RefKind, Option<&str>)> = r
         .uses
         .iter()
