@@ -112,12 +112,22 @@ struct RepoDetails {
 }
 
 /// What a repository holds, summed over its files.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 struct RepoTotals {
     files: u64,
     lines: u64,
     bytes: u64,
     symbols: u64,
+}
+
+impl RepoTotals {
+    /// Counts one more file.
+    fn add(&mut self, details: &InfoDetails) {
+        self.files += 1;
+        self.lines += details.lines;
+        self.bytes += details.bytes;
+        self.symbols += details.symbols;
+    }
 }
 
 fn hash_text(text: &str) -> String {
@@ -342,10 +352,10 @@ pub(crate) fn index_repo(
     let seconds = started.elapsed().as_secs_f64();
     Ok(IndexReport {
         repo: name,
-        files: outcome.files,
-        lines: outcome.lines,
-        bytes: outcome.bytes,
-        symbols: outcome.symbols,
+        files: outcome.totals.files,
+        lines: outcome.totals.lines,
+        bytes: outcome.totals.bytes,
+        symbols: outcome.totals.symbols,
         added,
         changed,
         deleted: deleted.len() as u64,
@@ -395,10 +405,7 @@ fn writer_of<'g>(
 
 /// Totals after a run.
 struct Outcome {
-    files: u64,
-    lines: u64,
-    bytes: u64,
-    symbols: u64,
+    totals: RepoTotals,
     extract_failed: u64,
 }
 
@@ -526,13 +533,7 @@ impl Run<'_> {
         for (path, hash, details) in fresh {
             files.insert(path, (hash, details, true));
         }
-        let mut totals = Outcome {
-            files: 0,
-            lines: 0,
-            bytes: 0,
-            symbols: 0,
-            extract_failed: self.failed.load(Ordering::Relaxed),
-        };
+        let mut totals = RepoTotals::default();
         let resolved = resolve_all(&files);
         let mut rewrite = Vec::new();
         for (path, (_, details, is_fresh)) in &mut files {
@@ -543,21 +544,16 @@ impl Run<'_> {
             if *is_fresh || moved {
                 rewrite.push((path.clone(), !*is_fresh));
             }
-            totals.files += 1;
-            totals.lines += details.lines;
-            totals.bytes += details.bytes;
-            totals.symbols += details.symbols;
+            totals.add(details);
         }
-        let repo_totals = RepoTotals {
-            files: totals.files,
-            lines: totals.lines,
-            bytes: totals.bytes,
-            symbols: totals.symbols,
+        let outcome = Outcome {
+            totals,
+            extract_failed: self.failed.load(Ordering::Relaxed),
         };
         wrote |= !rewrite.is_empty();
-        wrote |= !previous.is_some_and(|p| p.root == root && p.totals == Some(repo_totals));
+        wrote |= !previous.is_some_and(|p| p.root == root && p.totals == Some(totals));
         if !wrote {
-            return Ok(totals);
+            return Ok(outcome);
         }
         for path in deleted {
             writer.delete_term(Term::from_field_text(f.key, &file_key(repo, path)));
@@ -579,14 +575,14 @@ impl Run<'_> {
         let details = RepoDetails {
             root: root.to_path_buf(),
             last_indexed: now_secs(),
-            totals: Some(repo_totals),
+            totals: Some(totals),
         };
         repo_doc.add_text(f.repo_json, to_json(&details)?);
         writer
             .add_document(repo_doc)
             .map_err(tantivy_err("adding a document"))?;
         writer.commit().map_err(tantivy_err("committing"))?;
-        Ok(totals)
+        Ok(outcome)
     }
 }
 
@@ -721,9 +717,9 @@ pub(crate) fn update_files(inner: &Inner, name: &str, paths: &[PathBuf]) -> Resu
     inner.reload()?;
     let searcher = inner.reader.searcher();
     let f = &inner.fields;
-    let root = repo_details(&searcher, f, name)?
-        .ok_or_else(|| Error::UnknownRepo(name.to_string()))?
-        .root;
+    let previous =
+        repo_details(&searcher, f, name)?.ok_or_else(|| Error::UnknownRepo(name.to_string()))?;
+    let root = previous.root.clone();
     let known = manifest(&searcher, f, name)?;
     let mut update = WatchUpdate {
         repo: name.to_string(),
@@ -810,8 +806,7 @@ pub(crate) fn update_files(inner: &Inner, name: &str, paths: &[PathBuf]) -> Resu
             break;
         }
     }
-    let previous = repo_details(&inner.reader.searcher(), f, name)?;
-    let finished = result.and_then(|()| run.finish(&root, &update.deleted, previous.as_ref()));
+    let finished = result.and_then(|()| run.finish(&root, &update.deleted, Some(&previous)));
     if let Err(e) = finished {
         rollback(writer_of(&mut guard));
         return Err(e);
@@ -886,17 +881,9 @@ pub(crate) fn repos(inner: &Inner) -> Result<Vec<RepoInfo>> {
         let totals = match details.totals {
             Some(totals) => totals,
             None => {
-                let mut totals = RepoTotals {
-                    files: 0,
-                    lines: 0,
-                    bytes: 0,
-                    symbols: 0,
-                };
+                let mut totals = RepoTotals::default();
                 for known in manifest(&searcher, f, &name)?.values() {
-                    totals.files += 1;
-                    totals.lines += known.details.lines;
-                    totals.bytes += known.details.bytes;
-                    totals.symbols += known.details.symbols;
+                    totals.add(&known.details);
                 }
                 totals
             }
