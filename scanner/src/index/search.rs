@@ -533,11 +533,17 @@ const PARALLEL_CHUNK: usize = 64;
 
 /// How many candidates to gather before verifying, when `files` were verified so far.
 fn chunk_len(files: usize) -> usize {
-    if files < SERIAL_FILES || verify_pool().is_none() {
-        1
-    } else {
+    if parallel_pool(files).is_some() {
         PARALLEL_CHUNK
+    } else {
+        1
     }
+}
+
+/// The pool to verify on once `files` were verified one by one; `None` while they are fewer than [`SERIAL_FILES`]
+/// or on one core.
+fn parallel_pool(files: usize) -> Option<&'static rayon::ThreadPool> {
+    verify_pool().filter(|_| files >= SERIAL_FILES)
 }
 
 /// The threads that verify candidates in parallel: one per core, started on first use; none on one core. Apart
@@ -573,11 +579,10 @@ fn verify_in_order(
 ) -> Result<bool> {
     let mut rest = candidates;
     while let Some(&(score, addr)) = rest.first() {
-        let pool = verify_pool().filter(|_| *files >= SERIAL_FILES && rest.len() > 1);
-        let Some(pool) = pool else {
-            if done(hits.len(), *files) {
-                return Ok(true);
-            }
+        if done(hits.len(), *files) {
+            return Ok(true);
+        }
+        let Some(pool) = parallel_pool(*files).filter(|_| rest.len() > 1) else {
             verifier.file(searcher, addr, score, hits)?;
             *files += 1;
             rest = &rest[1..];
