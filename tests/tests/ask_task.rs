@@ -60,6 +60,23 @@ fn wait_for(what: &str, within: Duration, cond: impl Fn() -> bool) {
     }
 }
 
+/// Kills `console` once the model has received `requests` requests (the script makes the last of them hang, so the
+/// process dies mid-step), then starts a new console on the same data directory.
+fn restart_at_request(
+    console: Console,
+    fake: &FakeOpenAi,
+    requests: usize,
+    setup: (&std::path::Path, &[(String, String)]),
+) -> Console {
+    wait_for(
+        &format!("request {requests} to the model"),
+        Duration::from_secs(60),
+        || fake.requests() >= requests,
+    );
+    console.kill();
+    start(setup.0, setup.1)
+}
+
 /// The ask task, once the restarted console shows it done (within 60 s).
 fn ask_done(console: &mut Console) -> Value {
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -123,13 +140,8 @@ async fn an_ask_task_killed_between_steps_resumes_without_asking_recorded_steps_
     let mut console = start(&data, &env);
     console.ok(&format!("/index {} --name tinyrepo --wait", repo.display()));
     console.send("/ask Where is parse defined?");
-    wait_for("the third step's request", Duration::from_secs(60), || {
-        fake.requests() >= 3
-    });
     // The first two answers were recorded before the third request was sent.
-    console.kill();
-
-    let mut console = start(&data, &env);
+    let mut console = restart_at_request(console, &fake, 3, (&data, &env));
     let task = ask_done(&mut console);
     let shown = console.ok(&format!("/task show {}", task["id"]));
     let answer = &shown["task"]["result"];
@@ -283,12 +295,8 @@ async fn an_agent_asks_another_and_the_wait_survives_a_kill() {
 
     let mut console = start(&data, &env);
     console.send("/ask What does parse do?");
-    wait_for("agent-2's request", Duration::from_secs(60), || {
-        fake.requests() >= 2
-    });
-    console.kill();
-
-    let mut console = start(&data, &env);
+    // The second request is agent-2's.
+    let mut console = restart_at_request(console, &fake, 2, (&data, &env));
     let task = ask_done(&mut console);
     assert_eq!(task["agent"], "agent-1", "{task}");
     let shown = console.ok(&format!("/task show {}", task["id"]));
@@ -425,12 +433,7 @@ async fn a_redelivered_ask_message_reuses_its_recorded_step() {
     } = setup(&fake);
     let mut console = start(&data, &env);
     console.ok("/send agent-3 where is load --kind ask");
-    wait_for("the second step's request", Duration::from_secs(60), || {
-        fake.requests() >= 2
-    });
-    console.kill();
-
-    let mut console = start(&data, &env);
+    let mut console = restart_at_request(console, &fake, 2, (&data, &env));
     let reply = console.event("agent-3's reply", |e| {
         e["event"] == "reply" && e["data"]["from"] == "agent-3"
     });

@@ -237,6 +237,25 @@ async fn the_ledger_records_the_tokens_the_real_server_reported() {
     log.close().await;
 }
 
+/// The built binary's console in a fresh data directory, with the real model as `smollm2` carrying `tags` (a TOML
+/// array), and `extra` settings.
+fn console_on(
+    url: &str,
+    tags: &str,
+    extra: &[(&str, &str)],
+) -> (tempfile::TempDir, dreamos_tests::Console) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let models =
+        format!(r#"[{{name = "smollm2", tags = {tags}, context = 2048, max_output = 64}}]"#);
+    let mut env = vec![
+        ("DREAMOS_LLM__BASE_URL", url),
+        ("DREAMOS_LLM__MODELS", models.as_str()),
+    ];
+    env.extend_from_slice(extra);
+    let console = dreamos_tests::Console::start(&dir.path().join("data"), &[], &env);
+    (dir, console)
+}
+
 /// `/ask` end to end through the binary's console against the real model, which never calls a tool: the loop
 /// ends with its answer in one step, and the ledger counts the call.
 #[test]
@@ -244,15 +263,7 @@ fn ask_through_the_console_answers_with_the_real_model() {
     let Some(url) = server() else {
         return;
     };
-    let dir = tempfile::tempdir().expect("temp dir");
-    let env = [
-        ("DREAMOS_LLM__BASE_URL", url.as_str()),
-        (
-            "DREAMOS_LLM__MODELS",
-            r#"[{name = "smollm2", tags = ["fast", "balanced"], context = 2048, max_output = 64}]"#,
-        ),
-    ];
-    let mut console = dreamos_tests::Console::start(&dir.path().join("data"), &[], &env);
+    let (_dir, mut console) = console_on(&url, r#"["fast", "balanced"]"#, &[]);
     let answer = console.ok("/ask What is the capital of France?");
     let text = answer["text"].as_str().unwrap_or_default();
     assert!(!text.trim().is_empty(), "{answer}");
@@ -279,16 +290,11 @@ fn recall_with_the_real_models_embeddings_is_fused() {
     let Some(url) = server() else {
         return;
     };
-    let dir = tempfile::tempdir().expect("temp dir");
-    let env = [
-        ("DREAMOS_LLM__BASE_URL", url.as_str()),
-        (
-            "DREAMOS_LLM__MODELS",
-            r#"[{name = "smollm2", tags = ["fast", "embeddings"], context = 2048, max_output = 64}]"#,
-        ),
-        ("DREAMOS_MEMORY__JOURNAL", "[]"),
-    ];
-    let mut console = dreamos_tests::Console::start(&dir.path().join("data"), &[], &env);
+    let (_dir, mut console) = console_on(
+        &url,
+        r#"["fast", "embeddings"]"#,
+        &[("DREAMOS_MEMORY__JOURNAL", "[]")],
+    );
     console.ok("/remember The deploy failed because the disk was full.");
     console.ok("/remember Lunch is at noon on Fridays.");
     let found = console.ok("/recall storage");
