@@ -224,13 +224,7 @@ pub(crate) fn search(inner: &Inner, text: &str, opts: &SearchOptions) -> Result<
     }
     let tquery = BooleanQuery::new(clauses);
     meter.check()?;
-    let verifier = Verifier {
-        fields: f,
-        matchers: &matchers,
-        case_sensitive: q.case_sensitive,
-        meter: &meter,
-        words: &q.words,
-    };
+    let verifier = Verifier::new(f, &matchers, q.case_sensitive, &meter, &q.words);
     let mut hits = Vec::new();
     if scored {
         ranked(&searcher, &tquery, &verifier, opts.limit, &mut hits)?;
@@ -282,13 +276,7 @@ fn substring_fill(
             }
         }
     }
-    let verifier = Verifier {
-        fields: f,
-        matchers: &matchers,
-        case_sensitive: q.case_sensitive,
-        meter,
-        words: &q.words,
-    };
+    let verifier = Verifier::new(f, &matchers, q.case_sensitive, meter, &q.words);
     let seen: BTreeSet<(&str, &str, u32)> = found
         .iter()
         .map(|h| (h.repo.as_str(), h.path.as_str(), h.line))
@@ -543,7 +531,12 @@ fn chunk_len(files: usize) -> usize {
 /// The pool to verify on once `files` were verified one by one; `None` while they are fewer than [`SERIAL_FILES`]
 /// or on one core.
 fn parallel_pool(files: usize) -> Option<&'static rayon::ThreadPool> {
-    verify_pool().filter(|_| files >= SERIAL_FILES)
+    // The files are counted first: asking for the pool starts its threads, which a query that stops within
+    // `SERIAL_FILES` files (most do, and every one-shot tool's) must not pay for.
+    if files < SERIAL_FILES {
+        return None;
+    }
+    verify_pool()
 }
 
 /// The threads that verify candidates in parallel: one per core, started on first use; none on one core. Apart
@@ -615,13 +608,43 @@ fn verify_in_order(
 struct Verifier<'a> {
     fields: &'a Fields,
     matchers: &'a [Matcher],
+    /// For each matcher, [`ascii_finder`] of the text it looks for ignoring case (see [`ascii_finders`]).
+    finders: Vec<Option<regex::bytes::Regex>>,
     case_sensitive: bool,
     meter: &'a Meter<'a>,
     /// The query's identifiers as typed.
     words: &'a [String],
 }
 
+impl<'a> Verifier<'a> {
+    fn new(
+        fields: &'a Fields,
+        matchers: &'a [Matcher],
+        case_sensitive: bool,
+        meter: &'a Meter<'a>,
+        words: &'a [String],
+    ) -> Verifier<'a> {
+        Verifier {
+            fields,
+            matchers,
+            finders: ascii_finders(matchers, case_sensitive),
+            case_sensitive,
+            meter,
+            words,
+        }
+    }
+}
+
 impl Verifier<'_> {
+    /// True when every matcher that looks at the lowercase copy has an ASCII finder, so that [`rules_out_ascii`] can
+    /// stand in for [`rules_out`] on ASCII text.
+    fn finders_cover(&self) -> bool {
+        self.matchers
+            .iter()
+            .zip(&self.finders)
+            .all(|(m, f)| f.is_some() || !reads_lower(m, self.case_sensitive))
+    }
+
     /// Loads one candidate file and appends its matching lines to `hits`, if every term matches it.
     fn file(
         &self,
@@ -637,6 +660,17 @@ impl Verifier<'_> {
             .map_err(tantivy_err("reading a stored file"))?;
         let content = stored_str(&doc, f.content).unwrap_or("");
         self.meter.charge(content.len())?;
+        // Most candidates of a rare literal or regex hold none of it: one pass over the whole text rules them out
+        // before their lines are indexed and their definitions decoded. Most files are ASCII, and there the pass needs
+        // no lowercase copy.
+        let ascii = content.is_ascii() && self.finders_cover();
+        if ascii && rules_out_ascii(content, &self.finders, self.matchers, self.case_sensitive) {
+            return Ok(());
+        }
+        let lower = lowered(content, self.matchers, self.case_sensitive);
+        if !ascii && rules_out(content, &lower, self.matchers, self.case_sensitive) {
+            return Ok(());
+        }
         // Only identifier and symbol terms look at definitions; text-only queries skip decoding them.
         let needs_defs = self
             .matchers
@@ -650,6 +684,7 @@ impl Verifier<'_> {
         let index = LineIndex::new(content);
         let Some(lines) = matching_lines(
             content,
+            &lower,
             &index,
             &defs,
             self.matchers,
@@ -778,9 +813,100 @@ impl LineIndex {
     }
 }
 
-/// The 0-based lines of `content` where some term matches, or `None` when a term matches no line at all.
+/// The lowercase copy of `content` that identifier and case-insensitive literal terms are matched in; empty when no
+/// term needs it (regex and case-sensitive terms look at the content itself).
+fn lowered(content: &str, matchers: &[Matcher], case_sensitive: bool) -> String {
+    if matchers.iter().any(|m| reads_lower(m, case_sensitive)) {
+        lowercase(content)
+    } else {
+        String::new()
+    }
+}
+
+/// True when `m` is matched in the lowercase copy of a file.
+fn reads_lower(m: &Matcher, case_sensitive: bool) -> bool {
+    match m {
+        Matcher::Ident(_) => true,
+        Matcher::Literal { .. } => !case_sensitive,
+        Matcher::Symbol(_) | Matcher::Regex(_) => false,
+    }
+}
+
+/// For each matcher that [`reads_lower`], a finder of its lowercase text that ignores ASCII case, when that text is
+/// ASCII (and can be on one line); `None` for the others.
+fn ascii_finders(matchers: &[Matcher], case_sensitive: bool) -> Vec<Option<regex::bytes::Regex>> {
+    matchers
+        .iter()
+        .map(|m| {
+            let lower = match m {
+                Matcher::Ident(t) => t,
+                Matcher::Literal { lower, .. } if !case_sensitive => lower,
+                _ => return None,
+            };
+            if lower.is_empty() || !lower.is_ascii() || lower.contains(['\n', '\r']) {
+                return None;
+            }
+            regex::bytes::RegexBuilder::new(&regex::escape(lower))
+                .case_insensitive(true)
+                .unicode(false)
+                .build()
+                .ok()
+        })
+        .collect()
+}
+
+/// [`rules_out`] for ASCII `content`, without its lowercase copy: in ASCII text, finding a lowercase ASCII needle
+/// while ignoring ASCII case is finding it in the lowercased text. `finders` must cover every matcher that
+/// [`reads_lower`].
+fn rules_out_ascii(
+    content: &str,
+    finders: &[Option<regex::bytes::Regex>],
+    matchers: &[Matcher],
+    case_sensitive: bool,
+) -> bool {
+    matchers
+        .iter()
+        .zip(finders)
+        .any(|(m, finder)| match (m, finder) {
+            (Matcher::Ident(_) | Matcher::Literal { .. }, Some(finder)) => {
+                !finder.is_match(content.as_bytes())
+            }
+            (Matcher::Literal { needle, .. }, None) if case_sensitive => {
+                needle.contains(['\n', '\r'])
+                    || memmem::find(content.as_bytes(), needle.as_bytes()).is_none()
+            }
+            (Matcher::Regex(re), _) => !re.is_match(content),
+            _ => false,
+        })
+}
+
+/// True when some term cannot match any line of `content` (`lower` is [`lowered`]`(content)`): its text occurs
+/// nowhere in the file. Each check is one the line-by-line matching in [`matching_lines`] makes first anyway, so a
+/// file this rules out is one [`matching_lines`] would answer `None` for.
+fn rules_out(content: &str, lower: &str, matchers: &[Matcher], case_sensitive: bool) -> bool {
+    matchers.iter().any(|m| match m {
+        Matcher::Ident(t) => memmem::find(lower.as_bytes(), t.as_bytes()).is_none(),
+        Matcher::Symbol(_) => false,
+        Matcher::Literal {
+            needle,
+            lower: lower_needle,
+        } => {
+            needle.contains(['\n', '\r'])
+                || if case_sensitive {
+                    memmem::find(content.as_bytes(), needle.as_bytes()).is_none()
+                } else {
+                    memmem::find(lower.as_bytes(), lower_needle.as_bytes()).is_none()
+                }
+        }
+        Matcher::Regex(re) => !re.is_match(content),
+    })
+}
+
+/// The 0-based lines of `content` where some term matches, or `None` when a term matches no line at all. `lower` is
+/// [`lowered`]`(content)`.
 fn matching_lines(
     content: &str,
+    lower: &str,
     index: &LineIndex,
     defs: &[FileDef],
     matchers: &[Matcher],
@@ -788,22 +914,11 @@ fn matching_lines(
     meter: &Meter<'_>,
 ) -> Result<Option<BTreeMap<usize, LineMatch>>> {
     // Lowercasing keeps line breaks, so line numbers found in the lowercase copy are the content's line numbers;
-    // only the offsets differ when non-ASCII characters change length, hence its own line index. Regex and
-    // case-sensitive terms never look at the copy, so it is only made when a term needs it.
-    let needs_lower = matchers.iter().any(|m| match m {
-        Matcher::Ident(_) => true,
-        Matcher::Literal { .. } => !case_sensitive,
-        Matcher::Symbol(_) | Matcher::Regex(_) => false,
-    });
-    let lower = if needs_lower {
-        lowercase(content)
-    } else {
-        String::new()
-    };
-    let lower_index = if !needs_lower || content.is_ascii() {
+    // only the offsets differ when non-ASCII characters change length, hence its own line index.
+    let lower_index = if lower.is_empty() || content.is_ascii() {
         None
     } else {
-        Some(LineIndex::new(&lower))
+        Some(LineIndex::new(lower))
     };
     let lower_line_of = |off: usize| lower_index.as_ref().unwrap_or(index).line_of(off);
     let mut out: BTreeMap<usize, LineMatch> = BTreeMap::new();
