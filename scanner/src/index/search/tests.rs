@@ -734,3 +734,82 @@ fn many_candidate_files_are_verified_in_parallel_and_in_order() {
         assert!(some.iter().all(|l| all.contains(l)), "{query}");
     }
 }
+
+/// The whole-text check that skips a candidate before its lines are indexed only skips files in which line-by-line
+/// matching finds nothing, for every kind of term and both cases; and it keeps files that do match.
+#[test]
+fn the_whole_text_check_skips_only_files_without_a_match() {
+    use super::{
+        ascii_finders, lowered, matching_lines, reads_lower, rules_out, rules_out_ascii, LineIndex,
+        Matcher, Meter,
+    };
+    let texts = [
+        "fn main() {\n    let ByteString = 1;\n}\n",
+        "no match here\n",
+        "line one\r\nKelvin \u{212A} sign\n",
+        "",
+        "parse_query(x)\nPARSE_QUERY\nsparser\n",
+    ];
+    let budget = crate::index::Budget::default();
+    let meter = Meter::start(&budget);
+    let (mut skipped, mut matched, mut ascii_checked) = (0, 0, 0);
+    for case_sensitive in [false, true] {
+        let literal = |s: &str| Matcher::Literal {
+            needle: s.to_string(),
+            lower: lowercase(s),
+        };
+        let regex = |re: &str| {
+            Matcher::Regex(crate::query::build_regex(re, case_sensitive).expect("a valid regex"))
+        };
+        let matchers = [
+            Matcher::Ident("parse".to_string()),
+            Matcher::Ident("bytestring".to_string()),
+            Matcher::Ident("parser".to_string()),
+            literal("Byte"),
+            literal("query(x"),
+            literal("one\nKelvin"),
+            literal("k sign"),
+            regex(r"let\s+\w+"),
+            regex(r"^PARSE"),
+        ];
+        for text in texts {
+            for m in &matchers {
+                let m = std::slice::from_ref(m);
+                let lower = lowered(text, m, case_sensitive);
+                let out = rules_out(text, &lower, m, case_sensitive);
+                // Without the lowercase copy, on ASCII text: the same answer.
+                let finders = ascii_finders(m, case_sensitive);
+                if text.is_ascii() && (finders[0].is_some() || !reads_lower(&m[0], case_sensitive))
+                {
+                    assert_eq!(
+                        rules_out_ascii(text, &finders, m, case_sensitive),
+                        out,
+                        "{text:?} (case sensitive: {case_sensitive})"
+                    );
+                    ascii_checked += 1;
+                }
+                let lines = matching_lines(
+                    text,
+                    &lower,
+                    &LineIndex::new(text),
+                    &[],
+                    m,
+                    case_sensitive,
+                    &meter,
+                )
+                .expect("matching within the budget");
+                assert!(
+                    !out || lines.is_none(),
+                    "{text:?} was skipped, yet lines {lines:?} match (case sensitive: {case_sensitive})"
+                );
+                skipped += usize::from(out);
+                matched += usize::from(lines.is_some());
+            }
+        }
+    }
+    // Both outcomes happen, so the assertion above was put to the test.
+    assert!(
+        skipped > 20 && matched > 10 && ascii_checked > 20,
+        "{skipped} skipped, {matched} matched, {ascii_checked} checked without the copy"
+    );
+}
