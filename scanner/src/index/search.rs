@@ -608,7 +608,7 @@ fn verify_in_order(
 struct Verifier<'a> {
     fields: &'a Fields,
     matchers: &'a [Matcher],
-    /// For each matcher, [`ascii_finder`] of the text it looks for ignoring case (see [`ascii_finders`]).
+    /// [`ascii_finders`] of the matchers.
     finders: Vec<Option<regex::bytes::Regex>>,
     case_sensitive: bool,
     meter: &'a Meter<'a>,
@@ -636,8 +636,8 @@ impl<'a> Verifier<'a> {
 }
 
 impl Verifier<'_> {
-    /// True when every matcher that looks at the lowercase copy has an ASCII finder, so that [`rules_out_ascii`] can
-    /// stand in for [`rules_out`] on ASCII text.
+    /// True when every matcher that looks at the lowercase copy has an ASCII finder, so that [`rules_out`] can do
+    /// without the copy on ASCII text.
     fn finders_cover(&self) -> bool {
         self.matchers
             .iter()
@@ -664,13 +664,13 @@ impl Verifier<'_> {
         // before their lines are indexed and their definitions decoded. Most files are ASCII, and there the pass needs
         // no lowercase copy.
         let ascii = content.is_ascii() && self.finders_cover();
-        if ascii && rules_out_ascii(content, &self.finders, self.matchers, self.case_sensitive) {
+        let copy = || lowered(content, self.matchers, self.case_sensitive);
+        let early = if ascii { String::new() } else { copy() };
+        let finders = ascii.then_some(&self.finders[..]);
+        if rules_out(content, &early, finders, self.matchers, self.case_sensitive) {
             return Ok(());
         }
-        let lower = lowered(content, self.matchers, self.case_sensitive);
-        if !ascii && rules_out(content, &lower, self.matchers, self.case_sensitive) {
-            return Ok(());
-        }
+        let lower = if ascii { copy() } else { early };
         // Only identifier and symbol terms look at definitions; text-only queries skip decoding them.
         let needs_defs = self
             .matchers
@@ -855,50 +855,33 @@ fn ascii_finders(matchers: &[Matcher], case_sensitive: bool) -> Vec<Option<regex
         .collect()
 }
 
-/// [`rules_out`] for ASCII `content`, without its lowercase copy: in ASCII text, finding a lowercase ASCII needle
-/// while ignoring ASCII case is finding it in the lowercased text. `finders` must cover every matcher that
-/// [`reads_lower`].
-fn rules_out_ascii(
+/// True when some term cannot match any line of `content`: its text occurs nowhere in the file. Each check is one
+/// the line-by-line matching in [`matching_lines`] makes first anyway, so a file this rules out is one
+/// [`matching_lines`] would answer `None` for.
+///
+/// `lower` is [`lowered`]`(content)`, except with `finders` ([`ascii_finders`], covering every matcher that
+/// [`reads_lower`]) for ASCII `content`: there finding a lowercase ASCII needle while ignoring ASCII case is finding
+/// it in the lowercased text, so no copy is needed and `lower` may be empty.
+fn rules_out(
     content: &str,
-    finders: &[Option<regex::bytes::Regex>],
+    lower: &str,
+    finders: Option<&[Option<regex::bytes::Regex>]>,
     matchers: &[Matcher],
     case_sensitive: bool,
 ) -> bool {
-    matchers
-        .iter()
-        .zip(finders)
-        .any(|(m, finder)| match (m, finder) {
-            (Matcher::Ident(_) | Matcher::Literal { .. }, Some(finder)) => {
-                !finder.is_match(content.as_bytes())
-            }
-            (Matcher::Literal { needle, .. }, None) if case_sensitive => {
-                needle.contains(['\n', '\r'])
-                    || memmem::find(content.as_bytes(), needle.as_bytes()).is_none()
-            }
-            (Matcher::Regex(re), _) => !re.is_match(content),
-            _ => false,
-        })
-}
-
-/// True when some term cannot match any line of `content` (`lower` is [`lowered`]`(content)`): its text occurs
-/// nowhere in the file. Each check is one the line-by-line matching in [`matching_lines`] makes first anyway, so a
-/// file this rules out is one [`matching_lines`] would answer `None` for.
-fn rules_out(content: &str, lower: &str, matchers: &[Matcher], case_sensitive: bool) -> bool {
-    matchers.iter().any(|m| match m {
-        Matcher::Ident(t) => memmem::find(lower.as_bytes(), t.as_bytes()).is_none(),
+    matchers.iter().enumerate().any(|(i, m)| match m {
         Matcher::Symbol(_) => false,
-        Matcher::Literal {
-            needle,
-            lower: lower_needle,
-        } => {
-            needle.contains(['\n', '\r'])
-                || if case_sensitive {
-                    memmem::find(content.as_bytes(), needle.as_bytes()).is_none()
-                } else {
-                    memmem::find(lower.as_bytes(), lower_needle.as_bytes()).is_none()
-                }
-        }
         Matcher::Regex(re) => !re.is_match(content),
+        Matcher::Literal { needle, .. } if needle.contains(['\n', '\r']) => true,
+        Matcher::Literal { needle, .. } if case_sensitive => {
+            memmem::find(content.as_bytes(), needle.as_bytes()).is_none()
+        }
+        Matcher::Ident(t) | Matcher::Literal { lower: t, .. } => {
+            match finders.and_then(|f| f.get(i)).and_then(Option::as_ref) {
+                Some(finder) => !finder.is_match(content.as_bytes()),
+                None => memmem::find(lower.as_bytes(), t.as_bytes()).is_none(),
+            }
+        }
     })
 }
 

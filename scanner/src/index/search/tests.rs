@@ -740,8 +740,7 @@ fn many_candidate_files_are_verified_in_parallel_and_in_order() {
 #[test]
 fn the_whole_text_check_skips_only_files_without_a_match() {
     use super::{
-        ascii_finders, lowered, matching_lines, reads_lower, rules_out, rules_out_ascii, LineIndex,
-        Matcher, Meter,
+        ascii_finders, lowered, matching_lines, reads_lower, rules_out, LineIndex, Matcher, Meter,
     };
     let texts = [
         "fn main() {\n    let ByteString = 1;\n}\n",
@@ -776,13 +775,13 @@ fn the_whole_text_check_skips_only_files_without_a_match() {
             for m in &matchers {
                 let m = std::slice::from_ref(m);
                 let lower = lowered(text, m, case_sensitive);
-                let out = rules_out(text, &lower, m, case_sensitive);
+                let out = rules_out(text, &lower, None, m, case_sensitive);
                 // Without the lowercase copy, on ASCII text: the same answer.
                 let finders = ascii_finders(m, case_sensitive);
                 if text.is_ascii() && (finders[0].is_some() || !reads_lower(&m[0], case_sensitive))
                 {
                     assert_eq!(
-                        rules_out_ascii(text, &finders, m, case_sensitive),
+                        rules_out(text, "", Some(&finders), m, case_sensitive),
                         out,
                         "{text:?} (case sensitive: {case_sensitive})"
                     );
