@@ -11,6 +11,12 @@ pub enum Error {
         path: PathBuf,
         cause: std::io::Error,
     },
+    /// A file the index keeps beside it could not be written.
+    #[error("cannot write {path}: {cause}")]
+    Write {
+        path: PathBuf,
+        cause: std::io::Error,
+    },
     /// A search query is malformed; the message says what is wrong and how to write it.
     #[error("bad query: {0}")]
     Query(String),

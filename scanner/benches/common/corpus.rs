@@ -50,6 +50,26 @@ pub fn sorted_files(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
+/// What a corpus made earlier holds (every source file under `dir`), so that a run can index it again.
+#[allow(dead_code)] // The search bench uses it; the cli bench, which includes this file too, does not.
+pub fn measure(dir: &Path) -> Copied {
+    let mut list = Vec::new();
+    sorted_files(dir, &mut list);
+    let mut copied = Copied {
+        files: 0,
+        lines: 0,
+        bytes: 0,
+    };
+    for f in list {
+        if let Ok(text) = std::fs::read_to_string(&f) {
+            copied.files += 1;
+            copied.lines += text.lines().count() as u64;
+            copied.bytes += text.len() as u64;
+        }
+    }
+    copied
+}
+
 /// Copies at least `want_lines` lines of code into `dest`. With `parts` above 1 the files are spread, in order,
 /// over `dest/part1` … `dest/partN` of about equal line counts (one repository each); with 1 they go to `dest`.
 pub fn build_corpus(dest: &Path, want_lines: u64, parts: u64) -> Result<Copied, String> {

@@ -6,11 +6,13 @@
 //! requires), `symbols` and `graph`.
 
 mod graph;
+mod held;
 mod merge;
 mod refs;
 pub(crate) mod schema;
 mod search;
 mod symbols;
+mod text;
 pub(crate) mod tokenizer;
 pub(crate) mod trigram;
 mod types;
@@ -184,7 +186,7 @@ impl CodeIndex {
                 docstore_compression: Compressor::Zstd(ZstdCompressor {
                     compression_level: Some(3),
                 }),
-                // Larger blocks compress better; most files are a block of their own anyway.
+                // Larger blocks compress better, and a block holds about two chunks of a large file.
                 docstore_blocksize: 16 * 1024,
                 ..IndexSettings::default()
             };
@@ -422,6 +424,8 @@ impl Inner {
                         cause: other,
                     },
                 })?;
+            // Holding the writer lock now, this process is the only one that makes held files.
+            held::remove_stale(&self.dir);
             *guard = Some(writer);
         }
         Ok(guard)

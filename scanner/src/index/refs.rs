@@ -19,8 +19,8 @@ use tantivy::{
 };
 
 use super::schema::{Fields, FileDef};
-use super::search::snippet_at;
 use super::symbols::{self, locate, require_repo};
+use super::text::{ChunkColumns, FileLines};
 use super::types::{
     Enclosing, Impact, ImpactDef, ImpactFile, ImpactOptions, ImpactTarget, RefHit, Refs,
     RefsOptions, MAX_IMPACT_DEPTH, MAX_IMPACT_FILES,
@@ -213,7 +213,6 @@ struct FileView {
     repo: String,
     path: String,
     lang: Option<Lang>,
-    content: String,
     defs: Vec<FileDef>,
     refs: String,
 }
@@ -224,7 +223,6 @@ fn read_file(searcher: &Searcher, f: &Fields, addr: DocAddress) -> Result<FileVi
         repo: stored_str(&doc, f.repo).unwrap_or("").to_string(),
         path: stored_str(&doc, f.path).unwrap_or("").to_string(),
         lang: stored_str(&doc, f.lang).and_then(|l| l.parse::<Lang>().ok()),
-        content: stored_str(&doc, f.content).unwrap_or("").to_string(),
         defs: stored_json(&doc, f.file_defs, "file definitions")?,
         refs: stored_str(&doc, f.file_refs).unwrap_or("").to_string(),
     })
@@ -319,11 +317,14 @@ pub(crate) fn refs(inner: &Inner, name: &str, opts: &RefsOptions) -> Result<Refs
         return Err(unknown_symbol(inner, name, opts.repo.as_deref()));
     }
     let mut uses = Vec::new();
+    let cols = ChunkColumns::open(&searcher)?;
     for c in &found {
         if uses.len() >= opts.limit {
             break;
         }
         let file = read_file(&searcher, f, c.addr)?;
+        // Snippets read only the chunks that hold the uses shown.
+        let mut text = FileLines::new(&searcher, f, &cols, c.addr, &file.repo, &file.path);
         let mut lines: Vec<(u32, RefKind)> = Vec::new();
         for (kind, n, ls) in decode(&file.refs) {
             if n == name && kinds.contains(&kind) {
@@ -346,7 +347,7 @@ pub(crate) fn refs(inner: &Inner, name: &str, opts: &RefsOptions) -> Result<Refs
                     kind: d.kind,
                     line: d.line,
                 }),
-                snippet: snippet_at(&file.content, line),
+                snippet: text.snippet(line)?,
             });
         }
     }

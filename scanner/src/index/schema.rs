@@ -1,10 +1,13 @@
 //! The index schema: four kinds of documents in one Tantivy index, and the fields each uses.
 //!
-//! - `file`: one per source file. Its content is stored (zstd doc store) and indexed twice: as code tokens (for
-//!   identifier search, ranked by BM25) and as distinct lowercase trigrams (candidates for substring and regex
-//!   search). Definition names and the path are indexed as code tokens too, so they can boost the ranking. The
-//!   names it uses (references) are indexed raw, one field per kind of use with a frequency per file, so "who
-//!   uses X" and "how often" are answered from postings alone; the uses' lines are stored compactly beside.
+//! - `file`: one per source file. Its content is indexed as code tokens (for identifier search, ranked by BM25);
+//!   definition names and the path are indexed as code tokens too, so they can boost the ranking. The names it uses
+//!   (references) are indexed raw, one field per kind of use with a frequency per file, so "who uses X" and "how
+//!   often" are answered from postings alone; the uses' lines are stored compactly beside.
+//! - `chunk`: the file's text, cut at line ends into pieces of about [`super::text::CHUNK_BYTES`] (one piece for
+//!   most files), each stored (zstd doc store) and indexed as distinct lowercase trigrams (candidates for substring
+//!   and regex search). A rare string whose trigrams are each common is then a candidate in the few pieces that hold
+//!   them all, not in every large file, and a candidate costs the decompression of one piece.
 //! - `symbol`: one per definition, for exact / prefix / fuzzy name lookup, outlines and tags listings.
 //! - `info`: one per file, small: content hash (the incremental manifest), counts, raw imports and resolved
 //!   dependency targets. Kept apart from `file` so reading a repository's manifest never decompresses file contents,
@@ -12,14 +15,24 @@
 //! - `repo`: one per repository: its root, totals and when it was last indexed.
 //!
 //! Every fact of a run lives in the index itself, so one Tantivy commit makes the whole run visible at once.
+//!
+//! A file's documents are added in one batch, the `file` document first, then its chunks in order, then its
+//! symbols: a batch lands in one segment in that order, and merges keep the order of what they keep. So chunk `k` of
+//! the file document `d` is document `d + 1 + k`, which is how a chunk finds its file and a file its chunks (see
+//! [`super::text`]). The `symbol` documents of many files are held back and added together (see `writer`), so that
+//! they do not sit between one file's chunks and the next file's: the gaps between the document ids that trigram and
+//! code-token postings list stay small, and so do the postings.
 
 use serde::{Deserialize, Serialize};
-use tantivy::schema::{Field, IndexRecordOption, Schema, TextFieldIndexing, TextOptions, STORED};
+use tantivy::schema::{
+    Field, IndexRecordOption, NumericOptions, Schema, TextFieldIndexing, TextOptions, STORED,
+};
 
 use super::tokenizer::{CODE_TOKENIZER, TRIGRAM_TOKENIZER};
 
 /// Values of the `kind` field.
 pub const KIND_FILE: &str = "file";
+pub const KIND_CHUNK: &str = "chunk";
 pub const KIND_SYMBOL: &str = "symbol";
 pub const KIND_INFO: &str = "info";
 pub const KIND_REPO: &str = "repo";
@@ -27,22 +40,28 @@ pub const KIND_REPO: &str = "repo";
 /// Handles to every field of the schema.
 #[derive(Clone, Copy, Debug)]
 pub struct Fields {
-    /// Which kind of document this is (`file`, `symbol`, `info`, `repo`).
+    /// Which kind of document this is (`file`, `chunk`, `symbol`, `info`, `repo`).
     pub kind: Field,
     /// Repository name (all kinds).
     pub repo: Field,
-    /// Path relative to the repository root, `/`-separated (file, symbol, info).
+    /// Path relative to the repository root, `/`-separated (file, chunk, symbol, info).
     pub path: Field,
-    /// `repo` NUL `path`: deleting this term removes a file's `file` and `symbol` documents together.
+    /// `repo` NUL `path`: deleting this term removes a file's `file`, `chunk` and `symbol` documents together.
     pub key: Field,
     /// `repo` NUL `path` on `info` documents only, so they can be rewritten alone.
     pub info_key: Field,
-    /// Language name as serde writes it (`rust`, ...), or empty (file, symbol, info).
+    /// Language name as serde writes it (`rust`, ...), or empty (file, chunk, symbol, info).
     pub lang: Field,
-    /// File text: stored, and indexed with the code tokenizer.
+    /// File text indexed with the code tokenizer (file; not stored: the text is stored in the chunks).
     pub content: Field,
-    /// File text indexed as trigrams (not stored).
+    /// One chunk of the file's text, stored (chunk).
+    pub text: Field,
+    /// The chunk's text indexed as trigrams (chunk; not stored).
     pub trigrams: Field,
+    /// The chunk's number in its file, from 0 (chunk; fast).
+    pub chunk_no: Field,
+    /// The 0-based line of the file the chunk starts at (chunk; fast).
+    pub chunk_line: Field,
     /// The path indexed with the code tokenizer (not stored).
     pub path_tokens: Field,
     /// The file's definition names indexed with the code tokenizer (not stored).
@@ -79,18 +98,13 @@ impl Fields {
     /// Builds the schema and returns it with its field handles.
     pub fn build() -> (Schema, Fields) {
         let mut b = Schema::builder();
-        let code = |stored: bool| {
+        let code = || {
             let indexing = TextFieldIndexing::default()
                 .set_tokenizer(CODE_TOKENIZER)
                 // Frequencies feed BM25; positions are left out because phrases are matched as literal text
                 // through trigrams, and positions would roughly double the size of this field.
                 .set_index_option(IndexRecordOption::WithFreqs);
-            let opts = TextOptions::default().set_indexing_options(indexing);
-            if stored {
-                opts.set_stored()
-            } else {
-                opts
-            }
+            TextOptions::default().set_indexing_options(indexing)
         };
         let trigram = TextOptions::default().set_indexing_options(
             TextFieldIndexing::default()
@@ -130,10 +144,14 @@ impl Fields {
             key: b.add_text_field("key", raw(false, false)),
             info_key: b.add_text_field("info_key", raw(false, false)),
             lang: b.add_text_field("lang", raw(true, false)),
-            content: b.add_text_field("content", code(true)),
+            content: b.add_text_field("content", code()),
+            text: b.add_text_field("text", STORED),
             trigrams: b.add_text_field("trigrams", trigram),
-            path_tokens: b.add_text_field("path_tokens", code(false)),
-            def_tokens: b.add_text_field("def_tokens", code(false)),
+            // Read a value at a time by document (which chunk a document is, where its lines are), never searched.
+            chunk_no: b.add_u64_field("chunk_no", NumericOptions::default().set_fast()),
+            chunk_line: b.add_u64_field("chunk_line", NumericOptions::default().set_fast()),
+            path_tokens: b.add_text_field("path_tokens", code()),
+            def_tokens: b.add_text_field("def_tokens", code()),
             file_defs: b.add_text_field("file_defs", STORED),
             sym_lower: b.add_text_field("sym_lower", raw(false, false)),
             sym_kind: b.add_text_field("sym_kind", raw(false, false)),

@@ -1,11 +1,13 @@
-//! Search: turn a parsed query into a Tantivy query that selects candidate files, then verify every candidate
-//! against its stored content and report the matching lines.
+//! Search: turn a parsed query into a Tantivy query that selects candidates, then verify every candidate against
+//! its stored text and report the matching lines.
 //!
 //! The index only ever narrows the search. Identifier terms are exact at the term level, and literal and regex
 //! terms are answered by trigrams, which over-approximate; either way a line is reported only after the real text
-//! was checked, so a hit is never a guess. Queries with identifiers are ranked (BM25 with boosts for files that
-//! define the identifier or whose path contains it); pure text queries stream candidates in index order and stop as
-//! soon as enough verified lines are found.
+//! was checked, so a hit is never a guess. Queries with identifiers are ranked (BM25 over `file` documents, with
+//! boosts for files that define the identifier or whose path contains it) and verify whole files; pure text queries
+//! stream candidate chunks (see [`super::text`]) in index order, verify only those, and stop as soon as enough
+//! verified lines are found. A query of several terms still asks that every term match somewhere in the file: the
+//! candidate chunks of one file are verified together.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -16,13 +18,14 @@ use memchr::memmem;
 use rayon::prelude::*;
 use tantivy::collector::TopDocs;
 use tantivy::query::{
-    BooleanQuery, BoostQuery, ConstScoreQuery, EmptyQuery, EnableScoring, Occur, Query, TermQuery,
-    TermSetQuery,
+    AllQuery, BooleanQuery, BoostQuery, ConstScoreQuery, EmptyQuery, EnableScoring, Occur, Query,
+    Scorer, TermQuery, TermSetQuery,
 };
 use tantivy::schema::{Field, IndexRecordOption};
 use tantivy::{DocAddress, DocSet, Searcher, TantivyDocument, Term, TERMINATED};
 
-use super::schema::{Fields, FileDef, KIND_FILE};
+use super::schema::{Fields, FileDef, KIND_CHUNK, KIND_FILE};
+use super::text::{self, ChunkColumns, FileLines, LineIndex};
 use super::tokenizer::{for_each_code_token, has_code_token, lowercase, MAX_IDENTIFIER_BYTES};
 use super::trigram::TrigramQuery;
 use super::{stored_str, tantivy_err, Budget, Inner, SearchHit, SearchOptions};
@@ -166,19 +169,16 @@ pub(crate) fn search(inner: &Inner, text: &str, opts: &SearchOptions) -> Result<
         }
     }
 
-    let mut clauses: Vec<(Occur, Box<dyn Query>)> =
-        vec![(Occur::Must, filter_term(f.kind, KIND_FILE))];
-    let filter_clauses = |clauses: &[(Occur, Box<dyn Query>)]| -> Vec<(Occur, Box<dyn Query>)> {
-        clauses.iter().map(|(o, q)| (*o, q.box_clone())).collect()
-    };
+    // The filters, which apply alike to `file` and `chunk` documents (both carry repo, lang and path).
+    let mut filter: Vec<(Occur, Box<dyn Query>)> = Vec::new();
     for group in &filters.repos {
-        clauses.push((
+        filter.push((
             Occur::Must,
             any_of(f.repo, group.iter().map(String::as_str)),
         ));
     }
     for group in &filters.langs {
-        clauses.push((Occur::Must, any_of(f.lang, group.iter().map(|l| l.name()))));
+        filter.push((Occur::Must, any_of(f.lang, group.iter().map(|l| l.name()))));
     }
     if !filters.paths.is_empty() {
         let paths = matching_paths(&searcher, f.path, &filters.paths)?;
@@ -189,7 +189,7 @@ pub(crate) fn search(inner: &Inner, text: &str, opts: &SearchOptions) -> Result<
             .iter()
             .map(|p| Term::from_field_text(f.path, p))
             .collect();
-        clauses.push((
+        filter.push((
             Occur::Must,
             Box::new(ConstScoreQuery::new(
                 Box::new(TermSetQuery::new(terms)),
@@ -198,36 +198,43 @@ pub(crate) fn search(inner: &Inner, text: &str, opts: &SearchOptions) -> Result<
         ));
     }
 
-    // The filters alone, for the substring fill below.
-    let base = filter_clauses(&clauses);
-    let mut matchers = Vec::new();
-    let mut scored = false;
-    for term in &q.terms {
-        match term {
-            QTerm::Ident(t) if t.len() <= MAX_IDENTIFIER_BYTES => {
-                scored = true;
-                clauses.push((Occur::Must, ident_query(f, t)));
-                matchers.push(Matcher::Ident(t.clone()));
-            }
-            QTerm::Symbol(t) => {
-                scored = true;
-                clauses.push((Occur::Must, scored_term(f.def_tokens, t)));
-                matchers.push(Matcher::Symbol(t.clone()));
-            }
-            // Overlong identifiers are not indexed as tokens (see the tokenizer), so they are searched as text.
-            QTerm::Ident(_) | QTerm::Literal(_) | QTerm::Regex(_) => {
-                let (clause, matcher) = text_term(f, term, q.case_sensitive)?;
-                clauses.push((Occur::Must, clause));
-                matchers.push(matcher);
-            }
-        }
-    }
-    let tquery = BooleanQuery::new(clauses);
+    let scored = q
+        .terms
+        .iter()
+        .any(|t| matches!(t, QTerm::Symbol(_)) || is_indexed_ident(t));
     meter.check()?;
-    let verifier = Verifier::new(f, &matchers, q.case_sensitive, &meter, &q.words);
+    let cols = ChunkColumns::open(&searcher)?;
     let mut hits = Vec::new();
     if scored {
-        ranked(&searcher, &tquery, &verifier, opts.limit, &mut hits)?;
+        // Ranked over `file` documents. Text terms have no trigrams there (they are on the chunks), so they narrow
+        // nothing here and are only verified; the identifiers select the files.
+        let mut clauses = clone_clauses(&filter);
+        clauses.push((Occur::Must, filter_term(f.kind, KIND_FILE)));
+        let mut matchers = Vec::new();
+        for term in &q.terms {
+            match term {
+                QTerm::Ident(t) if is_indexed_ident(term) => {
+                    clauses.push((Occur::Must, ident_query(f, t)));
+                    matchers.push(Matcher::Ident(t.clone()));
+                }
+                QTerm::Symbol(t) => {
+                    clauses.push((Occur::Must, scored_term(f.def_tokens, t)));
+                    matchers.push(Matcher::Symbol(t.clone()));
+                }
+                // Overlong identifiers are not indexed as tokens (see the tokenizer), so they are searched as text.
+                QTerm::Ident(_) | QTerm::Literal(_) | QTerm::Regex(_) => {
+                    matchers.push(text_term(f, term, q.case_sensitive)?.1);
+                }
+            }
+        }
+        let verifier = Verifier::new(f, &cols, &matchers, q.case_sensitive, &meter, &q.words);
+        ranked(
+            &searcher,
+            &BooleanQuery::new(clauses),
+            &verifier,
+            opts.limit,
+            &mut hits,
+        )?;
         hits.sort_by(|a: &SearchHit, b: &SearchHit| {
             b.score
                 .total_cmp(&a.score)
@@ -238,58 +245,91 @@ pub(crate) fn search(inner: &Inner, text: &str, opts: &SearchOptions) -> Result<
         }
         hits.truncate(opts.limit);
         if hits.len() < opts.limit && q.terms.iter().any(|t| matches!(t, QTerm::Ident(_))) {
-            let fill = substring_fill(&searcher, f, base, &q, &meter, opts.limit, &hits)?;
+            let fill = substring_fill(&searcher, f, &cols, &filter, &q, &meter, opts.limit, &hits)?;
             hits.extend(fill);
         }
     } else {
-        streamed(&searcher, &tquery, &verifier, opts.limit, &mut hits)?;
+        let mut matchers = Vec::new();
+        let mut clauses = Vec::new();
+        for term in &q.terms {
+            let (clause, matcher) = text_term(f, term, q.case_sensitive)?;
+            clauses.push(clause);
+            matchers.push(matcher);
+        }
+        let verifier = Verifier::new(f, &cols, &matchers, q.case_sensitive, &meter, &q.words);
+        streamed_chunks(
+            &searcher, &filter, clauses, &verifier, opts.limit, &mut hits,
+        )?;
         hits.sort_by(|a, b| (&a.repo, &a.path, a.line).cmp(&(&b.repo, &b.path, b.line)));
     }
     hits.truncate(opts.limit);
     Ok(hits)
 }
 
+/// True for an identifier the index has as a token (so a `file` document's postings can select it).
+fn is_indexed_ident(term: &QTerm) -> bool {
+    matches!(term, QTerm::Ident(t) if t.len() <= MAX_IDENTIFIER_BYTES)
+}
+
+fn clone_clauses(clauses: &[(Occur, Box<dyn Query>)]) -> Vec<(Occur, Box<dyn Query>)> {
+    clauses.iter().map(|(o, q)| (*o, q.box_clone())).collect()
+}
+
 /// Lines where the query's identifiers appear inside longer words (as substrings, verified), none of `found`: at
 /// most `limit - found.len()`, in index order, each scored below every identifier hit. Other terms (symbols,
 /// literals, regexes) still apply as they are.
+#[allow(clippy::too_many_arguments)]
 fn substring_fill(
     searcher: &Searcher,
     f: &Fields,
-    mut clauses: Vec<(Occur, Box<dyn Query>)>,
+    cols: &ChunkColumns,
+    filter: &[(Occur, Box<dyn Query>)],
     q: &query::Query,
     meter: &Meter<'_>,
     limit: usize,
     found: &[SearchHit],
 ) -> Result<Vec<SearchHit>> {
     let mut matchers = Vec::new();
+    let mut text_clauses = Vec::new();
+    let mut symbol_clauses = Vec::new();
     for term in &q.terms {
         match term {
             QTerm::Symbol(t) => {
-                clauses.push((Occur::Must, filter_term(f.def_tokens, t)));
+                symbol_clauses.push((Occur::Must, filter_term(f.def_tokens, t)));
                 matchers.push(Matcher::Symbol(t.clone()));
             }
             // Identifiers are looked for as text here: that is the fill.
             QTerm::Ident(_) | QTerm::Literal(_) | QTerm::Regex(_) => {
                 let (clause, matcher) = text_term(f, term, q.case_sensitive)?;
-                clauses.push((Occur::Must, clause));
+                text_clauses.push(clause);
                 matchers.push(matcher);
             }
         }
     }
-    let verifier = Verifier::new(f, &matchers, q.case_sensitive, meter, &q.words);
+    let verifier = Verifier::new(f, cols, &matchers, q.case_sensitive, meter, &q.words);
     let seen: BTreeSet<(&str, &str, u32)> = found
         .iter()
         .map(|h| (h.repo.as_str(), h.path.as_str(), h.line))
         .collect();
     let mut lines = Vec::new();
     // Lines already found as identifiers come back too: ask for enough to fill the rest after dropping them.
-    streamed(
-        searcher,
-        &BooleanQuery::new(clauses),
-        &verifier,
-        limit.saturating_add(found.len()),
-        &mut lines,
-    )?;
+    let want = limit.saturating_add(found.len());
+    if symbol_clauses.is_empty() {
+        streamed_chunks(searcher, filter, text_clauses, &verifier, want, &mut lines)?;
+    } else {
+        // A symbol term selects files by their definitions, which only `file` documents know: walk those files and
+        // verify each whole.
+        let mut clauses = clone_clauses(filter);
+        clauses.push((Occur::Must, filter_term(f.kind, KIND_FILE)));
+        clauses.extend(symbol_clauses);
+        streamed_files(
+            searcher,
+            &BooleanQuery::new(clauses),
+            &verifier,
+            want,
+            &mut lines,
+        )?;
+    }
     lines.sort_by(|a, b| (&a.repo, &a.path, a.line).cmp(&(&b.repo, &b.path, b.line)));
     let floor = found.iter().map(|h| h.score).fold(f32::INFINITY, f32::min);
     let below = if floor.is_finite() {
@@ -451,6 +491,9 @@ fn ranked(
     // Tantivy allocates a buffer of twice the batch size, so a huge `limit` must not become a huge batch.
     let mut batch = limit.saturating_add(16).min(MAX_BATCH);
     let mut files = 0;
+    let verify = |&(score, addr): &(f32, DocAddress), hits: &mut Vec<SearchHit>| {
+        verifier.file(searcher, addr, score, hits)
+    };
     loop {
         let top = searcher
             .search(
@@ -460,10 +503,9 @@ fn ranked(
                     .order_by_score(),
             )
             .map_err(tantivy_err("searching"))?;
-        let stopped =
-            verify_in_order(searcher, verifier, &top, &mut files, hits, |hits, files| {
-                hits >= limit && files >= MIN_RANKED_FILES
-            })?;
+        let stopped = verify_in_order(&top, &mut files, hits, &verify, |hits, files| {
+            hits >= limit && files >= MIN_RANKED_FILES
+        })?;
         if stopped || top.len() < batch {
             return Ok(());
         }
@@ -472,8 +514,9 @@ fn ranked(
     }
 }
 
-/// Unscored search: walk candidates in index order and stop at `limit` verified lines.
-fn streamed(
+/// Unscored search over whole files: walk the `file` documents `query` selects in index order and stop at `limit`
+/// verified lines.
+fn streamed_files(
     searcher: &Searcher,
     query: &BooleanQuery,
     verifier: &Verifier<'_>,
@@ -486,9 +529,11 @@ fn streamed(
     let mut files = 0;
     let mut pending: Vec<(f32, DocAddress)> = Vec::new();
     let done = |hits: usize, _files: usize| hits >= limit;
+    let verify = |&(score, addr): &(f32, DocAddress), hits: &mut Vec<SearchHit>| {
+        verifier.file(searcher, addr, score, hits)
+    };
     for (ord, segment) in searcher.segment_readers().iter().enumerate() {
-        let ord =
-            u32::try_from(ord).map_err(|_| Error::Corrupt("too many segments".to_string()))?;
+        let ord = segment_ord(ord)?;
         let mut scorer = weight
             .scorer(segment, 1.0)
             .map_err(tantivy_err("searching"))?;
@@ -499,7 +544,7 @@ fn streamed(
                 pending.push((0.0, DocAddress::new(ord, doc)));
                 // One at a time while few files were read, then a chunk at a time (see `verify_in_order`).
                 if pending.len() >= chunk_len(files) {
-                    if verify_in_order(searcher, verifier, &pending, &mut files, hits, done)? {
+                    if verify_in_order(&pending, &mut files, hits, &verify, done)? {
                         return Ok(());
                     }
                     pending.clear();
@@ -508,7 +553,143 @@ fn streamed(
             doc = scorer.advance();
         }
     }
-    verify_in_order(searcher, verifier, &pending, &mut files, hits, done)?;
+    verify_in_order(&pending, &mut files, hits, &verify, done)?;
+    Ok(())
+}
+
+fn segment_ord(ord: usize) -> Result<u32> {
+    u32::try_from(ord).map_err(|_| Error::Corrupt("too many segments".to_string()))
+}
+
+/// Terms beyond this many in one query are taken as present in every candidate chunk (they are still verified).
+const MASK_TERMS: usize = 64;
+
+/// The candidate chunks of one file, in order, each with the terms whose trigrams it holds (bit `i`: term `i`).
+#[derive(Default)]
+struct ChunkGroup {
+    chunks: Vec<(DocAddress, u64)>,
+}
+
+impl ChunkGroup {
+    /// True when every term has a candidate chunk in this file, so the file may match.
+    fn may_match(&self, terms: usize) -> bool {
+        let all = if terms >= MASK_TERMS {
+            u64::MAX
+        } else {
+            (1u64 << terms) - 1
+        };
+        self.chunks.iter().fold(0, |acc, (_, mask)| acc | mask) & all == all
+    }
+}
+
+/// Unscored search over chunks: walk the chunks that hold the trigrams of some term (`terms`, one trigram clause per
+/// term, all of which must match in a file) and pass `filter`, in index order, file by file, and stop at `limit`
+/// verified lines.
+///
+/// With one term a candidate chunk is simply a chunk that term may match. With several, a file is a candidate when
+/// each term has a candidate chunk in it, and only those chunks are read: any line a term matches lies in a chunk
+/// that holds the term's trigrams, so this finds every line a whole-file search would.
+fn streamed_chunks(
+    searcher: &Searcher,
+    filter: &[(Occur, Box<dyn Query>)],
+    terms: Vec<Box<dyn Query>>,
+    verifier: &Verifier<'_>,
+    limit: usize,
+    hits: &mut Vec<SearchHit>,
+) -> Result<()> {
+    let f = verifier.fields;
+    let scoring = EnableScoring::disabled_from_searcher(searcher);
+    let any_term: Box<dyn Query> = match terms.len() {
+        0 => Box::new(AllQuery),
+        1 => terms[0].box_clone(),
+        _ => Box::new(BooleanQuery::new(
+            terms
+                .iter()
+                .map(|t| (Occur::Should, t.box_clone()))
+                .collect(),
+        )),
+    };
+    let mut clauses = clone_clauses(filter);
+    clauses.push((Occur::Must, filter_term(f.kind, KIND_CHUNK)));
+    clauses.push((Occur::Must, any_term));
+    let weight = BooleanQuery::new(clauses)
+        .weight(scoring)
+        .map_err(tantivy_err("preparing a search"))?;
+    // With several terms, one scorer per term says which of them each candidate chunk may match.
+    let term_weights = if terms.len() > 1 {
+        terms
+            .iter()
+            .take(MASK_TERMS)
+            .map(|t| t.weight(EnableScoring::disabled_from_searcher(searcher)))
+            .collect::<tantivy::Result<Vec<_>>>()
+            .map_err(tantivy_err("preparing a search"))?
+    } else {
+        Vec::new()
+    };
+    let cols = verifier.cols;
+    let mut files = 0;
+    let mut pending: Vec<ChunkGroup> = Vec::new();
+    let mut group = ChunkGroup::default();
+    let done = |hits: usize, _files: usize| hits >= limit;
+    let verify = |g: &ChunkGroup, hits: &mut Vec<SearchHit>| verifier.chunks(searcher, g, hits);
+    // Files are verified as their groups complete: one at a time while few were read, then a chunk of them at a
+    // time (see `verify_in_order`).
+    let flush = |group: &mut ChunkGroup,
+                 pending: &mut Vec<ChunkGroup>,
+                 files: &mut usize,
+                 hits: &mut Vec<SearchHit>,
+                 last: bool|
+     -> Result<bool> {
+        let g = std::mem::take(group);
+        if !g.chunks.is_empty() && g.may_match(terms.len()) {
+            pending.push(g);
+        }
+        if !pending.is_empty() && (last || pending.len() >= chunk_len(*files)) {
+            let stopped = verify_in_order(pending, files, hits, &verify, done)?;
+            pending.clear();
+            return Ok(stopped);
+        }
+        Ok(false)
+    };
+    for (ord, segment) in searcher.segment_readers().iter().enumerate() {
+        let ord = segment_ord(ord)?;
+        let mut scorer = weight
+            .scorer(segment, 1.0)
+            .map_err(tantivy_err("searching"))?;
+        let mut term_scorers: Vec<Box<dyn Scorer>> = term_weights
+            .iter()
+            .map(|w| w.scorer(segment, 1.0))
+            .collect::<tantivy::Result<_>>()
+            .map_err(tantivy_err("searching"))?;
+        let alive = segment.alive_bitset();
+        let mut doc = scorer.doc();
+        while doc != TERMINATED {
+            if alive.is_none_or(|a| a.is_alive(doc)) {
+                let mut mask = if term_scorers.is_empty() { u64::MAX } else { 0 };
+                for (i, ts) in term_scorers.iter_mut().enumerate() {
+                    let at = if ts.doc() < doc {
+                        ts.seek(doc)
+                    } else {
+                        ts.doc()
+                    };
+                    if at == doc {
+                        mask |= 1 << i;
+                    }
+                }
+                let addr = DocAddress::new(ord, doc);
+                let same = group
+                    .chunks
+                    .last()
+                    .is_some_and(|&(prev, _)| cols.same_file(prev, addr));
+                if !same && flush(&mut group, &mut pending, &mut files, hits, false)? {
+                    return Ok(());
+                }
+                group.chunks.push((addr, mask));
+            }
+            doc = scorer.advance();
+        }
+    }
+    flush(&mut group, &mut pending, &mut files, hits, true)?;
     Ok(())
 }
 
@@ -557,26 +738,25 @@ fn verify_pool() -> Option<&'static rayon::ThreadPool> {
     .as_ref()
 }
 
-/// Verifies `candidates` (score, file) into `hits` exactly as calling [`Verifier::file`] on each in turn would,
-/// stopping before the first file at which `done(hits, files)` holds (`files` counts the files verified so far, over
-/// calls). After [`SERIAL_FILES`] files the rest are verified a chunk at a time on [`verify_pool`]; their lines are
-/// taken in candidate order, so the answer is the same as serial verification's, and a file verified past the stop
-/// is only discarded work. Returns true when `done` stopped it.
-fn verify_in_order(
-    searcher: &Searcher,
-    verifier: &Verifier<'_>,
-    candidates: &[(f32, DocAddress)],
+/// Verifies `candidates` (a file each) into `hits` exactly as calling `verify` on each in turn would, stopping
+/// before the first file at which `done(hits, files)` holds (`files` counts the files verified so far, over calls).
+/// After [`SERIAL_FILES`] files the rest are verified a chunk at a time on [`verify_pool`]; their lines are taken in
+/// candidate order, so the answer is the same as serial verification's, and a file verified past the stop is only
+/// discarded work. Returns true when `done` stopped it.
+fn verify_in_order<U: Sync>(
+    candidates: &[U],
     files: &mut usize,
     hits: &mut Vec<SearchHit>,
+    verify: &(dyn Fn(&U, &mut Vec<SearchHit>) -> Result<()> + Sync),
     done: impl Fn(usize, usize) -> bool,
 ) -> Result<bool> {
     let mut rest = candidates;
-    while let Some(&(score, addr)) = rest.first() {
+    while let Some(first) = rest.first() {
         if done(hits.len(), *files) {
             return Ok(true);
         }
         let Some(pool) = parallel_pool(*files).filter(|_| rest.len() > 1) else {
-            verifier.file(searcher, addr, score, hits)?;
+            verify(first, hits)?;
             *files += 1;
             rest = &rest[1..];
             continue;
@@ -585,9 +765,9 @@ fn verify_in_order(
         let found: Vec<Result<Vec<SearchHit>>> = pool.install(|| {
             chunk
                 .par_iter()
-                .map(|&(score, addr)| {
+                .map(|candidate| {
                     let mut lines = Vec::new();
-                    verifier.file(searcher, addr, score, &mut lines)?;
+                    verify(candidate, &mut lines)?;
                     Ok(lines)
                 })
                 .collect()
@@ -604,9 +784,10 @@ fn verify_in_order(
     Ok(done(hits.len(), *files))
 }
 
-/// Checks candidate files against the real text.
+/// Checks candidates against the real text.
 struct Verifier<'a> {
     fields: &'a Fields,
+    cols: &'a ChunkColumns,
     matchers: &'a [Matcher],
     /// [`ascii_finders`] of the matchers.
     finders: Vec<Option<regex::bytes::Regex>>,
@@ -614,11 +795,33 @@ struct Verifier<'a> {
     meter: &'a Meter<'a>,
     /// The query's identifiers as typed.
     words: &'a [String],
+    /// True when some term looks at the file's definitions (identifiers and symbols).
+    needs_defs: bool,
+}
+
+/// One piece of a file's text being verified: a chunk, or the whole text.
+struct Piece {
+    /// The file's 0-based line the piece starts at.
+    first_line: usize,
+    text: String,
+    index: LineIndex,
+}
+
+impl Piece {
+    fn new(first_line: usize, text: String) -> Piece {
+        let index = LineIndex::new(&text);
+        Piece {
+            first_line,
+            text,
+            index,
+        }
+    }
 }
 
 impl<'a> Verifier<'a> {
     fn new(
         fields: &'a Fields,
+        cols: &'a ChunkColumns,
         matchers: &'a [Matcher],
         case_sensitive: bool,
         meter: &'a Meter<'a>,
@@ -626,18 +829,30 @@ impl<'a> Verifier<'a> {
     ) -> Verifier<'a> {
         Verifier {
             fields,
+            cols,
             matchers,
             finders: ascii_finders(matchers, case_sensitive),
             case_sensitive,
             meter,
             words,
+            needs_defs: matchers
+                .iter()
+                .any(|m| matches!(m, Matcher::Ident(_) | Matcher::Symbol(_))),
         }
     }
 }
 
+/// Where a file is and what it defines, as its `file` document (or its chunks) say.
+struct FileInfo {
+    repo: String,
+    path: String,
+    lang: Option<Lang>,
+    defs: Vec<FileDef>,
+}
+
 impl Verifier<'_> {
-    /// True when every matcher that looks at the lowercase copy has an ASCII finder, so that [`rules_out`] can do
-    /// without the copy on ASCII text.
+    /// True when every matcher that looks at the lowercase copy has an ASCII finder, so that [`term_absent`] can
+    /// do without the copy on ASCII text.
     fn finders_cover(&self) -> bool {
         self.matchers
             .iter()
@@ -645,7 +860,23 @@ impl Verifier<'_> {
             .all(|(m, f)| f.is_some() || !reads_lower(m, self.case_sensitive))
     }
 
-    /// Loads one candidate file and appends its matching lines to `hits`, if every term matches it.
+    /// Reads a `file` document: where the file is and, when a term needs them, its definitions.
+    fn file_info(&self, doc: &TantivyDocument) -> Result<FileInfo> {
+        let f = self.fields;
+        let defs = match stored_str(doc, f.file_defs).filter(|_| self.needs_defs) {
+            Some(json) => serde_json::from_str(json)
+                .map_err(|e| Error::Corrupt(format!("file definitions: {e}")))?,
+            None => Vec::new(),
+        };
+        Ok(FileInfo {
+            repo: stored_str(doc, f.repo).unwrap_or("").to_string(),
+            path: stored_str(doc, f.path).unwrap_or("").to_string(),
+            lang: stored_str(doc, f.lang).and_then(|l| l.parse::<Lang>().ok()),
+            defs,
+        })
+    }
+
+    /// Loads one candidate file whole and appends its matching lines to `hits`, if every term matches it.
     fn file(
         &self,
         searcher: &Searcher,
@@ -653,103 +884,209 @@ impl Verifier<'_> {
         score: f32,
         hits: &mut Vec<SearchHit>,
     ) -> Result<()> {
-        let f = self.fields;
         self.meter.check()?;
         let doc: TantivyDocument = searcher
             .doc(addr)
             .map_err(tantivy_err("reading a stored file"))?;
-        let content = stored_str(&doc, f.content).unwrap_or("");
+        let info = self.file_info(&doc)?;
+        let content = text::whole_text(
+            searcher,
+            self.fields,
+            self.cols,
+            addr,
+            &info.repo,
+            &info.path,
+        )?;
         self.meter.charge(content.len())?;
-        // Most candidates of a rare literal or regex hold none of it: one pass over the whole text rules them out
-        // before their lines are indexed and their definitions decoded. Most files are ASCII, and there the pass needs
-        // no lowercase copy.
+        let piece = Piece::new(0, content);
+        let all = vec![true; self.matchers.len()];
+        // A term absent from the whole file rules it out before anything else is done.
+        let Some(found) = self.piece_lines(&piece, &info.defs, &all, true)? else {
+            return Ok(());
+        };
+        let Some(lines) = combine(found) else {
+            return Ok(());
+        };
+        for (line, m) in lines {
+            let snippet = piece.index.snippet(&piece.text, line);
+            hits.push(self.hit(&info, line, m, score, snippet));
+        }
+        Ok(())
+    }
+
+    /// Verifies the candidate chunks of one file together and appends its matching lines to `hits`, if every term
+    /// matches the file (each in one of the chunks that may hold it).
+    fn chunks(
+        &self,
+        searcher: &Searcher,
+        group: &ChunkGroup,
+        hits: &mut Vec<SearchHit>,
+    ) -> Result<()> {
+        let f = self.fields;
+        let Some(&(first, _)) = group.chunks.first() else {
+            return Ok(());
+        };
+        let file_addr = self
+            .cols
+            .file_of(first)
+            .ok_or_else(|| Error::Corrupt("a chunk without its file".to_string()))?;
+        let one = group.chunks.len() == 1;
+        self.meter.check()?;
+        let first_chunk = text::read_chunk(searcher, f, first)?;
+        let info = if self.needs_defs {
+            let doc: TantivyDocument = searcher
+                .doc(file_addr)
+                .map_err(tantivy_err("reading a stored file"))?;
+            self.file_info(&doc)?
+        } else {
+            FileInfo {
+                repo: first_chunk.repo.clone(),
+                path: first_chunk.path.clone(),
+                lang: first_chunk.lang.parse::<Lang>().ok(),
+                defs: Vec::new(),
+            }
+        };
+        let mut found: Vec<TermLines<'_>> = (0..self.matchers.len())
+            .map(|_| TermLines::default())
+            .collect();
+        let mut pieces: Vec<(DocAddress, Piece)> = Vec::with_capacity(group.chunks.len());
+        let mut next = Some(first_chunk);
+        for &(addr, mask) in &group.chunks {
+            let chunk = match next.take() {
+                Some(chunk) => chunk,
+                None => {
+                    self.meter.check()?;
+                    text::read_chunk(searcher, f, addr)?
+                }
+            };
+            self.meter.charge(chunk.text.len())?;
+            let first_line = self.cols.first_line(addr).unwrap_or(0);
+            let piece = Piece::new(first_line, chunk.text);
+            let present: Vec<bool> = (0..self.matchers.len())
+                .map(|i| i >= MASK_TERMS || mask & (1 << i) != 0)
+                .collect();
+            // A lone chunk is the whole candidate file: one absent term rules it out at once.
+            let Some(lines) = self.piece_lines(&piece, &info.defs, &present, one)? else {
+                return Ok(());
+            };
+            for (all, term) in found.iter_mut().zip(lines) {
+                all.lines.extend(term.lines);
+                all.defs.extend(term.defs);
+            }
+            pieces.push((addr, piece));
+        }
+        let Some(lines) = combine(found) else {
+            return Ok(());
+        };
+        let mut file_lines =
+            FileLines::new(searcher, f, self.cols, file_addr, &info.repo, &info.path);
+        for (addr, piece) in pieces {
+            file_lines.preload(addr, piece.text, piece.index);
+        }
+        for (line, m) in lines {
+            let snippet = file_lines.snippet(line_number(line))?;
+            hits.push(self.hit(&info, line, m, 0.0, snippet));
+        }
+        Ok(())
+    }
+
+    /// One hit on the 0-based `line` of a file.
+    fn hit(
+        &self,
+        info: &FileInfo,
+        line: usize,
+        m: LineMatch,
+        score: f32,
+        snippet: String,
+    ) -> SearchHit {
+        let mut hit = SearchHit {
+            repo: info.repo.clone(),
+            path: info.path.clone(),
+            line: line_number(line),
+            end_line: line_number(line),
+            kind: None,
+            name: None,
+            lang: info.lang,
+            snippet,
+            score: score + m.terms as f32,
+            matched: super::LineMatch::Text,
+        };
+        if let Some(def) = m.definition {
+            hit.kind = Some(def.kind);
+            hit.end_line = def.end_line.max(hit.line);
+            hit.score += DEF_LINE_BONUS;
+            if self.words.contains(&def.name) {
+                hit.score += 2.0 * EXACT_NAME_BONUS;
+            } else if self.words.iter().any(|w| w.eq_ignore_ascii_case(&def.name)) {
+                hit.score += EXACT_NAME_BONUS;
+            }
+            hit.name = Some(def.name);
+        }
+        hit
+    }
+
+    /// For each term, the lines of `piece` (as the file's lines) where it matches, with the definitions on them; a
+    /// term not `present` is not looked for. `None` when `strict` and some present term occurs nowhere in the
+    /// piece.
+    ///
+    /// Most candidates of a rare literal or regex hold none of it: one pass over the whole piece rules a term out
+    /// before its lines are indexed and the definitions decoded. Most files are ASCII, and there that pass needs no
+    /// lowercase copy.
+    fn piece_lines<'d>(
+        &self,
+        piece: &Piece,
+        defs: &'d [FileDef],
+        present: &[bool],
+        strict: bool,
+    ) -> Result<Option<Vec<TermLines<'d>>>> {
+        let content = piece.text.as_str();
         let ascii = content.is_ascii() && self.finders_cover();
         let copy = || lowered(content, self.matchers, self.case_sensitive);
         let early = if ascii { String::new() } else { copy() };
         let finders = ascii.then_some(&self.finders[..]);
-        if rules_out(content, &early, finders, self.matchers, self.case_sensitive) {
-            return Ok(());
+        let occurs: Vec<bool> = (0..self.matchers.len())
+            .map(|i| {
+                present[i]
+                    && !term_absent(
+                        content,
+                        &early,
+                        finders,
+                        self.matchers,
+                        i,
+                        self.case_sensitive,
+                    )
+            })
+            .collect();
+        if strict && occurs.iter().any(|o| !o) {
+            return Ok(None);
+        }
+        let mut out: Vec<TermLines<'d>> = (0..self.matchers.len())
+            .map(|_| TermLines::default())
+            .collect();
+        if !occurs.iter().any(|o| *o) {
+            return Ok(Some(out));
         }
         let lower = if ascii { copy() } else { early };
-        // Only identifier and symbol terms look at definitions; text-only queries skip decoding them.
-        let needs_defs = self
-            .matchers
-            .iter()
-            .any(|m| matches!(m, Matcher::Ident(_) | Matcher::Symbol(_)));
-        let defs: Vec<FileDef> = match stored_str(&doc, f.file_defs).filter(|_| needs_defs) {
-            Some(json) => serde_json::from_str(json)
-                .map_err(|e| Error::Corrupt(format!("file definitions: {e}")))?,
-            None => Vec::new(),
-        };
-        let index = LineIndex::new(content);
-        let Some(lines) = matching_lines(
-            content,
-            &lower,
-            &index,
-            &defs,
-            self.matchers,
-            self.case_sensitive,
-            self.meter,
-        )?
-        else {
-            return Ok(());
-        };
-        let repo = stored_str(&doc, f.repo).unwrap_or("").to_string();
-        let path = stored_str(&doc, f.path).unwrap_or("").to_string();
-        let lang = stored_str(&doc, f.lang).and_then(|l| l.parse::<Lang>().ok());
-        for (line, m) in lines {
-            let mut hit = SearchHit {
-                repo: repo.clone(),
-                path: path.clone(),
-                line: line_number(line),
-                end_line: line_number(line),
-                kind: None,
-                name: None,
-                lang,
-                snippet: index.snippet(content, line),
-                score: score + m.terms as f32,
-                matched: super::LineMatch::Text,
-            };
-            if let Some(def) = m.definition {
-                hit.kind = Some(def.kind);
-                hit.end_line = def.end_line.max(hit.line);
-                hit.score += DEF_LINE_BONUS;
-                if self.words.contains(&def.name) {
-                    hit.score += 2.0 * EXACT_NAME_BONUS;
-                } else if self.words.iter().any(|w| w.eq_ignore_ascii_case(&def.name)) {
-                    hit.score += EXACT_NAME_BONUS;
-                }
-                hit.name = Some(def.name);
+        for (i, matcher) in self.matchers.iter().enumerate() {
+            if occurs[i] {
+                out[i] = term_lines(
+                    content,
+                    &lower,
+                    &piece.index,
+                    piece.first_line,
+                    defs,
+                    matcher,
+                    self.case_sensitive,
+                    self.meter,
+                )?;
             }
-            hits.push(hit);
         }
-        Ok(())
+        Ok(Some(out))
     }
 }
 
 fn line_number(index: usize) -> u32 {
     u32::try_from(index + 1).unwrap_or(u32::MAX)
-}
-
-/// Line `line` (1-based) of `text` with one line of context on each side; empty when there is no such line.
-pub(crate) fn snippet_at(text: &str, line: u32) -> String {
-    let index = LineIndex::new(text);
-    let i = (line as usize).saturating_sub(1);
-    if i >= index.count(text) {
-        return String::new();
-    }
-    index.snippet(text, i)
-}
-
-/// The most characters of one line a snippet shows.
-pub(crate) const SNIPPET_LINE_MAX: usize = 400;
-
-/// A line cut to [`SNIPPET_LINE_MAX`] characters, with an ellipsis where it was cut.
-fn clip_line(line: &str) -> std::borrow::Cow<'_, str> {
-    match line.char_indices().nth(SNIPPET_LINE_MAX) {
-        None => std::borrow::Cow::Borrowed(line),
-        Some((end, _)) => std::borrow::Cow::Owned(format!("{}…", &line[..end])),
-    }
 }
 
 /// What matched on one line.
@@ -759,58 +1096,6 @@ struct LineMatch {
     terms: u32,
     /// The definition on this line whose name a term asked for.
     definition: Option<FileDef>,
-}
-
-/// Start offsets of the lines of a text.
-struct LineIndex {
-    starts: Vec<usize>,
-}
-
-impl LineIndex {
-    fn new(text: &str) -> LineIndex {
-        let mut starts = vec![0];
-        starts.extend(memchr::memchr_iter(b'\n', text.as_bytes()).map(|i| i + 1));
-        LineIndex { starts }
-    }
-
-    /// The 0-based line holding byte `offset`.
-    fn line_of(&self, offset: usize) -> usize {
-        self.starts
-            .partition_point(|&s| s <= offset)
-            .saturating_sub(1)
-    }
-
-    /// Number of lines as `str::lines` counts them (a final newline does not start another line).
-    fn count(&self, text: &str) -> usize {
-        if text.is_empty() {
-            0
-        } else if text.ends_with('\n') {
-            self.starts.len() - 1
-        } else {
-            self.starts.len()
-        }
-    }
-
-    /// Line `i` without its line break.
-    fn line<'t>(&self, text: &'t str, i: usize) -> &'t str {
-        let start = self.starts[i];
-        let end = self.starts.get(i + 1).map_or(text.len(), |&s| s - 1);
-        let line = &text[start..end];
-        line.strip_suffix('\r').unwrap_or(line)
-    }
-
-    /// Line `i` with one line of context on each side, each at most [`SNIPPET_LINE_MAX`] characters (a hit on a
-    /// line of a megabyte must not make an answer of a megabyte).
-    fn snippet(&self, text: &str, i: usize) -> String {
-        let last = self.count(text).saturating_sub(1);
-        let from = i.saturating_sub(1);
-        let to = (i + 1).min(last);
-        (from..=to.max(from))
-            .filter(|&k| k <= last)
-            .map(|k| clip_line(self.line(text, k)))
-            .collect::<Vec<_>>()
-            .join("\n")
-    }
 }
 
 /// The lowercase copy of `content` that identifier and case-insensitive literal terms are matched in; empty when no
@@ -855,21 +1140,22 @@ fn ascii_finders(matchers: &[Matcher], case_sensitive: bool) -> Vec<Option<regex
         .collect()
 }
 
-/// True when some term cannot match any line of `content`: its text occurs nowhere in the file. Each check is one
-/// the line-by-line matching in [`matching_lines`] makes first anyway, so a file this rules out is one
-/// [`matching_lines`] would answer `None` for.
+/// True when term `i` cannot match any line of `content`: its text occurs nowhere in it. Each check is one the
+/// line-by-line matching in [`term_lines`] makes first anyway, so a term this rules out is one [`term_lines`] would
+/// find no line for.
 ///
 /// `lower` is [`lowered`]`(content)`, except with `finders` ([`ascii_finders`], covering every matcher that
 /// [`reads_lower`]) for ASCII `content`: there finding a lowercase ASCII needle while ignoring ASCII case is finding
 /// it in the lowercased text, so no copy is needed and `lower` may be empty.
-fn rules_out(
+fn term_absent(
     content: &str,
     lower: &str,
     finders: Option<&[Option<regex::bytes::Regex>]>,
     matchers: &[Matcher],
+    i: usize,
     case_sensitive: bool,
 ) -> bool {
-    matchers.iter().enumerate().any(|(i, m)| match m {
+    match &matchers[i] {
         Matcher::Symbol(_) => false,
         Matcher::Regex(re) => !re.is_match(content),
         Matcher::Literal { needle, .. } if needle.contains(['\n', '\r']) => true,
@@ -882,20 +1168,52 @@ fn rules_out(
                 None => memmem::find(lower.as_bytes(), t.as_bytes()).is_none(),
             }
         }
-    })
+    }
 }
 
-/// The 0-based lines of `content` where some term matches, or `None` when a term matches no line at all. `lower` is
+/// The lines where one term matches in (a piece of) a file, with the definitions found on them.
+#[derive(Default)]
+struct TermLines<'d> {
+    /// The file's 0-based lines.
+    lines: BTreeSet<usize>,
+    /// Definitions on some of those lines, with their 0-based line.
+    defs: Vec<(usize, &'d FileDef)>,
+}
+
+/// The lines where some term matches, given each term's lines and definitions; `None` when a term has no line.
+fn combine(found: Vec<TermLines<'_>>) -> Option<BTreeMap<usize, LineMatch>> {
+    let mut out: BTreeMap<usize, LineMatch> = BTreeMap::new();
+    for term in found {
+        if term.lines.is_empty() {
+            return None;
+        }
+        for line in term.lines {
+            let entry = out.entry(line).or_default();
+            entry.terms += 1;
+            if entry.definition.is_none() {
+                if let Some((_, def)) = term.defs.iter().find(|(l, _)| *l == line) {
+                    entry.definition = Some((*def).clone());
+                }
+            }
+        }
+    }
+    Some(out)
+}
+
+/// The lines where one term matches in `content`, a piece of a file starting at its 0-based line `first_line`,
+/// as the file's 0-based lines, with the definitions (among `defs`, the file's) found on them. `lower` is
 /// [`lowered`]`(content)`.
-fn matching_lines(
+#[allow(clippy::too_many_arguments)]
+fn term_lines<'d>(
     content: &str,
     lower: &str,
     index: &LineIndex,
-    defs: &[FileDef],
-    matchers: &[Matcher],
+    first_line: usize,
+    defs: &'d [FileDef],
+    matcher: &Matcher,
     case_sensitive: bool,
     meter: &Meter<'_>,
-) -> Result<Option<BTreeMap<usize, LineMatch>>> {
+) -> Result<TermLines<'d>> {
     // Lowercasing keeps line breaks, so line numbers found in the lowercase copy are the content's line numbers;
     // only the offsets differ when non-ASCII characters change length, hence its own line index.
     let lower_index = if lower.is_empty() || content.is_ascii() {
@@ -904,81 +1222,78 @@ fn matching_lines(
         Some(LineIndex::new(lower))
     };
     let lower_line_of = |off: usize| lower_index.as_ref().unwrap_or(index).line_of(off);
-    let mut out: BTreeMap<usize, LineMatch> = BTreeMap::new();
-    for matcher in matchers {
-        let mut found: BTreeSet<usize> = BTreeSet::new();
-        let mut def_lines: Vec<(usize, &FileDef)> = Vec::new();
-        match matcher {
-            Matcher::Ident(t) => {
-                let mut candidates = BTreeSet::new();
-                for off in memmem::find_iter(lower.as_bytes(), t.as_bytes()) {
-                    candidates.insert(lower_line_of(off));
+    let lines = index.count(content);
+    let in_piece = |line: usize| line >= first_line && line - first_line < lines;
+    let mut found: BTreeSet<usize> = BTreeSet::new();
+    let mut def_lines: Vec<(usize, &FileDef)> = Vec::new();
+    match matcher {
+        Matcher::Ident(t) => {
+            let mut candidates = BTreeSet::new();
+            for off in memmem::find_iter(lower.as_bytes(), t.as_bytes()) {
+                candidates.insert(lower_line_of(off));
+            }
+            for (n, line) in candidates.into_iter().enumerate() {
+                if n % LINES_PER_CHECK == 0 {
+                    meter.check()?;
                 }
-                for (n, line) in candidates.into_iter().enumerate() {
-                    if n % LINES_PER_CHECK == 0 {
+                if has_code_token(index.line(content, line), t) {
+                    found.insert(first_line + line);
+                }
+            }
+            def_lines.extend(
+                defs_named(defs, t)
+                    .into_iter()
+                    .filter(|(l, _)| in_piece(*l)),
+            );
+        }
+        Matcher::Symbol(t) => {
+            for (line, def) in defs_named(defs, t) {
+                if in_piece(line) {
+                    found.insert(line);
+                    def_lines.push((line, def));
+                }
+            }
+        }
+        Matcher::Literal {
+            needle,
+            lower: lower_needle,
+        } => {
+            // Lines are matched without their line break, so a needle holding one can never match.
+            if needle.contains(['\n', '\r']) {
+                return Ok(TermLines {
+                    lines: found,
+                    defs: def_lines,
+                });
+            }
+            if case_sensitive {
+                for off in memmem::find_iter(content.as_bytes(), needle.as_bytes()) {
+                    found.insert(first_line + index.line_of(off));
+                }
+            } else {
+                for off in memmem::find_iter(lower.as_bytes(), lower_needle.as_bytes()) {
+                    found.insert(first_line + lower_line_of(off));
+                }
+            }
+        }
+        Matcher::Regex(re) => {
+            // A line that matches on its own also matches inside the whole text (`multi_line` keeps `^`/`$`
+            // at line edges), so one pass over the whole text rules most candidates out cheaply.
+            if re.is_match(content) {
+                for line in 0..lines {
+                    if line % LINES_PER_CHECK == 0 {
                         meter.check()?;
                     }
-                    if has_code_token(index.line(content, line), t) {
-                        found.insert(line);
+                    if re.is_match(index.line(content, line)) {
+                        found.insert(first_line + line);
                     }
-                }
-                def_lines.extend(defs_named(defs, t));
-            }
-            Matcher::Symbol(t) => {
-                for (line, def) in defs_named(defs, t) {
-                    if line < index.count(content) {
-                        found.insert(line);
-                        def_lines.push((line, def));
-                    }
-                }
-            }
-            Matcher::Literal {
-                needle,
-                lower: lower_needle,
-            } => {
-                // Lines are matched without their line break, so a needle holding one can never match.
-                if needle.contains(['\n', '\r']) {
-                    return Ok(None);
-                }
-                if case_sensitive {
-                    for off in memmem::find_iter(content.as_bytes(), needle.as_bytes()) {
-                        found.insert(index.line_of(off));
-                    }
-                } else {
-                    for off in memmem::find_iter(lower.as_bytes(), lower_needle.as_bytes()) {
-                        found.insert(lower_line_of(off));
-                    }
-                }
-            }
-            Matcher::Regex(re) => {
-                // A line that matches on its own also matches inside the whole text (`multi_line` keeps `^`/`$`
-                // at line edges), so one pass over the whole text rules most candidates out cheaply.
-                if re.is_match(content) {
-                    for line in 0..index.count(content) {
-                        if line % LINES_PER_CHECK == 0 {
-                            meter.check()?;
-                        }
-                        if re.is_match(index.line(content, line)) {
-                            found.insert(line);
-                        }
-                    }
-                }
-            }
-        }
-        if found.is_empty() {
-            return Ok(None);
-        }
-        for line in found {
-            let entry = out.entry(line).or_default();
-            entry.terms += 1;
-            if entry.definition.is_none() {
-                if let Some((_, def)) = def_lines.iter().find(|(l, _)| *l == line) {
-                    entry.definition = Some((*def).clone());
                 }
             }
         }
     }
-    Ok(Some(out))
+    Ok(TermLines {
+        lines: found,
+        defs: def_lines,
+    })
 }
 
 /// The definitions whose name has `t` among its code tokens, with their 0-based first line.

@@ -8,7 +8,7 @@ use tantivy::schema::IndexRecordOption;
 use tantivy::{DocAddress, Searcher, TantivyDocument, Term};
 
 use super::schema::{file_key, Fields, KIND_INFO, KIND_SYMBOL};
-use super::search::snippet_at;
+use super::text::{ChunkColumns, FileLines};
 use super::tokenizer::lowercase;
 use super::writer::kind_name;
 use super::{
@@ -124,23 +124,28 @@ pub(crate) fn exact(
     Ok(hits)
 }
 
-/// Fills in each hit's snippet from its file's stored content, reading each file once. Done only for the hits
-/// that are kept: reading a file costs a decompression, and a common name has hundreds of candidates (at 5 M lines,
-/// reading them all was 85% of `refs version`).
+/// Fills in each hit's snippet from its file's stored text, reading only the chunks that hold the hits' lines. Done
+/// only for the hits that are kept: reading a file costs a decompression, and a common name has hundreds of
+/// candidates (at 5 M lines, reading them all was 85% of `refs version`).
 fn add_snippets(inner: &Inner, hits: &mut [SymbolHit]) -> Result<()> {
     let searcher = inner.reader.searcher();
     let f = &inner.fields;
-    let mut contents: BTreeMap<(String, String), String> = BTreeMap::new();
+    let cols = ChunkColumns::open(&searcher)?;
+    let mut files: BTreeMap<(String, String), Option<FileLines<'_>>> = BTreeMap::new();
     for hit in hits {
         let key = (hit.repo.clone(), hit.path.clone());
-        let text = match contents.entry(key) {
+        let lines = match files.entry(key) {
             std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
             std::collections::btree_map::Entry::Vacant(e) => {
-                let text = file_content(&searcher, f, &hit.repo, &hit.path)?;
-                e.insert(text)
+                // A file document can be missing when a concurrent commit replaced it: no snippet then.
+                let lines = file_doc(&searcher, f, &hit.repo, &hit.path)?
+                    .map(|addr| FileLines::new(&searcher, f, &cols, addr, &hit.repo, &hit.path));
+                e.insert(lines)
             }
         };
-        hit.snippet = snippet_at(text, hit.line);
+        if let Some(lines) = lines {
+            hit.snippet = lines.snippet(hit.line)?;
+        }
     }
     Ok(())
 }
@@ -269,15 +274,6 @@ pub(crate) fn file_doc(
         .search(&q, &TopDocs::with_limit(1).order_by_score())
         .map_err(tantivy_err("reading a file"))?;
     Ok(found.first().map(|(_, addr)| *addr))
-}
-
-/// The stored content of one file (empty when the file document is missing, which a concurrent commit can cause).
-fn file_content(searcher: &Searcher, f: &Fields, repo: &str, path: &str) -> Result<String> {
-    let Some(addr) = file_doc(searcher, f, repo, path)? else {
-        return Ok(String::new());
-    };
-    let doc: TantivyDocument = searcher.doc(addr).map_err(tantivy_err("reading a file"))?;
-    Ok(stored_str(&doc, f.content).unwrap_or("").to_string())
 }
 
 /// Finds which repository holds `path`: an absolute path is mapped through the repository roots; a relative one

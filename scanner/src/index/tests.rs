@@ -827,3 +827,78 @@ fn a_reader_opening_beside_merging_runs_never_finds_a_file_gone() {
         assert!(opened > 0);
     });
 }
+
+/// A file's chunks always follow its `file` document, in order, after files are changed, deleted and added over
+/// several runs and their segments merged: read back through the chunk columns, every file's text is what is on
+/// disk, and no chunk is left over.
+#[test]
+fn every_files_chunks_follow_it_after_changes_deletes_and_merges() {
+    let text = |i: usize, version: usize| -> String {
+        // Sizes from one line to many chunks.
+        let lines = (i * 37 + version * 11) % 4000 + 1;
+        (0..lines)
+            .map(|l| format!("let v{version}_{i}_{l} = {l}; // line {l} of file {i}\n"))
+            .collect()
+    };
+    let mut files: std::collections::BTreeMap<String, String> = (0..40)
+        .map(|i| (format!("src/f{i:02}.rs"), text(i, 0)))
+        .collect();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let index = CodeIndex::open(dir.path()).expect("open index");
+    let repo = tempfile::tempdir().expect("repo dir");
+    for version in 0..4 {
+        if version > 0 {
+            for i in (version..40).step_by(3) {
+                files.insert(format!("src/f{i:02}.rs"), text(i, version));
+            }
+            files.remove(&format!("src/f{:02}.rs", version * 5));
+            files.insert(format!("src/new{version}.rs"), text(version * 7, version));
+        }
+        let _ = std::fs::remove_dir_all(repo.path().join("src"));
+        std::fs::create_dir_all(repo.path().join("src")).expect("mkdir");
+        for (path, body) in &files {
+            std::fs::write(repo.path().join(path), body).expect("write");
+        }
+        run(&index, "r", repo.path());
+    }
+    let inner = &index.inner;
+    let searcher = inner.reader.searcher();
+    let f = &inner.fields;
+    let cols = super::text::ChunkColumns::open(&searcher).expect("columns");
+    let all = searcher
+        .search(
+            &tantivy::query::AllQuery,
+            &tantivy::collector::DocSetCollector,
+        )
+        .expect("all documents");
+    let (mut seen, mut chunks_expected, mut chunks_found) = (0, 0, 0);
+    for addr in all {
+        let doc: tantivy::TantivyDocument = searcher.doc(addr).expect("doc");
+        let kind = super::stored_str(&doc, f.kind);
+        if cols.chunk_no(addr).is_some() {
+            chunks_found += 1;
+            continue;
+        }
+        // `kind` is not stored; a file document is one with definitions stored and chunks after it.
+        assert!(kind.is_none());
+        let Some(path) = super::stored_str(&doc, f.path) else {
+            continue;
+        };
+        if super::stored_str(&doc, f.file_defs).is_none() {
+            continue;
+        }
+        let body = files
+            .get(path)
+            .unwrap_or_else(|| panic!("{path} is gone yet indexed"));
+        let whole = super::text::whole_text(&searcher, f, &cols, addr, "r", path).expect("text");
+        assert_eq!(&whole, body, "{path}");
+        chunks_expected += super::text::cut(body).len();
+        seen += 1;
+    }
+    assert_eq!(seen, files.len());
+    assert_eq!(chunks_found, chunks_expected, "chunks without a file");
+    assert!(
+        chunks_expected > files.len() * 3,
+        "{chunks_expected} chunks: too few large files"
+    );
+}

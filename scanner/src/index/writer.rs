@@ -15,11 +15,13 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use tantivy::collector::DocSetCollector;
+use tantivy::indexer::UserOperation;
 use tantivy::query::{BooleanQuery, Occur, Query, TermQuery};
 use tantivy::schema::IndexRecordOption;
 use tantivy::{IndexWriter, Searcher, TantivyDocument, Term};
 
-use super::schema::{file_key, Fields, FileDef, KIND_FILE, KIND_INFO, KIND_REPO, KIND_SYMBOL};
+use super::held::HeldSymbols;
+use super::schema::{file_key, Fields, FileDef, KIND_CHUNK, KIND_FILE, KIND_INFO, KIND_REPO};
 use super::{
     check_repo_name, stored_json, stored_str, tantivy_err, IndexOptions, IndexProgress,
     IndexReport, Inner, RepoInfo,
@@ -244,6 +246,7 @@ pub(crate) fn index_repo(
         checkpointed: Mutex::new(Vec::new()),
         failed: AtomicU64::new(0),
         since_commit: AtomicU64::new(0),
+        held: Mutex::new(HeldSymbols::new(&inner.dir)),
     };
     let seen = Mutex::new(BTreeSet::new());
     let unchanged = AtomicU64::new(0);
@@ -424,6 +427,19 @@ struct Run<'a> {
     failed: AtomicU64,
     /// Files indexed since the last checkpoint.
     since_commit: AtomicU64,
+    /// Symbol documents of this run's files not yet added (see `held`).
+    held: Mutex<HeldSymbols>,
+}
+
+/// Adds documents as one batch (one segment, in order).
+fn add_batch(writer: &IndexWriter, docs: Vec<TantivyDocument>) -> Result<()> {
+    if docs.is_empty() {
+        return Ok(());
+    }
+    writer
+        .run(docs.into_iter().map(UserOperation::Add))
+        .map_err(tantivy_err("adding a document"))?;
+    Ok(())
 }
 
 impl Run<'_> {
@@ -439,6 +455,7 @@ impl Run<'_> {
             return Ok(());
         }
         self.since_commit.store(0, Ordering::Release);
+        self.held.lock().add_to(&writer, self.fields, self.repo)?;
         let batch = std::mem::take(&mut *self.fresh.lock());
         for (path, hash, details) in &batch {
             writer
@@ -474,7 +491,7 @@ impl Run<'_> {
             }),
             None => FileFacts::default(),
         };
-        for doc in file_docs(
+        let docs = file_docs(
             f,
             self.repo,
             &file.rel_path,
@@ -482,11 +499,14 @@ impl Run<'_> {
             &file.text,
             &facts.definitions,
             &facts.references,
-        ) {
-            writer
-                .add_document(doc)
-                .map_err(tantivy_err("adding a document"))?;
-        }
+        );
+        // One batch, so the file and its chunks land in one segment in this order (see `text`).
+        add_batch(writer, docs)?;
+        self.held.lock().hold(
+            &file.rel_path,
+            file.lang.map_or("", Lang::name),
+            &facts.definitions,
+        )?;
         let details = InfoDetails {
             lang: file.lang,
             lines: file.text.lines().count() as u64,
@@ -516,6 +536,7 @@ impl Run<'_> {
         let f = self.fields;
         let repo = self.repo;
         let writer = self.writer.into_inner();
+        self.held.into_inner().add_to(writer, f, repo)?;
         let gone: BTreeSet<&String> = deleted.iter().collect();
         let mut files: BTreeMap<String, (String, InfoDetails, bool)> = self
             .known
@@ -614,7 +635,8 @@ fn to_json<T: Serialize>(value: &T) -> Result<String> {
     serde_json::to_string(value).map_err(|e| Error::Corrupt(format!("cannot encode JSON: {e}")))
 }
 
-/// The `file` document and one `symbol` document per definition of one source file.
+/// The documents of one source file that go in together, in this order: the `file` document, then its `chunk`s.
+/// Its `symbol` documents are held back (see `held`).
 fn file_docs(
     f: &Fields,
     repo: &str,
@@ -626,7 +648,7 @@ fn file_docs(
 ) -> Vec<TantivyDocument> {
     let key = file_key(repo, path);
     let lang_name = lang.map_or("", Lang::name);
-    let mut docs = Vec::with_capacity(defs.len() + 1);
+    let mut docs = Vec::with_capacity(2 + text.len() / super::text::CHUNK_BYTES);
     let mut file = TantivyDocument::new();
     file.add_text(f.kind, KIND_FILE);
     file.add_text(f.repo, repo);
@@ -634,7 +656,6 @@ fn file_docs(
     file.add_text(f.key, &key);
     file.add_text(f.lang, lang_name);
     file.add_text(f.content, text);
-    file.add_text(f.trigrams, text);
     file.add_text(f.path_tokens, path);
     let names: Vec<&str> = defs.iter().map(|d| d.name.as_str()).collect();
     file.add_text(f.def_tokens, names.join("\n"));
@@ -663,19 +684,19 @@ fn file_docs(
     }
     file.add_text(f.file_refs, super::refs::encode(refs));
     docs.push(file);
-    for def in defs {
-        let mut doc = TantivyDocument::new();
-        doc.add_text(f.kind, KIND_SYMBOL);
-        doc.add_text(f.repo, repo);
-        doc.add_text(f.path, path);
-        doc.add_text(f.key, &key);
-        doc.add_text(f.lang, lang_name);
-        doc.add_text(f.sym_lower, super::tokenizer::lowercase(&def.name));
-        doc.add_text(f.sym_kind, kind_name(def.kind));
-        // Snippets are cut from the file's stored content when a symbol is asked for, rather than stored with
-        // each of the many symbols: they would repeat a large share of every file.
-        doc.add_text(f.sym_json, serde_json::to_string(def).unwrap_or_default());
-        docs.push(doc);
+    // The chunks sort right after the file document: that order is how each finds the other (see `text`).
+    for (no, (first_line, piece)) in super::text::cut(text).into_iter().enumerate() {
+        let mut chunk = TantivyDocument::new();
+        chunk.add_text(f.kind, KIND_CHUNK);
+        chunk.add_text(f.repo, repo);
+        chunk.add_text(f.path, path);
+        chunk.add_text(f.key, &key);
+        chunk.add_text(f.lang, lang_name);
+        chunk.add_text(f.text, piece);
+        chunk.add_text(f.trigrams, piece);
+        chunk.add_u64(f.chunk_no, no as u64);
+        chunk.add_u64(f.chunk_line, u64::from(first_line));
+        docs.push(chunk);
     }
     docs
 }
@@ -798,6 +819,7 @@ pub(crate) fn update_files(inner: &Inner, name: &str, paths: &[PathBuf]) -> Resu
         checkpointed: Mutex::new(Vec::new()),
         failed: AtomicU64::new(0),
         since_commit: AtomicU64::new(0),
+        held: Mutex::new(HeldSymbols::new(&inner.dir)),
     };
     let mut result = Ok(());
     for (file, hash) in sources {

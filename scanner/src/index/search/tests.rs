@@ -735,12 +735,12 @@ fn many_candidate_files_are_verified_in_parallel_and_in_order() {
     }
 }
 
-/// The whole-text check that skips a candidate before its lines are indexed only skips files in which line-by-line
-/// matching finds nothing, for every kind of term and both cases; and it keeps files that do match.
+/// The whole-text check that skips a term in a candidate before its lines are indexed only skips terms for which
+/// line-by-line matching finds nothing, for every kind of term and both cases; and it keeps those that do match.
 #[test]
-fn the_whole_text_check_skips_only_files_without_a_match() {
+fn the_whole_text_check_skips_only_terms_without_a_match() {
     use super::{
-        ascii_finders, lowered, matching_lines, reads_lower, rules_out, LineIndex, Matcher, Meter,
+        ascii_finders, lowered, reads_lower, term_absent, term_lines, LineIndex, Matcher, Meter,
     };
     let texts = [
         "fn main() {\n    let ByteString = 1;\n}\n",
@@ -771,38 +771,44 @@ fn the_whole_text_check_skips_only_files_without_a_match() {
             regex(r"let\s+\w+"),
             regex(r"^PARSE"),
         ];
+        let finders = ascii_finders(&matchers, case_sensitive);
         for text in texts {
-            for m in &matchers {
-                let m = std::slice::from_ref(m);
-                let lower = lowered(text, m, case_sensitive);
-                let out = rules_out(text, &lower, None, m, case_sensitive);
+            let lower = lowered(text, &matchers, case_sensitive);
+            for (i, m) in matchers.iter().enumerate() {
+                let out = term_absent(text, &lower, None, &matchers, i, case_sensitive);
                 // Without the lowercase copy, on ASCII text: the same answer.
-                let finders = ascii_finders(m, case_sensitive);
-                if text.is_ascii() && (finders[0].is_some() || !reads_lower(&m[0], case_sensitive))
-                {
+                if text.is_ascii() && (finders[i].is_some() || !reads_lower(m, case_sensitive)) {
                     assert_eq!(
-                        rules_out(text, "", Some(&finders), m, case_sensitive),
+                        term_absent(text, "", Some(&finders), &matchers, i, case_sensitive),
                         out,
                         "{text:?} (case sensitive: {case_sensitive})"
                     );
                     ascii_checked += 1;
                 }
-                let lines = matching_lines(
-                    text,
-                    &lower,
-                    &LineIndex::new(text),
-                    &[],
-                    m,
-                    case_sensitive,
-                    &meter,
-                )
-                .expect("matching within the budget");
-                assert!(
-                    !out || lines.is_none(),
-                    "{text:?} was skipped, yet lines {lines:?} match (case sensitive: {case_sensitive})"
-                );
-                skipped += usize::from(out);
-                matched += usize::from(lines.is_some());
+                // The lines, also as a piece of a file that starts at its line 7.
+                for first_line in [0, 7] {
+                    let lines = term_lines(
+                        text,
+                        &lower,
+                        &LineIndex::new(text),
+                        first_line,
+                        &[],
+                        m,
+                        case_sensitive,
+                        &meter,
+                    )
+                    .expect("matching within the budget")
+                    .lines;
+                    assert!(
+                        !out || lines.is_empty(),
+                        "{text:?} was skipped, yet lines {lines:?} match (case sensitive: {case_sensitive})"
+                    );
+                    assert!(lines.iter().all(|&l| l >= first_line), "{lines:?}");
+                    if first_line == 0 {
+                        skipped += usize::from(out);
+                        matched += usize::from(!lines.is_empty());
+                    }
+                }
             }
         }
     }
@@ -811,4 +817,166 @@ fn the_whole_text_check_skips_only_files_without_a_match() {
         skipped > 20 && matched > 10 && ascii_checked > 20,
         "{skipped} skipped, {matched} matched, {ascii_checked} checked without the copy"
     );
+}
+
+/// A file of `lines` numbered lines, cut into many chunks, and the 0-based first line of each of its chunks.
+fn chunked_file(lines: usize, marks: &[(usize, &str)]) -> (String, Vec<usize>) {
+    let mut text = String::new();
+    for i in 0..lines {
+        let filler = format!("let filler_{i} = compute({i}); // a plain line of the large file");
+        match marks.iter().find(|(at, _)| *at == i) {
+            // As long as the line it replaces, so that the chunk edges stay where they were.
+            Some((_, mark)) => {
+                assert!(
+                    mark.len() <= filler.len(),
+                    "{mark:?} is longer than {filler:?}"
+                );
+                text.push_str(&format!("{mark:<width$}\n", width = filler.len()));
+            }
+            None => text.push_str(&format!("{filler}\n")),
+        }
+    }
+    let firsts = super::text::cut(&text)
+        .iter()
+        .map(|(first, _)| *first as usize)
+        .collect();
+    (text, firsts)
+}
+
+fn search_all(index: &CodeIndex, query: &str) -> Vec<SearchHit> {
+    index
+        .search(
+            query,
+            &SearchOptions {
+                limit: 1000,
+                ..SearchOptions::default()
+            },
+        )
+        .unwrap_or_else(|e| panic!("search {query:?} failed: {e}"))
+}
+
+/// A hit in a later chunk of a large file has the file's line number, and its snippet reaches across the chunk's
+/// edges into the neighbouring chunks; the ranked (identifier), streamed (literal, regex) and several-term paths
+/// agree.
+#[test]
+fn hits_in_later_chunks_have_file_lines_and_context_across_chunk_edges() {
+    // First a plan without marks, to learn where the chunks start; the marks are as long as a filler line, so they
+    // do not move the edges.
+    let (_, firsts) = chunked_file(3000, &[]);
+    assert!(firsts.len() > 10, "{} chunks", firsts.len());
+    let start = firsts[3];
+    let end = firsts[7] - 1;
+    let (text, again) = chunked_file(
+        3000,
+        &[
+            (start, "let chunk_edge_start = compute(1); // a marked line"),
+            (end, "let chunk_edge_end = compute(2); // a marked line"),
+        ],
+    );
+    assert_eq!(again, firsts, "the marks moved the chunk edges");
+    let lines: Vec<&str> = text.lines().collect();
+    let repo = write_repo(&[
+        ("big.rs", text.as_str()),
+        ("small.rs", "fn chunk_edge_start() {}\n"),
+    ]);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let index = CodeIndex::open(dir.path()).expect("open");
+    index
+        .index_repo("c", repo.path(), &IndexOptions::default(), &|_| {})
+        .expect("index");
+    let context = |i: usize| lines[i - 1..=i + 1].join("\n");
+    for query in [
+        "\"chunk_edge_start = compute\"",
+        "/^let chunk_edge_start\\b/",
+        "chunk_edge_start path:big",
+    ] {
+        let hits = search_all(&index, query);
+        assert_eq!(hits.len(), 1, "{query}: {hits:?}");
+        assert_eq!(
+            (hits[0].path.as_str(), hits[0].line),
+            ("big.rs", start as u32 + 1),
+            "{query}"
+        );
+        assert_eq!(hits[0].snippet, context(start), "{query}");
+    }
+    let hits = search_all(&index, "\"chunk_edge_end\"");
+    assert_eq!(hits.len(), 1, "{hits:?}");
+    assert_eq!(hits[0].line, end as u32 + 1);
+    assert_eq!(hits[0].snippet, context(end));
+    // Two terms four chunks apart: the file matches, with both lines.
+    let both: Vec<u32> = search_all(&index, "\"chunk_edge_start\" \"chunk_edge_end\"")
+        .iter()
+        .map(|h| h.line)
+        .collect();
+    assert_eq!(both, vec![start as u32 + 1, end as u32 + 1]);
+    // A term missing from the file rules it out, whichever chunk holds the other one.
+    assert!(search_all(&index, "\"chunk_edge_start\" \"no_such_words_anywhere\"").is_empty());
+    assert!(search_all(&index, "\"chunk_edge_end\" /compute\\(99999\\)/").is_empty());
+    // A line that is in every chunk: one hit per chunk edge region, each with its own line.
+    let plain = search_all(&index, "\"filler_2999 \"");
+    assert_eq!(plain.len(), 1);
+    assert_eq!(plain[0].line, 3000);
+    assert_eq!(plain[0].snippet, lines[2998..3000].join("\n"));
+}
+
+/// Two-term text queries find exactly what a naive scan finds: the lines where either term matches, in the files
+/// where both do, whichever chunks of a large file they are in.
+#[test]
+fn two_term_hits_equal_naive_scan() {
+    let (files, _repo, _dir, index) = index_own_sources("t");
+    let per_file: Vec<Vec<&str>> = files
+        .iter()
+        .map(|(_, t)| t.lines().filter(|l| l.trim().len() > 4).collect())
+        .collect();
+    let mut rng = XorShift(0x2545_F491_4F6C_DD1D);
+    let mut nonempty = 0;
+    let needle = |rng: &mut XorShift, file: usize| -> String {
+        let line: Vec<char> = per_file[file][rng.below(per_file[file].len())]
+            .chars()
+            .collect();
+        let len = 3 + rng.below(8.min(line.len() - 2));
+        let start = rng.below(line.len() - len + 1);
+        line[start..start + len].iter().collect()
+    };
+    for round in 0..40 {
+        let file = rng.below(files.len());
+        let a = needle(&mut rng, file);
+        // Half the time the second needle comes from the same file, so both often occur there.
+        let other = if rng.below(2) == 0 {
+            file
+        } else {
+            rng.below(files.len())
+        };
+        let b = needle(&mut rng, other);
+        let (la, lb) = (lowercase(&a), lowercase(&b));
+        let mut naive: Vec<String> = Vec::new();
+        for (p, t) in &files {
+            let lower: Vec<String> = t.lines().map(lowercase).collect();
+            let has = |n: &str| lower.iter().any(|l| l.contains(n));
+            if has(&la) && has(&lb) {
+                for (i, l) in lower.iter().enumerate() {
+                    if l.contains(&la) || l.contains(&lb) {
+                        naive.push(format!("t:{p}:{}", i + 1));
+                    }
+                }
+            }
+        }
+        naive.sort();
+        nonempty += usize::from(!naive.is_empty());
+        let quote = |s: &str| format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""));
+        let query = format!("{} {}", quote(&a), quote(&b));
+        let hits = index
+            .search(
+                &query,
+                &SearchOptions {
+                    limit: 1_000_000,
+                    ..SearchOptions::default()
+                },
+            )
+            .unwrap_or_else(|e| panic!("round {round}: {query:?} failed: {e}"));
+        let mut got = render(&hits);
+        got.sort();
+        assert_eq!(got, naive, "round {round}: {query:?}");
+    }
+    assert!(nonempty > 10, "only {nonempty} rounds had hits");
 }
