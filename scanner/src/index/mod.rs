@@ -5,6 +5,7 @@
 //! after a run), `search` (candidates from the index, verified against stored content), `trigram` (what a regex
 //! requires), `symbols` and `graph`.
 
+mod ascii;
 mod graph;
 mod held;
 mod merge;

@@ -24,6 +24,7 @@ use tantivy::query::{
 use tantivy::schema::{Field, IndexRecordOption};
 use tantivy::{DocAddress, DocSet, Searcher, TantivyDocument, Term, TERMINATED};
 
+use super::ascii::AsciiFinder;
 use super::schema::{Fields, FileDef, KIND_CHUNK, KIND_FILE};
 use super::text::{self, ChunkColumns, FileLines, LineIndex};
 use super::tokenizer::{for_each_code_token, has_code_token, lowercase, MAX_IDENTIFIER_BYTES};
@@ -790,7 +791,7 @@ struct Verifier<'a> {
     cols: &'a ChunkColumns,
     matchers: &'a [Matcher],
     /// [`ascii_finders`] of the matchers.
-    finders: Vec<Option<regex::bytes::Regex>>,
+    finders: Vec<Option<AsciiFinder>>,
     case_sensitive: bool,
     meter: &'a Meter<'a>,
     /// The query's identifiers as typed.
@@ -1119,7 +1120,7 @@ fn reads_lower(m: &Matcher, case_sensitive: bool) -> bool {
 
 /// For each matcher that [`reads_lower`], a finder of its lowercase text that ignores ASCII case, when that text is
 /// ASCII (and can be on one line); `None` for the others.
-fn ascii_finders(matchers: &[Matcher], case_sensitive: bool) -> Vec<Option<regex::bytes::Regex>> {
+fn ascii_finders(matchers: &[Matcher], case_sensitive: bool) -> Vec<Option<AsciiFinder>> {
     matchers
         .iter()
         .map(|m| {
@@ -1128,14 +1129,10 @@ fn ascii_finders(matchers: &[Matcher], case_sensitive: bool) -> Vec<Option<regex
                 Matcher::Literal { lower, .. } if !case_sensitive => lower,
                 _ => return None,
             };
-            if lower.is_empty() || !lower.is_ascii() || lower.contains(['\n', '\r']) {
+            if lower.contains(['\n', '\r']) {
                 return None;
             }
-            regex::bytes::RegexBuilder::new(&regex::escape(lower))
-                .case_insensitive(true)
-                .unicode(false)
-                .build()
-                .ok()
+            AsciiFinder::new(lower)
         })
         .collect()
 }
@@ -1150,7 +1147,7 @@ fn ascii_finders(matchers: &[Matcher], case_sensitive: bool) -> Vec<Option<regex
 fn term_absent(
     content: &str,
     lower: &str,
-    finders: Option<&[Option<regex::bytes::Regex>]>,
+    finders: Option<&[Option<AsciiFinder>]>,
     matchers: &[Matcher],
     i: usize,
     case_sensitive: bool,
