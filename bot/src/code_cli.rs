@@ -152,27 +152,57 @@ fn open(data_dir: &Path) -> anyhow::Result<CodeIndex> {
     Ok(index)
 }
 
-/// Writes lines to stdout, stopping quietly when the reader goes away (`dreamos symbols | head`).
+/// Writes lines to stdout, stopping quietly when the reader goes away (`dreamos symbols | head`). A tool's answer is
+/// buffered and goes out in a few large writes (one per line was a write system call per line, and a search prints
+/// eighty); [`Out::live`] writes each line at once, for output that comes over time.
 struct Out {
-    stdout: std::io::StdoutLock<'static>,
+    stdout: std::io::BufWriter<std::io::StdoutLock<'static>>,
+    live: bool,
 }
 
 impl Out {
     fn new() -> Out {
         Out {
-            stdout: std::io::stdout().lock(),
+            stdout: std::io::BufWriter::new(std::io::stdout().lock()),
+            live: false,
+        }
+    }
+
+    /// Every line is written when it is given.
+    fn live() -> Out {
+        Out {
+            live: true,
+            ..Out::new()
         }
     }
 
     fn line(&mut self, text: &str) -> anyhow::Result<()> {
-        match writeln!(self.stdout, "{text}") {
-            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
-            other => other.context("writing to stdout"),
-        }
+        let written = writeln!(self.stdout, "{text}");
+        let flushed = written.and_then(|()| {
+            if self.live {
+                self.stdout.flush()
+            } else {
+                Ok(())
+            }
+        });
+        quiet_broken_pipe(flushed)
     }
 
     fn json<T: Serialize>(&mut self, value: &T) -> anyhow::Result<()> {
         self.line(&serde_json::to_string(value).context("encoding JSON")?)
+    }
+
+    /// Writes out what is buffered.
+    fn done(mut self) -> anyhow::Result<()> {
+        quiet_broken_pipe(self.stdout.flush())
+    }
+}
+
+/// A reader that went away (a closed pipe) is not an error: the tool just stops writing.
+fn quiet_broken_pipe(result: std::io::Result<()>) -> anyhow::Result<()> {
+    match result {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => other.context("writing to stdout"),
     }
 }
 
@@ -236,10 +266,11 @@ pub fn index(data_dir: &Path, config: &Config, args: IndexArgs) -> anyhow::Resul
     }
     let mut out = Out::new();
     if args.json {
-        out.json(&report)
+        out.json(&report)?;
     } else {
-        out.line(&render::index_text(&report))
+        out.line(&render::index_text(&report))?;
     }
+    out.done()
 }
 
 pub fn search(data_dir: &Path, config: &Config, args: SearchArgs) -> anyhow::Result<()> {
@@ -264,7 +295,7 @@ pub fn search(data_dir: &Path, config: &Config, args: SearchArgs) -> anyhow::Res
     if hits.is_empty() && !args.json {
         eprintln_quiet("no matches");
     }
-    Ok(())
+    out.done()
 }
 
 pub fn symbol(data_dir: &Path, config: &Config, args: SymbolArgs) -> anyhow::Result<()> {
@@ -292,7 +323,7 @@ pub fn symbol(data_dir: &Path, config: &Config, args: SymbolArgs) -> anyhow::Res
     if hits.is_empty() && !args.json {
         eprintln_quiet("no such symbol");
     }
-    Ok(())
+    out.done()
 }
 
 pub fn outline(data_dir: &Path, args: FileArgs) -> anyhow::Result<()> {
@@ -307,7 +338,7 @@ pub fn outline(data_dir: &Path, args: FileArgs) -> anyhow::Result<()> {
             out.line(&render::definition_text(d))?;
         }
     }
-    Ok(())
+    out.done()
 }
 
 pub fn deps(data_dir: &Path, config: &Config, args: FileArgs) -> anyhow::Result<()> {
@@ -347,7 +378,7 @@ pub fn deps(data_dir: &Path, config: &Config, args: FileArgs) -> anyhow::Result<
             out.line(&format!("{direction:<12} {target} (depth {depth})"))?;
         }
     }
-    Ok(())
+    out.done()
 }
 
 pub fn refs(data_dir: &Path, config: &Config, args: RefsArgs) -> anyhow::Result<()> {
@@ -388,7 +419,7 @@ pub fn refs(data_dir: &Path, config: &Config, args: RefsArgs) -> anyhow::Result<
     } else {
         out.line(&render::refs_text(&refs))?;
     }
-    Ok(())
+    out.done()
 }
 
 pub fn impact(data_dir: &Path, config: &Config, args: ImpactArgs) -> anyhow::Result<()> {
@@ -410,7 +441,7 @@ pub fn impact(data_dir: &Path, config: &Config, args: ImpactArgs) -> anyhow::Res
     } else {
         out.line(&render::impact_text(&impact))?;
     }
-    Ok(())
+    out.done()
 }
 
 pub fn symbols(data_dir: &Path, args: ListArgs) -> anyhow::Result<()> {
@@ -438,7 +469,10 @@ pub fn symbols(data_dir: &Path, args: ListArgs) -> anyhow::Result<()> {
             failed = Some(err);
         }
     })?;
-    failed.map_or(Ok(()), Err)
+    if let Some(err) = failed {
+        return Err(err);
+    }
+    out.done()
 }
 
 pub fn repos(data_dir: &Path, args: ListArgs) -> anyhow::Result<()> {
@@ -451,7 +485,7 @@ pub fn repos(data_dir: &Path, args: ListArgs) -> anyhow::Result<()> {
             out.line(&render::repo_text(&repo))?;
         }
     }
-    Ok(())
+    out.done()
 }
 
 /// Indexes PATH, then keeps it fresh until Ctrl-C, printing each update.
@@ -478,9 +512,9 @@ pub fn watch(data_dir: &Path, args: WatchArgs) -> anyhow::Result<()> {
         out.line(&render::index_text(&report))?;
         out.line("watching for changes; Ctrl-C stops")?;
     }
-    drop(out);
+    out.done()?;
     let printer = std::thread::spawn(move || {
-        let mut out = Out::new();
+        let mut out = Out::live();
         for event in rx {
             let line = match (&event, json) {
                 (WatchEvent::Updated(update), true) => {
