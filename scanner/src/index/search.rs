@@ -9,7 +9,7 @@
 //! verified lines are found. A query of several terms still asks that every term match somewhere in the file: the
 //! candidate chunks of one file are verified together.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
 use std::time::Instant;
@@ -17,12 +17,16 @@ use std::time::Instant;
 use memchr::memmem;
 use rayon::prelude::*;
 use tantivy::collector::TopDocs;
+use tantivy::index::SegmentId;
 use tantivy::query::{
-    AllQuery, BooleanQuery, BoostQuery, ConstScoreQuery, EmptyQuery, EnableScoring, Occur, Query,
-    Scorer, TermQuery, TermSetQuery,
+    AllQuery, BitSetDocSet, BooleanQuery, BoostQuery, ConstScoreQuery, ConstScorer, EmptyQuery,
+    EnableScoring, Explanation, Occur, Query, Scorer, TermQuery, TermSetQuery, Weight,
 };
 use tantivy::schema::{Field, IndexRecordOption};
-use tantivy::{DocAddress, DocSet, Searcher, TantivyDocument, Term, TERMINATED};
+use tantivy::{
+    BitSet, DocAddress, DocId, DocSet, Score, Searcher, SegmentReader, TantivyDocument, Term,
+    TERMINATED,
+};
 
 use super::ascii::AsciiFinder;
 use super::schema::{Fields, FileDef, KIND_CHUNK, KIND_FILE};
@@ -212,6 +216,7 @@ pub(crate) fn search(inner: &Inner, text: &str, opts: &SearchOptions) -> Result<
         let mut clauses = clone_clauses(&filter);
         clauses.push((Occur::Must, filter_term(f.kind, KIND_FILE)));
         let mut matchers = Vec::new();
+        let mut text_trigrams = Vec::new();
         for term in &q.terms {
             match term {
                 QTerm::Ident(t) if is_indexed_ident(term) => {
@@ -224,9 +229,14 @@ pub(crate) fn search(inner: &Inner, text: &str, opts: &SearchOptions) -> Result<
                 }
                 // Overlong identifiers are not indexed as tokens (see the tokenizer), so they are searched as text.
                 QTerm::Ident(_) | QTerm::Literal(_) | QTerm::Regex(_) => {
-                    matchers.push(text_term(f, term, q.case_sensitive)?.1);
+                    let (trigrams, matcher) = text_term(term, q.case_sensitive)?;
+                    text_trigrams.push(trigrams);
+                    matchers.push(matcher);
                 }
             }
+        }
+        if let Some(files) = files_with_chunks(&searcher, f, &cols, &text_trigrams)? {
+            clauses.push((Occur::Must, Box::new(files)));
         }
         let verifier = Verifier::new(f, &cols, &matchers, q.case_sensitive, &meter, &q.words);
         ranked(
@@ -253,8 +263,8 @@ pub(crate) fn search(inner: &Inner, text: &str, opts: &SearchOptions) -> Result<
         let mut matchers = Vec::new();
         let mut clauses = Vec::new();
         for term in &q.terms {
-            let (clause, matcher) = text_term(f, term, q.case_sensitive)?;
-            clauses.push(clause);
+            let (trigrams, matcher) = text_term(term, q.case_sensitive)?;
+            clauses.push(trigram_query(f.trigrams, &trigrams));
             matchers.push(matcher);
         }
         let verifier = Verifier::new(f, &cols, &matchers, q.case_sensitive, &meter, &q.words);
@@ -301,8 +311,8 @@ fn substring_fill(
             }
             // Identifiers are looked for as text here: that is the fill.
             QTerm::Ident(_) | QTerm::Literal(_) | QTerm::Regex(_) => {
-                let (clause, matcher) = text_term(f, term, q.case_sensitive)?;
-                text_clauses.push(clause);
+                let (trigrams, matcher) = text_term(term, q.case_sensitive)?;
+                text_clauses.push(trigram_query(f.trigrams, &trigrams));
                 matchers.push(matcher);
             }
         }
@@ -350,25 +360,132 @@ fn substring_fill(
         .collect())
 }
 
-/// A term searched as text (an identifier or literal as a substring, or a regex): the trigram clause that narrows
-/// the candidates, and the matcher that verifies them.
-fn text_term(f: &Fields, term: &QTerm, case_sensitive: bool) -> Result<(Box<dyn Query>, Matcher)> {
+/// A term searched as text (an identifier or literal as a substring, or a regex): the trigrams a line it matches
+/// must hold, and the matcher that verifies candidates.
+fn text_term(term: &QTerm, case_sensitive: bool) -> Result<(TrigramQuery, Matcher)> {
     Ok(match term {
-        QTerm::Regex(re) => {
-            let tq = TrigramQuery::for_regex(re, case_sensitive)?;
-            (
-                trigram_query(f.trigrams, &tq),
-                Matcher::Regex(query::build_regex(re, case_sensitive)?),
-            )
-        }
+        QTerm::Regex(re) => (
+            TrigramQuery::for_regex(re, case_sensitive)?,
+            Matcher::Regex(query::build_regex(re, case_sensitive)?),
+        ),
         QTerm::Ident(s) | QTerm::Literal(s) | QTerm::Symbol(s) => (
-            trigram_query(f.trigrams, &TrigramQuery::for_literal(s)),
+            TrigramQuery::for_literal(s),
             Matcher::Literal {
                 needle: s.clone(),
                 lower: lowercase(s),
             },
         ),
     })
+}
+
+/// The `file` documents that have a candidate chunk for every one of `terms` (the trigram requirements of a ranked
+/// query's text terms), as a filter for the ranked query: the identifiers select and rank files, and this keeps out,
+/// before any is read, the files where some text term cannot match. `None` when no term requires any trigram, or when
+/// more than [`MAX_FILE_SET_CHUNKS`] candidate chunks would have to be walked (then the text terms are only verified).
+fn files_with_chunks(
+    searcher: &Searcher,
+    f: &Fields,
+    cols: &ChunkColumns,
+    terms: &[TrigramQuery],
+) -> Result<Option<FileSet>> {
+    let narrowing: Vec<&TrigramQuery> = terms
+        .iter()
+        .filter(|t| !matches!(t, TrigramQuery::All))
+        .collect();
+    if narrowing.is_empty() {
+        return Ok(None);
+    }
+    let mut weights = Vec::with_capacity(narrowing.len());
+    for tq in narrowing {
+        let query = BooleanQuery::new(vec![
+            (Occur::Must, filter_term(f.kind, KIND_CHUNK)),
+            (Occur::Must, trigram_query(f.trigrams, tq)),
+        ]);
+        weights.push(
+            query
+                .weight(EnableScoring::disabled_from_searcher(searcher))
+                .map_err(tantivy_err("preparing a search"))?,
+        );
+    }
+    let mut walked = 0usize;
+    let mut sets = HashMap::new();
+    for (ord, segment) in searcher.segment_readers().iter().enumerate() {
+        let ord = segment_ord(ord)?;
+        let alive = segment.alive_bitset();
+        let mut files: Option<Vec<DocId>> = None;
+        for weight in &weights {
+            let mut scorer = weight
+                .scorer(segment, 1.0)
+                .map_err(tantivy_err("searching"))?;
+            let mut these: Vec<DocId> = Vec::new();
+            let mut doc = scorer.doc();
+            while doc != TERMINATED {
+                walked += 1;
+                if walked > MAX_FILE_SET_CHUNKS {
+                    return Ok(None);
+                }
+                if alive.is_none_or(|a| a.is_alive(doc)) {
+                    if let Some(file) = cols.file_of(DocAddress::new(ord, doc)) {
+                        // A file's chunks are consecutive, so a file comes up in one run.
+                        if these.last() != Some(&file.doc_id) {
+                            these.push(file.doc_id);
+                        }
+                    }
+                }
+                doc = scorer.advance();
+            }
+            files = Some(match files {
+                None => these,
+                Some(before) => {
+                    let keep: BTreeSet<DocId> = these.into_iter().collect();
+                    before.into_iter().filter(|d| keep.contains(d)).collect()
+                }
+            });
+        }
+        sets.insert(segment.segment_id(), files.unwrap_or_default());
+    }
+    Ok(Some(FileSet(std::sync::Arc::new(sets))))
+}
+
+/// The most candidate chunks [`files_with_chunks`] walks before it gives up narrowing (a text term as common as
+/// `fn`): walking is cheap, but past this the filter would cost more than the verification it saves.
+const MAX_FILE_SET_CHUNKS: usize = 100_000;
+
+/// A filter of `file` documents given as a sorted list per segment; it adds nothing to the score.
+#[derive(Clone, Debug)]
+struct FileSet(std::sync::Arc<HashMap<SegmentId, Vec<DocId>>>);
+
+impl Query for FileSet {
+    fn weight(&self, _scoring: EnableScoring<'_>) -> tantivy::Result<Box<dyn Weight>> {
+        Ok(Box::new(self.clone()))
+    }
+}
+
+impl Weight for FileSet {
+    fn scorer(&self, reader: &SegmentReader, _boost: Score) -> tantivy::Result<Box<dyn Scorer>> {
+        let mut set = BitSet::with_max_value(reader.max_doc());
+        for &doc in self.0.get(&reader.segment_id()).into_iter().flatten() {
+            set.insert(doc);
+        }
+        Ok(Box::new(ConstScorer::new(BitSetDocSet::from(set), 0.0)))
+    }
+
+    fn explain(&self, reader: &SegmentReader, doc: DocId) -> tantivy::Result<Explanation> {
+        let listed = self
+            .0
+            .get(&reader.segment_id())
+            .is_some_and(|docs| docs.binary_search(&doc).is_ok());
+        if listed {
+            Ok(Explanation::new(
+                "a file where every text term may match",
+                0.0,
+            ))
+        } else {
+            Err(tantivy::TantivyError::InvalidArgument(format!(
+                "document {doc} is not a file where every text term may match"
+            )))
+        }
+    }
 }
 
 /// A filter clause: the term must be there, and it adds nothing to the score.

@@ -980,3 +980,53 @@ fn two_term_hits_equal_naive_scan() {
     }
     assert!(nonempty > 10, "only {nonempty} rounds had hits");
 }
+
+/// An identifier with a text term: the identifier ranks files, the text term keeps only the files where it matches
+/// somewhere (in any chunk), and the hits are the lines where either matches.
+#[test]
+fn an_identifier_with_a_text_term_keeps_only_files_where_both_match() {
+    let (_, firsts) = chunked_file(3000, &[]);
+    let far = firsts[6] + 3;
+    let (big, _) = chunked_file(
+        3000,
+        &[
+            (2, "fn alpha_mixed() { compute(0) }"),
+            (far, "let s = \"needle in hay\"; // far"),
+        ],
+    );
+    let repo = write_repo(&[
+        ("a.rs", "fn alpha_mixed() {}\nlet s = \"needle in hay\";\n"),
+        ("b.rs", "fn alpha_mixed() {}\n"),
+        ("c.rs", "let s = \"needle in hay\";\n"),
+        ("big.rs", big.as_str()),
+    ]);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let index = CodeIndex::open(dir.path()).expect("open");
+    index
+        .index_repo("m", repo.path(), &IndexOptions::default(), &|_| {})
+        .expect("index");
+    let lines = |query: &str| -> Vec<String> {
+        let mut got: Vec<String> = search_all(&index, query)
+            .iter()
+            .filter(|h| h.matched != crate::index::LineMatch::Substring)
+            .map(|h| format!("{}:{}", h.path, h.line))
+            .collect();
+        got.sort();
+        got
+    };
+    let mut both = vec![
+        "a.rs:1".to_string(),
+        "a.rs:2".to_string(),
+        format!("big.rs:{}", far + 1),
+        "big.rs:3".to_string(),
+    ];
+    both.sort();
+    assert_eq!(lines("alpha_mixed \"needle in hay\""), both);
+    assert_eq!(lines("alpha_mixed /needle\\s+in\\s+hay/"), both);
+    // A text term no file holds with the identifier: nothing, without reading every file of the identifier.
+    assert!(lines("alpha_mixed \"needle in a haystack\"").is_empty());
+    // A text term too short for trigrams narrows nothing and is still verified: b.rs has no "in".
+    let short = lines("alpha_mixed \"in\"");
+    assert!(short.contains(&"a.rs:2".to_string()), "{short:?}");
+    assert!(!short.iter().any(|l| l.starts_with("b.rs")), "{short:?}");
+}
