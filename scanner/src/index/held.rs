@@ -20,7 +20,7 @@ use tantivy::{IndexWriter, TantivyDocument};
 use super::schema::{file_key, Fields, KIND_SYMBOL};
 use super::tantivy_err;
 use super::tokenizer::lowercase;
-use super::writer::kind_name;
+use super::writer::{file_part, kind_name};
 use crate::error::{Error, Result};
 use crate::model::Definition;
 
@@ -196,12 +196,7 @@ fn decode(
         })?;
         let key = file_key(repo, &path);
         for _ in 0..count {
-            let mut doc = TantivyDocument::new();
-            doc.add_text(f.kind, KIND_SYMBOL);
-            doc.add_text(f.repo, repo);
-            doc.add_text(f.path, &path);
-            doc.add_text(f.key, &key);
-            doc.add_text(f.lang, &lang);
+            let mut doc = file_part(f, KIND_SYMBOL, repo, &path, &key, &lang);
             doc.add_text(f.sym_lower, records.take()?);
             doc.add_text(f.sym_kind, records.take()?);
             // Snippets are cut from the file's stored text when a symbol is asked for, rather than stored with each

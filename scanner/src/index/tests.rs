@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use super::search::tests::{write_made_repo, write_repo};
+use super::search::tests::{hits_of, search_all, write_made_repo, write_repo};
 use super::{
     CodeIndex, IndexOptions, IndexProgress, IndexReport, MatchKind, SearchOptions, SymbolOptions,
 };
@@ -37,16 +37,7 @@ fn check_counts(report: &IndexReport, expected: (u64, u64, u64, u64, u64)) {
 }
 
 fn count(index: &CodeIndex, query: &str) -> usize {
-    index
-        .search(
-            query,
-            &SearchOptions {
-                limit: 1000,
-                ..SearchOptions::default()
-            },
-        )
-        .expect("search")
-        .len()
+    search_all(index, query).len()
 }
 
 #[test]
@@ -628,17 +619,7 @@ fn a_plain_word_also_finds_substrings_ranked_below_identifier_matches_and_labell
     ]);
     let (_dir, index) = index_dir();
     run(&index, "mixed", repo.path());
-    let search = |query: &str, limit: usize| {
-        index
-            .search(
-                query,
-                &SearchOptions {
-                    limit,
-                    ..SearchOptions::default()
-                },
-            )
-            .expect("search")
-    };
+    let search = |query: &str, limit: usize| hits_of(&index, query, limit);
     let hits = search("ByteStr", 10);
     let shown: Vec<(&str, u32, LineMatch)> = hits
         .iter()

@@ -649,12 +649,7 @@ fn file_docs(
     let key = file_key(repo, path);
     let lang_name = lang.map_or("", Lang::name);
     let mut docs = Vec::with_capacity(2 + text.len() / super::text::CHUNK_BYTES);
-    let mut file = TantivyDocument::new();
-    file.add_text(f.kind, KIND_FILE);
-    file.add_text(f.repo, repo);
-    file.add_text(f.path, path);
-    file.add_text(f.key, &key);
-    file.add_text(f.lang, lang_name);
+    let mut file = file_part(f, KIND_FILE, repo, path, &key, lang_name);
     file.add_text(f.content, text);
     file.add_text(f.path_tokens, path);
     let names: Vec<&str> = defs.iter().map(|d| d.name.as_str()).collect();
@@ -686,12 +681,7 @@ fn file_docs(
     docs.push(file);
     // The chunks sort right after the file document: that order is how each finds the other (see `text`).
     for (no, (first_line, piece)) in super::text::cut(text).into_iter().enumerate() {
-        let mut chunk = TantivyDocument::new();
-        chunk.add_text(f.kind, KIND_CHUNK);
-        chunk.add_text(f.repo, repo);
-        chunk.add_text(f.path, path);
-        chunk.add_text(f.key, &key);
-        chunk.add_text(f.lang, lang_name);
+        let mut chunk = file_part(f, KIND_CHUNK, repo, path, &key, lang_name);
         chunk.add_text(f.text, piece);
         chunk.add_text(f.trigrams, piece);
         chunk.add_u64(f.chunk_no, no as u64);
@@ -699,6 +689,25 @@ fn file_docs(
         docs.push(chunk);
     }
     docs
+}
+
+/// A new document of `kind` for one file, with what every document of a file carries: its repository, path and
+/// language (the filters of a search) and its key (what deletes the file's documents together).
+pub(crate) fn file_part(
+    f: &Fields,
+    kind: &str,
+    repo: &str,
+    path: &str,
+    key: &str,
+    lang: &str,
+) -> TantivyDocument {
+    let mut doc = TantivyDocument::new();
+    doc.add_text(f.kind, kind);
+    doc.add_text(f.repo, repo);
+    doc.add_text(f.path, path);
+    doc.add_text(f.key, key);
+    doc.add_text(f.lang, lang);
+    doc
 }
 
 /// A symbol kind as serde names it (`function`, `type_alias`, ...), for the raw `sym_kind` field.

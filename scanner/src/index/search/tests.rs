@@ -90,6 +90,31 @@ fn fixture() -> Fixture {
     }
 }
 
+/// The hits of `query`, at most `limit`; a failure names the query.
+pub(crate) fn hits_of(index: &CodeIndex, query: &str, limit: usize) -> Vec<SearchHit> {
+    index
+        .search(
+            query,
+            &SearchOptions {
+                limit,
+                ..SearchOptions::default()
+            },
+        )
+        .unwrap_or_else(|e| panic!("search {query:?} failed: {e}"))
+}
+
+/// The hits of `query` with a limit of 1,000.
+pub(crate) fn search_all(index: &CodeIndex, query: &str) -> Vec<SearchHit> {
+    hits_of(index, query, 1000)
+}
+
+/// Every hit of `query` (no practical limit), as sorted `repo:path:line`.
+fn every_line(index: &CodeIndex, query: &str) -> Vec<String> {
+    let mut got = render(&hits_of(index, query, 1_000_000));
+    got.sort();
+    got
+}
+
 fn render(hits: &[SearchHit]) -> Vec<String> {
     hits.iter()
         .map(|h| format!("{}:{}:{}", h.repo, h.path, h.line))
@@ -420,15 +445,7 @@ fn substring_hits_equal_naive_scan() {
         let quoted = format!("\"{}\"", needle.replace('\\', "\\\\").replace('"', "\\\""));
         let regex = format!("/{}/", regex::escape(&needle).replace('/', "\\/"));
         for query in [quoted, regex] {
-            let hits = index
-                .search(
-                    &query,
-                    &SearchOptions {
-                        limit: 1_000_000,
-                        ..SearchOptions::default()
-                    },
-                )
-                .unwrap_or_else(|e| panic!("round {round}: {query:?} failed: {e}"));
+            let hits = hits_of(&index, &query, 1_000_000);
             for h in &hits {
                 let text = &files
                     .iter()
@@ -525,18 +542,11 @@ fn regex_hits_equal_naive_scan() {
                 pattern.replace('/', "\\/"),
                 if case_sensitive { " case:yes" } else { "" }
             );
-            let hits = index
-                .search(
-                    &query,
-                    &SearchOptions {
-                        limit: 1_000_000,
-                        ..SearchOptions::default()
-                    },
-                )
-                .unwrap_or_else(|e| panic!("round {round}: {query:?} failed: {e}"));
-            let mut got = render(&hits);
-            got.sort();
-            assert_eq!(got, naive, "round {round}: {query:?}");
+            assert_eq!(
+                every_line(&index, &query),
+                naive,
+                "round {round}: {query:?}"
+            );
         }
     }
 }
@@ -843,18 +853,6 @@ fn chunked_file(lines: usize, marks: &[(usize, &str)]) -> (String, Vec<usize>) {
     (text, firsts)
 }
 
-fn search_all(index: &CodeIndex, query: &str) -> Vec<SearchHit> {
-    index
-        .search(
-            query,
-            &SearchOptions {
-                limit: 1000,
-                ..SearchOptions::default()
-            },
-        )
-        .unwrap_or_else(|e| panic!("search {query:?} failed: {e}"))
-}
-
 /// A hit in a later chunk of a large file has the file's line number, and its snippet reaches across the chunk's
 /// edges into the neighbouring chunks; the ranked (identifier), streamed (literal, regex) and several-term paths
 /// agree.
@@ -965,18 +963,11 @@ fn two_term_hits_equal_naive_scan() {
         nonempty += usize::from(!naive.is_empty());
         let quote = |s: &str| format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""));
         let query = format!("{} {}", quote(&a), quote(&b));
-        let hits = index
-            .search(
-                &query,
-                &SearchOptions {
-                    limit: 1_000_000,
-                    ..SearchOptions::default()
-                },
-            )
-            .unwrap_or_else(|e| panic!("round {round}: {query:?} failed: {e}"));
-        let mut got = render(&hits);
-        got.sort();
-        assert_eq!(got, naive, "round {round}: {query:?}");
+        assert_eq!(
+            every_line(&index, &query),
+            naive,
+            "round {round}: {query:?}"
+        );
     }
     assert!(nonempty > 10, "only {nonempty} rounds had hits");
 }
