@@ -85,6 +85,12 @@ impl Code {
         Ok(code)
     }
 
+    /// The index itself, for readers that apply no rule of their own (the tools served to `dreamos search` and
+    /// the like, which only read).
+    pub fn code_index(&self) -> &CodeIndex {
+        &self.inner.index
+    }
+
     /// An index made by another version was made again empty at open: index its repositories again, in the
     /// background, those whose roots are still allowed. The shutdown stops it at the next file; the next start
     /// sees a current index with whatever was committed, and `/index` brings back the rest.

@@ -16,7 +16,11 @@ use dreamos_runtime::{
     Config, Store,
 };
 
-use crate::{code_cli, console, session::Session};
+use crate::{
+    code_cli::{self, Tool},
+    console, served,
+    session::Session,
+};
 
 /// The local override file picked up when no `--config` is given.
 const LOCAL_CONFIG: &str = "config/local.toml";
@@ -101,16 +105,21 @@ pub fn main() -> ExitCode {
         }
     };
     match run(cli) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(err) => {
-            // One line per cause, outermost first: "error: opening ...: data directory ... is in use". An error
-            // that repeats an argument repeats at most part of it.
-            let text = crate::command::clip_long(&format!("{err:#}"));
-            let _ =
-                std::io::Write::write_fmt(&mut std::io::stderr(), format_args!("error: {text}\n"));
+            let _ = std::io::Write::write_all(&mut std::io::stderr(), error_line(&err).as_bytes());
             ExitCode::FAILURE
         }
     }
+}
+
+/// How a failed command reports: one line, each cause after the outermost ("error: opening ...: data directory
+/// ... is in use"). An error that repeats an argument repeats at most part of it.
+pub(crate) fn error_line(err: &anyhow::Error) -> String {
+    format!(
+        "error: {}\n",
+        crate::command::clip_long(&format!("{err:#}"))
+    )
 }
 
 /// `--data-dir`, else `DREAMOS_DATA_DIR` when it is set and not empty, else `./data`.
@@ -124,27 +133,61 @@ fn data_dir(given: Option<PathBuf>) -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("./data"))
 }
 
-fn run(cli: Cli) -> anyhow::Result<()> {
-    let config = load_config(cli.config.as_deref())?;
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let data_dir = data_dir(cli.data_dir);
-    match cli.command {
-        Command::Config => {
+    let tool = match cli.command {
+        Command::Search(args) => Tool::Search(args),
+        Command::Symbol(args) => Tool::Symbol(args),
+        Command::Outline(args) => Tool::Outline(args),
+        Command::Deps(args) => Tool::Deps(args),
+        Command::Refs(args) => Tool::Refs(args),
+        Command::Impact(args) => Tool::Impact(args),
+        Command::Symbols(args) => Tool::Symbols(args),
+        Command::Repos(args) => Tool::Repos(args),
+        Command::Run(args) => return other(Other::Run(args), &cli.config, &data_dir),
+        Command::Config => return other(Other::Config, &cli.config, &data_dir),
+        Command::Index(args) => return other(Other::Index(args), &cli.config, &data_dir),
+        Command::Watch(args) => return other(Other::Watch(args), &cli.config, &data_dir),
+    };
+    // A read-only tool: the swarm on this data directory answers when it runs, unless a configuration of the
+    // tool's own was asked for (see `served`).
+    let via = served::Via::from_env()?;
+    match (via, cli.config.is_some()) {
+        (served::Via::Swarm, true) => anyhow::bail!(
+            "--config makes the tool answer itself, and DREAMOS_TOOLS=swarm forbids that; drop one of them"
+        ),
+        (served::Via::Here, _) | (_, true) => {}
+        (served::Via::Auto | served::Via::Swarm, false) => {
+            if let Some(code) = served::ask(&data_dir, &tool, via)? {
+                return Ok(code);
+            }
+        }
+    }
+    let config = load_config(cli.config.as_deref())?;
+    tool.run_here(&data_dir, &config)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The commands that are not read-only tools.
+enum Other {
+    Run(RunArgs),
+    Config,
+    Index(code_cli::IndexArgs),
+    Watch(code_cli::WatchArgs),
+}
+
+fn other(command: Other, config: &Option<PathBuf>, data_dir: &Path) -> anyhow::Result<ExitCode> {
+    let config = load_config(config.as_deref())?;
+    match command {
+        Other::Config => {
             let text = config.to_toml().context("printing the configuration")?;
             std::io::Write::write_all(&mut std::io::stdout(), text.as_bytes())?;
-            Ok(())
         }
-        Command::Run(args) => run_swarm(&data_dir, config, args),
-        Command::Index(args) => code_cli::index(&data_dir, &config, args),
-        Command::Search(args) => code_cli::search(&data_dir, &config, args),
-        Command::Symbol(args) => code_cli::symbol(&data_dir, &config, args),
-        Command::Outline(args) => code_cli::outline(&data_dir, args),
-        Command::Deps(args) => code_cli::deps(&data_dir, &config, args),
-        Command::Refs(args) => code_cli::refs(&data_dir, &config, args),
-        Command::Impact(args) => code_cli::impact(&data_dir, &config, args),
-        Command::Symbols(args) => code_cli::symbols(&data_dir, args),
-        Command::Repos(args) => code_cli::repos(&data_dir, args),
-        Command::Watch(args) => code_cli::watch(&data_dir, args),
+        Other::Run(args) => run_swarm(data_dir, config, args)?,
+        Other::Index(args) => code_cli::index(data_dir, &config, args)?,
+        Other::Watch(args) => code_cli::watch(data_dir, args)?,
     }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Defaults, then `--config` (or config/local.toml), then `DREAMOS_SECTION__KEY` variables.
@@ -187,6 +230,18 @@ fn run_swarm(data_dir: &Path, config: Config, args: RunArgs) -> anyhow::Result<(
         let swarm = Swarm::start(config, store, SkillRegistry::builtin())
             .await
             .context("starting the swarm")?;
+        // The read-only tools ask the swarm from now on; without the socket they open the index themselves.
+        let tools = match served::Server::start(
+            data_dir,
+            swarm.code().code_index().clone(),
+            std::sync::Arc::new(swarm.config().clone()),
+        ) {
+            Ok(server) => Some(server),
+            Err(err) => {
+                tracing::warn!(error = %format!("{err:#}"), "the tools (dreamos search, ...) will open the index themselves");
+                None
+            }
+        };
         let companion = token.map(|token| {
             let (swarm, mirror) = (swarm.clone(), telemetry.mirror.clone());
             console::Companion::spawn(move |mut stop| {
@@ -195,13 +250,17 @@ fn run_swarm(data_dir: &Path, config: Config, args: RunArgs) -> anyhow::Result<(
                 })
             })
         });
-        console::run(
+        let result = console::run(
             Session::new(swarm, principal, "console"),
             options,
             companion,
             console,
         )
-        .await
+        .await;
+        if let Some(tools) = tools {
+            tools.stop();
+        }
+        result
     });
     // tokio reads stdin on a blocking thread that cannot be interrupted; after a signal it may still be waiting
     // for a line that will never come. Everything that matters is flushed by now, so do not wait for it.

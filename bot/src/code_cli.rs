@@ -1,7 +1,9 @@
 //! The scanner's command-line tools: `dreamos index|search|symbol|outline|deps|refs|impact|symbols|repos|watch`.
 //!
-//! They open the code index in `<data-dir>/index` directly, without starting the swarm, so they work beside a
-//! running `dreamos run` (reads always; writes when the swarm is not writing the index at the same moment).
+//! `index` and `watch` open the code index in `<data-dir>/index` directly, so they work beside a running `dreamos
+//! run` when the swarm is not writing the index at the same moment. The tools that only read ([`Tool`]) are
+//! answered by the swarm when one runs on the same data directory, from its open index (`crate::served`), and
+//! open the index themselves otherwise; the output is the same.
 //! `--json` prints one JSON object per hit per line; otherwise output is meant for people, grep-like.
 
 use std::{
@@ -18,7 +20,7 @@ use dreamos_scanner::{
 };
 
 use dreamos_runtime::Config;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::render;
 
@@ -42,7 +44,7 @@ pub struct IndexArgs {
     pub json: bool,
 }
 
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args, Serialize, Deserialize)]
 pub struct SearchArgs {
     /// `foo lang:rust path:src/*.rs repo:name sym:Foo "exact phrase" /regex/ case:yes`
     pub query: String,
@@ -60,7 +62,7 @@ pub struct SearchArgs {
     pub json: bool,
 }
 
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args, Serialize, Deserialize)]
 pub struct SymbolArgs {
     pub name: String,
     /// function, method, class, struct, enum, interface, type_alias, constant, macro, module, ...
@@ -75,7 +77,7 @@ pub struct SymbolArgs {
     pub json: bool,
 }
 
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args, Serialize, Deserialize)]
 pub struct FileArgs {
     /// A file on disk inside an indexed repository, or a path relative to a repository's root.
     pub file: String,
@@ -88,7 +90,7 @@ pub struct FileArgs {
     pub json: bool,
 }
 
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args, Serialize, Deserialize)]
 pub struct RefsArgs {
     /// The symbol's name (case-sensitive), such as parse_query.
     pub name: String,
@@ -104,7 +106,7 @@ pub struct RefsArgs {
     pub json: bool,
 }
 
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args, Serialize, Deserialize)]
 pub struct ImpactArgs {
     /// A file (a path on disk inside an indexed repository, or relative to its root) or a symbol name.
     pub target: String,
@@ -120,7 +122,7 @@ pub struct ImpactArgs {
     pub json: bool,
 }
 
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args, Serialize, Deserialize)]
 pub struct ListArgs {
     #[arg(long)]
     pub repo: Option<String>,
@@ -152,24 +154,33 @@ fn open(data_dir: &Path) -> anyhow::Result<CodeIndex> {
     Ok(index)
 }
 
-/// Writes lines to stdout, stopping quietly when the reader goes away (`dreamos symbols | head`). A tool's answer is
-/// buffered and goes out in a few large writes (one per line was a write system call per line, and a search prints
-/// eighty); [`Out::live`] writes each line at once, for output that comes over time.
-struct Out {
-    stdout: std::io::BufWriter<std::io::StdoutLock<'static>>,
+/// Where a tool's answer goes: this process's stdout and stderr, or frames to the process that asked the swarm
+/// (`crate::served`). Lines to stdout stop quietly when the reader goes away (`dreamos symbols | head`). An answer
+/// is buffered and goes out in a few large writes (one per line was a write system call per line, and a search
+/// prints eighty); [`Out::live`] writes each line at once, for output that comes over time.
+pub(crate) struct Out<'a> {
+    stdout: std::io::BufWriter<Box<dyn Write + 'a>>,
+    stderr: Box<dyn Write + 'a>,
     live: bool,
 }
 
-impl Out {
-    fn new() -> Out {
+impl<'a> Out<'a> {
+    /// An answer written to `stdout` and `stderr`.
+    pub(crate) fn to(stdout: impl Write + 'a, stderr: impl Write + 'a) -> Out<'a> {
         Out {
-            stdout: std::io::BufWriter::new(std::io::stdout().lock()),
+            stdout: std::io::BufWriter::new(Box::new(stdout)),
+            stderr: Box::new(stderr),
             live: false,
         }
     }
 
+    /// An answer on this process's stdout and stderr.
+    fn new() -> Out<'static> {
+        Out::to(std::io::stdout().lock(), std::io::stderr())
+    }
+
     /// Every line is written when it is given.
-    fn live() -> Out {
+    fn live() -> Out<'static> {
         Out {
             live: true,
             ..Out::new()
@@ -192,8 +203,15 @@ impl Out {
         self.line(&serde_json::to_string(value).context("encoding JSON")?)
     }
 
+    /// A remark for the person rather than the answer ("no matches"), after what stdout holds so far.
+    fn note(&mut self, text: &str) -> anyhow::Result<()> {
+        quiet_broken_pipe(self.stdout.flush())?;
+        let _ = writeln!(self.stderr, "{text}");
+        Ok(())
+    }
+
     /// Writes out what is buffered.
-    fn done(mut self) -> anyhow::Result<()> {
+    pub(crate) fn done(mut self) -> anyhow::Result<()> {
         quiet_broken_pipe(self.stdout.flush())
     }
 }
@@ -203,6 +221,50 @@ fn quiet_broken_pipe(result: std::io::Result<()>) -> anyhow::Result<()> {
     match result {
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
         other => other.context("writing to stdout"),
+    }
+}
+
+/// A tool that only reads the index: run here on an index this process opens ([`Tool::run_here`]), or answered by
+/// the swarm running on the same data directory (`crate::served`), with the same output either way.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum Tool {
+    Search(SearchArgs),
+    Symbol(SymbolArgs),
+    Outline(FileArgs),
+    Deps(FileArgs),
+    Refs(RefsArgs),
+    Impact(ImpactArgs),
+    Symbols(ListArgs),
+    Repos(ListArgs),
+}
+
+impl Tool {
+    /// Answers on `index`, writing to `out`; `cwd` is the directory that relative file arguments are relative to.
+    pub(crate) fn run(
+        self,
+        index: &CodeIndex,
+        config: &Config,
+        cwd: &Path,
+        out: &mut Out,
+    ) -> anyhow::Result<()> {
+        match self {
+            Tool::Search(args) => search(index, config, args, out),
+            Tool::Symbol(args) => symbol(index, config, args, out),
+            Tool::Outline(args) => outline(index, cwd, args, out),
+            Tool::Deps(args) => deps(index, config, cwd, args, out),
+            Tool::Refs(args) => refs(index, config, args, out),
+            Tool::Impact(args) => impact(index, config, cwd, args, out),
+            Tool::Symbols(args) => symbols(index, args, out),
+            Tool::Repos(args) => repos(index, args, out),
+        }
+    }
+
+    /// Opens the index in `data_dir` and answers on this process's stdout.
+    pub fn run_here(self, data_dir: &Path, config: &Config) -> anyhow::Result<()> {
+        let index = open(data_dir)?;
+        let mut out = Out::new();
+        self.run(&index, config, Path::new("."), &mut out)?;
+        out.done()
     }
 }
 
@@ -273,9 +335,13 @@ pub fn index(data_dir: &Path, config: &Config, args: IndexArgs) -> anyhow::Resul
     out.done()
 }
 
-pub fn search(data_dir: &Path, config: &Config, args: SearchArgs) -> anyhow::Result<()> {
+fn search(
+    index: &CodeIndex,
+    config: &Config,
+    args: SearchArgs,
+    out: &mut Out,
+) -> anyhow::Result<()> {
     let limit = table_number("search", "limit", args.limit, config)? as usize;
-    let index = open(data_dir)?;
     let options = SearchOptions {
         limit,
         repo: args.repo,
@@ -284,7 +350,6 @@ pub fn search(data_dir: &Path, config: &Config, args: SearchArgs) -> anyhow::Res
         budget: dreamos_agents::code::budget(&config.scanner, Vec::new()),
     };
     let hits = index.search(&args.query, &options)?;
-    let mut out = Out::new();
     for hit in &hits {
         if args.json {
             out.json(hit)?;
@@ -293,14 +358,18 @@ pub fn search(data_dir: &Path, config: &Config, args: SearchArgs) -> anyhow::Res
         }
     }
     if hits.is_empty() && !args.json {
-        eprintln_quiet("no matches");
+        out.note("no matches")?;
     }
-    out.done()
+    Ok(())
 }
 
-pub fn symbol(data_dir: &Path, config: &Config, args: SymbolArgs) -> anyhow::Result<()> {
+fn symbol(
+    index: &CodeIndex,
+    config: &Config,
+    args: SymbolArgs,
+    out: &mut Out,
+) -> anyhow::Result<()> {
     let limit = table_number("symbol", "limit", args.limit, config)? as usize;
-    let index = open(data_dir)?;
     let options = SymbolOptions {
         kind: args
             .kind
@@ -312,7 +381,6 @@ pub fn symbol(data_dir: &Path, config: &Config, args: SymbolArgs) -> anyhow::Res
         limit,
     };
     let hits = index.symbol(&args.name, &options)?;
-    let mut out = Out::new();
     for hit in &hits {
         if args.json {
             out.json(hit)?;
@@ -321,16 +389,14 @@ pub fn symbol(data_dir: &Path, config: &Config, args: SymbolArgs) -> anyhow::Res
         }
     }
     if hits.is_empty() && !args.json {
-        eprintln_quiet("no such symbol");
+        out.note("no such symbol")?;
     }
-    out.done()
+    Ok(())
 }
 
-pub fn outline(data_dir: &Path, args: FileArgs) -> anyhow::Result<()> {
-    let index = open(data_dir)?;
-    let (repo, path) = index.locate(args.repo.as_deref(), &args.file);
+fn outline(index: &CodeIndex, cwd: &Path, args: FileArgs, out: &mut Out) -> anyhow::Result<()> {
+    let (repo, path) = index.locate_from(cwd, args.repo.as_deref(), &args.file);
     let definitions = index.outline(repo.as_deref(), &path)?;
-    let mut out = Out::new();
     for d in &definitions {
         if args.json {
             out.json(d)?;
@@ -338,15 +404,19 @@ pub fn outline(data_dir: &Path, args: FileArgs) -> anyhow::Result<()> {
             out.line(&render::definition_text(d))?;
         }
     }
-    out.done()
+    Ok(())
 }
 
-pub fn deps(data_dir: &Path, config: &Config, args: FileArgs) -> anyhow::Result<()> {
+fn deps(
+    index: &CodeIndex,
+    config: &Config,
+    cwd: &Path,
+    args: FileArgs,
+    out: &mut Out,
+) -> anyhow::Result<()> {
     let depth = table_number("deps", "depth", args.depth, config)? as u32;
-    let index = open(data_dir)?;
-    let (repo, path) = index.locate(args.repo.as_deref(), &args.file);
+    let (repo, path) = index.locate_from(cwd, args.repo.as_deref(), &args.file);
     let deps = index.deps(repo.as_deref(), &path, depth)?;
-    let mut out = Out::new();
     #[derive(Serialize)]
     struct Edge<'a> {
         repo: &'a str,
@@ -378,10 +448,10 @@ pub fn deps(data_dir: &Path, config: &Config, args: FileArgs) -> anyhow::Result<
             out.line(&format!("{direction:<12} {target} (depth {depth})"))?;
         }
     }
-    out.done()
+    Ok(())
 }
 
-pub fn refs(data_dir: &Path, config: &Config, args: RefsArgs) -> anyhow::Result<()> {
+fn refs(index: &CodeIndex, config: &Config, args: RefsArgs, out: &mut Out) -> anyhow::Result<()> {
     let limit = table_number("refs", "limit", args.limit, config)? as usize;
     let kind = args
         .kind
@@ -389,14 +459,12 @@ pub fn refs(data_dir: &Path, config: &Config, args: RefsArgs) -> anyhow::Result<
         .map(str::parse::<dreamos_scanner::model::RefKind>)
         .transpose()
         .map_err(|e| anyhow::anyhow!("--kind: {e}"))?;
-    let index = open(data_dir)?;
     let options = RefsOptions {
         repo: args.repo,
         kind,
         limit,
     };
     let refs = index.refs(&args.name, &options)?;
-    let mut out = Out::new();
     if args.json {
         #[derive(Serialize)]
         struct Line<'a, T: Serialize> {
@@ -419,21 +487,25 @@ pub fn refs(data_dir: &Path, config: &Config, args: RefsArgs) -> anyhow::Result<
     } else {
         out.line(&render::refs_text(&refs))?;
     }
-    out.done()
+    Ok(())
 }
 
-pub fn impact(data_dir: &Path, config: &Config, args: ImpactArgs) -> anyhow::Result<()> {
+fn impact(
+    index: &CodeIndex,
+    config: &Config,
+    cwd: &Path,
+    args: ImpactArgs,
+    out: &mut Out,
+) -> anyhow::Result<()> {
     let depth = table_number("impact", "depth", args.depth, config)? as u32;
     let limit = table_number("impact", "limit", args.limit, config)? as usize;
-    let index = open(data_dir)?;
     let (repo, target) = if args.target.contains('/') || args.target.contains('\\') {
-        index.locate(args.repo.as_deref(), &args.target)
+        index.locate_from(cwd, args.repo.as_deref(), &args.target)
     } else {
         (args.repo, args.target)
     };
     let options = ImpactOptions { repo, depth, limit };
     let impact = index.impact(&target, &options)?;
-    let mut out = Out::new();
     if args.json {
         for file in &impact.files {
             out.json(file)?;
@@ -441,12 +513,10 @@ pub fn impact(data_dir: &Path, config: &Config, args: ImpactArgs) -> anyhow::Res
     } else {
         out.line(&render::impact_text(&impact))?;
     }
-    out.done()
+    Ok(())
 }
 
-pub fn symbols(data_dir: &Path, args: ListArgs) -> anyhow::Result<()> {
-    let index = open(data_dir)?;
-    let mut out = Out::new();
+fn symbols(index: &CodeIndex, args: ListArgs, out: &mut Out) -> anyhow::Result<()> {
     let mut failed = None;
     index.symbols(args.repo.as_deref(), &mut |entry| {
         if failed.is_some() {
@@ -472,12 +542,10 @@ pub fn symbols(data_dir: &Path, args: ListArgs) -> anyhow::Result<()> {
     if let Some(err) = failed {
         return Err(err);
     }
-    out.done()
+    Ok(())
 }
 
-pub fn repos(data_dir: &Path, args: ListArgs) -> anyhow::Result<()> {
-    let index = open(data_dir)?;
-    let mut out = Out::new();
+fn repos(index: &CodeIndex, args: ListArgs, out: &mut Out) -> anyhow::Result<()> {
     for repo in index.repos()? {
         if args.json {
             out.json(&repo)?;
@@ -485,7 +553,7 @@ pub fn repos(data_dir: &Path, args: ListArgs) -> anyhow::Result<()> {
             out.line(&render::repo_text(&repo))?;
         }
     }
-    out.done()
+    Ok(())
 }
 
 /// Indexes PATH, then keeps it fresh until Ctrl-C, printing each update.

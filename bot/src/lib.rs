@@ -19,4 +19,5 @@ pub mod command;
 pub mod console;
 pub mod discord;
 pub mod render;
+pub mod served;
 pub mod session;

@@ -1,6 +1,7 @@
 //! What the scanner's commands cost as whole processes: `dreamos index`, `dreamos search Q` and `dreamos repos`
 //! against the release binary, with ripgrep over the same files, process to process, measured in the same run as
-//! the baseline.
+//! the baseline. The searches are measured both ways a tool answers: opening the index itself (`DREAMOS_TOOLS=local`)
+//! and asking a swarm (`dreamos run`) running on the same data directory (`DREAMOS_TOOLS=swarm`).
 //!
 //! ```text
 //! cargo bench -p dreamos-tests --bench cli
@@ -176,40 +177,55 @@ fn run() -> Res<()> {
         segments(&index_dir)?
     );
 
-    // Every command once before measuring, so both sides run with a warm page cache.
-    for (_, q, pattern, regex) in QUERIES {
-        let hits = count_lines(dreamos(&["search", "--limit", LIMIT, q]))?;
-        if hits == 0 {
-            println!("  no hit for {q} (every query should have some)");
+    // The same tools answered by a swarm running on the data directory (`bot/src/served.rs`), beside the tools that
+    // open the index themselves.
+    let mut swarm = dreamos(&["run"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("dreamos run: {e}"))?;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !via(dreamos(&["repos"]), "swarm")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+    {
+        if Instant::now() > deadline {
+            let _ = swarm.kill();
+            return Err("the swarm did not answer `dreamos repos` within 120 s".to_string());
         }
-        count_lines(rg(&corpus_dir, pattern, *regex))?;
+        std::thread::yield_now();
     }
-    count_lines(dreamos(&["repos"]))?;
+    let measured = measure(&dreamos, &corpus_dir, runs);
+    // Closing the console's input stops the swarm.
+    drop(swarm.stdin.take());
+    let _ = swarm.wait();
+    let m = measured?;
 
-    // Interleaved, so that load from elsewhere on the machine falls on both sides alike.
-    let mut ours: Vec<Vec<Duration>> = vec![Vec::new(); QUERIES.len()];
-    let mut theirs: Vec<Vec<Duration>> = vec![Vec::new(); QUERIES.len()];
-    let mut listing = Vec::new();
-    let mut floor = Vec::new();
-    for _ in 0..runs {
-        for (i, (_, q, pattern, regex)) in QUERIES.iter().enumerate() {
-            ours[i].push(time(dreamos(&["search", "--limit", LIMIT, q]))?);
-            theirs[i].push(time(rg(&corpus_dir, pattern, *regex))?);
-        }
-        listing.push(time(dreamos(&["repos"]))?);
-        floor.push(time(Command::new("true"))?);
-    }
     println!(
-        "whole-process latency over {runs} runs each, p50 / p99 (dreamos search --limit {LIMIT} Q; rg --no-config -n -i [-F] --max-count 20 -- Q DIR):"
+        "whole-process latency over {runs} runs each, p50 / p99 in ms (dreamos search --limit {LIMIT} Q, opening the index itself (alone) or answered by a running swarm (served); rg --no-config -n -i [-F] --max-count 20 -- Q DIR):"
     );
-    for (i, (class, q, _, _)) in QUERIES.iter().enumerate() {
+    let line = |label: &str, alone: &[Duration], served: &[Duration], rg: &[Duration]| {
         println!(
-            "  {class:<10} {q:<28} dreamos {:>7.2} / {:>7.2} ms   rg {:>7.2} / {:>7.2} ms   {:>5.1}x at p50",
-            ms(pct(&ours[i], 50)),
-            ms(pct(&ours[i], 99)),
-            ms(pct(&theirs[i], 50)),
-            ms(pct(&theirs[i], 99)),
-            ratio(&theirs[i], &ours[i])
+            "  {label:<40} alone {:>6.2} / {:>6.2}   served {:>6.2} / {:>6.2}   rg {:>6.2} / {:>6.2}   {:>5.1}x / {:>5.1}x rg at p50",
+            ms(pct(alone, 50)),
+            ms(pct(alone, 99)),
+            ms(pct(served, 50)),
+            ms(pct(served, 99)),
+            ms(pct(rg, 50)),
+            ms(pct(rg, 99)),
+            ratio(rg, alone),
+            ratio(rg, served)
+        );
+    };
+    for (i, (class, q, _, _)) in QUERIES.iter().enumerate() {
+        line(
+            &format!("{class:<10} {q}"),
+            &m.alone[i],
+            &m.served[i],
+            &m.rg[i],
         );
     }
     for class in ["identifier", "plain word", "regex"] {
@@ -221,37 +237,88 @@ fn run() -> Res<()> {
                 .flat_map(|(_, d)| d.iter().copied())
                 .collect()
         };
-        let (o, t) = (pick(&ours), pick(&theirs));
-        println!(
-            "  {class:<10} all queries                  dreamos {:>7.2} / {:>7.2} ms   rg {:>7.2} / {:>7.2} ms   {:>5.1}x at p50",
-            ms(pct(&o, 50)),
-            ms(pct(&o, 99)),
-            ms(pct(&t, 50)),
-            ms(pct(&t, 99)),
-            ratio(&t, &o)
+        line(
+            &format!("{class:<10} all queries"),
+            &pick(&m.alone),
+            &pick(&m.served),
+            &pick(&m.rg),
         );
     }
-    let all_ours: Vec<Duration> = ours.iter().flatten().copied().collect();
-    let all_theirs: Vec<Duration> = theirs.iter().flatten().copied().collect();
+    let all = |v: &[Vec<Duration>]| -> Vec<Duration> { v.iter().flatten().copied().collect() };
+    line("every search", &all(&m.alone), &all(&m.served), &all(&m.rg));
     println!(
-        "  every search                            dreamos {:>7.2} / {:>7.2} ms   rg {:>7.2} / {:>7.2} ms   {:>5.1}x at p50",
-        ms(pct(&all_ours, 50)),
-        ms(pct(&all_ours, 99)),
-        ms(pct(&all_theirs, 50)),
-        ms(pct(&all_theirs, 99)),
-        ratio(&all_theirs, &all_ours)
+        "  dreamos repos                            alone {:>6.2} / {:>6.2}   served {:>6.2} / {:>6.2}",
+        ms(pct(&m.repos_alone, 50)),
+        ms(pct(&m.repos_alone, 99)),
+        ms(pct(&m.repos_served, 50)),
+        ms(pct(&m.repos_served, 99))
     );
     println!(
-        "  dreamos repos                           {:>7.2} / {:>7.2} ms",
-        ms(pct(&listing, 50)),
-        ms(pct(&listing, 99))
-    );
-    println!(
-        "  floor: spawning `true`                  {:>7.2} / {:>7.2} ms",
-        ms(pct(&floor, 50)),
-        ms(pct(&floor, 99))
+        "  floor: spawning `true`                   {:>6.2} / {:>6.2}",
+        ms(pct(&m.floor, 50)),
+        ms(pct(&m.floor, 99))
     );
     Ok(())
+}
+
+/// `cmd` with `DREAMOS_TOOLS` set: `local` (open the index) or `swarm` (only the running swarm answers).
+fn via(mut cmd: Command, how: &str) -> Command {
+    cmd.env("DREAMOS_TOOLS", how);
+    cmd
+}
+
+/// Latencies of every side, per query.
+struct Measured {
+    alone: Vec<Vec<Duration>>,
+    served: Vec<Vec<Duration>>,
+    rg: Vec<Vec<Duration>>,
+    repos_alone: Vec<Duration>,
+    repos_served: Vec<Duration>,
+    floor: Vec<Duration>,
+}
+
+fn measure(dreamos: &dyn Fn(&[&str]) -> Command, corpus_dir: &Path, runs: usize) -> Res<Measured> {
+    // Every command once before measuring, so every side runs with a warm page cache.
+    for (_, q, pattern, regex) in QUERIES {
+        let alone = run_to_end(&mut via(dreamos(&["search", "--limit", LIMIT, q]), "local"))?;
+        let served = run_to_end(&mut via(dreamos(&["search", "--limit", LIMIT, q]), "swarm"))?;
+        if alone.is_empty() {
+            println!("  no hit for {q} (every query should have some)");
+        }
+        if alone != served {
+            return Err(format!(
+                "dreamos search {q}: the swarm's answer differs from the tool's own"
+            ));
+        }
+        count_lines(rg(corpus_dir, pattern, *regex))?;
+    }
+    // Interleaved, so that load from elsewhere on the machine falls on every side alike.
+    let mut m = Measured {
+        alone: vec![Vec::new(); QUERIES.len()],
+        served: vec![Vec::new(); QUERIES.len()],
+        rg: vec![Vec::new(); QUERIES.len()],
+        repos_alone: Vec::new(),
+        repos_served: Vec::new(),
+        floor: Vec::new(),
+    };
+    for _ in 0..runs {
+        for (i, (_, q, pattern, regex)) in QUERIES.iter().enumerate() {
+            m.alone[i].push(time(via(
+                dreamos(&["search", "--limit", LIMIT, q]),
+                "local",
+            ))?);
+            m.served[i].push(time(via(
+                dreamos(&["search", "--limit", LIMIT, q]),
+                "swarm",
+            ))?);
+            m.rg[i].push(time(rg(corpus_dir, pattern, *regex))?);
+        }
+        m.repos_alone.push(time(via(dreamos(&["repos"]), "local"))?);
+        m.repos_served
+            .push(time(via(dreamos(&["repos"]), "swarm"))?);
+        m.floor.push(time(Command::new("true"))?);
+    }
+    Ok(m)
 }
 
 /// The directory of repository `part` of `repos` (the corpus itself when there is one).

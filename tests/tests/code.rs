@@ -536,3 +536,141 @@ fn the_swarm_runs_on_mimalloc_and_the_tools_do_not() {
     assert!(first.contains("\"files\""), "first line: {first}");
     assert!(tool < ARENA, "the tool's largest mapping is {tool} bytes");
 }
+
+/// (exit code, stdout, stderr) of a read-only tool run in `cwd`, with `DREAMOS_TOOLS` set to `via`.
+fn tool_in(cwd: &Path, data: &Path, via: &str, args: &[&str]) -> (Option<i32>, String, String) {
+    let mut command = dreamos_command(&[], &[("DREAMOS_TOOLS", via)]);
+    command
+        .current_dir(cwd)
+        .arg("--data-dir")
+        .arg(data)
+        .args(args);
+    let output = command.output().expect("run dreamos");
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// The read-only tools ask the swarm running on their data directory and print what they print alone; they see an
+/// index run that finished before they asked; once the swarm is killed they answer alone again.
+#[test]
+fn the_swarm_answers_the_read_only_tools_as_they_answer_alone() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let repo = dir.path().join("demo");
+    fixture_repo(&repo);
+    let data = dir.path().join("data");
+    let (status, _, stderr) = run_dreamos(
+        &[
+            "--data-dir",
+            data.to_str().expect("utf-8"),
+            "index",
+            repo.to_str().expect("utf-8"),
+        ],
+        &[],
+        "",
+    );
+    assert!(status.success(), "{stderr}");
+    // Each question with the directory it is asked in: file arguments are relative to the tool's directory.
+    let questions: &[(&Path, &[&str])] = &[
+        (dir.path(), &["search", "helper"]),
+        (dir.path(), &["search", "Config", "--json", "--limit", "3"]),
+        (dir.path(), &["search", "zzq_nothing_like_it"]),
+        (dir.path(), &["search", "/unclosed"]),
+        (dir.path(), &["search", "x", "--limit", "0"]),
+        (dir.path(), &["symbol", "load_config"]),
+        (dir.path(), &["symbol", "x", "--kind", "nonsense"]),
+        (&repo, &["outline", "src/lib.rs"]),
+        (
+            dir.path(),
+            &["outline", "src/lib.rs", "--repo", "demo", "--json"],
+        ),
+        (&repo, &["deps", "src/parser.rs"]),
+        (dir.path(), &["refs", "parse_config"]),
+        (dir.path(), &["refs", "Nope_nothing"]),
+        (&repo, &["impact", "src/parser.rs", "--json"]),
+        (dir.path(), &["impact", "x", "--depth", "0"]),
+        (dir.path(), &["symbols"]),
+        (dir.path(), &["repos", "--json"]),
+    ];
+    let ask = |via: &str| -> Vec<(Option<i32>, String, String)> {
+        questions
+            .iter()
+            .map(|(cwd, args)| tool_in(cwd, &data, via, args))
+            .collect()
+    };
+    let alone = ask("local");
+    assert_eq!(alone[0].0, Some(0), "{:?}", alone[0]);
+    assert!(alone[0].1.contains("tools/util.py:1"), "{:?}", alone[0]);
+    assert_eq!(
+        alone[2],
+        (Some(0), String::new(), "no matches\n".to_string())
+    );
+    assert_eq!(alone[3].0, Some(1));
+    assert!(alone[7].1.contains("load_config"), "{:?}", alone[7]);
+    let (code, _, stderr) = tool_in(dir.path(), &data, "swarm", &["repos"]);
+    assert!(
+        code == Some(1) && stderr.contains("DREAMOS_TOOLS=swarm, but no swarm answered"),
+        "{stderr}"
+    );
+
+    let mut console = Console::start(&data, &[], &[]);
+    console.ok("/status");
+    let served = ask("swarm");
+    for ((question, alone), served) in questions.iter().zip(&alone).zip(&served) {
+        assert_eq!(served, alone, "{question:?}: served differs from alone");
+    }
+    assert_eq!(ask("").len(), questions.len());
+    let (code, _, stderr) = tool_in(dir.path(), &data, "sometimes", &["repos"]);
+    assert!(
+        code == Some(1) && stderr.contains("DREAMOS_TOOLS is \"sometimes\""),
+        "{stderr}"
+    );
+    let (code, _, stderr) = tool_in(
+        dir.path(),
+        &data,
+        "swarm",
+        &["--config", "/nonexistent.toml", "repos"],
+    );
+    assert!(code == Some(1) && stderr.contains("--config"), "{stderr}");
+
+    // An index run that finished before the question is in the answer.
+    std::fs::write(repo.join("src/late.rs"), "pub fn arrived_late() {}\n").expect("write");
+    let (code, _, stderr) = tool_in(
+        dir.path(),
+        &data,
+        "local",
+        &["index", repo.to_str().expect("utf-8")],
+    );
+    assert_eq!(code, Some(0), "{stderr}");
+    let (code, stdout, stderr) = tool_in(dir.path(), &data, "swarm", &["symbol", "arrived_late"]);
+    assert!(
+        code == Some(0) && stdout.contains("src/late.rs:1"),
+        "{stdout}{stderr}"
+    );
+
+    // Killed, the swarm leaves its socket behind; the tools answer alone, the same as before.
+    console.kill();
+    assert!(data.join("tools.sock").exists(), "the socket is gone");
+    let (code, stdout, stderr) = tool_in(dir.path(), &data, "", &["search", "helper"]);
+    assert_eq!(
+        (code, &stdout, &stderr),
+        (Some(0), &alone[0].1, &alone[0].2)
+    );
+    let (code, _, stderr) = tool_in(dir.path(), &data, "swarm", &["search", "helper"]);
+    assert!(
+        code == Some(1) && stderr.contains("no swarm answered"),
+        "{stderr}"
+    );
+    // The next swarm takes the stale socket over.
+    let mut console = Console::start(&data, &[], &[]);
+    console.ok("/status");
+    let (code, stdout, _) = tool_in(dir.path(), &data, "swarm", &["search", "helper"]);
+    assert_eq!((code, stdout), (Some(0), alone[0].1.clone()));
+    console.finish();
+    assert!(
+        !data.join("tools.sock").exists(),
+        "a swarm that stopped left its socket"
+    );
+}

@@ -80,6 +80,36 @@ pub(crate) struct Inner {
     /// The one Tantivy writer, created on first write. Holding this mutex also serialises whole indexing runs, so
     /// a watch update and an `index_repo` never interleave their deletes and commits.
     writer: Mutex<Option<IndexWriter>>,
+    /// meta.json as [`CodeIndex::catch_up`] last saw it before reloading.
+    seen_meta: Mutex<Option<MetaStamp>>,
+}
+
+/// What tells one meta.json from the next: Tantivy replaces the file (a new inode) at every commit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct MetaStamp {
+    dev: u64,
+    ino: u64,
+    len: u64,
+    modified: Option<std::time::SystemTime>,
+}
+
+impl MetaStamp {
+    fn of(path: &Path) -> Option<MetaStamp> {
+        let meta = std::fs::metadata(path).ok()?;
+        #[cfg(unix)]
+        let (dev, ino) = {
+            use std::os::unix::fs::MetadataExt;
+            (meta.dev(), meta.ino())
+        };
+        #[cfg(not(unix))]
+        let (dev, ino) = (0, 0);
+        Some(MetaStamp {
+            dev,
+            ino,
+            len: meta.len(),
+            modified: meta.modified().ok(),
+        })
+    }
 }
 
 impl std::fmt::Debug for CodeIndex {
@@ -223,9 +253,25 @@ impl CodeIndex {
                 reader,
                 fields,
                 writer: Mutex::new(None),
+                seen_meta: Mutex::new(MetaStamp::of(&dir.join("meta.json"))),
                 stale,
             }),
         })
+    }
+
+    /// Makes every commit made so far, by any process, visible to searches from now on: a long-running process
+    /// that answers for others (the swarm serving `dreamos search`) calls it before each answer, so that a
+    /// `dreamos index` that finished before the question is seen. Costs one `stat` of meta.json when nothing was
+    /// committed since the last call; otherwise the reader reloads.
+    pub fn catch_up(&self) -> Result<()> {
+        let now = MetaStamp::of(&self.inner.dir.join("meta.json"));
+        let mut seen = self.inner.seen_meta.lock();
+        if now.is_some() && *seen != now {
+            // The stamp is taken before the reload: a commit landing in between makes the next call reload again.
+            self.inner.reload()?;
+            *seen = now;
+        }
+        Ok(())
     }
 
     /// The repositories (name, root) that an index made by another version held when this open made it again
@@ -312,7 +358,18 @@ impl CodeIndex {
     /// repository and the relative path (unless `repo` names another); anything else is taken as relative to a
     /// repository's root, with `repo` as given.
     pub fn locate(&self, repo: Option<&str>, file: &str) -> (Option<String>, String) {
-        if let Ok(abs) = Path::new(file).canonicalize() {
+        self.locate_from(Path::new("."), repo, file)
+    }
+
+    /// Like [`CodeIndex::locate`], for a `file` given relative to `cwd` (the working directory of whoever asked,
+    /// when it is not this process's).
+    pub fn locate_from(
+        &self,
+        cwd: &Path,
+        repo: Option<&str>,
+        file: &str,
+    ) -> (Option<String>, String) {
+        if let Ok(abs) = cwd.join(file).canonicalize() {
             if let Some((found, rel)) = self.resolve_path(&abs) {
                 if repo.is_none_or(|r| r == found) {
                     return (Some(found), rel);

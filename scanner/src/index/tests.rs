@@ -883,3 +883,45 @@ fn every_files_chunks_follow_it_after_changes_deletes_and_merges() {
         "{chunks_expected} chunks: too few large files"
     );
 }
+
+#[test]
+fn catch_up_sees_another_processs_commits_at_once() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let open = || {
+        CodeIndex::open_following(dir.path(), dir.path(), super::Follow::OwnCommits).expect("open")
+    };
+    let (answering, writing) = (open(), open());
+    let repo = write_repo(&[("src/a.rs", "fn lighthouse_keeper() {}\n")]);
+    run(&writing, "coast", repo.path());
+    assert_eq!(count(&answering, "lighthouse_keeper"), 0, "reloaded alone");
+    answering.catch_up().expect("catch up");
+    assert_eq!(count(&answering, "lighthouse_keeper"), 1);
+    // Nothing committed since: the same searcher stays.
+    let generation = answering
+        .inner
+        .reader
+        .searcher()
+        .generation()
+        .generation_id();
+    answering.catch_up().expect("catch up");
+    assert_eq!(
+        answering
+            .inner
+            .reader
+            .searcher()
+            .generation()
+            .generation_id(),
+        generation
+    );
+    std::fs::write(repo.path().join("src/b.rs"), "fn harbour_master() {}\n").expect("write");
+    run(&writing, "coast", repo.path());
+    answering.catch_up().expect("catch up");
+    assert_eq!(count(&answering, "harbour_master"), 1);
+    // A path relative to another working directory resolves as it would there.
+    let located = answering.locate_from(repo.path(), None, "src/b.rs");
+    assert_eq!(located, (Some("coast".to_string()), "src/b.rs".to_string()));
+    assert_eq!(
+        answering.locate_from(Path::new("/"), None, "src/b.rs"),
+        (None, "src/b.rs".to_string())
+    );
+}

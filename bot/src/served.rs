@@ -1,0 +1,424 @@
+//! The read-only tools (`dreamos search`, `symbol`, `refs`, ...) answered by the swarm running on the same data
+//! directory, over a Unix socket in it (`<data-dir>/tools.sock`).
+//!
+//! Why: a tool that opens the index itself spends most of its few milliseconds on first touches (mapping the index's
+//! files, faulting in term dictionaries, decompressing its first blocks). The swarm has all of that warm, so the
+//! tool's process asks it and prints the answer. When no swarm answers (none runs, the socket is stale, the swarm is
+//! another version, or it is busy), the tool opens the index itself; the output is the same either way.
+//! `DREAMOS_TOOLS=local` always opens the index; `DREAMOS_TOOLS=swarm` fails instead of opening it.
+//!
+//! The swarm answers with its own configuration (`[scanner]` limits), and sees every commit made before the
+//! question, by any process ([`dreamos_scanner::CodeIndex::catch_up`]). A tool given `--config` opens the index
+//! itself, since it asked for a configuration of its own.
+//!
+//! Protocol, one question per connection: the tool sends a 4-byte little-endian length and a JSON [`Request`]; the
+//! swarm answers with frames, each a kind byte, a 4-byte little-endian length and that many bytes: `o` (stdout),
+//! `e` (stderr), `x` (the exit code, one byte, last) or `r` (refused, with the reason: the tool answers itself).
+//! At most [`MAX_ANSWERING`] questions are answered at once; more are refused at once, never queued. The socket is
+//! made readable and writable by its owner only.
+
+use std::{
+    io::{BufWriter, Read, Write},
+    os::unix::net::{UnixListener, UnixStream},
+    path::{Path, PathBuf},
+    process::ExitCode,
+    sync::{
+        atomic::{AtomicBool, AtomicUsize, Ordering},
+        Arc,
+    },
+    time::Duration,
+};
+
+use anyhow::{bail, Context as _};
+use dreamos_runtime::Config;
+use dreamos_scanner::CodeIndex;
+use serde::{Deserialize, Serialize};
+
+use crate::code_cli::{Out, Tool};
+
+/// The socket's name in the data directory.
+pub const SOCKET: &str = "tools.sock";
+
+/// Questions answered at once; the next is refused, and its tool answers itself.
+pub const MAX_ANSWERING: usize = 8;
+
+/// The largest question accepted. Arguments are a query and a few options.
+const MAX_REQUEST: u32 = 64 * 1024;
+
+/// How long the swarm waits for a question once connected.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The answer to one question, as the tool sends it.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Request {
+    /// The asking binary's version: a swarm of another version refuses, since its tools' arguments may differ.
+    pub version: String,
+    /// The tool's working directory, which file arguments are relative to.
+    pub cwd: PathBuf,
+    pub tool: Tool,
+}
+
+/// Which way the read-only tools go, from `DREAMOS_TOOLS`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Via {
+    /// Ask the swarm; answer here when none answers (the default).
+    Auto,
+    /// Always open the index here.
+    Here,
+    /// Only the swarm: fail when none answers.
+    Swarm,
+}
+
+impl Via {
+    /// Reads `DREAMOS_TOOLS`: unset, empty or `auto`, `local`, or `swarm`.
+    pub fn from_env() -> anyhow::Result<Via> {
+        match std::env::var("DREAMOS_TOOLS") {
+            Err(std::env::VarError::NotPresent) => Ok(Via::Auto),
+            Ok(v) if v.is_empty() || v == "auto" => Ok(Via::Auto),
+            Ok(v) if v == "local" => Ok(Via::Here),
+            Ok(v) if v == "swarm" => Ok(Via::Swarm),
+            Ok(v) => bail!(
+                "DREAMOS_TOOLS is {:?}; use auto (the swarm when it runs), local or swarm",
+                crate::command::clip_long(&v)
+            ),
+            Err(std::env::VarError::NotUnicode(_)) => {
+                bail!("DREAMOS_TOOLS is not UTF-8; use auto, local or swarm")
+            }
+        }
+    }
+}
+
+/// Asks the swarm on `data_dir` to run `tool`, copying its answer to this process's stdout and stderr. `None` when
+/// no swarm answered and the tool should answer itself (never with [`Via::Swarm`]: that is an error).
+pub fn ask(data_dir: &Path, tool: &Tool, via: Via) -> anyhow::Result<Option<ExitCode>> {
+    let path = data_dir.join(SOCKET);
+    let not_answered = |why: String| -> anyhow::Result<Option<ExitCode>> {
+        match via {
+            Via::Swarm => bail!(
+                "DREAMOS_TOOLS=swarm, but no swarm answered at {}: {why}; start `dreamos run` on this data directory, or unset DREAMOS_TOOLS",
+                path.display()
+            ),
+            _ => Ok(None),
+        }
+    };
+    let mut stream = match UnixStream::connect(&path) {
+        Ok(stream) => stream,
+        Err(err) => return not_answered(err.to_string()),
+    };
+    let request = Request {
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        cwd: std::env::current_dir().unwrap_or_else(|_| PathBuf::from(".")),
+        tool: tool.clone(),
+    };
+    let body = match serde_json::to_vec(&request) {
+        Ok(body) if body.len() <= MAX_REQUEST as usize => body,
+        // A path that is not UTF-8, or arguments too long to send: answer here.
+        Ok(_) => return not_answered("the arguments are too long to send".to_string()),
+        Err(err) => return not_answered(format!("the arguments cannot be sent: {err}")),
+    };
+    let mut message = (body.len() as u32).to_le_bytes().to_vec();
+    message.extend_from_slice(&body);
+    if let Err(err) = stream.write_all(&message) {
+        return not_answered(err.to_string());
+    }
+    let mut stdout = BufWriter::new(std::io::stdout().lock());
+    let mut answered = false;
+    loop {
+        let frame = match read_frame(&mut stream) {
+            Ok(Some(frame)) => frame,
+            Ok(None) | Err(_) if !answered => {
+                return not_answered("it closed the connection without answering".to_string())
+            }
+            Ok(None) | Err(_) => {
+                let _ = stdout.flush();
+                bail!("the swarm stopped while answering; run the command again")
+            }
+        };
+        match frame {
+            (b'r', why) if !answered => {
+                return not_answered(String::from_utf8_lossy(&why).into_owned())
+            }
+            (b'o', bytes) => {
+                answered = true;
+                if let Err(err) = stdout.write_all(&bytes) {
+                    return closed_stdout(err);
+                }
+            }
+            (b'e', bytes) => {
+                answered = true;
+                if let Err(err) = stdout.flush() {
+                    return closed_stdout(err);
+                }
+                let _ = std::io::stderr().write_all(&bytes);
+            }
+            (b'x', code) if code.len() == 1 => {
+                if let Err(err) = stdout.flush() {
+                    return closed_stdout(err);
+                }
+                return Ok(Some(ExitCode::from(code[0])));
+            }
+            (kind, _) => bail!(
+                "the swarm answered with a frame of unknown kind {kind:#04x}; is it another version of dreamos?"
+            ),
+        }
+    }
+}
+
+/// A reader that went away (`dreamos symbols | head`) ends the tool quietly, as it does when answering itself.
+fn closed_stdout(err: std::io::Error) -> anyhow::Result<Option<ExitCode>> {
+    if err.kind() == std::io::ErrorKind::BrokenPipe {
+        Ok(Some(ExitCode::SUCCESS))
+    } else {
+        Err(err).context("writing to stdout")
+    }
+}
+
+/// One frame, or `None` at the end of the stream before a frame starts.
+fn read_frame(stream: &mut impl Read) -> std::io::Result<Option<(u8, Vec<u8>)>> {
+    let mut head = [0u8; 5];
+    let mut got = 0;
+    while got < head.len() {
+        match stream.read(&mut head[got..]) {
+            Ok(0) if got == 0 => return Ok(None),
+            Ok(0) => return Err(std::io::ErrorKind::UnexpectedEof.into()),
+            Ok(n) => got += n,
+            Err(err) if err.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(err) => return Err(err),
+        }
+    }
+    let len = u32::from_le_bytes([head[1], head[2], head[3], head[4]]) as usize;
+    let mut bytes = vec![0; len];
+    stream.read_exact(&mut bytes)?;
+    Ok(Some((head[0], bytes)))
+}
+
+/// Writes one frame.
+fn write_frame(mut stream: &UnixStream, kind: u8, bytes: &[u8]) -> std::io::Result<()> {
+    let mut head = [kind, 0, 0, 0, 0];
+    head[1..].copy_from_slice(&(bytes.len() as u32).to_le_bytes());
+    // One write for a small frame: the exit code and short notes go out in one packet with their header.
+    if bytes.len() <= 4096 {
+        let mut frame = Vec::with_capacity(5 + bytes.len());
+        frame.extend_from_slice(&head);
+        frame.extend_from_slice(bytes);
+        stream.write_all(&frame)
+    } else {
+        stream.write_all(&head)?;
+        stream.write_all(bytes)
+    }
+}
+
+/// A stream of frames of one kind: the tool's stdout or stderr, sent to the process that asked.
+struct Frames<'a> {
+    stream: &'a UnixStream,
+    kind: u8,
+}
+
+impl Write for Frames<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        // A frame's length is a u32; the BufWriter in front of this sends at most its capacity at a time anyway.
+        let len = buf.len().min(1 << 20);
+        write_frame(self.stream, self.kind, &buf[..len])?;
+        Ok(len)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The swarm's side: answers the tools' questions on `<data-dir>/tools.sock` until stopped.
+pub struct Server {
+    path: PathBuf,
+    /// The listening socket, to wake the accept loop at stop even when the socket's file is gone.
+    listener: UnixListener,
+    closing: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Server {
+    /// Starts answering on `<data_dir>/tools.sock` from `index`, with `config`. The caller holds the data directory
+    /// (the store's lock), so a socket file already there was left by a swarm that died, and is replaced.
+    pub fn start(data_dir: &Path, index: CodeIndex, config: Arc<Config>) -> anyhow::Result<Server> {
+        let path = data_dir.join(SOCKET);
+        if UnixStream::connect(&path).is_ok() {
+            bail!(
+                "another process answers at {} already; the tools will ask it",
+                path.display()
+            );
+        }
+        match std::fs::remove_file(&path) {
+            Err(err) if err.kind() != std::io::ErrorKind::NotFound => {
+                return Err(err).with_context(|| format!("removing the stale {}", path.display()))
+            }
+            _ => {}
+        }
+        let listener = UnixListener::bind(&path)
+            .with_context(|| format!("listening on {}", path.display()))?;
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+                .with_context(|| format!("making {} private", path.display()))?;
+        }
+        let closing = Arc::new(AtomicBool::new(false));
+        let answering = Arc::new(AtomicUsize::new(0));
+        let waker = listener
+            .try_clone()
+            .context("keeping the tools' socket to close it at stop")?;
+        let thread = {
+            let closing = closing.clone();
+            std::thread::Builder::new()
+                .name("tools-socket".to_string())
+                .spawn(move || accept(listener, index, config, closing, answering))
+                .context("starting the tools' socket")?
+        };
+        tracing::info!(socket = %path.display(), "answering the read-only tools (dreamos search, ...)");
+        Ok(Server {
+            path,
+            listener: waker,
+            closing,
+            thread: Some(thread),
+        })
+    }
+
+    /// Stops answering and removes the socket. Answers under way finish on their own threads.
+    pub fn stop(mut self) {
+        self.shut();
+    }
+
+    fn shut(&mut self) {
+        let Some(thread) = self.thread.take() else {
+            return;
+        };
+        self.closing.store(true, Ordering::SeqCst);
+        // Shutting the listening socket down fails the accept under way (Linux), and the loop sees `closing`.
+        {
+            use std::os::fd::AsRawFd;
+            if let Err(err) = nix::sys::socket::shutdown(
+                self.listener.as_raw_fd(),
+                nix::sys::socket::Shutdown::Both,
+            ) {
+                tracing::debug!(error = %err, "shutting the tools' socket down");
+                // Wakes the loop with a connection instead.
+                let _ = UnixStream::connect(&self.path);
+            }
+        }
+        let _ = thread.join();
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.shut();
+    }
+}
+
+/// Decrements the count of questions being answered when an answer ends, however it ends.
+struct Answering(Arc<AtomicUsize>);
+
+impl Drop for Answering {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+fn accept(
+    listener: UnixListener,
+    index: CodeIndex,
+    config: Arc<Config>,
+    closing: Arc<AtomicBool>,
+    answering: Arc<AtomicUsize>,
+) {
+    for stream in listener.incoming() {
+        if closing.load(Ordering::SeqCst) {
+            break;
+        }
+        let stream = match stream {
+            Ok(stream) => stream,
+            Err(err) => {
+                tracing::debug!(error = %err, "accepting a tool's connection failed");
+                // Out of descriptors, say: the tools answer themselves meanwhile; do not spin.
+                std::thread::sleep(Duration::from_millis(10));
+                continue;
+            }
+        };
+        if answering.fetch_add(1, Ordering::SeqCst) >= MAX_ANSWERING {
+            let guard = Answering(answering.clone());
+            let _ = write_frame(
+                &stream,
+                b'r',
+                format!("busy: {MAX_ANSWERING} questions are being answered").as_bytes(),
+            );
+            drop(guard);
+            continue;
+        }
+        let guard = Answering(answering.clone());
+        let (index, config) = (index.clone(), config.clone());
+        let spawned = std::thread::Builder::new()
+            .name("tool-answer".to_string())
+            .spawn(move || {
+                let _guard = guard;
+                answer(&stream, &index, &config);
+            });
+        if let Err(err) = spawned {
+            tracing::warn!(error = %err, "cannot start a thread to answer a tool; it answers itself");
+        }
+    }
+}
+
+/// Reads one question from `stream` and answers it.
+fn answer(stream: &UnixStream, index: &CodeIndex, config: &Config) {
+    let refuse = |why: &str| {
+        let _ = write_frame(stream, b'r', why.as_bytes());
+    };
+    let request = match read_request(stream) {
+        Ok(request) => request,
+        Err(why) => return refuse(&why),
+    };
+    if request.version != env!("CARGO_PKG_VERSION") {
+        return refuse(&format!(
+            "the swarm runs dreamos {}, the tool is {}",
+            env!("CARGO_PKG_VERSION"),
+            crate::command::clip_long(&request.version)
+        ));
+    }
+    let outcome = index
+        .catch_up()
+        .context("reading the latest commit of the code index")
+        .and_then(|()| {
+            let mut out = Out::to(Frames { stream, kind: b'o' }, Frames { stream, kind: b'e' });
+            request.tool.run(index, config, &request.cwd, &mut out)?;
+            out.done()
+        });
+    let code = match outcome {
+        Ok(()) => 0,
+        Err(err) => {
+            let _ = write_frame(stream, b'e', crate::cli::error_line(&err).as_bytes());
+            1
+        }
+    };
+    let _ = write_frame(stream, b'x', &[code]);
+}
+
+fn read_request(mut stream: &UnixStream) -> Result<Request, String> {
+    let _ = stream.set_read_timeout(Some(REQUEST_TIMEOUT));
+    let mut len = [0u8; 4];
+    stream
+        .read_exact(&mut len)
+        .map_err(|err| format!("reading the question: {err}"))?;
+    let len = u32::from_le_bytes(len);
+    if len > MAX_REQUEST {
+        return Err(format!(
+            "a question of {len} bytes; at most {MAX_REQUEST} are read"
+        ));
+    }
+    let mut body = vec![0; len as usize];
+    stream
+        .read_exact(&mut body)
+        .map_err(|err| format!("reading the question: {err}"))?;
+    serde_json::from_slice(&body).map_err(|err| format!("a question that cannot be read: {err}"))
+}
+
+#[cfg(test)]
+mod tests;
