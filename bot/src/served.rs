@@ -45,10 +45,13 @@ pub const MAX_ANSWERING: usize = 8;
 /// The largest question accepted. Arguments are a query and a few options.
 const MAX_REQUEST: u32 = 64 * 1024;
 
+/// The largest frame: what a tool prints goes out in pieces of at most this many bytes.
+const MAX_FRAME: usize = 1 << 20;
+
 /// How long the swarm waits for a question once connected.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// The answer to one question, as the tool sends it.
+/// One question, as the tool sends it.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Request {
     /// The asking binary's version: a swarm of another version refuses, since its tools' arguments may differ.
@@ -187,6 +190,12 @@ fn read_frame(stream: &mut impl Read) -> std::io::Result<Option<(u8, Vec<u8>)>> 
         }
     }
     let len = u32::from_le_bytes([head[1], head[2], head[3], head[4]]) as usize;
+    if len > MAX_FRAME {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("a frame of {len} bytes; at most {MAX_FRAME} are sent"),
+        ));
+    }
     let mut bytes = vec![0; len];
     stream.read_exact(&mut bytes)?;
     Ok(Some((head[0], bytes)))
@@ -216,8 +225,8 @@ struct Frames<'a> {
 
 impl Write for Frames<'_> {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        // A frame's length is a u32; the BufWriter in front of this sends at most its capacity at a time anyway.
-        let len = buf.len().min(1 << 20);
+        // The BufWriter in front of this sends at most its capacity at a time anyway.
+        let len = buf.len().min(MAX_FRAME);
         write_frame(self.stream, self.kind, &buf[..len])?;
         Ok(len)
     }

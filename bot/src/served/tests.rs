@@ -223,3 +223,21 @@ fn stopping_removes_the_socket_and_a_stale_one_is_replaced() {
     std::fs::remove_file(fixture.socket()).expect("remove the socket's file");
     server.stop();
 }
+
+#[test]
+fn a_frame_longer_than_any_sent_is_an_error_not_an_allocation() {
+    let mut huge: &[u8] = &[b'o', 0xff, 0xff, 0xff, 0xff];
+    let err = read_frame(&mut huge).expect_err("refused");
+    assert_eq!(err.kind(), std::io::ErrorKind::InvalidData);
+    let mut cut: &[u8] = &[b'o', 3, 0, 0];
+    assert!(read_frame(&mut cut).is_err());
+    let mut short: &[u8] = &[b'o', 3, 0, 0, 0, b'a'];
+    assert!(read_frame(&mut short).is_err());
+    let mut empty: &[u8] = &[];
+    assert!(matches!(read_frame(&mut empty), Ok(None)));
+    let mut whole: &[u8] = &[b'x', 1, 0, 0, 0, 0];
+    assert_eq!(
+        read_frame(&mut whole).expect("frame"),
+        Some((b'x', vec![0]))
+    );
+}
