@@ -26,6 +26,10 @@ use crate::events::{EventReceiver, RecvError, SwarmEvent};
 const MAX_TRACKED: usize = 1024;
 /// Tasks whose end was journaled, remembered so that a repeated event writes nothing.
 const MAX_ENDED: usize = 4096;
+/// Replies to messages not tracked, remembered (the latest, at most): a broadcast's acknowledgements can reach the
+/// journaler before the broadcast does. They come on the event bus, the broadcast on a channel of its own, and
+/// [`Memory::broadcast_sent`] is called only once the send returned, when agents may have answered already.
+const MAX_EARLY: usize = 4096;
 
 /// A broadcast whose acknowledgements the journal counts.
 #[derive(Debug, Clone)]
@@ -54,6 +58,7 @@ impl Memory {
                 memory,
                 tracked: BTreeMap::new(),
                 ended: VecDeque::new(),
+                early: VecDeque::new(),
                 window,
             }
             .run(events, rx)
@@ -100,6 +105,8 @@ struct Journaler {
     memory: Memory,
     tracked: BTreeMap<MessageId, Tracked>,
     ended: VecDeque<TaskId>,
+    /// (replied-to message, who replied) of replies to untracked messages, oldest first; see [`MAX_EARLY`].
+    early: VecDeque<(MessageId, String)>,
     window: Duration,
 }
 
@@ -159,14 +166,27 @@ impl Journaler {
             self.finish(id);
             return;
         }
+        // Acknowledgements that came first.
+        let id = broadcast.id;
+        let acked: BTreeSet<String> = self
+            .early
+            .iter()
+            .filter(|(to, from)| *to == id && broadcast.recipients.contains(from))
+            .map(|(_, from)| from.clone())
+            .collect();
+        self.early.retain(|(to, _)| *to != id);
+        let all = acked.len() == broadcast.recipients.len();
         self.tracked.insert(
-            broadcast.id,
+            id,
             Tracked {
                 broadcast,
-                acked: BTreeSet::new(),
+                acked,
                 deadline: tokio::time::Instant::now() + self.window,
             },
         );
+        if all {
+            self.finish(id);
+        }
     }
 
     fn finish(&mut self, id: MessageId) {
@@ -186,14 +206,19 @@ impl Journaler {
             SwarmEvent::Message(m) => {
                 let envelope = &m.envelope;
                 if let Some(reply_to) = envelope.reply_to {
+                    let from = envelope.from.to_string();
                     if let Some(t) = self.tracked.get_mut(&reply_to) {
-                        let from = envelope.from.to_string();
                         if t.broadcast.recipients.contains(&from) {
                             t.acked.insert(from);
                             if t.acked.len() == t.broadcast.recipients.len() {
                                 self.finish(reply_to);
                             }
                         }
+                    } else {
+                        if self.early.len() == MAX_EARLY {
+                            self.early.pop_front();
+                        }
+                        self.early.push_back((reply_to, from));
                     }
                     return;
                 }
@@ -387,5 +412,92 @@ async fn sleep_until(deadline: Option<tokio::time::Instant>) {
     match deadline {
         Some(d) => tokio::time::sleep_until(d).await,
         None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use dreamos_runtime::{
+        log::StoredMessage,
+        message::{AgentName, Body, Envelope},
+        Config, Store,
+    };
+
+    use super::*;
+    use crate::{skill::SkillRegistry, Swarm};
+
+    fn reply(from: &str, to: MessageId) -> SwarmEvent {
+        let envelope = Envelope::new(
+            Address::agent(&AgentName::new(from).expect("name")),
+            Address::user("console"),
+            crate::REPLY_KIND,
+            Body::text("acknowledged"),
+        )
+        .with_reply_to(to);
+        SwarmEvent::Message(Arc::new(StoredMessage {
+            envelope,
+            recipients: Vec::new(),
+        }))
+    }
+
+    /// The race seen in CI: both agents answered before the journaler took the broadcast in. Its entry is written
+    /// at once, counting both, instead of waiting out the window and naming them as silent.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn acknowledgements_that_come_before_their_broadcast_are_counted() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut config = Config::defaults();
+        config.memory.journal = vec![JournalTopic::Broadcasts];
+        config.scanner.allowed_roots = vec![dir.path().to_path_buf()];
+        let store = Store::open(&dir.path().join("data")).expect("store");
+        let swarm = Swarm::start(config, store, SkillRegistry::builtin())
+            .await
+            .expect("swarm");
+        let mut journaler = Journaler {
+            memory: swarm.memory().clone(),
+            tracked: BTreeMap::new(),
+            ended: VecDeque::new(),
+            early: VecDeque::new(),
+            window: Duration::from_secs(3600),
+        };
+        let (id, other) = (MessageId::new(), MessageId::new());
+        journaler.on_event(&reply("agent-1", id));
+        journaler.on_event(&reply("agent-3", other));
+        journaler.on_event(&reply("agent-2", id));
+        journaler.track(Broadcast {
+            id,
+            by: "user:console".to_string(),
+            to: Address::All,
+            text: "early birds".to_string(),
+            recipients: vec!["agent-1".to_string(), "agent-2".to_string()],
+        });
+        assert!(journaler.tracked.is_empty(), "still waiting for the window");
+        assert_eq!(
+            journaler.early.len(),
+            1,
+            "the other reply is still remembered"
+        );
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        let entry = loop {
+            let page = swarm
+                .memory()
+                .journal(&super::super::JournalQuery {
+                    limit: 100,
+                    ..Default::default()
+                })
+                .expect("journal");
+            if let Some(e) = page
+                .entries
+                .into_iter()
+                .find(|e| e.text.contains("early birds"))
+            {
+                break e;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "no entry");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        };
+        assert!(entry.text.contains("all 2 acknowledged"), "{}", entry.text);
+        swarm.shutdown(Duration::from_secs(5)).await;
     }
 }
