@@ -52,22 +52,9 @@ pub enum Command {
     Config,
     /// Index a repository (incrementally) into <data-dir>/index.
     Index(code_cli::IndexArgs),
-    /// Search indexed code: `foo lang:rust path:src/*.rs repo:name sym:Foo "exact phrase" /regex/ case:yes`.
-    Search(code_cli::SearchArgs),
-    /// Find definitions by name: exact, then prefix, then fuzzy.
-    Symbol(code_cli::SymbolArgs),
-    /// The definitions of one file.
-    Outline(code_cli::FileArgs),
-    /// What a file imports, and what imports it.
-    Deps(code_cli::FileArgs),
-    /// Where a name is used (calls, type uses, imports), definitions first.
-    Refs(code_cli::RefsArgs),
-    /// What may break if a file or a symbol changes: importers, and the definitions that use it.
-    Impact(code_cli::ImpactArgs),
-    /// Every definition, one per line, like a tags file.
-    Symbols(code_cli::ListArgs),
-    /// The indexed repositories.
-    Repos(code_cli::ListArgs),
+    /// The tools that only read the index.
+    #[command(flatten)]
+    Tool(Tool),
     /// Index a repository, then keep it fresh as files change (until Ctrl-C).
     Watch(code_cli::WatchArgs),
 }
@@ -135,58 +122,36 @@ fn data_dir(given: Option<PathBuf>) -> PathBuf {
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let data_dir = data_dir(cli.data_dir);
-    let tool = match cli.command {
-        Command::Search(args) => Tool::Search(args),
-        Command::Symbol(args) => Tool::Symbol(args),
-        Command::Outline(args) => Tool::Outline(args),
-        Command::Deps(args) => Tool::Deps(args),
-        Command::Refs(args) => Tool::Refs(args),
-        Command::Impact(args) => Tool::Impact(args),
-        Command::Symbols(args) => Tool::Symbols(args),
-        Command::Repos(args) => Tool::Repos(args),
-        Command::Run(args) => return other(Other::Run(args), &cli.config, &data_dir),
-        Command::Config => return other(Other::Config, &cli.config, &data_dir),
-        Command::Index(args) => return other(Other::Index(args), &cli.config, &data_dir),
-        Command::Watch(args) => return other(Other::Watch(args), &cli.config, &data_dir),
-    };
-    // A read-only tool: the swarm on this data directory answers when it runs, unless a configuration of the
-    // tool's own was asked for (see `served`).
+    let config = || load_config(cli.config.as_deref());
+    match cli.command {
+        Command::Tool(tool) => return answer(tool, cli.config.as_deref(), &data_dir),
+        Command::Config => {
+            let text = config()?.to_toml().context("printing the configuration")?;
+            std::io::Write::write_all(&mut std::io::stdout(), text.as_bytes())?;
+        }
+        Command::Run(args) => run_swarm(&data_dir, config()?, args)?,
+        Command::Index(args) => code_cli::index(&data_dir, &config()?, args)?,
+        Command::Watch(args) => code_cli::watch(&data_dir, args)?,
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Runs a read-only tool: the swarm on this data directory answers when it runs, unless a configuration of the
+/// tool's own was asked for (see `served`); otherwise the tool opens the index itself.
+fn answer(tool: Tool, config: Option<&Path>, data_dir: &Path) -> anyhow::Result<ExitCode> {
     let via = served::Via::from_env()?;
-    match (via, cli.config.is_some()) {
+    match (via, config.is_some()) {
         (served::Via::Swarm, true) => anyhow::bail!(
             "--config makes the tool answer itself, and DREAMOS_TOOLS=swarm forbids that; drop one of them"
         ),
         (served::Via::Here, _) | (_, true) => {}
         (served::Via::Auto | served::Via::Swarm, false) => {
-            if let Some(code) = served::ask(&data_dir, &tool, via)? {
+            if let Some(code) = served::ask(data_dir, &tool, via)? {
                 return Ok(code);
             }
         }
     }
-    let config = load_config(cli.config.as_deref())?;
-    tool.run_here(&data_dir, &config)?;
-    Ok(ExitCode::SUCCESS)
-}
-
-/// The commands that are not read-only tools.
-enum Other {
-    Run(RunArgs),
-    Config,
-    Index(code_cli::IndexArgs),
-    Watch(code_cli::WatchArgs),
-}
-
-fn other(command: Other, config: &Option<PathBuf>, data_dir: &Path) -> anyhow::Result<ExitCode> {
-    let config = load_config(config.as_deref())?;
-    match command {
-        Other::Config => {
-            let text = config.to_toml().context("printing the configuration")?;
-            std::io::Write::write_all(&mut std::io::stdout(), text.as_bytes())?;
-        }
-        Other::Run(args) => run_swarm(data_dir, config, args)?,
-        Other::Index(args) => code_cli::index(data_dir, &config, args)?,
-        Other::Watch(args) => code_cli::watch(data_dir, args)?,
-    }
+    tool.run_here(data_dir, &load_config(config)?)?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -226,15 +226,23 @@ fn quiet_broken_pipe(result: std::io::Result<()>) -> anyhow::Result<()> {
 
 /// A tool that only reads the index: run here on an index this process opens ([`Tool::run_here`]), or answered by
 /// the swarm running on the same data directory (`crate::served`), with the same output either way.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, clap::Subcommand, Serialize, Deserialize)]
 pub enum Tool {
+    /// Search indexed code: `foo lang:rust path:src/*.rs repo:name sym:Foo "exact phrase" /regex/ case:yes`.
     Search(SearchArgs),
+    /// Find definitions by name: exact, then prefix, then fuzzy.
     Symbol(SymbolArgs),
+    /// The definitions of one file.
     Outline(FileArgs),
+    /// What a file imports, and what imports it.
     Deps(FileArgs),
+    /// Where a name is used (calls, type uses, imports), definitions first.
     Refs(RefsArgs),
+    /// What may break if a file or a symbol changes: importers, and the definitions that use it.
     Impact(ImpactArgs),
+    /// Every definition, one per line, like a tags file.
     Symbols(ListArgs),
+    /// The indexed repositories.
     Repos(ListArgs),
 }
 
