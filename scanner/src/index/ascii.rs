@@ -52,6 +52,34 @@ impl AsciiFinder {
     }
 }
 
+impl AsciiFinder {
+    /// Where the needle starts in `haystack`, ignoring ASCII case, in order. Occurrences that overlap an earlier one
+    /// may be left out when the needle has no letter, so every line that holds the needle is named.
+    pub(crate) fn find_iter<'h>(&'h self, haystack: &'h [u8]) -> impl Iterator<Item = usize> + 'h {
+        let n = self.needle.len();
+        // A needle without letters: `memmem` finds it as it is.
+        let plain = self
+            .caseless
+            .then(|| memmem::find_iter(haystack, &self.needle))
+            .into_iter()
+            .flatten();
+        // Each place of the rare byte names one start, so none comes twice.
+        let cased = (!self.caseless)
+            .then(|| {
+                memchr::memchr2_iter(self.pair.0, self.pair.1, haystack).filter_map(move |at| {
+                    let start = at.checked_sub(self.rare)?;
+                    haystack
+                        .get(start..start + n)
+                        .is_some_and(|window| window.eq_ignore_ascii_case(&self.needle))
+                        .then_some(start)
+                })
+            })
+            .into_iter()
+            .flatten();
+        plain.chain(cased)
+    }
+}
+
 /// About how common a byte is in source code, higher for more common; case does not matter. Letters by their
 /// frequency in English text and identifiers, spaces and the punctuation of every line above them, digits and rarer
 /// punctuation below.
@@ -92,6 +120,21 @@ mod tests {
             "{needle:?} in {haystack:?}"
         );
         expected
+    }
+
+    #[test]
+    fn finds_every_start_ignoring_ascii_case() {
+        let starts = |needle: &str, haystack: &str| -> Vec<usize> {
+            AsciiFinder::new(needle)
+                .expect("an ASCII needle")
+                .find_iter(haystack.as_bytes())
+                .collect()
+        };
+        assert_eq!(starts("map", "HashMap map MAP mAp ma"), vec![4, 8, 12, 16]);
+        assert_eq!(starts("aa", "aAa"), vec![0, 1]);
+        assert_eq!(starts("zz", "z"), Vec::<usize>::new());
+        assert_eq!(starts("::", "a::b::c"), vec![1, 4]);
+        assert_eq!(starts("q", "Q"), vec![0]);
     }
 
     #[test]

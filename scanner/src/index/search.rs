@@ -31,7 +31,9 @@ use tantivy::{
 use super::ascii::AsciiFinder;
 use super::schema::{Fields, FileDef, KIND_CHUNK, KIND_FILE};
 use super::text::{self, ChunkColumns, FileLines, LineIndex};
-use super::tokenizer::{for_each_code_token, has_code_token, lowercase, MAX_IDENTIFIER_BYTES};
+use super::tokenizer::{
+    for_each_code_token, has_code_token, lowercase, may_have_token, MAX_IDENTIFIER_BYTES,
+};
 use super::trigram::TrigramQuery;
 use super::{stored_str, tantivy_err, Budget, Inner, SearchHit, SearchOptions};
 use crate::error::{Error, Result};
@@ -981,10 +983,19 @@ impl Verifier<'_> {
     /// Reads a `file` document: where the file is and, when a term needs them, its definitions.
     fn file_info(&self, doc: &TantivyDocument) -> Result<FileInfo> {
         let f = self.fields;
+        // Definitions are looked up by the names the terms ask for (`defs_named`): JSON that holds none of them, as
+        // a token may appear in text, needs no parsing.
         let defs = match stored_str(doc, f.file_defs).filter(|_| self.needs_defs) {
-            Some(json) => serde_json::from_str(json)
-                .map_err(|e| Error::Corrupt(format!("file definitions: {e}")))?,
-            None => Vec::new(),
+            Some(json)
+                if self.matchers.iter().any(|m| match m {
+                    Matcher::Ident(t) | Matcher::Symbol(t) => may_have_token(json, t),
+                    Matcher::Literal { .. } | Matcher::Regex(_) => false,
+                }) =>
+            {
+                serde_json::from_str(json)
+                    .map_err(|e| Error::Corrupt(format!("file definitions: {e}")))?
+            }
+            _ => Vec::new(),
         };
         Ok(FileInfo {
             repo: stored_str(doc, f.repo).unwrap_or("").to_string(),
@@ -1159,8 +1170,11 @@ impl Verifier<'_> {
     ) -> Result<Option<Vec<TermLines<'d>>>> {
         let content = piece.text.as_str();
         let ascii = content.is_ascii() && self.finders_cover();
-        let copy = || lowered(content, self.matchers, self.case_sensitive);
-        let early = if ascii { String::new() } else { copy() };
+        let early = if ascii {
+            String::new()
+        } else {
+            lowered(content, self.matchers, self.case_sensitive)
+        };
         let finders = ascii.then_some(&self.finders[..]);
         let occurs: Vec<bool> = (0..self.matchers.len())
             .map(|i| {
@@ -1184,12 +1198,14 @@ impl Verifier<'_> {
         if !occurs.iter().any(|o| *o) {
             return Ok(Some(out));
         }
-        let lower = if ascii { copy() } else { early };
+        // ASCII text with a finder for each term that reads lowercase: the finders read the text itself.
+        let lower = if ascii { String::new() } else { early };
         for (i, matcher) in self.matchers.iter().enumerate() {
             if occurs[i] {
                 out[i] = term_lines(
                     content,
                     &lower,
+                    finders.and_then(|f| f.get(i)).and_then(Option::as_ref),
                     &piece.index,
                     piece.first_line,
                     defs,
@@ -1321,6 +1337,7 @@ fn combine(found: Vec<TermLines<'_>>) -> Option<BTreeMap<usize, LineMatch>> {
 fn term_lines<'d>(
     content: &str,
     lower: &str,
+    finder: Option<&AsciiFinder>,
     index: &LineIndex,
     first_line: usize,
     defs: &'d [FileDef],
@@ -1343,8 +1360,14 @@ fn term_lines<'d>(
     match matcher {
         Matcher::Ident(t) => {
             let mut candidates = BTreeSet::new();
-            for off in memmem::find_iter(lower.as_bytes(), t.as_bytes()) {
-                candidates.insert(lower_line_of(off));
+            match finder {
+                Some(finder) => candidates.extend(
+                    finder
+                        .find_iter(content.as_bytes())
+                        .map(|off| index.line_of(off)),
+                ),
+                None => candidates
+                    .extend(memmem::find_iter(lower.as_bytes(), t.as_bytes()).map(lower_line_of)),
             }
             for (n, line) in candidates.into_iter().enumerate() {
                 if n % LINES_PER_CHECK == 0 {
@@ -1383,6 +1406,10 @@ fn term_lines<'d>(
                 for off in memmem::find_iter(content.as_bytes(), needle.as_bytes()) {
                     found.insert(first_line + index.line_of(off));
                 }
+            } else if let Some(finder) = finder {
+                for off in finder.find_iter(content.as_bytes()) {
+                    found.insert(first_line + index.line_of(off));
+                }
             } else {
                 for off in memmem::find_iter(lower.as_bytes(), lower_needle.as_bytes()) {
                     found.insert(first_line + lower_line_of(off));
@@ -1414,6 +1441,10 @@ fn term_lines<'d>(
 fn defs_named<'d>(defs: &'d [FileDef], t: &str) -> Vec<(usize, &'d FileDef)> {
     defs.iter()
         .filter(|d| {
+            // Most names do not hold the token's letters at all; only the others are tokenized.
+            if !may_have_token(&d.name, t) {
+                return false;
+            }
             let mut hit = false;
             for_each_code_token(&d.name, |tok| hit |= tok == t);
             hit

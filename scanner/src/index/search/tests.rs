@@ -754,6 +754,7 @@ fn the_whole_text_check_skips_only_terms_without_a_match() {
     };
     let texts = [
         "fn main() {\n    let ByteString = 1;\n}\n",
+        "let parse = parser.parse(Parse);\nbyte BYTE bYtE\nquery(x query(X\n",
         "no match here\n",
         "line one\r\nKelvin \u{212A} sign\n",
         "",
@@ -761,7 +762,7 @@ fn the_whole_text_check_skips_only_terms_without_a_match() {
     ];
     let budget = crate::index::Budget::default();
     let meter = Meter::start(&budget);
-    let (mut skipped, mut matched, mut ascii_checked) = (0, 0, 0);
+    let (mut skipped, mut matched, mut ascii_checked, mut finder_checked) = (0, 0, 0, 0);
     for case_sensitive in [false, true] {
         let literal = |s: &str| Matcher::Literal {
             needle: s.to_string(),
@@ -800,6 +801,7 @@ fn the_whole_text_check_skips_only_terms_without_a_match() {
                     let lines = term_lines(
                         text,
                         &lower,
+                        None,
                         &LineIndex::new(text),
                         first_line,
                         &[],
@@ -809,6 +811,27 @@ fn the_whole_text_check_skips_only_terms_without_a_match() {
                     )
                     .expect("matching within the budget")
                     .lines;
+                    // The finder reading ASCII text itself finds the same lines as the lowercase copy.
+                    if text.is_ascii() && finders[i].is_some() {
+                        let found = term_lines(
+                            text,
+                            "",
+                            finders[i].as_ref(),
+                            &LineIndex::new(text),
+                            first_line,
+                            &[],
+                            m,
+                            case_sensitive,
+                            &meter,
+                        )
+                        .expect("matching within the budget")
+                        .lines;
+                        assert_eq!(
+                            found, lines,
+                            "{text:?}, term {i} (case sensitive: {case_sensitive})"
+                        );
+                        finder_checked += 1;
+                    }
                     assert!(
                         !out || lines.is_empty(),
                         "{text:?} was skipped, yet lines {lines:?} match (case sensitive: {case_sensitive})"
@@ -824,8 +847,8 @@ fn the_whole_text_check_skips_only_terms_without_a_match() {
     }
     // Both outcomes happen, so the assertion above was put to the test.
     assert!(
-        skipped > 20 && matched > 10 && ascii_checked > 20,
-        "{skipped} skipped, {matched} matched, {ascii_checked} checked without the copy"
+        skipped > 20 && matched > 10 && ascii_checked > 20 && finder_checked > 20,
+        "{skipped} skipped, {matched} matched, {ascii_checked} checked without the copy, {finder_checked} lines found by a finder"
     );
 }
 
