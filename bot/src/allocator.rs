@@ -106,33 +106,48 @@ fn wants_swarm<'a>(args: impl Iterator<Item = &'a [u8]>) -> bool {
 }
 
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
-mod early {
+pub(crate) mod early {
     use std::ffi::{c_char, c_int, CStr};
 
-    /// Called by glibc before `main`, with the process's arguments.
-    extern "C" fn choose(argc: c_int, argv: *const *const c_char, _envp: *const *const c_char) {
-        let count = usize::try_from(argc).unwrap_or(0);
-        if argv.is_null() {
-            return;
-        }
-        let args = (0..count).filter_map(|i| {
+    /// The arguments glibc passes to the functions of `.preinit_array` and `.init_array`.
+    pub(crate) type Args = (c_int, *const *const c_char);
+
+    /// The process's arguments as glibc passes them before `main`.
+    pub(crate) fn args((argc, argv): Args) -> impl Iterator<Item = &'static [u8]> + Clone {
+        let count = if argv.is_null() {
+            0
+        } else {
+            usize::try_from(argc).unwrap_or(0)
+        };
+        (0..count).filter_map(move |i| {
             // SAFETY: glibc passes `argc` valid pointers to NUL-terminated strings in `argv`, alive for the whole
             // process; a null entry (there is none before `argc`) is skipped.
             let arg = unsafe { *argv.add(i) };
             (!arg.is_null()).then(|| unsafe { CStr::from_ptr(arg) }.to_bytes())
-        });
-        let choice = if super::wants_swarm(args) {
+        })
+    }
+
+    /// Makes the choice from the command line unless something made it already; true when the choice is the C
+    /// library's allocator.
+    pub(crate) fn choose_from(args: Args) -> bool {
+        let choice = if super::wants_swarm(self::args(args)) {
             super::MIMALLOC
         } else {
             super::SYSTEM
         };
-        // Fails only if something allocated first, which made the choice already.
+        // Fails only if something allocated first, or an earlier call chose already.
         let _ = super::CHOICE.compare_exchange(
             super::UNDECIDED,
             choice,
             std::sync::atomic::Ordering::Relaxed,
             std::sync::atomic::Ordering::Relaxed,
         );
+        super::CHOICE.load(std::sync::atomic::Ordering::Relaxed) == super::SYSTEM
+    }
+
+    /// Called by glibc before `main`, with the process's arguments.
+    extern "C" fn choose(argc: c_int, argv: *const *const c_char, _envp: *const *const c_char) {
+        choose_from((argc, argv));
     }
 
     #[used]

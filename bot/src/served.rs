@@ -58,8 +58,26 @@ pub struct Request {
     pub version: String,
     /// The tool's working directory, which file arguments are relative to.
     pub cwd: PathBuf,
-    pub tool: Tool,
+    pub ask: Ask,
 }
+
+/// What a tool asks the swarm to run.
+#[derive(Debug, Serialize, Deserialize)]
+pub enum Ask {
+    /// A tool whose command line the asking process has read.
+    Tool(Tool),
+    /// The words of a command line after the program's name, for the swarm to read: what a tool sends when it asks
+    /// before reading its own command line ([`quick`]). The swarm refuses a line that is not a tool's, that names a
+    /// configuration or a data directory, or that does not parse; the tool then reads it itself and says what is
+    /// wrong, as it would alone.
+    Line(Vec<String>),
+}
+
+/// The names of the tools the swarm answers, as their first word on the command line: every [`Tool`]
+/// (`served::tests` checks the list against the command line's definition).
+pub const TOOL_NAMES: [&str; 8] = [
+    "search", "symbol", "outline", "deps", "refs", "impact", "symbols", "repos",
+];
 
 /// Which way the read-only tools go, from `DREAMOS_TOOLS`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -111,7 +129,7 @@ pub fn ask(data_dir: &Path, tool: &Tool, via: Via) -> anyhow::Result<Option<Exit
     let request = Request {
         version: env!("CARGO_PKG_VERSION").to_string(),
         cwd: std::env::current_dir().unwrap_or_else(|_| PathBuf::from(".")),
-        tool: tool.clone(),
+        ask: Ask::Tool(tool.clone()),
     };
     let body = match serde_json::to_vec(&request) {
         Ok(body) if body.len() <= MAX_REQUEST as usize => body,
@@ -177,7 +195,7 @@ fn closed_stdout(err: std::io::Error) -> anyhow::Result<Option<ExitCode>> {
 }
 
 /// One frame, or `None` at the end of the stream before a frame starts.
-fn read_frame(stream: &mut impl Read) -> std::io::Result<Option<(u8, Vec<u8>)>> {
+pub(crate) fn read_frame(stream: &mut impl Read) -> std::io::Result<Option<(u8, Vec<u8>)>> {
     let mut head = [0u8; 5];
     let mut got = 0;
     while got < head.len() {
@@ -242,7 +260,9 @@ pub struct Server {
     /// The listening socket, to wake the accept loop at stop even when the socket's file is gone.
     listener: UnixListener,
     closing: Arc<AtomicBool>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    /// Dropped at stop: wakes the threads waiting for their turn to accept.
+    stop: Option<crossbeam_channel::Sender<()>>,
+    threads: Vec<std::thread::JoinHandle<()>>,
 }
 
 impl Server {
@@ -270,36 +290,64 @@ impl Server {
                 .with_context(|| format!("making {} private", path.display()))?;
         }
         let closing = Arc::new(AtomicBool::new(false));
-        let answering = Arc::new(AtomicUsize::new(0));
         let waker = listener
             .try_clone()
             .context("keeping the tools' socket to close it at stop")?;
-        let thread = {
-            let closing = closing.clone();
-            std::thread::Builder::new()
-                .name("tools-socket".to_string())
-                .spawn(move || accept(listener, index, config, closing, answering))
-                .context("starting the tools' socket")?
-        };
+        // One thread accepts at a time; with a question, it hands the turn to accept to the threads that do not
+        // answer, and answers the question itself, so no other thread has to wake before the answer. When
+        // MAX_ANSWERING questions are being answered, it refuses the question and goes on accepting. There is one
+        // thread more than answers, so one always takes the turn. The turn is the one message of its channel.
+        let listener = Arc::new(listener);
+        let answering = Arc::new(AtomicUsize::new(0));
+        let (turn, turns) = crossbeam_channel::bounded::<()>(1);
+        let (stop, stopped) = crossbeam_channel::bounded::<()>(0);
+        let mut threads = Vec::with_capacity(MAX_ANSWERING + 1);
+        for n in 0..=MAX_ANSWERING {
+            let taker = Taker {
+                listener: listener.clone(),
+                turn: turn.clone(),
+                turns: turns.clone(),
+                stopped: stopped.clone(),
+                closing: closing.clone(),
+                answering: answering.clone(),
+            };
+            let (index, config) = (index.clone(), config.clone());
+            let spawned = std::thread::Builder::new()
+                .name(format!("tool-answer-{n}"))
+                .spawn(move || taker.serve(&index, &config))
+                .context("starting a thread to answer the tools");
+            match spawned {
+                Ok(thread) => threads.push(thread),
+                Err(err) => {
+                    // The threads started end with the stop's sender.
+                    drop(stop);
+                    return Err(err);
+                }
+            }
+        }
+        // The first turn to accept.
+        let _ = turn.send(());
         tracing::info!(socket = %path.display(), "answering the read-only tools (dreamos search, ...)");
         Ok(Server {
             path,
             listener: waker,
             closing,
-            thread: Some(thread),
+            stop: Some(stop),
+            threads,
         })
     }
 
-    /// Stops answering and removes the socket. Answers under way finish on their own threads.
+    /// Stops answering and removes the socket, once the answers under way are finished.
     pub fn stop(mut self) {
         self.shut();
     }
 
     fn shut(&mut self) {
-        let Some(thread) = self.thread.take() else {
+        let Some(stop) = self.stop.take() else {
             return;
         };
         self.closing.store(true, Ordering::SeqCst);
+        drop(stop);
         // Shutting the listening socket down fails the accept under way (Linux), and the loop sees `closing`.
         {
             use std::os::fd::AsRawFd;
@@ -312,7 +360,9 @@ impl Server {
                 let _ = UnixStream::connect(&self.path);
             }
         }
-        let _ = thread.join();
+        for thread in self.threads.drain(..) {
+            let _ = thread.join();
+        }
         let _ = std::fs::remove_file(&self.path);
     }
 }
@@ -323,7 +373,7 @@ impl Drop for Server {
     }
 }
 
-/// Decrements the count of questions being answered when an answer ends, however it ends.
+/// Counts an answer as ended when dropped, however it ends.
 struct Answering(Arc<AtomicUsize>);
 
 impl Drop for Answering {
@@ -332,52 +382,70 @@ impl Drop for Answering {
     }
 }
 
-fn accept(
-    listener: UnixListener,
-    index: CodeIndex,
-    config: Arc<Config>,
+/// One of the threads that take turns accepting the tools' questions, and answer them.
+struct Taker {
+    listener: Arc<UnixListener>,
+    /// Hands the turn to accept to a thread that waits for it.
+    turn: crossbeam_channel::Sender<()>,
+    /// Where a thread waits for its turn to accept.
+    turns: crossbeam_channel::Receiver<()>,
+    /// Disconnected at stop.
+    stopped: crossbeam_channel::Receiver<()>,
     closing: Arc<AtomicBool>,
+    /// How many questions are being answered.
     answering: Arc<AtomicUsize>,
-) {
-    for stream in listener.incoming() {
-        if closing.load(Ordering::SeqCst) {
-            break;
-        }
-        let stream = match stream {
-            Ok(stream) => stream,
-            Err(err) => {
-                tracing::debug!(error = %err, "accepting a tool's connection failed");
-                // Out of descriptors, say: the tools answer themselves meanwhile; do not spin.
-                std::thread::sleep(Duration::from_millis(10));
-                continue;
+}
+
+impl Taker {
+    fn serve(self, index: &CodeIndex, config: &Config) {
+        let mut reader = LineReader::default();
+        loop {
+            crossbeam_channel::select! {
+                recv(self.turns) -> turn => if turn.is_err() { return },
+                recv(self.stopped) -> _ => return,
             }
-        };
-        if answering.fetch_add(1, Ordering::SeqCst) >= MAX_ANSWERING {
-            let guard = Answering(answering.clone());
+            let Some(stream) = self.accept() else {
+                return;
+            };
+            let _answering = Answering(self.answering.clone());
+            answer(&stream, index, config, &mut reader);
+        }
+    }
+
+    /// Accepts until a question comes that this thread may answer, counted in `answering`, with the turn handed
+    /// on; `None` at stop. A question that comes while [`MAX_ANSWERING`] are being answered is refused: never queued.
+    fn accept(&self) -> Option<UnixStream> {
+        loop {
+            let accepted = self.listener.accept();
+            if self.closing.load(Ordering::SeqCst) {
+                return None;
+            }
+            let stream = match accepted {
+                Ok((stream, _)) => stream,
+                Err(err) => {
+                    tracing::debug!(error = %err, "accepting a tool's connection failed");
+                    // Out of descriptors, say: the tools answer themselves meanwhile; do not spin.
+                    std::thread::sleep(Duration::from_millis(10));
+                    continue;
+                }
+            };
+            if self.answering.fetch_add(1, Ordering::SeqCst) < MAX_ANSWERING {
+                // The channel is empty: this thread took the only turn.
+                let _ = self.turn.try_send(());
+                return Some(stream);
+            }
+            self.answering.fetch_sub(1, Ordering::SeqCst);
             let _ = write_frame(
                 &stream,
                 b'r',
                 format!("busy: {MAX_ANSWERING} questions are being answered").as_bytes(),
             );
-            drop(guard);
-            continue;
-        }
-        let guard = Answering(answering.clone());
-        let (index, config) = (index.clone(), config.clone());
-        let spawned = std::thread::Builder::new()
-            .name("tool-answer".to_string())
-            .spawn(move || {
-                let _guard = guard;
-                answer(&stream, &index, &config);
-            });
-        if let Err(err) = spawned {
-            tracing::warn!(error = %err, "cannot start a thread to answer a tool; it answers itself");
         }
     }
 }
 
 /// Reads one question from `stream` and answers it.
-fn answer(stream: &UnixStream, index: &CodeIndex, config: &Config) {
+fn answer(stream: &UnixStream, index: &CodeIndex, config: &Config, reader: &mut LineReader) {
     let refuse = |why: &str| {
         let _ = write_frame(stream, b'r', why.as_bytes());
     };
@@ -392,12 +460,29 @@ fn answer(stream: &UnixStream, index: &CodeIndex, config: &Config) {
             crate::command::clip_long(&request.version)
         ));
     }
+    let tool = match request.ask {
+        Ask::Tool(tool) => {
+            tracing::debug!("answering a tool that read its command line");
+            tool
+        }
+        Ask::Line(words) => match reader.read(words) {
+            Some(tool) => {
+                tracing::debug!("answering a tool's command line");
+                tool
+            }
+            None => {
+                return refuse(
+                    "a command line the swarm does not answer (not a tool's, with --config or --data-dir, or one that does not parse)",
+                )
+            }
+        },
+    };
     let outcome = index
         .catch_up()
         .context("reading the latest commit of the code index")
         .and_then(|()| {
             let mut out = Out::to(Frames { stream, kind: b'o' }, Frames { stream, kind: b'e' });
-            request.tool.run(index, config, &request.cwd, &mut out)?;
+            tool.run(index, config, &request.cwd, &mut out)?;
             out.done()
         });
     let code = match outcome {
@@ -408,6 +493,37 @@ fn answer(stream: &UnixStream, index: &CodeIndex, config: &Config) {
         }
     };
     let _ = write_frame(stream, b'x', &[code]);
+}
+
+/// Reads command lines' words (after the program's name) with the command line's definition, built once.
+#[derive(Default)]
+struct LineReader {
+    command: Option<clap::Command>,
+}
+
+impl LineReader {
+    /// The tool that `words` run, when they run one the swarm answers: a tool, without `--config` (the tool
+    /// answers itself with that configuration) or `--data-dir` (the asking process found this swarm from it, and
+    /// sends the line without it). Help, a version or a malformed line is for the tool to print.
+    fn read(&mut self, words: Vec<String>) -> Option<Tool> {
+        use clap::{CommandFactory as _, FromArgMatches as _};
+        let command = self.command.get_or_insert_with(|| {
+            let mut command = crate::cli::Cli::command();
+            command.build();
+            command
+        });
+        let matches = command
+            .try_get_matches_from_mut(std::iter::once("dreamos".to_string()).chain(words))
+            .ok()?;
+        match crate::cli::Cli::from_arg_matches(&matches).ok()? {
+            crate::cli::Cli {
+                data_dir: None,
+                config: None,
+                command: crate::cli::Command::Tool(tool),
+            } => Some(tool),
+            _ => None,
+        }
+    }
 }
 
 fn read_request(mut stream: &UnixStream) -> Result<Request, String> {
@@ -428,6 +544,8 @@ fn read_request(mut stream: &UnixStream) -> Result<Request, String> {
         .map_err(|err| format!("reading the question: {err}"))?;
     serde_json::from_slice(&body).map_err(|err| format!("a question that cannot be read: {err}"))
 }
+
+pub mod quick;
 
 #[cfg(test)]
 mod tests;

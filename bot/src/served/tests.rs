@@ -11,18 +11,18 @@ use std::{
 use dreamos_runtime::Config;
 use dreamos_scanner::{CodeIndex, IndexOptions};
 
-use super::{read_frame, Request, Server, MAX_ANSWERING, MAX_REQUEST, SOCKET};
+use super::{read_frame, Ask, Request, Server, MAX_ANSWERING, MAX_REQUEST, SOCKET, TOOL_NAMES};
 use crate::code_cli::{ListArgs, SearchArgs, Tool};
 
 /// Fields drop in order: the server stops before its directory goes.
-struct Fixture {
+pub(crate) struct Fixture {
     server: Option<Server>,
     index: CodeIndex,
-    dir: tempfile::TempDir,
+    pub(crate) dir: tempfile::TempDir,
 }
 
 impl Fixture {
-    fn new() -> Fixture {
+    pub(crate) fn new() -> Fixture {
         let dir = tempfile::tempdir().expect("temp dir");
         let repo = dir.path().join("repo");
         std::fs::create_dir_all(repo.join("src")).expect("mkdir");
@@ -44,7 +44,7 @@ impl Fixture {
         }
     }
 
-    fn socket(&self) -> std::path::PathBuf {
+    pub(crate) fn socket(&self) -> std::path::PathBuf {
         self.dir.path().join(SOCKET)
     }
 
@@ -59,10 +59,14 @@ impl Fixture {
     }
 
     fn ask(&self, version: &str, tool: Tool) -> Vec<(u8, String)> {
+        self.ask_for(version, Ask::Tool(tool))
+    }
+
+    fn ask_for(&self, version: &str, ask: Ask) -> Vec<(u8, String)> {
         let request = Request {
             version: version.to_string(),
             cwd: self.dir.path().to_path_buf(),
-            tool,
+            ask,
         };
         let body = serde_json::to_vec(&request).expect("encode");
         self.ask_raw(body.len() as u32, &body)
@@ -185,6 +189,29 @@ fn more_questions_at_once_than_answered_are_refused_not_queued() {
     }
 }
 
+/// As many askers at once as questions are answered, asking again and again: every question is answered, none
+/// refused as busy.
+#[test]
+fn as_many_askers_as_answers_are_never_refused() {
+    let fixture = Fixture::new();
+    std::thread::scope(|scope| {
+        let askers: Vec<_> = (0..MAX_ANSWERING)
+            .map(|_| {
+                scope.spawn(|| {
+                    (0..25)
+                        .map(|_| fixture.ask(VERSION, search("tide_table")))
+                        .filter(|answer| answer.last() != Some(&(b'x', "\0".to_string())))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        for asker in askers {
+            let unanswered = asker.join().expect("asker");
+            assert!(unanswered.is_empty(), "{unanswered:?}");
+        }
+    });
+}
+
 #[test]
 fn stopping_removes_the_socket_and_a_stale_one_is_replaced() {
     let mut fixture = Fixture::new();
@@ -240,4 +267,97 @@ fn a_frame_longer_than_any_sent_is_an_error_not_an_allocation() {
         read_frame(&mut whole).expect("frame"),
         Some((b'x', vec![0]))
     );
+}
+
+#[test]
+fn a_command_line_is_answered_as_the_tool_it_names_and_anything_else_refused() {
+    let fixture = Fixture::new();
+    let line = |words: &[&str]| -> Vec<(u8, String)> {
+        fixture.ask_for(
+            VERSION,
+            Ask::Line(words.iter().map(|w| w.to_string()).collect()),
+        )
+    };
+    assert_eq!(
+        line(&["search", "tide_table", "--limit", "1"]),
+        fixture.ask(
+            VERSION,
+            Tool::Search(SearchArgs {
+                query: "tide_table".to_string(),
+                lang: None,
+                path: None,
+                repo: None,
+                limit: Some("1".to_string()),
+                json: false,
+            })
+        )
+    );
+    let answer = line(&["repos", "--json"]);
+    assert!(of_kind(&answer, b'o').contains("\"shore\""), "{answer:?}");
+    // An error of the tool's own is answered, as alone.
+    let answer = line(&["search", "/unclosed"]);
+    assert_eq!(
+        answer.last(),
+        Some(&(b'x', "\u{1}".to_string())),
+        "{answer:?}"
+    );
+    let answer = line(&["symbol", "x", "--kind", "nonsense"]);
+    assert!(
+        of_kind(&answer, b'e').contains("unknown --kind"),
+        "{answer:?}"
+    );
+    assert_eq!(
+        answer.last(),
+        Some(&(b'x', "\u{1}".to_string())),
+        "{answer:?}"
+    );
+    // What the tool's process must read itself: not a tool, its own configuration or data directory, help, a
+    // malformed line.
+    for words in [
+        &["run"][..],
+        &["index", "."],
+        &["search", "x", "--config", "other.toml"],
+        &["--data-dir", "elsewhere", "repos"],
+        &["search", "--help"],
+        &["--version"],
+        &["search", "x", "--no-such-option"],
+        &["search"],
+        &["searchh", "x"],
+        &[],
+    ] {
+        let answer = line(words);
+        assert_eq!(answer.len(), 1, "{words:?}: {answer:?}");
+        assert_eq!(answer[0].0, b'r', "{words:?}: {answer:?}");
+    }
+}
+
+#[test]
+fn the_tool_names_are_the_command_lines_tools() {
+    let mut defined: Vec<String> = <crate::cli::Cli as clap::CommandFactory>::command()
+        .get_subcommands()
+        .filter(|command| {
+            let mut line = vec!["dreamos".to_string(), command.get_name().to_string()];
+            // Enough for every tool to parse: each takes at most one positional argument.
+            if !matches!(command.get_name(), "symbols" | "repos") {
+                line.push("x".to_string());
+            }
+            matches!(
+                <crate::cli::Cli as clap::Parser>::try_parse_from(line).map(|cli| cli.command),
+                Ok(crate::cli::Command::Tool(_))
+            )
+        })
+        .map(|command| {
+            assert_eq!(
+                command.get_all_aliases().count(),
+                0,
+                "{}: an alias would need its name in TOOL_NAMES",
+                command.get_name()
+            );
+            command.get_name().to_string()
+        })
+        .collect();
+    defined.sort();
+    let mut listed: Vec<String> = TOOL_NAMES.iter().map(|n| n.to_string()).collect();
+    listed.sort();
+    assert_eq!(listed, defined);
 }
