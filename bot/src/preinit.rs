@@ -10,7 +10,8 @@
 
 #![allow(unsafe_code)]
 
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
+// Not in the binary's unit tests, whose arguments are test names and options.
+#[cfg(all(target_os = "linux", target_env = "gnu", not(test)))]
 mod linux {
     use std::{
         ffi::{c_char, c_int, CStr},

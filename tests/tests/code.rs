@@ -615,12 +615,45 @@ fn the_swarm_answers_the_read_only_tools_as_they_answer_alone() {
         "{stderr}"
     );
 
-    let mut console = Console::start(&data, &[], &[]);
+    // The swarm says at debug level how each question came: every one of these is a command line the tool's
+    // process sent before it started (`served::quick`), none a tool that read its line first.
+    let mut console = Console::start(
+        &data,
+        &[],
+        &[("RUST_LOG", "warn,dreamos_bot::served=debug")],
+    );
     console.ok("/status");
     let served = ask("swarm");
     for ((question, alone), served) in questions.iter().zip(&alone).zip(&served) {
         assert_eq!(served, alone, "{question:?}: served differs from alone");
     }
+    let logged = |what: &str| -> usize {
+        std::fs::read_dir(data.join("logs"))
+            .expect("log files")
+            .flatten()
+            .map(|entry| {
+                std::fs::read_to_string(entry.path())
+                    .unwrap_or_default()
+                    .matches(what)
+                    .count()
+            })
+            .sum()
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while logged("answering a tool's command line") < questions.len() {
+        assert!(
+            Instant::now() < deadline,
+            "{} of {} questions came as command lines",
+            logged("answering a tool's command line"),
+            questions.len()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(
+        logged("answering a tool's command line"),
+        questions.len()
+    );
+    assert_eq!(logged("answering a tool that read its command line"), 0);
     assert_eq!(ask("").len(), questions.len());
     let (code, _, stderr) = tool_in(dir.path(), &data, "sometimes", &["repos"]);
     assert!(
