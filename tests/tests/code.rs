@@ -649,10 +649,7 @@ fn the_swarm_answers_the_read_only_tools_as_they_answer_alone() {
         );
         std::thread::sleep(Duration::from_millis(20));
     }
-    assert_eq!(
-        logged("answering a tool's command line"),
-        questions.len()
-    );
+    assert_eq!(logged("answering a tool's command line"), questions.len());
     assert_eq!(logged("answering a tool that read its command line"), 0);
     assert_eq!(ask("").len(), questions.len());
     let (code, _, stderr) = tool_in(dir.path(), &data, "sometimes", &["repos"]);

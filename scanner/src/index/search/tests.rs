@@ -798,25 +798,11 @@ fn the_whole_text_check_skips_only_terms_without_a_match() {
                 }
                 // The lines, also as a piece of a file that starts at its line 7.
                 for first_line in [0, 7] {
-                    let lines = term_lines(
-                        text,
-                        &lower,
-                        None,
-                        &LineIndex::new(text),
-                        first_line,
-                        &[],
-                        m,
-                        case_sensitive,
-                        &meter,
-                    )
-                    .expect("matching within the budget")
-                    .lines;
-                    // The finder reading ASCII text itself finds the same lines as the lowercase copy.
-                    if text.is_ascii() && finders[i].is_some() {
-                        let found = term_lines(
+                    let lines_with = |lower: &str, finder| {
+                        term_lines(
                             text,
-                            "",
-                            finders[i].as_ref(),
+                            lower,
+                            finder,
                             &LineIndex::new(text),
                             first_line,
                             &[],
@@ -825,7 +811,12 @@ fn the_whole_text_check_skips_only_terms_without_a_match() {
                             &meter,
                         )
                         .expect("matching within the budget")
-                        .lines;
+                        .lines
+                    };
+                    let lines = lines_with(&lower, None);
+                    // The finder reading ASCII text itself finds the same lines as the lowercase copy.
+                    if text.is_ascii() && finders[i].is_some() {
+                        let found = lines_with("", finders[i].as_ref());
                         assert_eq!(
                             found, lines,
                             "{text:?}, term {i} (case sensitive: {case_sensitive})"
