@@ -33,6 +33,20 @@ mod linux {
         let Some(plan) = quick::plan(&args, |name| var(envp, name)) else {
             return;
         };
+        // As Rust's runtime does at start: a standard stream that is closed is opened on /dev/null, so that the
+        // socket does not take its descriptor and what is printed does not go to the swarm.
+        for fd in 0..=2 {
+            // SAFETY: `fcntl(F_GETFD)` only asks whether the descriptor is open; `open` returns the lowest free
+            // descriptor, which is `fd` when it was closed, and that descriptor is left open for the process.
+            unsafe {
+                if nix::libc::fcntl(fd, nix::libc::F_GETFD) == -1
+                    && nix::errno::Errno::last() == nix::errno::Errno::EBADF
+                    && nix::libc::open(c"/dev/null".as_ptr(), nix::libc::O_RDWR) != fd
+                {
+                    return;
+                }
+            }
+        }
         // As Rust's runtime does at start: a reader that went away is an error from `write`, not a signal.
         // SAFETY: setting a signal's disposition to "ignore" installs no handler; nothing else runs yet.
         unsafe { nix::libc::signal(nix::libc::SIGPIPE, nix::libc::SIG_IGN) };
