@@ -11,11 +11,12 @@
 //! question, by any process ([`dreamos_scanner::CodeIndex::catch_up`]). A tool given `--config` opens the index
 //! itself, since it asked for a configuration of its own.
 //!
-//! Protocol, one question per connection: the tool sends a 4-byte little-endian length and a JSON [`Request`]; the
-//! swarm answers with frames, each a kind byte, a 4-byte little-endian length and that many bytes: `o` (stdout),
-//! `e` (stderr), `x` (the exit code, one byte, last) or `r` (refused, with the reason: the tool answers itself).
-//! At most [`MAX_ANSWERING`] questions are answered at once; more are refused at once, never queued. The socket is
-//! made readable and writable by its owner only.
+//! Protocol, one question per connection: the tool sends a 4-byte little-endian length and a JSON [`Request`]
+//! (the tool it parsed, or, from [`quick`] before its process starts, the words of its command line); the swarm
+//! answers with frames, each a kind byte, a 4-byte little-endian length and that many bytes: `o` (stdout), `e`
+//! (stderr), `x` (the exit code, one byte, last) or `r` (refused, with the reason: the tool answers itself).
+//! At most [`MAX_ANSWERING`] questions are answered at once, on threads started with the server that take turns
+//! accepting; more are refused at once, never queued. The socket is made readable and writable by its owner only.
 
 use std::{
     io::{BufWriter, Read, Write},
