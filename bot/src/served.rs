@@ -238,7 +238,7 @@ fn write_frame(mut stream: &UnixStream, kind: u8, bytes: &[u8]) -> std::io::Resu
 
 /// A stream of frames of one kind: the tool's stdout or stderr, sent to the process that asked.
 struct Frames<'a> {
-    stream: &'a UnixStream,
+    answer: &'a Answer<'a>,
     kind: u8,
 }
 
@@ -246,12 +246,51 @@ impl Write for Frames<'_> {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         // The BufWriter in front of this sends at most its capacity at a time anyway.
         let len = buf.len().min(MAX_FRAME);
-        write_frame(self.stream, self.kind, &buf[..len])?;
+        self.answer.frame(self.kind, &buf[..len])?;
         Ok(len)
     }
 
     fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
+    }
+}
+
+/// How many bytes of frames an answer gathers before it sends them.
+const GATHER: usize = 64 * 1024;
+
+/// The frames of one answer, gathered and sent together: a short answer goes out in one write with its exit code,
+/// so the tool reads it in one go; a long one goes out [`GATHER`] bytes at a time.
+struct Answer<'a> {
+    stream: &'a UnixStream,
+    gathered: std::cell::RefCell<Vec<u8>>,
+}
+
+impl<'a> Answer<'a> {
+    fn new(stream: &'a UnixStream) -> Answer<'a> {
+        Answer {
+            stream,
+            gathered: std::cell::RefCell::new(Vec::new()),
+        }
+    }
+
+    fn frame(&self, kind: u8, bytes: &[u8]) -> std::io::Result<()> {
+        let mut gathered = self.gathered.borrow_mut();
+        gathered.push(kind);
+        gathered.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
+        gathered.extend_from_slice(bytes);
+        if gathered.len() >= GATHER {
+            let result = (&mut &*self.stream).write_all(&gathered);
+            gathered.clear();
+            result?;
+        }
+        Ok(())
+    }
+
+    /// Sends what is gathered, ending with the exit code.
+    fn end(self, code: u8) {
+        let mut gathered = self.gathered.into_inner();
+        gathered.extend_from_slice(&[b'x', 1, 0, 0, 0, code]);
+        let _ = (&mut &*self.stream).write_all(&gathered);
     }
 }
 
@@ -478,22 +517,32 @@ fn answer(stream: &UnixStream, index: &CodeIndex, config: &Config, reader: &mut 
             }
         },
     };
+    let answer = Answer::new(stream);
     let outcome = index
         .catch_up()
         .context("reading the latest commit of the code index")
         .and_then(|()| {
-            let mut out = Out::to(Frames { stream, kind: b'o' }, Frames { stream, kind: b'e' });
+            let mut out = Out::to(
+                Frames {
+                    answer: &answer,
+                    kind: b'o',
+                },
+                Frames {
+                    answer: &answer,
+                    kind: b'e',
+                },
+            );
             tool.run(index, config, &request.cwd, &mut out)?;
             out.done()
         });
     let code = match outcome {
         Ok(()) => 0,
         Err(err) => {
-            let _ = write_frame(stream, b'e', crate::cli::error_line(&err).as_bytes());
+            let _ = answer.frame(b'e', crate::cli::error_line(&err).as_bytes());
             1
         }
     };
-    let _ = write_frame(stream, b'x', &[code]);
+    answer.end(code);
 }
 
 /// Reads command lines' words (after the program's name) with the command line's definition, built once.

@@ -14,6 +14,11 @@
 //! directory afterwards, and say where they are, to time single commands on them). The corpus is the search bench's (real code from the
 //! cargo registry and Python's standard library, `scanner/benches/common/corpus.rs`). Needs `rg`
 //! (`apt-get install -y ripgrep`). Nothing is written outside a temporary directory.
+//!
+//! Every measured process starts as from a shell: by its absolute path (as a shell's table of programs finds it,
+//! rather than an `execve` per directory of `PATH`), and without the directories cargo adds to `LD_LIBRARY_PATH` for
+//! this bench (in its target directory, 16 of them here, and the toolchain's libraries), where the loader would look
+//! for every shared library of every process first.
 
 use std::{
     io::Read,
@@ -68,7 +73,7 @@ fn env_number(name: &str, default: u64) -> u64 {
 }
 
 fn run() -> Res<()> {
-    let rg_version = Command::new("rg").arg("--version").output().map_err(|e| {
+    let rg_version = shell(Command::new(program("rg")?)).arg("--version").output().map_err(|e| {
         format!("ripgrep (rg) is the baseline and is not installed ({e}); install it with `apt-get install -y ripgrep`")
     })?;
     let rg_version = String::from_utf8_lossy(&rg_version.stdout)
@@ -110,8 +115,17 @@ fn run() -> Res<()> {
         std::thread::available_parallelism().map_or(0, |n| n.get()),
         load_average()
     );
+    let probe = shell(Command::new("true"));
+    let library_path = probe
+        .get_envs()
+        .find(|(key, _)| *key == "LD_LIBRARY_PATH")
+        .map_or_else(
+            || format!("{:?} (as inherited)", std::env::var_os("LD_LIBRARY_PATH")),
+            |(_, value)| value.map_or("unset".to_string(), |v| format!("{v:?}")),
+        );
+    println!("measured processes start by absolute path, with LD_LIBRARY_PATH {library_path}");
     let dreamos = |args: &[&str]| -> Command {
-        let mut cmd = Command::new(&bin);
+        let mut cmd = shell(Command::new(&bin));
         cmd.arg("--data-dir").arg(&data).args(args);
         // No config/local.toml and no DREAMOS_ variables of the caller: the defaults, as on a fresh machine.
         cmd.current_dir(&base);
@@ -278,6 +292,7 @@ struct Measured {
 }
 
 fn measure(dreamos: &dyn Fn(&[&str]) -> Command, corpus_dir: &Path, runs: usize) -> Res<Measured> {
+    let true_bin = program("true")?;
     // Every command once before measuring, so every side runs with a warm page cache.
     for (_, q, pattern, regex) in QUERIES {
         let alone = run_to_end(&mut via(dreamos(&["search", "--limit", LIMIT, q]), "local"))?;
@@ -316,7 +331,7 @@ fn measure(dreamos: &dyn Fn(&[&str]) -> Command, corpus_dir: &Path, runs: usize)
         m.repos_alone.push(time(via(dreamos(&["repos"]), "local"))?);
         m.repos_served
             .push(time(via(dreamos(&["repos"]), "swarm"))?);
-        m.floor.push(time(Command::new("true"))?);
+        m.floor.push(time(shell(Command::new(&true_bin)))?);
     }
     Ok(m)
 }
@@ -331,12 +346,50 @@ fn repo_root(corpus_dir: &Path, part: u64, repos: u64) -> PathBuf {
 }
 
 fn rg(dir: &Path, pattern: &str, regex: bool) -> Command {
-    let mut cmd = Command::new("rg");
+    // Found in `run` before anything is measured.
+    let mut cmd = shell(Command::new(
+        program("rg").unwrap_or_else(|_| PathBuf::from("rg")),
+    ));
     cmd.args(["--no-config", "-n", "-i", "--max-count", "20"]);
     if !regex {
         cmd.arg("-F");
     }
     cmd.args(["--", pattern]).arg(dir);
+    cmd
+}
+
+/// The absolute path of `name` in the first directory of `PATH` that has it.
+fn program(name: &str) -> Res<PathBuf> {
+    std::env::var_os("PATH")
+        .iter()
+        .flat_map(std::env::split_paths)
+        .map(|dir| dir.join(name))
+        .find(|path| path.is_file())
+        .ok_or_else(|| format!("{name} is not in PATH"))
+}
+
+/// `cmd` with the environment a shell would give it: `LD_LIBRARY_PATH` without the directories cargo added for
+/// this bench (under this executable's profile directory, and the toolchain's `rustlib` libraries).
+fn shell(mut cmd: Command) -> Command {
+    let Some(paths) = std::env::var_os("LD_LIBRARY_PATH") else {
+        return cmd;
+    };
+    // This executable is `<target>/<profile>/deps/cli-…`; cargo adds `<target>/<profile>`, its `deps` and the
+    // `build/*/out` directories of the build scripts that link native libraries.
+    let profile = std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent()?.parent().map(Path::to_path_buf));
+    let toolchain = |dir: &Path| {
+        dir.components().any(|c| c.as_os_str() == "rustlib") || dir.join("rustlib").is_dir()
+    };
+    let kept: Vec<PathBuf> = std::env::split_paths(&paths)
+        .filter(|dir| !profile.as_ref().is_some_and(|p| dir.starts_with(p)) && !toolchain(dir))
+        .collect();
+    if kept.is_empty() {
+        cmd.env_remove("LD_LIBRARY_PATH");
+    } else if let Ok(joined) = std::env::join_paths(kept) {
+        cmd.env("LD_LIBRARY_PATH", joined);
+    }
     cmd
 }
 
