@@ -2,7 +2,7 @@
 //! ([`dreamos_bot::served::quick`]), and exits with its answer when it gets one.
 //!
 //! glibc runs the executable's `.preinit_array` before the shared libraries' constructors, the binary's own
-//! (`.init_array`: [`crate::allocator`]'s choice, Rust's runtime reading its arguments) and `main`.
+//! (`.init_array`: mimalloc's start, [`crate::allocator`]'s choice, Rust's runtime reading its arguments) and `main`.
 //! So this chooses the allocator first (the C library's, as for every tool), takes the environment from the pointer
 //! glibc passes, writes to the standard streams' descriptors directly, and leaves with `_exit`: none of the process's
 //! exit handlers belong to anything that ran. With no answer it returns, having printed nothing, and the process

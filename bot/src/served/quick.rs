@@ -1,9 +1,10 @@
 //! The quick path of a read-only tool: asking the swarm before the process has started anything.
 //!
 //! Why: a tool answered by the swarm (see [`super`]) spends almost all of its time starting and stopping the
-//! process, not asking. Before `main`, the binary runs its constructors and its libraries' (libgcc's CPU probe, whose
-//! `cpuid`s trap in a virtual machine), Rust's runtime (the main thread's stack guard reads `/proc/self/maps`), and
-//! then clap builds the whole command line's definition to read it. The binary calls this from `.preinit_array`, which glibc runs before all of that: when the
+//! process, not asking. Before `main`, the binary runs its constructors and its libraries' (mimalloc's start, which
+//! reads its settings and maps its page map; libgcc's CPU probe, whose `cpuid`s trap in a virtual machine), Rust's
+//! runtime (the main thread's stack guard reads `/proc/self/maps`), and then clap builds the whole command line's
+//! definition to read it. The binary calls this from `.preinit_array`, which glibc runs before all of that: when the
 //! command line names a tool, with nothing that makes it answer itself, [`plan`] says where to ask and what, and
 //! [`ask`] sends the line's words to the swarm ([`Ask::Line`]), which reads them with the same definition, and
 //! copies the answer out. The binary then exits with the answer's code.
