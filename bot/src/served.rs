@@ -24,7 +24,7 @@ use std::{
     path::{Path, PathBuf},
     process::ExitCode,
     sync::{
-        atomic::{AtomicBool, AtomicUsize, Ordering},
+        atomic::{AtomicUsize, Ordering},
         Arc,
     },
     time::Duration,
@@ -127,71 +127,120 @@ pub fn ask(data_dir: &Path, tool: &Tool, via: Via) -> anyhow::Result<Option<Exit
         Ok(stream) => stream,
         Err(err) => return not_answered(err.to_string()),
     };
+    let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
+    if let Err(why) = send_question(&mut stream, cwd, Ask::Tool(tool.clone())) {
+        return not_answered(why);
+    }
+    match copy_answer(
+        &mut stream,
+        BufWriter::new(std::io::stdout().lock()),
+        std::io::stderr(),
+    ) {
+        Copied::Answered(code) => Ok(Some(ExitCode::from(code))),
+        Copied::NotAnswered(why) => not_answered(why),
+        Copied::Foreign(kind) => bail!("{}", foreign(kind)),
+    }
+}
+
+/// Sends one question on `stream`; the reason when it cannot be sent (the tool then answers itself).
+pub(crate) fn send_question(stream: &mut UnixStream, cwd: PathBuf, ask: Ask) -> Result<(), String> {
     let request = Request {
         version: env!("CARGO_PKG_VERSION").to_string(),
-        cwd: std::env::current_dir().unwrap_or_else(|_| PathBuf::from(".")),
-        ask: Ask::Tool(tool.clone()),
+        cwd,
+        ask,
     };
     let body = match serde_json::to_vec(&request) {
         Ok(body) if body.len() <= MAX_REQUEST as usize => body,
         // A path that is not UTF-8, or arguments too long to send: answer here.
-        Ok(_) => return not_answered("the arguments are too long to send".to_string()),
-        Err(err) => return not_answered(format!("the arguments cannot be sent: {err}")),
+        Ok(_) => return Err("the arguments are too long to send".to_string()),
+        Err(err) => return Err(format!("the arguments cannot be sent: {err}")),
     };
-    let mut message = (body.len() as u32).to_le_bytes().to_vec();
+    let mut message = Vec::with_capacity(4 + body.len());
+    message.extend_from_slice(&(body.len() as u32).to_le_bytes());
     message.extend_from_slice(&body);
-    if let Err(err) = stream.write_all(&message) {
-        return not_answered(err.to_string());
+    stream.write_all(&message).map_err(|err| err.to_string())
+}
+
+/// How an answer ended, as [`copy_answer`] copied it.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Copied {
+    /// Copied, with this exit code. A failure once printing began (the swarm stopped, a frame of unknown kind,
+    /// stdout failing) is printed to stderr too, with exit code 1; a reader that went away ends it with 0.
+    Answered(u8),
+    /// Nothing printed: the swarm refused (its reason) or closed the connection before answering.
+    NotAnswered(String),
+    /// Nothing printed: the first frame is of a kind this version does not know.
+    Foreign(u8),
+}
+
+/// The error of a frame of unknown kind.
+fn foreign(kind: u8) -> String {
+    format!("the swarm answered with a frame of unknown kind {kind:#04x}; is it another version of dreamos?")
+}
+
+/// Copies an answer's frames to `stdout` and `stderr` until its exit code.
+pub(crate) fn copy_answer(
+    mut answer: impl Read,
+    mut stdout: impl Write,
+    mut stderr: impl Write,
+) -> Copied {
+    fn fail(stdout: &mut impl Write, stderr: &mut impl Write, line: &str) -> Copied {
+        let _ = stdout.flush();
+        let _ = stderr.write_all(format!("error: {line}\n").as_bytes());
+        Copied::Answered(1)
     }
-    let mut stdout = BufWriter::new(std::io::stdout().lock());
+    // A reader that went away (`dreamos symbols | head`) ends the tool quietly, as it does when answering itself.
+    fn closed(stderr: &mut impl Write, err: std::io::Error) -> Copied {
+        if err.kind() == std::io::ErrorKind::BrokenPipe {
+            Copied::Answered(0)
+        } else {
+            let _ = stderr.write_all(format!("error: writing to stdout: {err}\n").as_bytes());
+            Copied::Answered(1)
+        }
+    }
     let mut answered = false;
     loop {
-        let frame = match read_frame(&mut stream) {
+        let frame = match read_frame(&mut answer) {
             Ok(Some(frame)) => frame,
             Ok(None) | Err(_) if !answered => {
-                return not_answered("it closed the connection without answering".to_string())
+                return Copied::NotAnswered(
+                    "it closed the connection without answering".to_string(),
+                )
             }
             Ok(None) | Err(_) => {
-                let _ = stdout.flush();
-                bail!("the swarm stopped while answering; run the command again")
+                return fail(
+                    &mut stdout,
+                    &mut stderr,
+                    "the swarm stopped while answering; run the command again",
+                )
             }
         };
         match frame {
             (b'r', why) if !answered => {
-                return not_answered(String::from_utf8_lossy(&why).into_owned())
+                return Copied::NotAnswered(String::from_utf8_lossy(&why).into_owned())
             }
             (b'o', bytes) => {
                 answered = true;
                 if let Err(err) = stdout.write_all(&bytes) {
-                    return closed_stdout(err);
+                    return closed(&mut stderr, err);
                 }
             }
             (b'e', bytes) => {
                 answered = true;
                 if let Err(err) = stdout.flush() {
-                    return closed_stdout(err);
+                    return closed(&mut stderr, err);
                 }
-                let _ = std::io::stderr().write_all(&bytes);
+                let _ = stderr.write_all(&bytes);
             }
             (b'x', code) if code.len() == 1 => {
-                if let Err(err) = stdout.flush() {
-                    return closed_stdout(err);
-                }
-                return Ok(Some(ExitCode::from(code[0])));
+                return match stdout.flush() {
+                    Ok(()) => Copied::Answered(code[0]),
+                    Err(err) => closed(&mut stderr, err),
+                };
             }
-            (kind, _) => bail!(
-                "the swarm answered with a frame of unknown kind {kind:#04x}; is it another version of dreamos?"
-            ),
+            (kind, _) if !answered => return Copied::Foreign(kind),
+            (kind, _) => return fail(&mut stdout, &mut stderr, &foreign(kind)),
         }
-    }
-}
-
-/// A reader that went away (`dreamos symbols | head`) ends the tool quietly, as it does when answering itself.
-fn closed_stdout(err: std::io::Error) -> anyhow::Result<Option<ExitCode>> {
-    if err.kind() == std::io::ErrorKind::BrokenPipe {
-        Ok(Some(ExitCode::SUCCESS))
-    } else {
-        Err(err).context("writing to stdout")
     }
 }
 
@@ -222,18 +271,16 @@ pub(crate) fn read_frame(stream: &mut impl Read) -> std::io::Result<Option<(u8, 
 
 /// Writes one frame.
 fn write_frame(mut stream: &UnixStream, kind: u8, bytes: &[u8]) -> std::io::Result<()> {
-    let mut head = [kind, 0, 0, 0, 0];
-    head[1..].copy_from_slice(&(bytes.len() as u32).to_le_bytes());
-    // One write for a small frame: the exit code and short notes go out in one packet with their header.
-    if bytes.len() <= 4096 {
-        let mut frame = Vec::with_capacity(5 + bytes.len());
-        frame.extend_from_slice(&head);
-        frame.extend_from_slice(bytes);
-        stream.write_all(&frame)
-    } else {
-        stream.write_all(&head)?;
-        stream.write_all(bytes)
-    }
+    let mut frame = Vec::with_capacity(5 + bytes.len());
+    put_frame(&mut frame, kind, bytes);
+    stream.write_all(&frame)
+}
+
+/// Appends one frame to `out`.
+fn put_frame(out: &mut Vec<u8>, kind: u8, bytes: &[u8]) {
+    out.push(kind);
+    out.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
+    out.extend_from_slice(bytes);
 }
 
 /// A stream of frames of one kind: the tool's stdout or stderr, sent to the process that asked.
@@ -275,9 +322,7 @@ impl<'a> Answer<'a> {
 
     fn frame(&self, kind: u8, bytes: &[u8]) -> std::io::Result<()> {
         let mut gathered = self.gathered.borrow_mut();
-        gathered.push(kind);
-        gathered.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
-        gathered.extend_from_slice(bytes);
+        put_frame(&mut gathered, kind, bytes);
         if gathered.len() >= GATHER {
             let result = (&mut &*self.stream).write_all(&gathered);
             gathered.clear();
@@ -289,7 +334,7 @@ impl<'a> Answer<'a> {
     /// Sends what is gathered, ending with the exit code.
     fn end(self, code: u8) {
         let mut gathered = self.gathered.into_inner();
-        gathered.extend_from_slice(&[b'x', 1, 0, 0, 0, code]);
+        put_frame(&mut gathered, b'x', &[code]);
         let _ = (&mut &*self.stream).write_all(&gathered);
     }
 }
@@ -299,8 +344,7 @@ pub struct Server {
     path: PathBuf,
     /// The listening socket, to wake the accept loop at stop even when the socket's file is gone.
     listener: UnixListener,
-    closing: Arc<AtomicBool>,
-    /// Dropped at stop: wakes the threads waiting for their turn to accept.
+    /// Dropped at stop: wakes the threads waiting for their turn to accept, and tells the one accepting to end.
     stop: Option<crossbeam_channel::Sender<()>>,
     threads: Vec<std::thread::JoinHandle<()>>,
 }
@@ -329,7 +373,6 @@ impl Server {
             std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
                 .with_context(|| format!("making {} private", path.display()))?;
         }
-        let closing = Arc::new(AtomicBool::new(false));
         let waker = listener
             .try_clone()
             .context("keeping the tools' socket to close it at stop")?;
@@ -348,7 +391,6 @@ impl Server {
                 turn: turn.clone(),
                 turns: turns.clone(),
                 stopped: stopped.clone(),
-                closing: closing.clone(),
                 answering: answering.clone(),
             };
             let (index, config) = (index.clone(), config.clone());
@@ -371,7 +413,6 @@ impl Server {
         Ok(Server {
             path,
             listener: waker,
-            closing,
             stop: Some(stop),
             threads,
         })
@@ -386,9 +427,8 @@ impl Server {
         let Some(stop) = self.stop.take() else {
             return;
         };
-        self.closing.store(true, Ordering::SeqCst);
         drop(stop);
-        // Shutting the listening socket down fails the accept under way (Linux), and the loop sees `closing`.
+        // Shutting the listening socket down fails the accept under way (Linux), and the thread sees the stop.
         {
             use std::os::fd::AsRawFd;
             if let Err(err) = nix::sys::socket::shutdown(
@@ -431,7 +471,6 @@ struct Taker {
     turns: crossbeam_channel::Receiver<()>,
     /// Disconnected at stop.
     stopped: crossbeam_channel::Receiver<()>,
-    closing: Arc<AtomicBool>,
     /// How many questions are being answered.
     answering: Arc<AtomicUsize>,
 }
@@ -457,7 +496,7 @@ impl Taker {
     fn accept(&self) -> Option<UnixStream> {
         loop {
             let accepted = self.listener.accept();
-            if self.closing.load(Ordering::SeqCst) {
+            if self.stopped.try_recv() == Err(crossbeam_channel::TryRecvError::Disconnected) {
                 return None;
             }
             let stream = match accepted {

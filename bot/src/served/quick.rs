@@ -23,7 +23,7 @@ use std::{
     path::PathBuf,
 };
 
-use super::{read_frame, Ask, Request, MAX_REQUEST, SOCKET, TOOL_NAMES};
+use super::{send_question, Ask, Copied, SOCKET, TOOL_NAMES};
 
 /// Where to ask, and what.
 #[derive(Debug, PartialEq, Eq)]
@@ -111,71 +111,18 @@ pub fn ask(plan: &Plan, stdout: impl Write, stderr: impl Write) -> Asked {
     let Ok(cwd) = std::env::current_dir() else {
         return Asked::No;
     };
-    let request = Request {
-        version: env!("CARGO_PKG_VERSION").to_string(),
-        cwd,
-        ask: Ask::Line(plan.words.clone()),
-    };
-    let body = match serde_json::to_vec(&request) {
-        Ok(body) if body.len() <= MAX_REQUEST as usize => body,
-        _ => return Asked::No,
-    };
-    let mut message = Vec::with_capacity(4 + body.len());
-    message.extend_from_slice(&(body.len() as u32).to_le_bytes());
-    message.extend_from_slice(&body);
-    if stream.write_all(&message).is_err() {
+    if send_question(&mut stream, cwd, Ask::Line(plan.words.clone())).is_err() {
         return Asked::No;
     }
     copy_answer(BufReader::new(stream), stdout, stderr)
 }
 
-/// Copies an answer's frames to `stdout` and `stderr` until its exit code, as [`super::ask`] does. Before the
-/// first output, whatever goes wrong is [`Asked::No`]: the usual path asks again and reports it.
-fn copy_answer(mut answer: impl Read, mut stdout: impl Write, mut stderr: impl Write) -> Asked {
-    fn fail(stderr: &mut impl Write, line: &str) -> Asked {
-        let _ = stderr.write_all(format!("error: {line}\n").as_bytes());
-        Asked::Answered(1)
-    }
-    let mut answered = false;
-    loop {
-        match read_frame(&mut answer) {
-            Ok(Some((b'o', bytes))) => {
-                answered = true;
-                match stdout.write_all(&bytes) {
-                    Ok(()) => {}
-                    // A reader that went away (`dreamos symbols | head`) ends the tool quietly.
-                    Err(err) if err.kind() == std::io::ErrorKind::BrokenPipe => {
-                        return Asked::Answered(0)
-                    }
-                    Err(err) => return fail(&mut stderr, &format!("writing to stdout: {err}")),
-                }
-            }
-            Ok(Some((b'e', bytes))) => {
-                answered = true;
-                let _ = stdout.flush();
-                let _ = stderr.write_all(&bytes);
-            }
-            Ok(Some((b'x', code))) if code.len() == 1 => {
-                return match stdout.flush() {
-                    Ok(()) => Asked::Answered(code[0]),
-                    Err(err) if err.kind() == std::io::ErrorKind::BrokenPipe => Asked::Answered(0),
-                    Err(err) => fail(&mut stderr, &format!("writing to stdout: {err}")),
-                };
-            }
-            _ if !answered => return Asked::No,
-            Ok(Some((kind, _))) => {
-                return fail(
-                    &mut stderr,
-                    &format!("the swarm answered with a frame of unknown kind {kind:#04x}; is it another version of dreamos?"),
-                )
-            }
-            Ok(None) | Err(_) => {
-                return fail(
-                    &mut stderr,
-                    "the swarm stopped while answering; run the command again",
-                )
-            }
-        }
+/// Copies an answer out as the usual path does ([`super::copy_answer`]); whatever leaves nothing printed is
+/// [`Asked::No`], and the usual path asks again and reports it.
+fn copy_answer(answer: impl Read, stdout: impl Write, stderr: impl Write) -> Asked {
+    match super::copy_answer(answer, stdout, stderr) {
+        Copied::Answered(code) => Asked::Answered(code),
+        Copied::NotAnswered(_) | Copied::Foreign(_) => Asked::No,
     }
 }
 
