@@ -292,7 +292,7 @@ struct Measured {
 }
 
 fn measure(dreamos: &dyn Fn(&[&str]) -> Command, corpus_dir: &Path, runs: usize) -> Res<Measured> {
-    let true_bin = program("true")?;
+    let (true_bin, rg_bin) = (program("true")?, program("rg")?);
     // Every command once before measuring, so every side runs with a warm page cache.
     for (_, q, pattern, regex) in QUERIES {
         let alone = run_to_end(&mut via(dreamos(&["search", "--limit", LIMIT, q]), "local"))?;
@@ -305,7 +305,7 @@ fn measure(dreamos: &dyn Fn(&[&str]) -> Command, corpus_dir: &Path, runs: usize)
                 "dreamos search {q}: the swarm's answer differs from the tool's own"
             ));
         }
-        count_lines(rg(corpus_dir, pattern, *regex))?;
+        count_lines(rg(&rg_bin, corpus_dir, pattern, *regex))?;
     }
     // Interleaved, so that load from elsewhere on the machine falls on every side alike.
     let mut m = Measured {
@@ -326,7 +326,7 @@ fn measure(dreamos: &dyn Fn(&[&str]) -> Command, corpus_dir: &Path, runs: usize)
                 dreamos(&["search", "--limit", LIMIT, q]),
                 "swarm",
             ))?);
-            m.rg[i].push(time(rg(corpus_dir, pattern, *regex))?);
+            m.rg[i].push(time(rg(&rg_bin, corpus_dir, pattern, *regex))?);
         }
         m.repos_alone.push(time(via(dreamos(&["repos"]), "local"))?);
         m.repos_served
@@ -345,11 +345,8 @@ fn repo_root(corpus_dir: &Path, part: u64, repos: u64) -> PathBuf {
     }
 }
 
-fn rg(dir: &Path, pattern: &str, regex: bool) -> Command {
-    // Found in `run` before anything is measured.
-    let mut cmd = shell(Command::new(
-        program("rg").unwrap_or_else(|_| PathBuf::from("rg")),
-    ));
+fn rg(rg_bin: &Path, dir: &Path, pattern: &str, regex: bool) -> Command {
+    let mut cmd = shell(Command::new(rg_bin));
     cmd.args(["--no-config", "-n", "-i", "--max-count", "20"]);
     if !regex {
         cmd.arg("-F");
