@@ -987,9 +987,15 @@ impl Verifier<'_> {
         // a token may appear in text, needs no parsing.
         let defs = match stored_str(doc, f.file_defs).filter(|_| self.needs_defs) {
             Some(json)
-                if self.matchers.iter().any(|m| match m {
-                    Matcher::Ident(t) | Matcher::Symbol(t) => may_have_token(json, t),
-                    Matcher::Literal { .. } | Matcher::Regex(_) => false,
+                if self.matchers.iter().zip(&self.finders).any(|(m, finder)| {
+                    match (m, finder) {
+                        // The term's finder, when it has one, reads ASCII text faster than a window at a time.
+                        (Matcher::Ident(_), Some(finder)) if json.is_ascii() => {
+                            finder.is_match(json.as_bytes())
+                        }
+                        (Matcher::Ident(t) | Matcher::Symbol(t), _) => may_have_token(json, t),
+                        (Matcher::Literal { .. } | Matcher::Regex(_), _) => false,
+                    }
                 }) =>
             {
                 serde_json::from_str(json)
