@@ -28,13 +28,18 @@ pub const ANSWER_DEADLINE: Duration = Duration::from_secs(30);
 pub fn dreamos_bin() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
-        // target/<profile>/deps/<test-binary> → target/
+        // target/[<target>/]<profile>/deps/<test-binary> → target/, and whether cargo was given a target.
         let exe = std::env::current_exe().expect("test binary path");
         let profile_dir = exe
             .parent()
             .and_then(Path::parent)
             .expect("test binary lives in target/<profile>/deps");
-        let target_dir = profile_dir.parent().expect("target dir");
+        let mut target_dir = profile_dir.parent().expect("target dir");
+        let target = env!("DREAMOS_TESTS_TARGET");
+        let for_target = !target.is_empty() && target_dir.file_name().is_some_and(|n| n == target);
+        if for_target {
+            target_dir = target_dir.parent().expect("target dir");
+        }
         let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
             .parent()
             .expect("workspace root");
@@ -45,6 +50,9 @@ pub fn dreamos_bin() -> &'static Path {
             .args(["build", "--quiet", "-p", "dreamos-bot", "--bin", "dreamos"])
             .arg("--target-dir")
             .arg(target_dir);
+        if for_target {
+            build.args(["--target", target]);
+        }
         if profile_dir.file_name().is_some_and(|n| n == "release") {
             build.arg("--release");
         }

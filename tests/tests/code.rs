@@ -496,6 +496,32 @@ fn watch_makes_a_saved_file_searchable_within_a_second() {
     let _ = child.wait();
 }
 
+/// The binary is linked statically at a fixed address (`.cargo/config.toml`): its ELF header says it is an
+/// executable (`ET_EXEC`, not a position-independent `ET_DYN`) and it names no program interpreter (`PT_INTERP`), so
+/// the kernel starts it without the dynamic loader. Every read-only tool's process is cheaper for it.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[test]
+fn the_binary_starts_without_the_dynamic_loader() {
+    const ET_EXEC: u16 = 2;
+    const PT_INTERP: u32 = 3;
+    let elf = std::fs::read(dreamos_tests::dreamos_bin()).expect("read the binary");
+    let u16_at = |at: usize| u16::from_le_bytes([elf[at], elf[at + 1]]);
+    let u32_at = |at: usize| u32::from_le_bytes(elf[at..at + 4].try_into().expect("4 bytes"));
+    let u64_at = |at: usize| u64::from_le_bytes(elf[at..at + 8].try_into().expect("8 bytes"));
+    assert_eq!(&elf[..4], b"\x7fELF");
+    assert_eq!(elf[4], 2, "a 64-bit ELF file");
+    assert_eq!(u16_at(16), ET_EXEC, "e_type: position-dependent executable");
+    let (phoff, phentsize, phnum) = (u64_at(0x20) as usize, u16_at(0x36) as usize, u16_at(0x38));
+    let types: Vec<u32> = (0..usize::from(phnum))
+        .map(|i| u32_at(phoff + i * phentsize))
+        .collect();
+    assert!(!types.is_empty());
+    assert!(
+        !types.contains(&PT_INTERP),
+        "program header types {types:?} name an interpreter"
+    );
+}
+
 /// The size of the process's largest mapping, from /proc/PID/maps.
 fn largest_mapping(pid: u32) -> u64 {
     let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).expect("read maps");

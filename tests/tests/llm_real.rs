@@ -257,12 +257,14 @@ fn console_on(
 }
 
 /// `/ask` end to end through the binary's console against the real model, which never calls a tool: the loop
-/// ends with its answer in one step, and the ledger counts the call.
+/// ends with its answer in one step, and the ledger counts the call. The server is named `localhost`: the binary,
+/// linked statically, finds it through glibc's name resolution (`/etc/hosts`).
 #[test]
 fn ask_through_the_console_answers_with_the_real_model() {
     let Some(url) = server() else {
         return;
     };
+    let url = url.replacen("://127.0.0.1:", "://localhost:", 1);
     let (_dir, mut console) = console_on(&url, r#"["fast", "balanced"]"#, &[]);
     let answer = console.ok("/ask What is the capital of France?");
     let text = answer["text"].as_str().unwrap_or_default();
